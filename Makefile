@@ -1,0 +1,82 @@
+# The verbs of the project. The first two are the README's two commands.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+export UV_LINK_MODE := copy
+export PYTHONPATH := $(CURDIR):$(CURDIR)/shared
+
+UV_VERSION := 0.13.8
+SAM_VERSION := 1.170.0
+TOOLS := $(CURDIR)/.tools
+UV := $(TOOLS)/uv/bin/uv
+SAM := $(TOOLS)/sam/bin/sam
+PY := $(CURDIR)/.venv/bin/python
+PORT ?= 3000
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(UV):
+	python3 -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/pip install --quiet uv==$(UV_VERSION)
+
+.venv/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --quiet
+	touch $@
+
+install: .venv/.synced  ## install the project and its dev tools from the lock file into .venv
+
+run: install  ## start the local stack with demo data; prints a token and a curl line
+	$(PY) -m infra.local.stack --port $(PORT)
+
+test: install lint typecheck cfnlint pytest  ## lint, type checks, cfn-lint and the whole test suite
+
+lint: install  ## ruff lint and format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install  ## apply ruff's formatting and safe fixes
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+typecheck: install  ## mypy
+	$(PY) -m mypy
+
+cfnlint: install  ## cfn-lint on template.yaml
+	$(CURDIR)/.venv/bin/cfn-lint template.yaml
+
+pytest: install  ## unit, integration and e2e tests
+	$(PY) -m pytest -q
+
+bench: install  ## benchmarks (tests/performance), not part of the tests
+	$(PY) tests/performance/bench_report_call.py
+
+lock: $(UV)  ## re-resolve uv.lock after editing pyproject.toml, and the layer requirements from it
+	$(UV) lock
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header --quiet \
+		| grep -v '^boto' | grep -v '^ *#' > layers/api/requirements.txt
+
+$(SAM):
+	python3.12 -m venv $(TOOLS)/sam
+	$(TOOLS)/sam/bin/pip install --quiet aws-sam-cli==$(SAM_VERSION)
+
+build: $(SAM) install  ## sam build (aws-sam-cli in its own tool environment), then check artifact sizes
+	$(SAM) build --template-file template.yaml
+	$(PY) -m infra.build.artifact_sizes .aws-sam/build
+
+deploy: build  ## sam deploy --guided
+	$(SAM) deploy --guided
+
+# Called by `sam build` for each function with BuildMethod: makefile: the handler's folder and the
+# project's package, nothing else (third-party code comes from the layers).
+build-%Function:
+	mkdir -p "$(ARTIFACTS_DIR)/functions"
+	cp functions/__init__.py "$(ARTIFACTS_DIR)/functions/"
+	cp -R "functions/$(shell echo $* | tr A-Z a-z)" "$(ARTIFACTS_DIR)/functions/"
+	cp -R shared/reportserver "$(ARTIFACTS_DIR)/"
+	find "$(ARTIFACTS_DIR)" -name __pycache__ -prune -exec rm -rf {} +
+
+clean:  ## remove build outputs and local state (keeps .venv and .tools)
+	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help install run test lint format typecheck cfnlint pytest bench lock build deploy clean

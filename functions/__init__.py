@@ -1,0 +1,1 @@
+"""Lambda functions: one folder each, a thin handler over the reportserver package."""

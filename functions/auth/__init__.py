@@ -1,0 +1,1 @@
+"""The REQUEST authorizer function."""

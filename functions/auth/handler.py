@@ -1,0 +1,42 @@
+"""Lambda REQUEST authorizer: a Basic or Bearer API token in, an IAM policy and the principal out."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes import event_source
+from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
+    APIGatewayAuthorizerRequestEvent,
+    APIGatewayAuthorizerResponse,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from reportserver.domain.errors import Unauthenticated
+from reportserver.domain.tokens import authenticate
+from reportserver.observability import logger
+from reportserver.settings import AuthSettings
+from reportserver.store.tokens import DynamoTokenStore
+
+settings = AuthSettings.from_environ()
+tokens = DynamoTokenStore(settings.tokens_table)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@event_source(data_class=APIGatewayAuthorizerRequestEvent)
+def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> dict[str, Any]:
+    header = event.get_header_value("authorization", case_sensitive=False)
+    try:
+        principal = authenticate(header, tokens, datetime.now(UTC))
+    except Unauthenticated as rejected:
+        # A Deny carries the reason; the template's ACCESS_DENIED gateway response shows it as a 401.
+        logger.info("token rejected", extra={"reason": rejected.message})
+        denial = APIGatewayAuthorizerResponse.from_route_arn(
+            event.method_arn, principal_id="anonymous", context={"message": rejected.message}
+        )
+        denial.deny_all_routes()
+        return denial.asdict()
+    logger.append_keys(token_name=principal.token_name)
+    grant = APIGatewayAuthorizerResponse.from_route_arn(
+        event.method_arn, principal_id=principal.token_name, context=principal.to_context()
+    )
+    # Allow every route: API Gateway caches this policy per token for all of the API's paths.
+    grant.allow_all_routes()
+    return grant.asdict()

@@ -1,0 +1,1 @@
+"""The report-call function: /api/call, /api/reports, choices, definitions, server time."""

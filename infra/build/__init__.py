@@ -1,0 +1,1 @@
+"""Build helpers: artifact size checks for `make build`."""

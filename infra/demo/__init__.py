@@ -1,0 +1,1 @@
+"""Demo data: a SQLite database of orders over two years, and reports over it."""

@@ -1,0 +1,167 @@
+"""The demo reports over the demo database: what a new user of the local stack can call at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEMO_SOURCE_ID = "demo"
+
+_DATE_RANGE: list[dict[str, Any]] = [
+    {"name": "date_from", "label": "From", "type": "date", "default": "2024-07-01", "field_order": 1},
+    {"name": "date_to", "label": "To", "type": "date", "default": "2026-06-30", "field_order": 2},
+]
+
+DEMO_REPORTS: list[dict[str, Any]] = [
+    {
+        "name": "GST Balance",
+        "description": "GST collected on sales per month, for the business activity statement.",
+        "category": "Finance",
+        "groups": ["finance"],
+        "fields": _DATE_RANGE,
+        "queries": [
+            {
+                "sheet_name": "GST by month",
+                "sql": """
+            SELECT strftime('%Y-%m', o.order_date) AS month,
+                   count(DISTINCT o.id) AS orders,
+                   money(sum(l.net_cents)) AS "net_sales [decimal]",
+                   money(sum(l.gst_cents)) AS "gst_collected [decimal]",
+                   money(sum(l.net_cents + l.gst_cents)) AS "gross_sales [decimal]"
+            FROM orders o JOIN order_lines l ON l.order_id = o.id
+            WHERE o.order_date BETWEEN :date_from AND :date_to AND o.status <> 'cancelled'
+            GROUP BY month ORDER BY month""",
+            }
+        ],
+    },
+    {
+        "name": "Sales by Day",
+        "description": "Orders, net sales and GST per day within a date range.",
+        "category": "Sales",
+        "fields": [dict(f, required=True, default=None) for f in _DATE_RANGE],
+        "queries": [
+            {
+                "sheet_name": "Daily sales",
+                "sql": """
+            SELECT o.order_date AS "day [date]", count(DISTINCT o.id) AS orders,
+                   sum(l.quantity) AS units,
+                   money(sum(l.net_cents)) AS "net_sales [decimal]",
+                   money(sum(l.gst_cents)) AS "gst [decimal]"
+            FROM orders o JOIN order_lines l ON l.order_id = o.id
+            WHERE o.order_date BETWEEN :date_from AND :date_to AND o.status <> 'cancelled'
+            GROUP BY o.order_date ORDER BY o.order_date""",
+            }
+        ],
+    },
+    {
+        "name": "Orders by Region",
+        "description": "Every order placed by customers of one region, with its status and total.",
+        "category": "Sales",
+        "fields": [
+            {
+                "name": "region",
+                "label": "Region",
+                "type": "choice",
+                "required": True,
+                "field_order": 1,
+                "choices_sql": "SELECT DISTINCT region, region FROM customers ORDER BY region",
+            },
+            {
+                "name": "status",
+                "label": "Status",
+                "type": "choice",
+                "field_order": 2,
+                "choices": [
+                    {"value": s, "label": s.capitalize()}
+                    for s in ("completed", "shipped", "cancelled", "refunded")
+                ],
+            },
+            *[dict(f, field_order=f["field_order"] + 2) for f in _DATE_RANGE],
+        ],
+        "queries": [
+            {
+                "sheet_name": "Orders",
+                "sql": """
+            SELECT o.id AS order_id, o.order_date, o.ordered_at, c.name AS customer, c.city,
+                   o.status, o.channel, money(sum(l.net_cents + l.gst_cents)) AS "total [decimal]", o.note
+            FROM orders o JOIN customers c ON c.id = o.customer_id JOIN order_lines l ON l.order_id = o.id
+            WHERE c.region = :region AND (:status IS NULL OR o.status = :status)
+              AND o.order_date BETWEEN :date_from AND :date_to
+            GROUP BY o.id ORDER BY o.ordered_at""",
+            }
+        ],
+    },
+    {
+        "name": "Customer Search",
+        "description": "Customers whose name contains the given text, with their order count.",
+        "category": "Customers",
+        "fields": [
+            {"name": "name", "label": "Name contains", "type": "string", "required": True, "field_order": 1},
+            {
+                "name": "min_orders",
+                "label": "At least this many orders",
+                "type": "integer",
+                "default": "0",
+                "field_order": 2,
+            },
+        ],
+        "queries": [
+            {
+                "sheet_name": "Customers",
+                "sql": """
+            SELECT c.id, c.name, c.email, c.region, c.city, c.created_at, count(o.id) AS orders
+            FROM customers c LEFT JOIN orders o ON o.customer_id = c.id
+            WHERE c.name LIKE '%' || :name || '%'
+            GROUP BY c.id HAVING count(o.id) >= :min_orders ORDER BY c.name, c.id""",
+            }
+        ],
+    },
+    {
+        "name": "Order Lines",
+        "description": "Every order line with its product, prices and GST: the big one (about 150,000 rows).",
+        "category": "Sales",
+        "fields": [
+            *_DATE_RANGE,
+            {"name": "row_limit", "label": "At most this many rows", "type": "integer", "field_order": 3},
+        ],
+        "queries": [
+            {
+                "sheet_name": "Order lines",
+                "sql": """
+            SELECT l.id AS line_id, o.id AS order_id, o.order_date, o.ordered_at, p.sku,
+                   p.name AS product, p.category, l.quantity, p.unit_price, l.discount_pct,
+                   money(l.net_cents) AS "net [decimal]", money(l.gst_cents) AS "gst [decimal]",
+                   p.gst_free, o.status
+            FROM order_lines l JOIN orders o ON o.id = l.order_id JOIN products p ON p.id = l.product_id
+            WHERE o.order_date BETWEEN :date_from AND :date_to
+            ORDER BY l.id LIMIT coalesce(:row_limit, -1)""",
+            }
+        ],
+    },
+    {
+        "name": "Product Catalogue",
+        "description": "Products with their category, price and GST treatment.",
+        "category": "Products",
+        "fields": [
+            {
+                "name": "category",
+                "label": "Category",
+                "type": "choice",
+                "field_order": 1,
+                "choices_sql": "SELECT DISTINCT category FROM products ORDER BY category",
+            },
+            {"name": "gst_free", "label": "GST-free only", "type": "boolean", "field_order": 2},
+            {"name": "min_price", "label": "Minimum price", "type": "number", "field_order": 3},
+        ],
+        "queries": [
+            {
+                "sheet_name": "Products",
+                "sql": """
+            SELECT id, sku, name, category, unit_price, gst_free FROM products
+            WHERE (:category IS NULL OR category = :category)
+              AND (:gst_free IS NULL OR gst_free = :gst_free)
+              AND (:min_price IS NULL OR unit_price_cents >= :min_price * 100)
+            ORDER BY sku""",
+            }
+        ],
+    },
+]

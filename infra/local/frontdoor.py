@@ -1,0 +1,263 @@
+"""The local HTTP front door: what API Gateway does, for the handlers the template routes to.
+
+Each request becomes the REST API proxy event; the template's REQUEST authorizer runs first and
+its Allow or Deny decides, with the template's gateway responses for refusals. A lock per function
+makes each behave like one warm Lambda container: one invocation at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from infra.local.template import LOCAL_ACCOUNT, GatewayResponse, Route, Template
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+API_ID = "local"
+TEXT_TYPES = re.compile(r"^(text/|application/(json|xml|javascript))")
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of Lambda's context object that handlers and Powertools read."""
+
+    function_name: str
+    aws_request_id: str
+    memory_limit_in_mb: int = 1024
+    function_version: str = "$LATEST"
+    log_group_name: str = "/aws/lambda/local"
+    log_stream_name: str = "local"
+    timeout_seconds: float = 29.0
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_seconds
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:{LOCAL_ACCOUNT}:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class LocalApi:
+    def __init__(self, template: Template) -> None:
+        self._routes = template.routes()
+        self._functions = template.functions()
+        self._authorizer = template.authorizer()
+        self._responses = template.gateway_responses()
+        self._stage = template.stage()
+        self._handlers: dict[str, Handler] = {}
+        self._locks = {name: threading.Lock() for name in self._functions}
+
+    def handler(self, logical_id: str) -> Handler:
+        if logical_id not in self._handlers:
+            module_name, function_name = self._functions[logical_id].handler.rsplit(".", 1)
+            self._handlers[logical_id] = getattr(importlib.import_module(module_name), function_name)
+        return self._handlers[logical_id]
+
+    def invoke(self, logical_id: str, event: dict[str, Any]) -> dict[str, Any]:
+        handler = self.handler(logical_id)
+        with self._locks[logical_id]:
+            return handler(event, LambdaContext(logical_id, str(uuid.uuid4())))
+
+    def handle(
+        self,
+        method: str,
+        target: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        source_ip: str = "127.0.0.1",
+    ) -> HttpResponse:
+        split = urlsplit(target)
+        raw_path = split.path or "/"
+        route, path_parameters = self._route(method, raw_path)
+        if route is None:
+            return self._gateway_response("MISSING_AUTHENTICATION_TOKEN", {}, default_status=404)
+        event = self._proxy_event(
+            method=method,
+            raw_path=raw_path,
+            query=split.query,
+            headers=headers,
+            body=body,
+            route=route,
+            path_parameters=path_parameters,
+            source_ip=source_ip,
+        )
+        authorizer_context, refusal = self._authorize(event, route)
+        if refusal is not None:
+            return refusal
+        event["requestContext"]["authorizer"] = authorizer_context
+        try:
+            result = self.invoke(route.function, event)
+        except Exception:
+            return self._gateway_response("DEFAULT_5XX", {}, default_status=502)
+        return _http_response(result)
+
+    def _route(self, method: str, raw_path: str) -> tuple[Route | None, dict[str, str]]:
+        for route in self._routes:
+            if route.method in (method, "ANY"):
+                found = route.match(raw_path)
+                if found is not None:
+                    return route, {k: unquote(v) for k, v in found.items()}
+        return None, {}
+
+    def _proxy_event(
+        self,
+        *,
+        method: str,
+        raw_path: str,
+        query: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        route: Route,
+        path_parameters: dict[str, str],
+        source_ip: str,
+    ) -> dict[str, Any]:
+        multi_headers: dict[str, list[str]] = {}
+        for name, value in headers:
+            multi_headers.setdefault(name, []).append(value)
+        multi_query: dict[str, list[str]] = {}
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            multi_query.setdefault(name, []).append(value)
+        content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
+        is_text = not body or bool(TEXT_TYPES.match(content_type)) or "form-urlencoded" in content_type
+        now = time.time()
+        return {
+            "resource": route.path,
+            "path": raw_path,
+            "httpMethod": method,
+            "headers": {k: v[-1] for k, v in multi_headers.items()},
+            "multiValueHeaders": multi_headers,
+            "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+            "multiValueQueryStringParameters": multi_query or None,
+            "pathParameters": path_parameters or None,
+            "stageVariables": None,
+            "requestContext": {
+                "accountId": LOCAL_ACCOUNT,
+                "apiId": API_ID,
+                "resourcePath": route.path,
+                "httpMethod": method,
+                "path": f"/{self._stage}{raw_path}",
+                "stage": self._stage,
+                "protocol": "HTTP/1.1",
+                "requestId": str(uuid.uuid4()),
+                "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+                "requestTimeEpoch": int(now * 1000),
+                "identity": {"sourceIp": source_ip, "userAgent": multi_headers.get("User-Agent", [""])[-1]},
+                "domainName": "127.0.0.1",
+            },
+            "body": (body.decode("utf-8", "replace") if is_text else base64.b64encode(body).decode()) or None,
+            "isBase64Encoded": not is_text,
+        }
+
+    def _authorize(self, event: dict[str, Any], route: Route) -> tuple[dict[str, Any], HttpResponse | None]:
+        lowered = {k.lower(): v for k, v in event["headers"].items()}
+        if any(not lowered.get(h.lower(), "").strip() for h in self._authorizer.identity_headers):
+            return {}, self._gateway_response("UNAUTHORIZED", {}, default_status=401)
+        method_arn = (
+            f"arn:aws:execute-api:us-east-1:{LOCAL_ACCOUNT}:{API_ID}/{self._stage}/"
+            f"{event['httpMethod']}{event['path']}"
+        )
+        request = {
+            key: event[key]
+            for key in (
+                "resource",
+                "path",
+                "httpMethod",
+                "headers",
+                "multiValueHeaders",
+                "queryStringParameters",
+                "multiValueQueryStringParameters",
+                "pathParameters",
+                "stageVariables",
+                "requestContext",
+            )
+        }
+        request.update(type="REQUEST", methodArn=method_arn)
+        try:
+            decision = self.invoke(self._authorizer.function, request)
+        except Exception as error:
+            kind = "UNAUTHORIZED" if str(error) == "Unauthorized" else "AUTHORIZER_FAILURE"
+            return {}, self._gateway_response(kind, {}, default_status=401 if kind == "UNAUTHORIZED" else 500)
+        context = {k: str(v) for k, v in (decision.get("context") or {}).items()}
+        statements = decision.get("policyDocument", {}).get("Statement", [])
+        allowed = any(s.get("Effect") == "Allow" for s in statements)
+        denied = any(s.get("Effect") == "Deny" for s in statements)
+        if denied or not allowed:
+            return {}, self._gateway_response("ACCESS_DENIED", context, default_status=403)
+        return {**context, "principalId": decision.get("principalId", "")}, None
+
+    def _gateway_response(self, kind: str, context: dict[str, str], default_status: int) -> HttpResponse:
+        configured = self._responses.get(kind) or self._default_response(kind, default_status)
+        body = re.sub(
+            r"\$context\.authorizer\.(\w+)",
+            lambda m: json.dumps(context.get(m.group(1), ""))[1:-1],
+            configured.body,
+        )
+        return HttpResponse(configured.status, [("Content-Type", "application/json")], body.encode())
+
+    def _default_response(self, kind: str, status: int) -> GatewayResponse:
+        fallback = self._responses.get("DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX")
+        message = {401: "Unauthorized", 403: "Forbidden", 404: "Not found"}.get(status, "Internal error")
+        body = fallback.body if fallback else json.dumps({"message": message})
+        return GatewayResponse(status, body)
+
+
+def _http_response(result: dict[str, Any]) -> HttpResponse:
+    headers = [(k, str(v)) for k, v in (result.get("headers") or {}).items()]
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers.extend((name, str(v)) for v in values)
+    body = result.get("body") or ""
+    payload = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode("utf-8")
+    return HttpResponse(int(result.get("statusCode", 200)), headers, payload)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    api: LocalApi
+    protocol_version = "HTTP/1.1"
+    server_version = "reportserver-local"
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        response = self.api.handle(
+            self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+        )
+        self.send_response(
+            response.status,
+            HTTPStatus(response.status).phrase if response.status in HTTPStatus._value2member_map_ else "",
+        )
+        for name, value in response.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve  # noqa: N815
+
+    def log_message(self, format: str, *args: Any) -> None:
+        print(f"[http] {self.address_string()} {format % args}", flush=True)
+
+
+def serve(api: LocalApi, host: str, port: int) -> ThreadingHTTPServer:
+    handler = type("BoundRequestHandler", (_RequestHandler,), {"api": api})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server

@@ -1,0 +1,72 @@
+"""Create the template's tables, buckets and queues on the moto server (or under moto in tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+from infra.local.template import Template
+
+_TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "LocalSecondaryIndexes")
+
+
+def provision(template: Template) -> dict[str, str]:
+    """Create every supported resource; return logical id -> local physical name."""
+    names: dict[str, str] = {}
+    for logical_id, resource in template.of_type("AWS::DynamoDB::Table").items():
+        names[logical_id] = _table(template, logical_id, template.resolve(resource["Properties"]))
+    for logical_id, resource in template.of_type("AWS::S3::Bucket").items():
+        names[logical_id] = _bucket(template, logical_id, template.resolve(resource.get("Properties", {})))
+    for logical_id, resource in template.of_type("AWS::SQS::Queue").items():
+        names[logical_id] = _queue(template, logical_id, template.resolve(resource.get("Properties", {})))
+    return names
+
+
+def _table(template: Template, logical_id: str, properties: dict[str, Any]) -> str:
+    name = template.physical_name(logical_id)
+    client = boto3.client("dynamodb")
+    request: dict[str, Any] = {k: properties[k] for k in _TABLE_KEYS if k in properties}
+    request["BillingMode"] = properties.get("BillingMode", "PAY_PER_REQUEST")
+    client.create_table(TableName=name, **request)
+    ttl = properties.get("TimeToLiveSpecification")
+    if ttl:
+        client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+    return name
+
+
+def _bucket(template: Template, logical_id: str, properties: dict[str, Any]) -> str:
+    name = template.physical_name(logical_id)
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=name)
+    lifecycle = properties.get("LifecycleConfiguration")
+    if lifecycle:
+        rules = [_lifecycle_rule(rule) for rule in lifecycle["Rules"]]
+        client.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})
+    return name
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """CloudFormation's lifecycle rule shape to the S3 API's."""
+    converted: dict[str, Any] = {
+        "ID": rule["Id"],
+        "Status": rule["Status"],
+        "Filter": {"Prefix": rule.get("Prefix", "")},
+    }
+    if "ExpirationInDays" in rule:
+        converted["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "AbortIncompleteMultipartUpload" in rule:
+        days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        converted["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
+    return converted
+
+
+def _queue(template: Template, logical_id: str, properties: dict[str, Any]) -> str:
+    name = template.physical_name(logical_id)
+    attributes = {k: str(v) for k, v in properties.items() if k not in ("QueueName", "Tags")}
+    if "RedrivePolicy" in properties:
+        import json  # noqa: PLC0415
+
+        attributes["RedrivePolicy"] = json.dumps(properties["RedrivePolicy"])
+    boto3.client("sqs").create_queue(QueueName=name, Attributes=attributes)
+    return name

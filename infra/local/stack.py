@@ -1,0 +1,177 @@
+"""Start the local stack: moto, the template's resources, demo data, an admin token, the front door.
+
+    python -m infra.local.stack [--port 3000] [--state-dir .local]
+
+Prints a token and a curl line that works, and writes <state-dir>/stack.json for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PORT = 3000
+LOCAL_REGION = "us-east-1"
+ADMIN_TOKEN_NAME = "local-admin"  # noqa: S105 - a name, not a secret
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def configure_local_aws(endpoint: str) -> None:
+    """Point every boto3 client of this process at the moto server, with throw-away credentials."""
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": LOCAL_REGION,
+            "AWS_REGION": LOCAL_REGION,
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon on a laptop
+        }
+    )
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        os.environ.pop(name, None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)), help="0 picks a free port"
+    )
+    parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
+    args = parser.parse_args(argv)
+    if args.port and not _port_is_free(args.host, args.port):
+        print(
+            f"Port {args.port} on {args.host} is in use: stop what holds it, or run with PORT=<another>",
+            file=sys.stderr,
+        )
+        return 2
+
+    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - a dev-only dependency
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
+    moto_port = _free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+    moto.start()
+    configure_local_aws(f"http://127.0.0.1:{moto_port}")
+
+    # Imported after the environment is set: handlers read their settings at import, as at cold start.
+    from reportserver.domain.tokens import Permission, basic_header, issue_token  # noqa: PLC0415
+    from reportserver.store.catalog import DynamoCatalog  # noqa: PLC0415
+    from reportserver.store.tokens import DynamoTokenStore  # noqa: PLC0415
+
+    from infra.demo.database import build_demo_database, is_current  # noqa: PLC0415
+    from infra.demo.seed import seed_demo  # noqa: PLC0415
+    from infra.local.frontdoor import LocalApi, serve  # noqa: PLC0415
+    from infra.local.provision import provision  # noqa: PLC0415
+    from infra.local.template import load_template  # noqa: PLC0415
+
+    template = load_template()
+    names = provision(template)
+    os.environ.update(template.environment())
+
+    state_dir: Path = args.state_dir.resolve()
+    database = state_dir / "demo.sqlite"
+    if not is_current(database):
+        print("Building the demo database ...", flush=True)
+        build_demo_database(database)
+    reports = seed_demo(DynamoCatalog(names["CatalogTable"]), database)
+
+    now = datetime.now(UTC)
+    _, secret = issue_token(
+        DynamoTokenStore(names["TokensTable"]),
+        name=ADMIN_TOKEN_NAME,
+        groups=["*"],
+        permissions=[Permission.ADMIN],
+        expires_at=now + timedelta(days=30),
+        created_by="local-stack",
+        now=now,
+        description="Created by the local stack at start",
+    )
+    api = LocalApi(template)
+    for function in template.functions():
+        api.handler(function)  # import every handler now: a broken one fails the start, not a request
+    server = serve(api, args.host, args.port)
+    api_url = f"http://{args.host}:{server.server_address[1]}"
+    authorization = basic_header(ADMIN_TOKEN_NAME, secret)
+    state: dict[str, Any] = {
+        "api_url": api_url,
+        "token": {"name": ADMIN_TOKEN_NAME, "secret": secret, "authorization": authorization},
+        "moto_url": os.environ["AWS_ENDPOINT_URL"],
+        "region": LOCAL_REGION,
+        "resources": names,
+        "reports": [{"id": r.id, "slug": r.slug, "name": r.name} for r in reports],
+        "pid": os.getpid(),
+    }
+    state_file = state_dir / "stack.json"
+    state_file.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+    state_file.chmod(0o600)
+    _print_banner(api_url, secret, authorization, reports, state_file)
+
+    stopping = threading.Event()
+
+    def stop(*_: object) -> None:
+        if not stopping.is_set():
+            stopping.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        state_file.unlink(missing_ok=True)
+        moto.stop()
+    return 0
+
+
+def _print_banner(
+    api_url: str, secret: str, authorization: str, reports: list[Any], state_file: Path
+) -> None:
+    lines = [
+        "",
+        f"reportserver local stack is up at {api_url}",
+        "",
+        f"  token name:    {ADMIN_TOKEN_NAME}   (groups: *, permission: admin; shown once)",
+        f"  token secret:  {secret}",
+        f"  header:        Authorization: {authorization}",
+        "",
+        "Try it:",
+        f"  curl -s -H 'Authorization: {authorization}' {api_url}/api/call/gst-balance/",
+        "",
+        "Demo reports: " + ", ".join(r.slug for r in reports),
+        f"Scripts can read {state_file}. Stop with Ctrl-C.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

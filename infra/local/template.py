@@ -1,0 +1,201 @@
+"""Read `template.yaml` for the local stack: resources, functions, routes, gateway responses.
+
+The local stack takes everything from the template so that it cannot drift from what SAM deploys.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+LOCAL_PREFIX = "reportserver-local"
+LOCAL_ACCOUNT = "123456789012"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short forms (!Ref, !GetAtt, !Sub ...) read as their long forms."""
+
+
+def _intrinsic(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    function: str
+    pattern: re.Pattern[str]
+    parameters: tuple[str, ...]
+
+    def match(self, raw_path: str) -> dict[str, str] | None:
+        found = self.pattern.match(raw_path)
+        return found.groupdict() if found else None
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    handler: str
+    environment: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Authorizer:
+    function: str
+    identity_headers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GatewayResponse:
+    status: int
+    body: str
+
+
+class Template:
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.resources: dict[str, dict[str, Any]] = document.get("Resources", {})
+        self.parameters: dict[str, dict[str, Any]] = document.get("Parameters", {})
+
+    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {name: r for name, r in self.resources.items() if r.get("Type") == resource_type}
+
+    @staticmethod
+    def physical_name(logical_id: str) -> str:
+        """Local stand-in for CloudFormation's generated names (lower case suits S3 too)."""
+        return f"{LOCAL_PREFIX}-{logical_id}".lower()
+
+    def resolve(self, value: Any) -> Any:  # noqa: PLR0911 - one return per intrinsic reads best
+        """Resolve the intrinsics the template uses in values the local stack needs."""
+        if isinstance(value, dict) and len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Ref":
+                if argument in self.parameters:
+                    return self.parameters[argument].get("Default")
+                if argument in self.resources:
+                    return self.physical_name(argument)
+                return {"AWS::Region": "us-east-1", "AWS::AccountId": LOCAL_ACCOUNT}.get(argument, argument)
+            if key == "Fn::GetAtt":
+                logical_id, attribute = argument
+                return self.attribute(logical_id, attribute)
+            if key == "Fn::Sub" and isinstance(argument, str):
+                return re.sub(r"\$\{([^}]+)\}", lambda m: str(self._sub(m.group(1))), argument)
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+    def _sub(self, name: str) -> Any:
+        if "." in name:
+            logical_id, attribute = name.split(".", 1)
+            return self.attribute(logical_id, attribute)
+        return self.resolve({"Ref": name})
+
+    def attribute(self, logical_id: str, attribute: str) -> str:
+        kind = self.resources[logical_id]["Type"]
+        name = self.physical_name(logical_id)
+        if kind == "AWS::SQS::Queue" and attribute == "Arn":
+            return f"arn:aws:sqs:us-east-1:{LOCAL_ACCOUNT}:{name}"
+        if kind == "AWS::SQS::Queue" and attribute == "QueueName":
+            return name
+        if attribute == "Arn":
+            service = {"AWS::DynamoDB::Table": "dynamodb", "AWS::S3::Bucket": "s3"}.get(kind, "lambda")
+            return f"arn:aws:{service}:us-east-1:{LOCAL_ACCOUNT}:{name}"
+        return name
+
+    def functions(self) -> dict[str, FunctionSpec]:
+        global_env = self.document.get("Globals", {}).get("Function", {}).get("Environment", {})
+        specs = {}
+        for logical_id, resource in self.of_type("AWS::Serverless::Function").items():
+            properties = resource["Properties"]
+            variables = dict(global_env.get("Variables", {}))
+            variables.update(properties.get("Environment", {}).get("Variables", {}))
+            specs[logical_id] = FunctionSpec(
+                logical_id, properties["Handler"], {k: self.resolve(v) for k, v in variables.items()}
+            )
+        return specs
+
+    def environment(self) -> dict[str, str]:
+        """All functions' variables, which must agree where they share a name (one process runs all)."""
+        merged: dict[str, str] = {}
+        for spec in self.functions().values():
+            for name, value in spec.environment.items():
+                text = str(value)
+                if merged.setdefault(name, text) != text:
+                    raise ValueError(f"functions disagree on environment variable {name}")
+        return merged
+
+    def routes(self) -> list[Route]:
+        routes = []
+        for logical_id, resource in self.of_type("AWS::Serverless::Function").items():
+            for event in resource["Properties"].get("Events", {}).values():
+                if event.get("Type") != "Api":
+                    continue
+                path = event["Properties"]["Path"]
+                method = event["Properties"]["Method"].upper()
+                pattern, names = _path_pattern(path)
+                routes.append(Route(method, path, logical_id, pattern, names))
+        # Literal segments before parameters, as API Gateway prefers the most specific resource.
+        return sorted(routes, key=lambda r: (r.path.count("{"), -len(r.path)))
+
+    def authorizer(self) -> Authorizer:
+        api = next(iter(self.of_type("AWS::Serverless::Api").values()))["Properties"]
+        auth = api["Auth"]
+        definition = auth["Authorizers"][auth["DefaultAuthorizer"]]
+        function = definition["FunctionArn"]["Fn::GetAtt"][0]
+        return Authorizer(function, tuple(definition.get("Identity", {}).get("Headers", [])))
+
+    def gateway_responses(self) -> dict[str, GatewayResponse]:
+        api = next(iter(self.of_type("AWS::Serverless::Api").values()))["Properties"]
+        responses = {}
+        for kind, spec in api.get("GatewayResponses", {}).items():
+            body = spec.get("ResponseTemplates", {}).get("application/json", "")
+            responses[kind] = GatewayResponse(int(spec.get("StatusCode", 500)), body)
+        return responses
+
+    def stage(self) -> str:
+        api = next(iter(self.of_type("AWS::Serverless::Api").values()))["Properties"]
+        return str(self.resolve(api.get("StageName", "Prod")))
+
+
+def _path_pattern(path: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    parts, names = [], []
+    for segment in path.strip("/").split("/"):
+        greedy = re.fullmatch(r"\{(\w+)\+\}", segment)
+        single = re.fullmatch(r"\{(\w+)\}", segment)
+        if greedy:
+            names.append(greedy.group(1))
+            parts.append(f"(?P<{greedy.group(1)}>.+)")
+        elif single:
+            names.append(single.group(1))
+            parts.append(f"(?P<{single.group(1)}>[^/]+)")
+        else:
+            parts.append(re.escape(segment))
+    # REST APIs treat /a/b and /a/b/ alike: every endpoint answers with and without the slash.
+    return re.compile("^/" + "/".join(parts) + "/?$"), tuple(names)
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> Template:
+    with path.open(encoding="utf-8") as handle:
+        return Template(yaml.load(handle, Loader=_CfnLoader))  # noqa: S506 - SafeLoader subclass

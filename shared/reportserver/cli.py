@@ -1,0 +1,136 @@
+"""Command line for operators: create the first admin token (no token needed), list and delete tokens.
+
+    python -m reportserver.cli token create --name NAME --groups '*' --permissions admin --days 90
+    python -m reportserver.cli --local token create ...   # against the running local stack
+
+It talks to the TokensTable named by --table or TOKENS_TABLE, with the usual AWS credentials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from reportserver.domain.errors import DomainError
+from reportserver.domain.tokens import basic_header, issue_token, token_expiry
+from reportserver.store.tokens import DynamoTokenStore
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m reportserver.cli",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--table", default=os.environ.get("TOKENS_TABLE"), help="TokensTable name")
+    parser.add_argument(
+        "--local",
+        nargs="?",
+        const=".local/stack.json",
+        metavar="STACK_JSON",
+        help="use the running local stack described by this file",
+    )
+    commands = parser.add_subparsers(dest="area", required=True)
+    token = commands.add_parser("token").add_subparsers(dest="action", required=True)
+    create = token.add_parser("create", help="create a token; its secret is printed once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--groups", type=_csv, default=["*"], help="comma-separated; '*' for all")
+    create.add_argument(
+        "--permissions",
+        type=_csv,
+        default=[],
+        help="comma-separated: admin, execute_subscription, refresh_data",
+    )
+    expiry = create.add_mutually_exclusive_group()
+    expiry.add_argument("--days", type=int, choices=(30, 60, 90))
+    expiry.add_argument("--expires-on", type=date.fromisoformat, help="YYYY-MM-DD, within a year")
+    create.add_argument("--description", default="")
+    create.add_argument("--created-by", default=os.environ.get("USER", "cli"))
+    token.add_parser("list", help="list tokens (never their secrets)")
+    delete = token.add_parser("delete")
+    delete.add_argument("--name", required=True)
+    return parser
+
+
+def _use_local_stack(stack_json: str) -> str:
+    state = json.loads(Path(stack_json).read_text(encoding="utf-8"))
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": state["moto_url"],
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": state["region"],
+        }
+    )
+    return str(state["resources"]["TokensTable"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    table = _use_local_stack(args.local) if args.local else args.table
+    if not table:
+        print("error: name the tokens table with --table or TOKENS_TABLE (or use --local)", file=sys.stderr)
+        return 2
+    store = DynamoTokenStore(table)
+    now = datetime.now(UTC)
+    try:
+        if args.action == "create":
+            days = args.days if args.days or args.expires_on else 90
+            expires_at = token_expiry(now, days=days if not args.expires_on else None, on=args.expires_on)
+            token, secret = issue_token(
+                store,
+                name=args.name,
+                groups=args.groups,
+                permissions=args.permissions,
+                expires_at=expires_at,
+                created_by=args.created_by,
+                now=now,
+                description=args.description,
+            )
+            print(
+                json.dumps(
+                    {
+                        "name": token.name,
+                        "secret": secret,
+                        "expires_at": token.expires_at.isoformat(),
+                        "groups": token.groups,
+                        "permissions": token.permissions,
+                        "authorization": basic_header(token.name, secret),
+                    },
+                    indent=2,
+                )
+            )
+        elif args.action == "list":
+            for token in store.list_tokens():
+                print(
+                    json.dumps(
+                        {
+                            "name": token.name,
+                            "groups": token.groups,
+                            "permissions": token.permissions,
+                            "expires_at": token.expires_at.isoformat(),
+                            "active": token.active,
+                            "created_by": token.created_by,
+                            "description": token.description,
+                        }
+                    )
+                )
+        else:
+            store.delete(args.name)
+            print(f"deleted token {args.name!r}")
+    except DomainError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""Reports and their fields: definitions, slugs, and turning HTTP parameters into bound values.
+
+A report is one or more SQL queries (one per sheet) with `:name` bind variables, each of which is a
+declared field. Values are validated and converted here, then bound by the driver, never pasted.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+from reportserver.domain.errors import InvalidDefinition, InvalidParameter
+
+SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+FIELD_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+BIND_VARIABLE = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
+INTEGER_TEXT = re.compile(r"^[+-]?\d{1,18}$")
+EXPORT_FORMATS = ("xlsx", "csv", "json", "pdf", "html", "parquet")
+DEFAULT_MAX_VALUE_LENGTH = 1000
+TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "on"})
+FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "off"})
+
+
+class FieldType(StrEnum):
+    STRING = "string"
+    INTEGER = "integer"
+    NUMBER = "number"
+    DATE = "date"
+    DATETIME = "datetime"
+    BOOLEAN = "boolean"
+    CHOICE = "choice"
+
+
+class Choice(BaseModel):
+    value: str
+    label: str
+
+
+class ReportField(BaseModel):
+    """A declared parameter of a report, bound to the `:name` variable of the same name."""
+
+    id: int = 0
+    name: str
+    label: str = ""
+    type: FieldType = FieldType.STRING
+    required: bool = False
+    default: str | None = None
+    choices: list[Choice] | None = None
+    choices_sql: str | None = None
+    field_order: int = 0
+    max_length: int = Field(default=DEFAULT_MAX_VALUE_LENGTH, ge=1, le=100_000)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_identifier(cls, name: str) -> str:
+        if not FIELD_NAME_PATTERN.match(name):
+            raise ValueError("field name must be an identifier (letters, digits, '_')")
+        return name
+
+    @model_validator(mode="after")
+    def _choices_fit_type(self) -> ReportField:
+        if not self.label:
+            self.label = self.name.replace("_", " ").capitalize()
+        has_choices = self.choices is not None or self.choices_sql is not None
+        if self.type is FieldType.CHOICE and not has_choices:
+            raise ValueError(f"choice field {self.name!r} needs choices or choices_sql")
+        if self.type is not FieldType.CHOICE and has_choices:
+            raise ValueError(f"only choice fields take choices ({self.name!r} is {self.type})")
+        if self.choices is not None and self.choices_sql is not None:
+            raise ValueError(f"field {self.name!r}: give choices or choices_sql, not both")
+        return self
+
+
+class ReportQuery(BaseModel):
+    """One SQL statement of a report; a report with several is exported one sheet each."""
+
+    sheet_name: str = "Sheet1"
+    sql: str = Field(min_length=1)
+
+
+class Report(BaseModel):
+    id: int = 0
+    name: str = Field(min_length=1, max_length=200)
+    slug: str = ""
+    description: str = ""
+    category: str = ""
+    data_source_id: str
+    queries: list[ReportQuery] = Field(min_length=1)
+    fields: list[ReportField] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=lambda: ["*"])
+    formats: list[str] = Field(default_factory=lambda: list(EXPORT_FORMATS))
+    cache_seconds: int = Field(default=0, ge=0)
+    version: int = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Report:
+        if not self.slug:
+            self.slug = slugify(self.name)
+        if not SLUG_PATTERN.match(self.slug) or self.slug.isdigit():
+            raise ValueError(f"slug {self.slug!r} must be lower-case words joined by '-', not only digits")
+        names = [f.name for f in self.fields]
+        if len(set(names)) != len(names):
+            raise ValueError("field names must be unique within a report")
+        unknown_formats = sorted(set(self.formats) - set(EXPORT_FORMATS))
+        if unknown_formats:
+            raise ValueError(f"unknown formats {unknown_formats}; allowed: {list(EXPORT_FORMATS)}")
+        declared = set(names)
+        for query in self.queries:
+            undeclared = sorted(set(bind_variables(query.sql)) - declared)
+            if undeclared:
+                raise ValueError(f"bind variables {undeclared} in sheet {query.sheet_name!r} are not fields")
+        return self
+
+    def sorted_fields(self) -> list[ReportField]:
+        return sorted(self.fields, key=lambda f: (f.field_order, f.id, f.name))
+
+    def field(self, name: str) -> ReportField | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    def public_view(self) -> dict[str, Any]:
+        """The definition a caller may see: no SQL text, no data-source connection details."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "slug": self.slug,
+            "description": self.description,
+            "category": self.category,
+            "formats": self.formats,
+            "groups": self.groups,
+            "sheets": [q.sheet_name for q in self.queries],
+            "fields": [field_view(f) for f in self.sorted_fields()],
+        }
+
+
+def field_view(field: ReportField) -> dict[str, Any]:
+    return {
+        "id": field.id,
+        "name": field.name,
+        "label": field.label,
+        "type": field.type.value,
+        "required": field.required,
+        "default": field.default,
+        "field_order": field.field_order,
+        "has_choices": field.type is FieldType.CHOICE,
+        "choices": [c.model_dump() for c in field.choices] if field.choices is not None else None,
+    }
+
+
+def parse_report(definition: Mapping[str, Any]) -> Report:
+    """Validate a definition from an admin or a seed file, with a message that names the problem."""
+    try:
+        return Report.model_validate(definition)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InvalidDefinition(f"Invalid report definition at {where or 'report'}: {first['msg']}") from None
+
+
+def slugify(name: str) -> str:
+    """Seed 000's slug: lower case, spaces to hyphens ("GST Balance" -> "gst-balance"), ASCII only."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+
+
+def bind_variables(sql: str) -> list[str]:
+    """The `:name` variables of a statement, in order of first use (`::` casts are not variables)."""
+    seen: dict[str, None] = {}
+    for match in BIND_VARIABLE.finditer(_without_literals(sql)):
+        seen.setdefault(match.group(1), None)
+    return list(seen)
+
+
+def _without_literals(sql: str) -> str:
+    """Blank out quoted strings and comments so that ':x' inside them is not taken for a variable."""
+    return re.sub(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", " ", sql, flags=re.S)
+
+
+ChoicesLoader = Callable[[ReportField], Sequence[Choice]]
+
+
+def bind_parameters(
+    report: Report,
+    raw: Mapping[str, Sequence[str]],
+    load_choices: ChoicesLoader,
+    reserved: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """Validate HTTP parameters against the report's fields and return driver-ready bound values.
+
+    `raw` maps each parameter name to every value it was given (query strings may repeat a name).
+    Every field is bound: a missing optional field without a default binds NULL.
+    """
+    for name in raw:
+        if name not in reserved and report.field(name) is None:
+            allowed = ", ".join(f.name for f in report.sorted_fields()) or "none"
+            raise InvalidParameter(name, f"Unknown parameter '{_shown(name)}'; this report takes: {allowed}")
+    bound: dict[str, Any] = {}
+    for field in report.fields:
+        values = raw.get(field.name)
+        if values is not None and len(values) > 1:
+            raise InvalidParameter(field.name, f"Parameter '{field.name}' was given more than once")
+        text = values[0] if values else None
+        if text is None or text == "":
+            text = field.default
+        if text is None or text == "":
+            if field.required:
+                raise InvalidParameter(field.name, f"Missing required parameter '{field.name}'")
+            bound[field.name] = None
+            continue
+        bound[field.name] = convert_value(field, text, load_choices)
+    return bound
+
+
+def _shown(name: str) -> str:
+    return name if len(name) <= 64 else name[:64] + "..."
+
+
+def convert_value(field: ReportField, text: str, load_choices: ChoicesLoader) -> Any:
+    """Convert one textual value to the field's type, or raise `InvalidParameter` naming the field."""
+    if len(text) > field.max_length:
+        raise InvalidParameter(
+            field.name, f"Parameter '{field.name}' is too long (at most {field.max_length} characters)"
+        )
+    try:
+        return _CONVERTERS[field.type](field, text, load_choices)
+    except (ValueError, InvalidOperation, OverflowError):
+        raise InvalidParameter(
+            field.name, f"Parameter '{field.name}' must be {_EXPECTED[field.type]}; got {_preview(text)}"
+        ) from None
+
+
+def _preview(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:40] + "...")
+
+
+def _to_integer(_field: ReportField, text: str, _load: ChoicesLoader) -> int:
+    stripped = text.strip()
+    if not INTEGER_TEXT.match(stripped):
+        raise ValueError(text)
+    return int(stripped)
+
+
+def _to_number(_field: ReportField, text: str, _load: ChoicesLoader) -> Decimal:
+    number = Decimal(text.strip())
+    if not number.is_finite():
+        raise ValueError(text)
+    return number
+
+
+def _to_date(_field: ReportField, text: str, _load: ChoicesLoader) -> date:
+    stripped = text.strip()
+    if len(stripped) != 10:
+        raise ValueError(text)
+    return date.fromisoformat(stripped)
+
+
+def _to_datetime(_field: ReportField, text: str, _load: ChoicesLoader) -> datetime:
+    stripped = text.strip()
+    if len(stripped) == 10:
+        return datetime.combine(date.fromisoformat(stripped), datetime.min.time())
+    value = datetime.fromisoformat(stripped.replace("Z", "+00:00"))
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _to_boolean(_field: ReportField, text: str, _load: ChoicesLoader) -> bool:
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(text)
+
+
+def _to_choice(field: ReportField, text: str, load_choices: ChoicesLoader) -> str:
+    values = {choice.value for choice in load_choices(field)}
+    if text not in values:
+        raise ValueError(text)
+    return text
+
+
+def _to_string(_field: ReportField, text: str, _load: ChoicesLoader) -> str:
+    return text
+
+
+_CONVERTERS: dict[FieldType, Callable[[ReportField, str, ChoicesLoader], Any]] = {
+    FieldType.STRING: _to_string,
+    FieldType.INTEGER: _to_integer,
+    FieldType.NUMBER: _to_number,
+    FieldType.DATE: _to_date,
+    FieldType.DATETIME: _to_datetime,
+    FieldType.BOOLEAN: _to_boolean,
+    FieldType.CHOICE: _to_choice,
+}
+
+_EXPECTED = {
+    FieldType.STRING: "text",
+    FieldType.INTEGER: "a whole number",
+    FieldType.NUMBER: "a number",
+    FieldType.DATE: "a date as YYYY-MM-DD",
+    FieldType.DATETIME: "a date-time as YYYY-MM-DDTHH:MM[:SS]",
+    FieldType.BOOLEAN: "true or false",
+    FieldType.CHOICE: "one of the field's choices (see /api/choices/<field id>/)",
+}

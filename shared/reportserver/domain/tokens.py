@@ -1,0 +1,241 @@
+"""API tokens: issuing, hashing, parsing the Authorization header and authenticating a caller.
+
+Secrets are 256-bit random strings, so a plain SHA-256 is a safe one-way store (no dictionary to
+attack) and fast enough to run on every request; only the hash is ever stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Protocol
+
+from pydantic import BaseModel, Field
+
+from reportserver.domain.errors import AlreadyExists, InvalidDefinition, Unauthenticated
+
+RESERVED_TOKEN_NAMES = frozenset({"api.user"})
+TOKEN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+GROUP_PATTERN = re.compile(r"^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$")
+ALL_GROUPS = "*"
+EXPIRY_PERIODS_DAYS = (30, 60, 90)
+MAX_EXPIRY = timedelta(days=366)
+SECRET_PREFIX = "rs_"  # noqa: S105 - a marker that makes leaked secrets greppable
+MAX_HEADER_LENGTH = 4096
+
+
+class Permission:
+    """Named permissions a token may carry besides its groups (seed 004, seed 001's scopes)."""
+
+    ADMIN = "admin"
+    EXECUTE_SUBSCRIPTION = "execute_subscription"
+    REFRESH_DATA = "refresh_data"
+    ALL = frozenset({ADMIN, EXECUTE_SUBSCRIPTION, REFRESH_DATA})
+
+
+class ApiToken(BaseModel):
+    """A stored token. The secret itself is never kept: only its hash."""
+
+    name: str
+    secret_hash: str
+    groups: list[str]
+    permissions: list[str] = Field(default_factory=list)
+    expires_at: datetime
+    active: bool = True
+    created_at: datetime
+    created_by: str
+    description: str = ""
+
+
+class TokenStore(Protocol):
+    def find_by_name(self, name: str) -> ApiToken | None: ...
+
+    def find_by_secret_hash(self, secret_hash: str) -> ApiToken | None: ...
+
+    def create(self, token: ApiToken) -> None:
+        """Store a new token; raise `AlreadyExists` if the name is taken."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: what the authorizer hands to every handler."""
+
+    token_name: str
+    groups: tuple[str, ...]
+    permissions: tuple[str, ...]
+
+    def may_run(self, report_groups: list[str]) -> bool:
+        if ALL_GROUPS in self.groups or ALL_GROUPS in report_groups:
+            return True
+        return not set(self.groups).isdisjoint(report_groups)
+
+    def has_permission(self, permission: str) -> bool:
+        return permission in self.permissions or Permission.ADMIN in self.permissions
+
+    def to_context(self) -> dict[str, str]:
+        """Authorizer context values must be strings, numbers or booleans: join the lists."""
+        return {
+            "token_name": self.token_name,
+            "groups": ",".join(self.groups),
+            "permissions": ",".join(self.permissions),
+        }
+
+    @classmethod
+    def from_context(cls, context: dict[str, object]) -> Principal:
+        name = context.get("token_name")
+        if not isinstance(name, str) or not name:
+            raise Unauthenticated("Request did not pass through the authorizer")
+        return cls(
+            token_name=name,
+            groups=_split(context.get("groups")),
+            permissions=_split(context.get("permissions")),
+        )
+
+
+def _split(value: object) -> tuple[str, ...]:
+    if not isinstance(value, str) or not value:
+        return ()
+    return tuple(part for part in value.split(",") if part)
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What the Authorization header carried: a name for Basic, none for Bearer."""
+
+    name: str | None
+    secret: str
+
+
+def generate_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def basic_header(name: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{name}:{secret}".encode()).decode("ascii")
+
+
+def parse_authorization(header: str | None) -> Credentials:
+    """Read `Basic base64(name:secret)` or `Bearer secret`; anything else is a 401 with a reason."""
+    if not header or not header.strip():
+        raise Unauthenticated("Missing Authorization header")
+    if len(header) > MAX_HEADER_LENGTH:
+        raise Unauthenticated("Authorization header too long")
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    scheme = scheme.lower()
+    if scheme == "bearer":
+        if not value:
+            raise Unauthenticated("Malformed Bearer credentials: empty token")
+        return Credentials(name=None, secret=value)
+    if scheme != "basic":
+        raise Unauthenticated("Unsupported authorization scheme: use Basic or Bearer")
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise Unauthenticated("Malformed Basic credentials: not valid base64") from None
+    name, colon, secret = decoded.partition(":")
+    if not colon:
+        raise Unauthenticated("Malformed Basic credentials: expected <token name>:<token secret>")
+    if not name or not secret:
+        raise Unauthenticated("Malformed Basic credentials: empty token name or secret")
+    return Credentials(name=name, secret=secret)
+
+
+# Compared against when a Basic name is unknown, so that a miss costs the same as a wrong secret.
+_NO_SUCH_TOKEN_HASH = hash_secret(generate_secret())
+
+
+def authenticate(header: str | None, store: TokenStore, now: datetime) -> Principal:
+    """Turn an Authorization header into a principal, or raise `Unauthenticated` with the reason."""
+    credentials = parse_authorization(header)
+    if credentials.name in RESERVED_TOKEN_NAMES:
+        raise Unauthenticated(f"The {credentials.name} token is reserved for internal duties")
+    presented = hash_secret(credentials.secret)
+    if credentials.name is None:
+        token = store.find_by_secret_hash(presented)
+    else:
+        token = store.find_by_name(credentials.name)
+    expected = token.secret_hash if token else _NO_SUCH_TOKEN_HASH
+    if not hmac.compare_digest(presented, expected) or token is None:
+        raise Unauthenticated("Invalid token")
+    if token.name in RESERVED_TOKEN_NAMES:
+        raise Unauthenticated(f"The {token.name} token is reserved for internal duties")
+    if not token.active:
+        raise Unauthenticated("Token deactivated")
+    if token.expires_at <= now:
+        raise Unauthenticated("Token expired")
+    return Principal(token.name, tuple(token.groups), tuple(token.permissions))
+
+
+def token_expiry(now: datetime, days: int | None = None, on: date | None = None) -> datetime:
+    """Expiry as seed 004 offers it: 30, 60 or 90 days, or a date within a year (end of that day, UTC)."""
+    if (days is None) == (on is None):
+        raise InvalidDefinition("Give either an expiry period in days or an expiry date, not both")
+    if days is not None:
+        if days not in EXPIRY_PERIODS_DAYS:
+            raise InvalidDefinition(f"Expiry period must be one of {list(EXPIRY_PERIODS_DAYS)} days")
+        return now + timedelta(days=days)
+    assert on is not None
+    expires = datetime.combine(on, time.max, tzinfo=UTC)
+    if expires <= now:
+        raise InvalidDefinition("Expiry date must be in the future")
+    if expires - now > MAX_EXPIRY:
+        raise InvalidDefinition("Expiry date must be within a year")
+    return expires
+
+
+def issue_token(
+    store: TokenStore,
+    *,
+    name: str,
+    groups: list[str],
+    permissions: list[str],
+    expires_at: datetime,
+    created_by: str,
+    now: datetime,
+    description: str = "",
+) -> tuple[ApiToken, str]:
+    """Create a token and return it with its secret, which is shown once and never stored."""
+    if not TOKEN_NAME_PATTERN.match(name):
+        raise InvalidDefinition(
+            "Token name must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    if name in RESERVED_TOKEN_NAMES:
+        raise InvalidDefinition(f"The token name {name!r} is reserved for internal duties")
+    if not groups:
+        raise InvalidDefinition("A token needs at least one group ('*' for all)")
+    for group in groups:
+        if not GROUP_PATTERN.match(group):
+            raise InvalidDefinition(f"Invalid group name {group!r}")
+    unknown = sorted(set(permissions) - Permission.ALL)
+    if unknown:
+        raise InvalidDefinition(f"Unknown permissions {unknown}; allowed: {sorted(Permission.ALL)}")
+    if expires_at <= now or expires_at - now > MAX_EXPIRY:
+        raise InvalidDefinition("Token expiry must be in the future and within a year")
+    secret = generate_secret()
+    token = ApiToken(
+        name=name,
+        secret_hash=hash_secret(secret),
+        groups=sorted(set(groups)),
+        permissions=sorted(set(permissions)),
+        expires_at=expires_at,
+        created_at=now,
+        created_by=created_by,
+        description=description,
+    )
+    try:
+        store.create(token)
+    except AlreadyExists:
+        raise AlreadyExists(f"A token named {name!r} already exists") from None
+    return token, secret

@@ -1,0 +1,1 @@
+"""HTTP edges shared by the API functions: error mapping and response shapes."""

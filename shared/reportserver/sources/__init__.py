@@ -1,0 +1,1 @@
+"""Data sources behind one interface: run a statement with bound values and yield row batches."""

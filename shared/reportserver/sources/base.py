@@ -1,0 +1,52 @@
+"""The data-source interface every engine implements, and the data-source definition."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+DEFAULT_BATCH_SIZE = 5000
+
+Row = tuple[Any, ...]
+
+
+class DataSource(BaseModel):
+    """Where a report's queries run. Passwords never live here: only the name of a secret."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    name: str = ""
+    kind: Literal["sqlite"] = "sqlite"
+    database: str = Field(min_length=1)
+    secret_name: str | None = None
+    query_timeout_seconds: float = Field(default=25.0, gt=0, le=900)
+
+
+@dataclass(slots=True)
+class QueryResult:
+    """Column names (unique, in order) and an iterator of row batches, consumed once."""
+
+    columns: list[str]
+    batches: Iterator[list[Row]]
+
+
+class Source(Protocol):
+    def run(
+        self, sql: str, params: Mapping[str, Any], batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> AbstractContextManager[QueryResult]:
+        """Run one statement with driver-bound values; the context closes the cursor and connection."""
+        ...
+
+
+def unique_columns(names: list[str]) -> list[str]:
+    """`SELECT a.id, b.id` gives two columns named id: keep both as id and id_2."""
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        count = seen.get(name, 0) + 1
+        seen[name] = count
+        unique.append(name if count == 1 else f"{name}_{count}")
+    return unique

@@ -1,0 +1,1 @@
+"""Storage adapters: the only code that calls boto3. SDK errors become domain exceptions here."""

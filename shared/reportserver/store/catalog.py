@@ -1,0 +1,152 @@
+"""Report definitions and data sources in DynamoDB (CatalogTable; see `store.keys`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from reportserver.domain.errors import AlreadyExists
+from reportserver.domain.reports import Report
+from reportserver.sources.base import DataSource
+from reportserver.store import aws, keys
+
+T = TypeVar("T")
+
+
+class DynamoCatalog:
+    def __init__(self, table_name: str) -> None:
+        self._table_name = table_name
+
+    @property
+    def _table(self) -> Any:
+        return aws.dynamodb().Table(self._table_name)
+
+    def _get(self, pk: str, sk: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self._table.get_item(Key={"pk": pk, "sk": sk}).get("Item")
+        return item
+
+    def report_by_id(self, report_id: int) -> Report | None:
+        item = self._get(keys.REPORT, keys.numeric_sort_key(report_id))
+        return Report.model_validate_json(item["definition"]) if item else None
+
+    def report_by_slug(self, slug: str) -> Report | None:
+        pointer = self._get(keys.SLUG, slug)
+        return self.report_by_id(int(pointer["report_id"])) if pointer else None
+
+    def report_by_field_id(self, field_id: int) -> Report | None:
+        pointer = self._get(keys.FIELD, keys.numeric_sort_key(field_id))
+        return self.report_by_id(int(pointer["report_id"])) if pointer else None
+
+    def list_reports(self) -> list[Report]:
+        reports: list[Report] = []
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": keys.REPORT},
+        }
+        while True:
+            page = self._table.query(**kwargs)
+            reports.extend(Report.model_validate_json(i["definition"]) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return reports
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def data_source(self, data_source_id: str) -> DataSource | None:
+        item = self._get(keys.DATASOURCE, data_source_id)
+        return DataSource.model_validate_json(item["definition"]) if item else None
+
+    def put_data_source(self, definition: DataSource) -> None:
+        self._table.put_item(
+            Item={"pk": keys.DATASOURCE, "sk": definition.id, "definition": definition.model_dump_json()}
+        )
+
+    def _next_id(self, counter: str) -> int:
+        response = self._table.update_item(
+            Key={"pk": keys.COUNTER, "sk": counter},
+            UpdateExpression="ADD #v :one",
+            ExpressionAttributeNames={"#v": "value"},
+            ExpressionAttributeValues={":one": 1},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["value"])
+
+    def create_report(self, report: Report) -> Report:
+        """Store a new report with fresh numeric ids for it and its fields; its slug must be free."""
+        stored = report.model_copy(deep=True)
+        stored.id = self._next_id("report")
+        for field in stored.fields:
+            field.id = self._next_id("field")
+        table = self._table_name
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": table,
+                    "Item": {
+                        "pk": keys.REPORT,
+                        "sk": keys.numeric_sort_key(stored.id),
+                        "slug": stored.slug,
+                        "name": stored.name,
+                        "version": stored.version,
+                        "definition": stored.model_dump_json(),
+                    },
+                }
+            },
+            {
+                "Put": {
+                    "TableName": table,
+                    "Item": {"pk": keys.SLUG, "sk": stored.slug, "report_id": stored.id},
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ]
+        items += [
+            {
+                "Put": {
+                    "TableName": table,
+                    "Item": {"pk": keys.FIELD, "sk": keys.numeric_sort_key(f.id), "report_id": stored.id},
+                }
+            }
+            for f in stored.fields
+        ]
+        try:
+            self._table.meta.client.transact_write_items(TransactItems=items)
+        except Exception as error:
+            if aws.error_code(error) == "TransactionCanceledException":
+                raise AlreadyExists(f"A report with the slug {stored.slug!r} already exists") from None
+            raise
+        return stored
+
+
+class CachedCatalog:
+    """Report definitions change rarely: keep what was read for a few seconds per container."""
+
+    def __init__(self, inner: DynamoCatalog, ttl_seconds: float, clock: Callable[[], float] = time.monotonic):
+        self._inner = inner
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._entries: dict[tuple[str, object], tuple[float, object]] = {}
+
+    def _cached(self, name: str, argument: object, load: Callable[[], T]) -> T:
+        now = self._clock()
+        entry = self._entries.get((name, argument))
+        if entry is not None and entry[0] > now:
+            return entry[1]  # type: ignore[return-value]
+        value = load()
+        if self._ttl > 0:
+            self._entries[(name, argument)] = (now + self._ttl, value)
+        return value
+
+    def report_by_id(self, report_id: int) -> Report | None:
+        return self._cached("id", report_id, lambda: self._inner.report_by_id(report_id))
+
+    def report_by_slug(self, slug: str) -> Report | None:
+        return self._cached("slug", slug, lambda: self._inner.report_by_slug(slug))
+
+    def report_by_field_id(self, field_id: int) -> Report | None:
+        return self._cached("field", field_id, lambda: self._inner.report_by_field_id(field_id))
+
+    def list_reports(self) -> list[Report]:
+        return self._cached("list", None, self._inner.list_reports)
+
+    def data_source(self, data_source_id: str) -> DataSource | None:
+        return self._cached("source", data_source_id, lambda: self._inner.data_source(data_source_id))

@@ -1,0 +1,30 @@
+"""The DynamoDB key design, written down in one place.
+
+TokensTable (one item per API token)
+    key          name (S)                      the token's name, unique
+    index        BySecretHash: secret_hash (S) Bearer lookups; projects all attributes
+    attributes   secret_hash (SHA-256 hex), groups (L), permissions (L), expires_at (ISO-8601 UTC),
+                 active (BOOL), created_at, created_by, description
+    writes       create is conditional on attribute_not_exists(name); tokens are never updated,
+                 only deleted and re-created (seed 000)
+
+CatalogTable (reports, their fields, data sources; small and read-mostly)
+    key          pk (S), sk (S)
+    pk=REPORT      sk=<report id, 12 digits>   definition (S, JSON), slug, name, version (N)
+    pk=SLUG        sk=<slug>                   report_id (N)   slug -> id; conditional on not taken
+    pk=FIELD       sk=<field id, 12 digits>    report_id (N)   /api/choices/<field id>/ -> report
+    pk=DATASOURCE  sk=<data source id>         definition (S, JSON; never a password)
+    pk=COUNTER     sk=report | field           value (N)       atomic ADD allocates numeric ids
+    A report, its slug and its field pointers are written in one transaction.
+"""
+
+REPORT = "REPORT"
+SLUG = "SLUG"
+FIELD = "FIELD"
+DATASOURCE = "DATASOURCE"
+COUNTER = "COUNTER"
+SECRET_HASH_INDEX = "BySecretHash"  # noqa: S105 - an index name
+
+
+def numeric_sort_key(number: int) -> str:
+    return f"{number:012d}"

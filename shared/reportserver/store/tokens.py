@@ -1,0 +1,74 @@
+"""API tokens in DynamoDB (TokensTable; see `store.keys`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from reportserver.domain.errors import AlreadyExists
+from reportserver.domain.tokens import ApiToken
+from reportserver.store import aws, keys
+
+
+class DynamoTokenStore:
+    def __init__(self, table_name: str) -> None:
+        self._table_name = table_name
+
+    @property
+    def _table(self) -> Any:
+        return aws.dynamodb().Table(self._table_name)
+
+    def find_by_name(self, name: str) -> ApiToken | None:
+        item = self._table.get_item(Key={"name": name}, ConsistentRead=True).get("Item")
+        return _token(item) if item else None
+
+    def find_by_secret_hash(self, secret_hash: str) -> ApiToken | None:
+        response = self._table.query(
+            IndexName=keys.SECRET_HASH_INDEX,
+            KeyConditionExpression="secret_hash = :h",
+            ExpressionAttributeValues={":h": secret_hash},
+            Limit=2,
+        )
+        items = response.get("Items", [])
+        return _token(items[0]) if len(items) == 1 else None
+
+    def create(self, token: ApiToken) -> None:
+        item = token.model_dump(mode="json")
+        try:
+            self._table.put_item(
+                Item=item,
+                ConditionExpression="attribute_not_exists(#n)",
+                ExpressionAttributeNames={"#n": "name"},
+            )
+        except Exception as error:
+            if aws.error_code(error) == "ConditionalCheckFailedException":
+                raise AlreadyExists(f"A token named {token.name!r} already exists") from None
+            raise
+
+    def delete(self, name: str) -> None:
+        self._table.delete_item(Key={"name": name})
+
+    def list_tokens(self) -> list[ApiToken]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {}
+        while True:
+            page = self._table.scan(**kwargs)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sorted((_token(i) for i in items), key=lambda t: t.name)
+
+
+def _token(item: dict[str, Any]) -> ApiToken:
+    return ApiToken(
+        name=item["name"],
+        secret_hash=item["secret_hash"],
+        groups=list(item.get("groups", [])),
+        permissions=list(item.get("permissions", [])),
+        expires_at=datetime.fromisoformat(item["expires_at"]),
+        active=bool(item.get("active", True)),
+        created_at=datetime.fromisoformat(item["created_at"]),
+        created_by=item.get("created_by", ""),
+        description=item.get("description", ""),
+    )
