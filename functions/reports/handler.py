@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
@@ -14,7 +15,7 @@ from reportserver.domain.errors import DomainError
 from reportserver.domain.reports import field_view
 from reportserver.domain.tokens import Principal
 from reportserver.http.errors import INTERNAL_ERROR_BODY, NOT_FOUND_BODY, error_body, status_for
-from reportserver.observability import logger, metrics, tracer
+from reportserver.observability import logger, metrics
 from reportserver.settings import ReportsSettings
 from reportserver.sources.registry import open_source
 from reportserver.store.catalog import CachedCatalog, DynamoCatalog
@@ -72,7 +73,7 @@ def get_report(report_id: str) -> Response[str]:
 @app.get("/api/choices/<field_id>")
 def field_choices(field_id: str) -> Response[str]:
     report, field = field_by_id(catalog, principal(), field_id)
-    choices = [c.model_dump() for c in runner.choices(report, field)]
+    choices = msgspec.to_builtins(runner.choices(report, field))
     return json_response({"ok": True, "message": "", "field": field_view(field), "choices": choices})
 
 
@@ -113,7 +114,6 @@ def internal_error(_: Exception) -> Response[str]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="ApiRequests", unit=MetricUnit.Count, value=1)

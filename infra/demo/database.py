@@ -145,9 +145,7 @@ def _customers(rng: random.Random) -> list[Row]:
         name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
         region = rng.choice(REGIONS)
         email = None if customer_id % 17 == 0 else f"customer{customer_id}@example.com"
-        created = datetime.combine(FIRST_DAY, datetime.min.time()) - timedelta(
-            minutes=rng.randrange(2_000_000)
-        )
+        created = datetime.combine(FIRST_DAY, datetime.min.time()) - timedelta(minutes=rng.randrange(2_000_000))
         rows.append((customer_id, name, email, region, CITIES[region], created.isoformat(sep=" ")))
     return rows
 
@@ -180,9 +178,7 @@ def _orders(rng: random.Random, products: list[Row], count: int) -> tuple[list[R
     for order_id in range(1, count + 1):
         day = FIRST_DAY + timedelta(days=rng.randrange(span_days))
         ordered_at = datetime.combine(day, datetime.min.time()) + timedelta(seconds=rng.randrange(86_400))
-        note = (
-            None if order_id % 5 else rng.choice(("Leave at door", "Urgent", "Gift wrap, please", "中文备注"))
-        )
+        note = None if order_id % 5 else rng.choice(("Leave at door", "Urgent", "Gift wrap, please", "中文备注"))
         orders.append(
             (
                 order_id,

@@ -71,8 +71,7 @@ DEMO_REPORTS: list[dict[str, Any]] = [
                 "type": "choice",
                 "field_order": 2,
                 "choices": [
-                    {"value": s, "label": s.capitalize()}
-                    for s in ("completed", "shipped", "cancelled", "refunded")
+                    {"value": s, "label": s.capitalize()} for s in ("completed", "shipped", "cancelled", "refunded")
                 ],
             },
             *[dict(f, field_order=f["field_order"] + 2) for f in _DATE_RANGE],

@@ -13,6 +13,4 @@ from infra.demo.reports import DEMO_REPORTS, DEMO_SOURCE_ID
 
 def seed_demo(catalog: DynamoCatalog, database: Path) -> list[Report]:
     catalog.put_data_source(DataSource(id=DEMO_SOURCE_ID, name="Demo shop (SQLite)", database=str(database)))
-    return [
-        catalog.create_report(parse_report({**d, "data_source_id": DEMO_SOURCE_ID})) for d in DEMO_REPORTS
-    ]
+    return [catalog.create_report(parse_report({**d, "data_source_id": DEMO_SOURCE_ID})) for d in DEMO_REPORTS]

@@ -171,8 +171,7 @@ class LocalApi:
         if any(not lowered.get(h.lower(), "").strip() for h in self._authorizer.identity_headers):
             return {}, self._gateway_response("UNAUTHORIZED", {}, default_status=401)
         method_arn = (
-            f"arn:aws:execute-api:us-east-1:{LOCAL_ACCOUNT}:{API_ID}/{self._stage}/"
-            f"{event['httpMethod']}{event['path']}"
+            f"arn:aws:execute-api:us-east-1:{LOCAL_ACCOUNT}:{API_ID}/{self._stage}/{event['httpMethod']}{event['path']}"
         )
         request = {
             key: event[key]
@@ -236,9 +235,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        response = self.api.handle(
-            self.command, self.path, list(self.headers.items()), body, self.client_address[0]
-        )
+        response = self.api.handle(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
         self.send_response(
             response.status,
             HTTPStatus(response.status).phrase if response.status in HTTPStatus._value2member_map_ else "",

@@ -57,9 +57,7 @@ def configure_local_aws(endpoint: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument(
         "--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)), help="0 picks a free port"
@@ -152,9 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _print_banner(
-    api_url: str, secret: str, authorization: str, reports: list[Any], state_file: Path
-) -> None:
+def _print_banner(api_url: str, secret: str, authorization: str, reports: list[Any], state_file: Path) -> None:
     lines = [
         "",
         f"reportserver local stack is up at {api_url}",

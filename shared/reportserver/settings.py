@@ -1,40 +1,46 @@
-"""Typed settings, one model per function, read once from the environment at cold start."""
+"""Typed settings, one struct per function, read once from the environment at cold start."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import msgspec
 
 LAMBDA_RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
 # Headers and the status line share the 6 MB response with the body; keep a margin for them.
 MAX_SYNC_BODY_BYTES = LAMBDA_RESPONSE_LIMIT_BYTES - 64 * 1024
+
+TableName = Annotated[str, msgspec.Meta(min_length=3, max_length=255)]
 
 
 class SettingsError(RuntimeError):
     """A function started without the configuration it needs: fail at start, not on a request."""
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
-
+class _Settings(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Self:
         try:
-            return cls.model_validate(dict(os.environ if environ is None else environ))
-        except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-            raise SettingsError(f"{cls.__name__} is not configured: {problems}") from None
+            # strict=False: environment values are text, converted to each field's type.
+            return msgspec.convert(dict(os.environ if environ is None else environ), cls, strict=False)
+        except msgspec.ValidationError as error:
+            raise SettingsError(f"{cls.__name__} is not configured: {error}") from None
 
 
-class AuthSettings(_Settings):
-    tokens_table: str = Field(alias="TOKENS_TABLE", min_length=3)
+class AuthSettings(_Settings, frozen=True, kw_only=True):
+    tokens_table: TableName = msgspec.field(name="TOKENS_TABLE")
 
 
-class ReportsSettings(_Settings):
-    catalog_table: str = Field(alias="CATALOG_TABLE", min_length=3)
-    call_max_rows: int = Field(alias="CALL_MAX_ROWS", default=50_000, ge=1, le=1_000_000)
-    call_max_bytes: int = Field(alias="CALL_MAX_BYTES", default=5_000_000, ge=1024, le=MAX_SYNC_BODY_BYTES)
-    catalog_cache_seconds: float = Field(alias="CATALOG_CACHE_SECONDS", default=30.0, ge=0, le=3600)
+class ReportsSettings(_Settings, frozen=True, kw_only=True):
+    catalog_table: TableName = msgspec.field(name="CATALOG_TABLE")
+    call_max_rows: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = msgspec.field(
+        name="CALL_MAX_ROWS", default=50_000
+    )
+    call_max_bytes: Annotated[int, msgspec.Meta(ge=1024, le=MAX_SYNC_BODY_BYTES)] = msgspec.field(
+        name="CALL_MAX_BYTES", default=5_000_000
+    )
+    catalog_cache_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = msgspec.field(
+        name="CATALOG_CACHE_SECONDS", default=30.0
+    )

@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+import msgspec
 
 from reportserver.domain.errors import InvalidDefinition, InvalidParameter
 
@@ -38,16 +38,16 @@ class FieldType(StrEnum):
     CHOICE = "choice"
 
 
-class Choice(BaseModel):
+class Choice(msgspec.Struct, kw_only=True):
     value: str
     label: str
 
 
-class ReportField(BaseModel):
+class ReportField(msgspec.Struct, kw_only=True):
     """A declared parameter of a report, bound to the `:name` variable of the same name."""
 
-    id: int = 0
     name: str
+    id: int = 0
     label: str = ""
     type: FieldType = FieldType.STRING
     required: bool = False
@@ -55,17 +55,11 @@ class ReportField(BaseModel):
     choices: list[Choice] | None = None
     choices_sql: str | None = None
     field_order: int = 0
-    max_length: int = Field(default=DEFAULT_MAX_VALUE_LENGTH, ge=1, le=100_000)
+    max_length: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = DEFAULT_MAX_VALUE_LENGTH
 
-    @field_validator("name")
-    @classmethod
-    def _name_is_identifier(cls, name: str) -> str:
-        if not FIELD_NAME_PATTERN.match(name):
-            raise ValueError("field name must be an identifier (letters, digits, '_')")
-        return name
-
-    @model_validator(mode="after")
-    def _choices_fit_type(self) -> ReportField:
+    def __post_init__(self) -> None:
+        if not FIELD_NAME_PATTERN.match(self.name):
+            raise ValueError(f"field name {self.name!r} must be an identifier (letters, digits, '_')")
         if not self.label:
             self.label = self.name.replace("_", " ").capitalize()
         has_choices = self.choices is not None or self.choices_sql is not None
@@ -75,32 +69,30 @@ class ReportField(BaseModel):
             raise ValueError(f"only choice fields take choices ({self.name!r} is {self.type})")
         if self.choices is not None and self.choices_sql is not None:
             raise ValueError(f"field {self.name!r}: give choices or choices_sql, not both")
-        return self
 
 
-class ReportQuery(BaseModel):
+class ReportQuery(msgspec.Struct, kw_only=True):
     """One SQL statement of a report; a report with several is exported one sheet each."""
 
+    sql: Annotated[str, msgspec.Meta(min_length=1)]
     sheet_name: str = "Sheet1"
-    sql: str = Field(min_length=1)
 
 
-class Report(BaseModel):
+class Report(msgspec.Struct, kw_only=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    data_source_id: str
+    queries: Annotated[list[ReportQuery], msgspec.Meta(min_length=1)]
     id: int = 0
-    name: str = Field(min_length=1, max_length=200)
     slug: str = ""
     description: str = ""
     category: str = ""
-    data_source_id: str
-    queries: list[ReportQuery] = Field(min_length=1)
-    fields: list[ReportField] = Field(default_factory=list)
-    groups: list[str] = Field(default_factory=lambda: ["*"])
-    formats: list[str] = Field(default_factory=lambda: list(EXPORT_FORMATS))
-    cache_seconds: int = Field(default=0, ge=0)
+    fields: list[ReportField] = msgspec.field(default_factory=list)
+    groups: list[str] = msgspec.field(default_factory=lambda: ["*"])
+    formats: list[str] = msgspec.field(default_factory=lambda: list(EXPORT_FORMATS))
+    cache_seconds: Annotated[int, msgspec.Meta(ge=0)] = 0
     version: int = 0
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Report:
+    def __post_init__(self) -> None:
         if not self.slug:
             self.slug = slugify(self.name)
         if not SLUG_PATTERN.match(self.slug) or self.slug.isdigit():
@@ -116,10 +108,10 @@ class Report(BaseModel):
             undeclared = sorted(set(bind_variables(query.sql)) - declared)
             if undeclared:
                 raise ValueError(f"bind variables {undeclared} in sheet {query.sheet_name!r} are not fields")
-        return self
 
     def sorted_fields(self) -> list[ReportField]:
-        return sorted(self.fields, key=lambda f: (f.field_order, f.id, f.name))
+        # Stable: fields with the same field_order keep the order they were declared in.
+        return sorted(self.fields, key=lambda f: f.field_order)
 
     def field(self, name: str) -> ReportField | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -149,18 +141,24 @@ def field_view(field: ReportField) -> dict[str, Any]:
         "default": field.default,
         "field_order": field.field_order,
         "has_choices": field.type is FieldType.CHOICE,
-        "choices": [c.model_dump() for c in field.choices] if field.choices is not None else None,
+        "choices": msgspec.to_builtins(field.choices),
     }
 
 
 def parse_report(definition: Mapping[str, Any]) -> Report:
     """Validate a definition from an admin or a seed file, with a message that names the problem."""
     try:
-        return Report.model_validate(definition)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise InvalidDefinition(f"Invalid report definition at {where or 'report'}: {first['msg']}") from None
+        return msgspec.convert(definition, Report)
+    except msgspec.ValidationError as error:
+        raise InvalidDefinition(f"Invalid report definition: {error}") from None
+
+
+def encode_report(report: Report) -> str:
+    return msgspec.json.encode(report).decode("utf-8")
+
+
+def decode_report(stored: str | bytes) -> Report:
+    return msgspec.json.decode(stored, type=Report)
 
 
 def slugify(name: str) -> str:

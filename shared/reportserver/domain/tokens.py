@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 
-from pydantic import BaseModel, Field
+import msgspec
 
 from reportserver.domain.errors import AlreadyExists, InvalidDefinition, Unauthenticated
 
@@ -39,13 +39,13 @@ class Permission:
     ALL = frozenset({ADMIN, EXECUTE_SUBSCRIPTION, REFRESH_DATA})
 
 
-class ApiToken(BaseModel):
+class ApiToken(msgspec.Struct, kw_only=True):
     """A stored token. The secret itself is never kept: only its hash."""
 
     name: str
     secret_hash: str
     groups: list[str]
-    permissions: list[str] = Field(default_factory=list)
+    permissions: list[str] = msgspec.field(default_factory=list)
     expires_at: datetime
     active: bool = True
     created_at: datetime
@@ -140,6 +140,8 @@ def parse_authorization(header: str | None) -> Credentials:
         return Credentials(name=None, secret=value)
     if scheme != "basic":
         raise Unauthenticated("Unsupported authorization scheme: use Basic or Bearer")
+    if not value:
+        raise Unauthenticated("Malformed Basic credentials: empty")
     try:
         decoded = base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):

@@ -5,24 +5,24 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, Field
+import msgspec
 
 DEFAULT_BATCH_SIZE = 5000
 
 Row = tuple[Any, ...]
 
 
-class DataSource(BaseModel):
+class DataSource(msgspec.Struct, kw_only=True):
     """Where a report's queries run. Passwords never live here: only the name of a secret."""
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    id: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+    database: Annotated[str, msgspec.Meta(min_length=1)]
     name: str = ""
     kind: Literal["sqlite"] = "sqlite"
-    database: str = Field(min_length=1)
     secret_name: str | None = None
-    query_timeout_seconds: float = Field(default=25.0, gt=0, le=900)
+    query_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=900)] = 25.0
 
 
 @dataclass(slots=True)

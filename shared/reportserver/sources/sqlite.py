@@ -19,11 +19,12 @@ from reportserver.sources.base import DEFAULT_BATCH_SIZE, QueryResult, Row, uniq
 # back into typed values. Malformed stored text is passed through rather than failing the report.
 
 
-def _decimal(raw: bytes) -> Decimal | str:
+def _decimal(raw: bytes) -> Decimal | str | None:
     try:
-        return Decimal(raw.decode())
+        value = Decimal(raw.decode())
     except InvalidOperation:
         return raw.decode()
+    return value if value.is_finite() else None  # JSON, xlsx and parquet have no NaN decimal
 
 
 def _date(raw: bytes) -> date | str:
@@ -82,9 +83,7 @@ class SqliteSource:
         return connection
 
     @contextmanager
-    def run(
-        self, sql: str, params: Mapping[str, Any], batch_size: int = DEFAULT_BATCH_SIZE
-    ) -> Iterator[QueryResult]:
+    def run(self, sql: str, params: Mapping[str, Any], batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[QueryResult]:
         try:
             connection = self._connect()
         except sqlite3.Error as error:

@@ -6,8 +6,10 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import msgspec
+
 from reportserver.domain.errors import AlreadyExists
-from reportserver.domain.reports import Report
+from reportserver.domain.reports import Report, decode_report, encode_report
 from reportserver.sources.base import DataSource
 from reportserver.store import aws, keys
 
@@ -28,7 +30,7 @@ class DynamoCatalog:
 
     def report_by_id(self, report_id: int) -> Report | None:
         item = self._get(keys.REPORT, keys.numeric_sort_key(report_id))
-        return Report.model_validate_json(item["definition"]) if item else None
+        return decode_report(item["definition"]) if item else None
 
     def report_by_slug(self, slug: str) -> Report | None:
         pointer = self._get(keys.SLUG, slug)
@@ -46,18 +48,22 @@ class DynamoCatalog:
         }
         while True:
             page = self._table.query(**kwargs)
-            reports.extend(Report.model_validate_json(i["definition"]) for i in page.get("Items", []))
+            reports.extend(decode_report(i["definition"]) for i in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 return reports
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def data_source(self, data_source_id: str) -> DataSource | None:
         item = self._get(keys.DATASOURCE, data_source_id)
-        return DataSource.model_validate_json(item["definition"]) if item else None
+        return msgspec.json.decode(item["definition"], type=DataSource) if item else None
 
     def put_data_source(self, definition: DataSource) -> None:
         self._table.put_item(
-            Item={"pk": keys.DATASOURCE, "sk": definition.id, "definition": definition.model_dump_json()}
+            Item={
+                "pk": keys.DATASOURCE,
+                "sk": definition.id,
+                "definition": msgspec.json.encode(definition).decode(),
+            }
         )
 
     def _next_id(self, counter: str) -> int:
@@ -72,7 +78,7 @@ class DynamoCatalog:
 
     def create_report(self, report: Report) -> Report:
         """Store a new report with fresh numeric ids for it and its fields; its slug must be free."""
-        stored = report.model_copy(deep=True)
+        stored = decode_report(encode_report(report))  # a deep copy to number
         stored.id = self._next_id("report")
         for field in stored.fields:
             field.id = self._next_id("field")
@@ -87,7 +93,7 @@ class DynamoCatalog:
                         "slug": stored.slug,
                         "name": stored.name,
                         "version": stored.version,
-                        "definition": stored.model_dump_json(),
+                        "definition": encode_report(stored),
                     },
                 }
             },

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from reportserver.domain.errors import AlreadyExists
 from reportserver.domain.tokens import ApiToken
 from reportserver.store import aws, keys
@@ -33,7 +35,7 @@ class DynamoTokenStore:
         return _token(items[0]) if len(items) == 1 else None
 
     def create(self, token: ApiToken) -> None:
-        item = token.model_dump(mode="json")
+        item = msgspec.to_builtins(token)
         try:
             self._table.put_item(
                 Item=item,

@@ -1,0 +1,54 @@
+"""The API functions' cold path stays light: no heavy library is imported when a handler loads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# botocore's bare package is imported by Powertools (about 1 ms); its session and client are the weight.
+HEAVY = [
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "openpyxl",
+    "xlsxwriter",
+    "fpdf",
+    "boto3",
+    "botocore.session",
+    "botocore.client",
+    "pydantic",
+    "aws_xray_sdk",
+    "moto",
+]
+PROBE = """
+import json, sys, importlib
+importlib.import_module(sys.argv[1])
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("module", ["functions.auth.handler", "functions.reports.handler"])
+def test_handler_import_pulls_in_no_heavy_library(module: str) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'shared'}",
+        "TOKENS_TABLE": "tokens",
+        "CATALOG_TABLE": "catalog",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, module],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        check=True,
+        timeout=60,
+    )
+    loaded = set(json.loads(result.stdout))
+    assert loaded.isdisjoint(HEAVY), sorted(loaded.intersection(HEAVY))

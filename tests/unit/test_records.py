@@ -1,0 +1,46 @@
+"""JSON encoding of result rows."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from decimal import Decimal
+
+from reportserver import records
+
+
+def test_values_keep_their_json_types_and_decimals_their_digits() -> None:
+    row = {
+        "n": 7,
+        "f": 1.5,
+        "d": Decimal("0.10"),
+        "big": Decimal("12345678901234567.89"),
+        "day": date(2025, 1, 2),
+        "at": datetime(2025, 1, 2, 3, 4, 5),
+        "none": None,
+        "b": True,
+        "text": "中文 ß",
+        "blob": b"\x00\x01",
+    }
+    encoded = records.dumps(row)
+    assert b'"d":0.10' in encoded and b'"big":12345678901234567.89' in encoded
+    assert json.loads(encoded) == {
+        "n": 7,
+        "f": 1.5,
+        "d": 0.1,
+        "big": 12345678901234567.89,
+        "day": "2025-01-02",
+        "at": "2025-01-02T03:04:05",
+        "none": None,
+        "b": True,
+        "text": "中文 ß",
+        "blob": "AAE=",
+    }
+
+
+def test_non_finite_floats_become_null() -> None:
+    assert records.dumps([float("nan"), float("inf")]) == b"[null,null]"
+
+
+def test_records_pair_columns_with_values() -> None:
+    assert records.records(["a", "b"], [(1, 2), (3, None)]) == [{"a": 1, "b": 2}, {"a": 3, "b": None}]

@@ -1,0 +1,16 @@
+"""Function settings fail at start when the environment is incomplete."""
+
+import pytest
+from reportserver.settings import AuthSettings, ReportsSettings, SettingsError
+
+
+def test_missing_table_name_fails_loudly_naming_it() -> None:
+    with pytest.raises(SettingsError, match="TOKENS_TABLE"):
+        AuthSettings.from_environ({})
+
+
+def test_report_caps_are_read_and_bounded_by_the_lambda_response_limit() -> None:
+    settings = ReportsSettings.from_environ({"CATALOG_TABLE": "cat", "CALL_MAX_ROWS": "10"})
+    assert settings.call_max_rows == 10 and settings.call_max_bytes == 5_000_000
+    with pytest.raises(SettingsError, match="CALL_MAX_BYTES"):
+        ReportsSettings.from_environ({"CATALOG_TABLE": "cat", "CALL_MAX_BYTES": str(7 * 1024 * 1024)})

@@ -1,0 +1,87 @@
+"""template.yaml is the one description of the system: the handlers and the local stack agree with it."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+from infra.local.template import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = load_template()
+
+
+def test_every_function_handler_module_exists() -> None:
+    for spec in TEMPLATE.functions().values():
+        module = spec.handler.rsplit(".", 1)[0]
+        assert (ROOT / (module.replace(".", "/") + ".py")).is_file(), spec.handler
+
+
+def test_routes_declared_in_the_template_match_the_reports_handlers_routes() -> None:
+    source = (ROOT / "functions/reports/handler.py").read_text(encoding="utf-8")
+    in_handler = {("GET", re.sub(r"<(\w+)>", r"{\1}", path)) for path in re.findall(r'@app\.get\("([^"]+)"\)', source)}
+    in_template = {(r.method, r.path) for r in TEMPLATE.routes() if r.function == "ReportsFunction"}
+    assert in_handler == in_template
+
+
+@pytest.mark.parametrize(
+    ("path", "parameters"),
+    [
+        ("/api/call/gst-balance", {"report_id": "gst-balance"}),
+        ("/api/call/gst-balance/", {"report_id": "gst-balance"}),
+        ("/api/call/12/", {"report_id": "12"}),
+        ("/api/server_time/", {}),
+        ("/report/get/3", {"report_id": "3"}),
+    ],
+)
+def test_paths_match_with_and_without_a_trailing_slash(path: str, parameters: dict[str, str]) -> None:
+    matches = [r.match(path) for r in TEMPLATE.routes()]
+    assert parameters in matches
+
+
+@pytest.mark.parametrize("path", ["/api/call/", "/api/call/a/b/", "/api/calls/x", "/nope"])
+def test_paths_outside_the_template_match_no_route(path: str) -> None:
+    assert all(r.match(path) is None for r in TEMPLATE.routes())
+
+
+def test_authorizer_reads_the_authorization_header() -> None:
+    authorizer = TEMPLATE.authorizer()
+    assert authorizer.function == "AuthFunction"
+    assert authorizer.identity_headers == ("Authorization",)
+
+
+def test_refusals_have_seed_shaped_gateway_responses() -> None:
+    responses = TEMPLATE.gateway_responses()
+    assert responses["UNAUTHORIZED"].status == 401
+    assert responses["ACCESS_DENIED"].status == 401
+    assert "$context.authorizer.message" in responses["ACCESS_DENIED"].body
+    assert responses["THROTTLED"].status == 429
+
+
+def test_function_environments_resolve_to_local_resource_names() -> None:
+    environment = TEMPLATE.environment()
+    assert environment["TOKENS_TABLE"] == "reportserver-local-tokenstable"
+    assert environment["CATALOG_TABLE"] == "reportserver-local-catalogtable"
+    assert int(environment["CALL_MAX_BYTES"]) <= 6 * 1024 * 1024
+
+
+def test_each_function_may_read_only_its_own_table() -> None:
+    policies = {
+        name: str(r["Properties"]["Policies"]) for name, r in TEMPLATE.of_type("AWS::Serverless::Function").items()
+    }
+    assert "TokensTable" in policies["AuthFunction"] and "CatalogTable" not in policies["AuthFunction"]
+    assert "CatalogTable" in policies["ReportsFunction"] and "TokensTable" not in policies["ReportsFunction"]
+    assert "Write" not in policies["AuthFunction"] + policies["ReportsFunction"]
+
+
+def test_layer_requirements_are_pinned_as_in_the_lock_file() -> None:
+    lock = (ROOT / "uv.lock").read_text(encoding="utf-8")
+    locked = dict(re.findall(r'\[\[package\]\]\nname = "([^"]+)"\nversion = "([^"]+)"', lock))
+    for line in (ROOT / "layers/api/requirements.txt").read_text(encoding="utf-8").split("\n"):
+        if line.strip():
+            name, version = line.split("==")
+            assert locked[name] == version.split(";")[0].strip(), name
+    assert importlib.util.find_spec("aws_lambda_powertools") is not None

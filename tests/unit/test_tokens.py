@@ -1,0 +1,246 @@
+"""Tokens: header parsing, authentication, issuing and expiry."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, date, datetime, timedelta
+
+import msgspec
+import pytest
+from reportserver.domain.errors import AlreadyExists, InvalidDefinition, Unauthenticated
+from reportserver.domain.tokens import (
+    ApiToken,
+    Permission,
+    Principal,
+    authenticate,
+    basic_header,
+    hash_secret,
+    issue_token,
+    parse_authorization,
+    token_expiry,
+)
+
+from tests.fakes import MemoryTokenStore
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def stored_token(store: MemoryTokenStore, name: str, secret: str, **overrides: object) -> ApiToken:
+    values: dict[str, object] = {
+        "name": name,
+        "secret_hash": hash_secret(secret),
+        "groups": ["*"],
+        "permissions": [],
+        "expires_at": NOW + timedelta(days=30),
+        "created_at": NOW,
+        "created_by": "test",
+    }
+    values.update(overrides)
+    token = ApiToken(**values)  # type: ignore[arg-type]
+    store.tokens[name] = token
+    return token
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (None, "Missing Authorization header"),
+        ("", "Missing Authorization header"),
+        ("   ", "Missing Authorization header"),
+        ("Digest abc", "Unsupported authorization scheme: use Basic or Bearer"),
+        ("Basic", "Malformed Basic credentials: empty"),
+        ("Basic !!!not-base64!!!", "Malformed Basic credentials: not valid base64"),
+        (
+            "Basic " + base64.b64encode(b"\xff\xfe:x").decode(),
+            "Malformed Basic credentials: not valid base64",
+        ),
+        (
+            "Basic " + b64("no-colon-here"),
+            "Malformed Basic credentials: expected <token name>:<token secret>",
+        ),
+        ("Basic " + b64(":secret"), "Malformed Basic credentials: empty token name or secret"),
+        ("Basic " + b64("name:"), "Malformed Basic credentials: empty token name or secret"),
+        ("Bearer", "Malformed Bearer credentials: empty token"),
+        ("Bearer " + "x" * 5000, "Authorization header too long"),
+    ],
+)
+def test_malformed_authorization_is_rejected_with_its_reason(header: str | None, message: str) -> None:
+    with pytest.raises(Unauthenticated) as raised:
+        parse_authorization(header)
+    assert raised.value.message == message
+
+
+def test_basic_and_bearer_headers_are_parsed() -> None:
+    assert parse_authorization("Basic " + b64("one-week:s3cr:et")).name == "one-week"
+    assert parse_authorization("Basic " + b64("one-week:s3cr:et")).secret == "s3cr:et"
+    assert parse_authorization("bearer   rs_abc ").secret == "rs_abc"
+    assert parse_authorization("Bearer rs_abc").name is None
+
+
+def test_valid_basic_token_gives_its_principal() -> None:
+    store = MemoryTokenStore()
+    stored_token(store, "finance-bot", "rs_good", groups=["finance", "sales"], permissions=["refresh_data"])
+    principal = authenticate(basic_header("finance-bot", "rs_good"), store, NOW)
+    assert principal == Principal("finance-bot", ("finance", "sales"), ("refresh_data",))
+
+
+def test_valid_bearer_secret_finds_its_token_by_hash() -> None:
+    store = MemoryTokenStore()
+    stored_token(store, "bearer-bot", "rs_bearer")
+    assert authenticate("Bearer rs_bearer", store, NOW).token_name == "bearer-bot"
+
+
+@pytest.mark.parametrize(
+    ("header", "overrides", "message"),
+    [
+        (basic_header("ghost", "rs_good"), {}, "Invalid token"),
+        (basic_header("bot", "rs_wrong"), {}, "Invalid token"),
+        ("Bearer rs_wrong", {}, "Invalid token"),
+        (basic_header("bot", "rs_good"), {"expires_at": NOW - timedelta(seconds=1)}, "Token expired"),
+        (basic_header("bot", "rs_good"), {"expires_at": NOW}, "Token expired"),
+        (basic_header("bot", "rs_good"), {"active": False}, "Token deactivated"),
+        (basic_header("api.user", "rs_good"), {}, "The api.user token is reserved for internal duties"),
+    ],
+)
+def test_bad_tokens_are_rejected(header: str, overrides: dict[str, object], message: str) -> None:
+    store = MemoryTokenStore()
+    stored_token(store, "bot", "rs_good", **overrides)
+    stored_token(store, "api.user", "rs_internal")
+    with pytest.raises(Unauthenticated) as raised:
+        authenticate(header, store, NOW)
+    assert raised.value.message == message
+
+
+def test_reserved_token_cannot_be_used_even_with_its_right_secret() -> None:
+    store = MemoryTokenStore()
+    stored_token(store, "api.user", "rs_internal")
+    for header in (basic_header("api.user", "rs_internal"), "Bearer rs_internal"):
+        with pytest.raises(Unauthenticated, match="reserved"):
+            authenticate(header, store, NOW)
+
+
+def test_issued_token_stores_only_the_hash_and_authenticates() -> None:
+    store = MemoryTokenStore()
+    token, secret = issue_token(
+        store,
+        name="one-week",
+        groups=["sales"],
+        permissions=[Permission.EXECUTE_SUBSCRIPTION],
+        expires_at=NOW + timedelta(days=7),
+        created_by="admin@example.com",
+        now=NOW,
+    )
+    assert secret.startswith("rs_") and len(secret) > 40
+    assert secret not in msgspec.json.encode(token).decode()
+    assert token.secret_hash == hash_secret(secret)
+    assert authenticate(basic_header("one-week", secret), store, NOW).groups == ("sales",)
+
+
+def test_two_issued_secrets_differ() -> None:
+    store = MemoryTokenStore()
+    args = {
+        "groups": ["*"],
+        "permissions": [],
+        "expires_at": NOW + timedelta(days=1),
+        "created_by": "t",
+        "now": NOW,
+    }
+    _, first = issue_token(store, name="a", **args)  # type: ignore[arg-type]
+    _, second = issue_token(store, name="b", **args)  # type: ignore[arg-type]
+    assert first != second
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"name": "api.user"}, "reserved"),
+        ({"name": "has space"}, "Token name must be"),
+        ({"name": "with:colon"}, "Token name must be"),
+        ({"name": ""}, "Token name must be"),
+        ({"groups": []}, "at least one group"),
+        ({"groups": ["bad group"]}, "Invalid group"),
+        ({"permissions": ["root"]}, "Unknown permissions"),
+        ({"expires_at": NOW - timedelta(days=1)}, "within a year"),
+        ({"expires_at": NOW + timedelta(days=400)}, "within a year"),
+    ],
+)
+def test_invalid_token_definitions_are_refused(changes: dict[str, object], message: str) -> None:
+    values: dict[str, object] = {
+        "name": "ok",
+        "groups": ["*"],
+        "permissions": [],
+        "expires_at": NOW + timedelta(days=30),
+        "created_by": "t",
+        "now": NOW,
+    }
+    values.update(changes)
+    with pytest.raises(InvalidDefinition, match=message):
+        issue_token(MemoryTokenStore(), **values)  # type: ignore[arg-type]
+
+
+def test_a_token_name_cannot_be_issued_twice() -> None:
+    store = MemoryTokenStore()
+    args = {
+        "groups": ["*"],
+        "permissions": [],
+        "expires_at": NOW + timedelta(days=1),
+        "created_by": "t",
+        "now": NOW,
+    }
+    issue_token(store, name="dup", **args)  # type: ignore[arg-type]
+    with pytest.raises(AlreadyExists, match="dup"):
+        issue_token(store, name="dup", **args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("days", [30, 60, 90])
+def test_expiry_periods_are_30_60_or_90_days(days: int) -> None:
+    assert token_expiry(NOW, days=days) == NOW + timedelta(days=days)
+
+
+def test_expiry_date_means_the_end_of_that_day() -> None:
+    assert token_expiry(NOW, on=date(2027, 1, 31)) == datetime(2027, 1, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("days", "on", "message"),
+    [
+        (45, None, "must be one of"),
+        (None, date(2026, 11, 21), "in the future"),
+        (None, date(2028, 1, 1), "within a year"),
+        (None, None, "either"),
+        (30, date(2027, 1, 1), "either"),
+    ],
+)
+def test_bad_expiry_is_refused(days: int | None, on: date | None, message: str) -> None:
+    with pytest.raises(InvalidDefinition, match=message):
+        token_expiry(NOW, days=days, on=on)
+
+
+def test_principal_round_trips_through_the_authorizer_context() -> None:
+    principal = Principal("bot", ("finance", "sales"), ("admin",))
+    assert Principal.from_context({**principal.to_context(), "principalId": "bot"}) == principal
+
+
+def test_missing_authorizer_context_is_unauthenticated() -> None:
+    with pytest.raises(Unauthenticated):
+        Principal.from_context({})
+
+
+@pytest.mark.parametrize(
+    ("token_groups", "report_groups", "allowed"),
+    [
+        (("*",), ["finance"], True),
+        (("sales",), ["*"], True),
+        (("sales",), ["finance"], False),
+        (("sales", "finance"), ["finance"], True),
+        ((), ["finance"], False),
+    ],
+)
+def test_group_membership_decides_who_may_run_a_report(
+    token_groups: tuple[str, ...], report_groups: list[str], allowed: bool
+) -> None:
+    assert Principal("t", token_groups, ()).may_run(report_groups) is allowed
