@@ -22,7 +22,7 @@ tokens = DynamoTokenStore(settings.tokens_table)
 @logger.inject_lambda_context(clear_state=True)
 @event_source(data_class=APIGatewayAuthorizerRequestEvent)
 def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> dict[str, Any]:
-    header = event.get_header_value("authorization", case_sensitive=False)
+    header = event.headers.get("authorization")  # case-insensitive in Powertools v3
     try:
         principal = authenticate(header, tokens, datetime.now(UTC))
     except Unauthenticated as rejected:

@@ -1,0 +1,129 @@
+"""HTTP against the local stack, as a new user and as real clients (curl, requests, raw HTTP) meet it."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import shlex
+import sqlite3
+import subprocess
+from urllib.parse import quote, urlsplit
+
+import pytest
+import requests
+
+from tests.bad_inputs import BAD_INPUTS, INJECTIONS, BadInput
+from tests.e2e.conftest import RunningStack
+
+pytestmark = pytest.mark.e2e
+
+
+def raw_get(stack: RunningStack, path: str, header: str | None) -> tuple[int, dict, dict[str, str]]:
+    """http.client sends the path exactly as written: no client-side '..' or %2F normalisation."""
+    parts = urlsplit(stack.url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        connection.request("GET", path, headers={"Authorization": header} if header else {})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read()), dict(response.getheaders())
+    finally:
+        connection.close()
+
+
+def test_the_printed_curl_line_works_exactly_as_printed(local_stack: RunningStack) -> None:
+    line = next(line.strip() for line in local_stack.banner.splitlines() if line.strip().startswith("curl "))
+    assert "/api/call/gst-balance/" in line
+    result = subprocess.run(shlex.split(line), capture_output=True, text=True, timeout=60, check=True)
+    answer = json.loads(result.stdout)
+    assert answer["ok"] is True and answer["message"] == ""
+    assert len(answer["records"]) == 24  # two financial years of months
+    assert set(answer["records"][0]) == {"month", "orders", "net_sales", "gst_collected", "gross_sales"}
+
+
+def test_stack_json_describes_the_stack_for_scripts(local_stack: RunningStack) -> None:
+    state = local_stack.state
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", state["api_url"])
+    assert state["token"]["authorization"].startswith("Basic ")
+    assert state["token"]["secret"] in local_stack.banner
+    assert {r["slug"] for r in state["reports"]} >= {"gst-balance", "sales-by-day", "orders-by-region", "order-lines"}
+
+
+def test_the_demo_database_is_full_size(local_stack: RunningStack) -> None:
+    with sqlite3.connect(local_stack.state_dir / "demo.sqlite") as connection:
+        lines = connection.execute("SELECT count(*) FROM order_lines").fetchone()[0]
+        span = connection.execute("SELECT min(order_date), max(order_date) FROM orders").fetchone()
+    assert lines >= 100_000
+    assert span == ("2024-07-01", "2026-06-30")
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=lambda c: c.id)
+def test_bad_input_over_http_gets_its_status_and_body(local_stack: RunningStack, case: BadInput) -> None:
+    header = local_stack.headers.get(case.auth, case.auth) if case.auth else None
+    status, answer, headers = raw_get(local_stack, case.path, header)
+    assert status == case.status, answer
+    assert headers["Content-Type"].startswith("application/json")
+    assert answer["ok"] is False and case.message in answer["message"]
+    assert answer.get("parameter") == case.parameter
+
+
+@pytest.mark.parametrize("text", INJECTIONS)
+def test_injection_over_http_returns_only_bound_results(local_stack: RunningStack, text: str) -> None:
+    database = local_stack.state_dir / "demo.sqlite"
+    with sqlite3.connect(database) as connection:
+        before = connection.execute("SELECT count(*) FROM orders").fetchone()[0]
+    response = requests.get(
+        f"{local_stack.url}/api/call/customer-search/",
+        params={"name": text},
+        headers={"Authorization": local_stack.headers["admin"]},
+        timeout=30,
+    )
+    assert response.status_code == 200 and response.json()["records"] == []
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT count(*) FROM orders").fetchone()[0] == before
+
+
+def test_requests_with_bearer_gets_a_date_range(local_stack: RunningStack) -> None:
+    secret = local_stack.state["token"]["secret"]
+    response = requests.get(
+        f"{local_stack.url}/api/call/sales-by-day",
+        params={"date_from": "2025-07-01", "date_to": "2025-07-31"},
+        headers={"Authorization": f"Bearer {secret}"},
+        timeout=30,
+    )
+    days = [r["day"] for r in response.json()["records"]]
+    assert response.status_code == 200
+    assert days[0] == "2025-07-01" and days[-1] == "2025-07-31" and len(days) == 31
+
+
+def test_choices_then_call_with_a_chosen_value(local_stack: RunningStack) -> None:
+    auth = {"Authorization": local_stack.headers["admin"]}
+    reports = requests.get(f"{local_stack.url}/api/reports/", headers=auth, timeout=30).json()["reports"]
+    region_field = next(r for r in reports if r["slug"] == "orders-by-region")["fields"][0]
+    choices = requests.get(f"{local_stack.url}/api/choices/{region_field['id']}/", headers=auth, timeout=30).json()
+    value = choices["choices"][0]["value"]
+    orders = requests.get(
+        f"{local_stack.url}/api/call/orders-by-region/?region={quote(value)}&date_from=2026-06-01",
+        headers=auth,
+        timeout=30,
+    ).json()["records"]
+    assert orders and all(o["order_date"] >= "2026-06-01" for o in orders)
+
+
+def test_the_big_report_is_refused_as_a_call_with_a_pointer_to_exports(local_stack: RunningStack) -> None:
+    response = requests.get(
+        f"{local_stack.url}/api/call/order-lines/", headers={"Authorization": local_stack.headers["admin"]}, timeout=60
+    )
+    assert response.status_code == 413
+    assert "POST /api/exports/" in response.json()["message"]
+
+
+def test_a_capped_slice_of_the_big_report_is_returned(local_stack: RunningStack) -> None:
+    response = requests.get(
+        f"{local_stack.url}/api/call/order-lines/?row_limit=10000",
+        headers={"Authorization": local_stack.headers["admin"]},
+        timeout=60,
+    )
+    records = response.json()["records"]
+    assert response.status_code == 200 and len(records) == 10_000
+    assert [r["line_id"] for r in records[:3]] == [1, 2, 3]

@@ -1,0 +1,93 @@
+"""Handlers in-process under moto: the template's resources, the demo catalog, tokens of every kind."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from moto import mock_aws
+from reportserver.domain.reports import Report
+from reportserver.domain.tokens import ApiToken, basic_header, hash_secret, issue_token
+from reportserver.store import aws
+from reportserver.store.catalog import DynamoCatalog
+from reportserver.store.tokens import DynamoTokenStore
+
+from infra.demo.seed import seed_demo
+from infra.local.frontdoor import HttpResponse, LocalApi
+from infra.local.provision import provision
+from infra.local.template import load_template
+
+TEMPLATE = load_template()
+os.environ.update(TEMPLATE.environment())  # before any handler module is imported, as at cold start
+# The test database is a tenth of the demo; a lower cap keeps its Order Lines report over it.
+os.environ["CALL_MAX_ROWS"] = "10000"
+
+
+@dataclass
+class Stack:
+    names: dict[str, str]
+    tokens: DynamoTokenStore
+    catalog: DynamoCatalog
+    reports: list[Report]
+    headers: dict[str, str]
+    api: LocalApi
+
+    def get(self, path: str, auth: str | None = "admin") -> HttpResponse:
+        header = self.headers.get(auth, auth) if auth else None
+        headers = [("Authorization", header)] if header else []
+        return self.api.handle("GET", path, headers, b"")
+
+    def report(self, slug: str) -> Report:
+        return next(r for r in self.reports if r.slug == slug)
+
+
+def prepared_headers(tokens: DynamoTokenStore) -> dict[str, str]:
+    """Tokens of every kind the bad-input table names, keyed as it names them."""
+    now = datetime.now(UTC)
+    headers = {}
+    for name, groups in (("admin", ["*"]), ("sales", ["sales"])):
+        _, secret = issue_token(
+            tokens,
+            name=f"test-{name}",
+            groups=groups,
+            permissions=[],
+            expires_at=now + timedelta(days=30),
+            created_by="tests",
+            now=now,
+        )
+        headers[name] = basic_header(f"test-{name}", secret)
+        headers[f"{name}_bearer"] = f"Bearer {secret}"
+    for name, expires, active in (
+        ("expired", now - timedelta(seconds=1), True),
+        ("deactivated", now + timedelta(days=1), False),
+    ):
+        tokens.create(
+            ApiToken(
+                name=f"test-{name}",
+                secret_hash=hash_secret("rs_known"),
+                groups=["*"],
+                expires_at=expires,
+                active=active,
+                created_at=now,
+                created_by="tests",
+            )
+        )
+        headers[name] = basic_header(f"test-{name}", "rs_known")
+    headers["wrong_secret"] = basic_header("test-admin", "rs_not_the_secret")
+    return headers
+
+
+@pytest.fixture(scope="session")
+def stack(demo_database: Path) -> Iterator[Stack]:
+    with mock_aws():
+        aws.reset()
+        names = provision(TEMPLATE)
+        catalog = DynamoCatalog(names["CatalogTable"])
+        reports = seed_demo(catalog, demo_database)
+        tokens = DynamoTokenStore(names["TokensTable"])
+        yield Stack(names, tokens, catalog, reports, prepared_headers(tokens), LocalApi(TEMPLATE))
+    aws.reset()

@@ -1,0 +1,74 @@
+"""The handlers invoked directly with the sample events of events/ (as `sam local invoke -e` would)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from reportserver.domain.tokens import ApiToken, hash_secret
+
+from functions.auth.handler import lambda_handler as authorize
+from functions.reports.handler import lambda_handler as handle_report
+from infra.local.frontdoor import LambdaContext
+from tests.conftest import EVENTS
+from tests.integration.conftest import Stack
+
+
+def event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def event_token(stack: Stack) -> None:
+    """The token the sample authorizer event carries: local-admin / rs_secret."""
+    now = datetime.now(UTC)
+    stack.tokens.create(
+        ApiToken(
+            name="local-admin",
+            secret_hash=hash_secret("rs_secret"),
+            groups=["*"],
+            permissions=["admin"],
+            expires_at=now + timedelta(days=1),
+            created_at=now,
+            created_by="tests",
+        )
+    )
+
+
+def test_reports_handler_answers_the_sample_event(stack: Stack) -> None:
+    response = handle_report(event("api_call_report.json"), LambdaContext("ReportsFunction", "req-1"))
+    answer = json.loads(response["body"])
+    assert response["statusCode"] == 200
+    assert [r["month"] for r in answer["records"]] == ["2025-07", "2025-08", "2025-09"]
+
+
+def test_reports_handler_refuses_an_event_that_skipped_the_authorizer(stack: Stack) -> None:
+    unauthorized = copy.deepcopy(event("api_call_report.json"))
+    unauthorized["requestContext"].pop("authorizer")
+    response = handle_report(unauthorized, LambdaContext("ReportsFunction", "req-2"))
+    assert response["statusCode"] == 401
+
+
+def test_authorizer_allows_the_sample_event_with_the_principal_in_context(stack: Stack, event_token: None) -> None:
+    decision = authorize(event("authorizer_request.json"), LambdaContext("AuthFunction", "req-3"))
+    assert decision["principalId"] == "local-admin"
+    assert decision["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    assert decision["context"] == {"token_name": "local-admin", "groups": "*", "permissions": "admin"}
+
+
+def test_authorizer_denies_a_wrong_secret_with_the_reason(stack: Stack, event_token: None) -> None:
+    wrong = copy.deepcopy(event("authorizer_request.json"))
+    wrong["headers"]["Authorization"] = "Bearer rs_wrong"
+    decision = authorize(wrong, LambdaContext("AuthFunction", "req-4"))
+    assert decision["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    assert decision["context"] == {"message": "Invalid token"}
+
+
+def test_authorizer_reads_a_lower_case_header(stack: Stack, event_token: None) -> None:
+    lower = copy.deepcopy(event("authorizer_request.json"))
+    lower["headers"] = {"authorization": lower["headers"].pop("Authorization")}
+    decision = authorize(lower, LambdaContext("AuthFunction", "req-5"))
+    assert decision["policyDocument"]["Statement"][0]["Effect"] == "Allow"
