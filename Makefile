@@ -51,18 +51,19 @@ pytest: install  ## unit, integration and e2e tests
 bench: install  ## benchmarks (tests/performance), not part of the tests
 	$(PY) tests/performance/bench_report_call.py
 
-lock: $(UV)  ## re-resolve uv.lock after editing pyproject.toml, and the layer requirements from it
+lock: $(UV)  ## re-resolve uv.lock, and the layer requirements from it (boto3 comes with the Lambda runtime)
 	$(UV) lock
 	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header --quiet \
-		| grep -v '^boto' | grep -v '^ *#' > layers/api/requirements.txt
+		--no-emit-package boto3 --no-emit-package botocore --no-emit-package s3transfer \
+		| grep -v '^ *#' > layers/api/requirements.txt
 
 $(SAM):
 	python3.12 -m venv $(TOOLS)/sam
 	$(TOOLS)/sam/bin/pip install --quiet aws-sam-cli==$(SAM_VERSION)
 
-build: $(SAM) install  ## sam build (aws-sam-cli in its own tool environment), then check artifact sizes
+build: $(SAM) install  ## sam build (aws-sam-cli in its own tool environment), then check sizes and imports
 	$(SAM) build --template-file template.yaml
-	$(PY) -m infra.build.artifact_sizes .aws-sam/build
+	$(PY) -m infra.build.check_artifacts .aws-sam/build
 
 deploy: build  ## sam deploy --guided
 	$(SAM) deploy --guided

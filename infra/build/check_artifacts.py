@@ -1,0 +1,66 @@
+"""Check what `sam build` made: each function with its layers under Lambda's 250 MB unzipped limit,
+and each handler importable by python3.12 from its own code and layers alone (as Lambda loads it).
+
+    python -m infra.build.check_artifacts .aws-sam/build
+
+Reads the built template (.aws-sam/build/template.yaml) to know which layers each function uses.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from infra.local.template import load_template
+
+LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
+
+
+def tree_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def function_parts(build_dir: Path) -> dict[str, tuple[str, list[Path]]]:
+    """Function logical id -> (handler, [its code folder, then each layer's folder])."""
+    template = load_template(build_dir / "template.yaml")
+    global_layers = template.document.get("Globals", {}).get("Function", {}).get("Layers", [])
+    parts = {}
+    for logical_id, resource in template.of_type("AWS::Serverless::Function").items():
+        layers = resource["Properties"].get("Layers", global_layers)
+        names = [layer["Ref"] if isinstance(layer, dict) else str(layer) for layer in layers]
+        parts[logical_id] = (
+            resource["Properties"]["Handler"],
+            [build_dir / logical_id, *(build_dir / n for n in names)],
+        )
+    return parts
+
+
+def imports_alone(handler: str, folders: list[Path]) -> str:
+    """Import the handler with only its code and its layers' python/ on the path; "" if that works."""
+    paths = [str(folders[0])] + [str(f / "python") for f in folders[1:]]
+    probe = f"import sys; sys.path[:0] = {paths!r}; import {handler.rsplit('.', 1)[0]}"
+    # Placeholder settings: the handlers validate them at import, as at a cold start.
+    env = {"PATH": os.environ.get("PATH", ""), "TOKENS_TABLE": "check", "CATALOG_TABLE": "check"}
+    result = subprocess.run(["python3.12", "-I", "-B", "-c", probe], capture_output=True, text=True, env=env, check=False)
+    return "" if result.returncode == 0 else (result.stderr.strip().splitlines() or ["failed"])[-1]
+
+
+def main(argv: list[str]) -> int:
+    build_dir = Path(argv[0] if argv else ".aws-sam/build")
+    failed = False
+    for function, (handler, folders) in sorted(function_parts(build_dir).items()):
+        sizes = {folder.name: tree_size(folder) for folder in folders}
+        total = sum(sizes.values())
+        detail = ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in sizes.items())
+        import_error = imports_alone(handler, folders)
+        size_verdict = "ok" if total <= LAMBDA_UNZIPPED_LIMIT_BYTES else "OVER THE 250 MB LIMIT"
+        import_verdict = "imports alone" if not import_error else f"DOES NOT IMPORT: {import_error}"
+        failed |= total > LAMBDA_UNZIPPED_LIMIT_BYTES or bool(import_error)
+        print(f"{function}: {total / 1e6:.1f} MB unzipped ({detail}) {size_verdict}; {import_verdict}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
