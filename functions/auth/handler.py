@@ -13,10 +13,10 @@ from reportserver.domain.errors import Unauthenticated
 from reportserver.domain.tokens import authenticate
 from reportserver.observability import logger
 from reportserver.settings import AuthSettings
-from reportserver.store.tokens import DynamoTokenStore
+from reportserver.store.tokens import CachedTokenStore, DynamoTokenStore
 
 settings = AuthSettings.from_environ()
-tokens = DynamoTokenStore(settings.tokens_table)
+tokens = CachedTokenStore(DynamoTokenStore(settings.tokens_table), settings.token_cache_seconds)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -43,7 +43,9 @@ def imports_alone(handler: str, folders: list[Path]) -> str:
     probe = f"import sys; sys.path[:0] = {paths!r}; import {handler.rsplit('.', 1)[0]}"
     # Placeholder settings: the handlers validate them at import, as at a cold start.
     env = {"PATH": os.environ.get("PATH", ""), "TOKENS_TABLE": "check", "CATALOG_TABLE": "check"}
-    result = subprocess.run(["python3.12", "-I", "-B", "-c", probe], capture_output=True, text=True, env=env, check=False)
+    result = subprocess.run(
+        ["python3.12", "-I", "-B", "-c", probe], capture_output=True, text=True, env=env, check=False
+    )
     return "" if result.returncode == 0 else (result.stderr.strip().splitlines() or ["failed"])[-1]
 
 

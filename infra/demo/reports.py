@@ -130,9 +130,12 @@ DEMO_REPORTS: list[dict[str, Any]] = [
                    p.name AS product, p.category, l.quantity, p.unit_price, l.discount_pct,
                    money(l.net_cents) AS "net [decimal]", money(l.gst_cents) AS "gst [decimal]",
                    p.gst_free, o.status
-            FROM order_lines l JOIN orders o ON o.id = l.order_id JOIN products p ON p.id = l.product_id
-            WHERE o.order_date BETWEEN :date_from AND :date_to
-            ORDER BY l.id LIMIT coalesce(:row_limit, -1)""",
+            FROM (SELECT l.id FROM order_lines l JOIN orders o ON o.id = l.order_id
+                  WHERE o.order_date BETWEEN :date_from AND :date_to
+                  ORDER BY l.id LIMIT coalesce(:row_limit, -1)) AS chosen
+            JOIN order_lines l ON l.id = chosen.id
+            JOIN orders o ON o.id = l.order_id JOIN products p ON p.id = l.product_id
+            ORDER BY l.id""",
             }
         ],
     },

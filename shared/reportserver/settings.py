@@ -31,6 +31,10 @@ class _Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 class AuthSettings(_Settings, frozen=True, kw_only=True):
     tokens_table: TableName = msgspec.field(name="TOKENS_TABLE")
+    # Bounded by API Gateway's own authorizer cache (30 s): revocation is never slower than that.
+    token_cache_seconds: Annotated[float, msgspec.Meta(ge=0, le=30)] = msgspec.field(
+        name="TOKEN_CACHE_SECONDS", default=10.0
+    )
 
 
 class ReportsSettings(_Settings, frozen=True, kw_only=True):

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
+from reportserver.domain.calls import Catalog
 from reportserver.domain.errors import AlreadyExists
 from reportserver.domain.reports import Report, decode_report, encode_report
 from reportserver.sources.base import DataSource
 from reportserver.store import aws, keys
-
-T = TypeVar("T")
+from reportserver.store.ttl_cache import TtlCache
 
 
 class DynamoCatalog:
@@ -126,33 +124,25 @@ class DynamoCatalog:
 class CachedCatalog:
     """Report definitions change rarely: keep what was read for a few seconds per container."""
 
-    def __init__(self, inner: DynamoCatalog, ttl_seconds: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, inner: Catalog, ttl_seconds: float) -> None:
         self._inner = inner
-        self._ttl = ttl_seconds
-        self._clock = clock
-        self._entries: dict[tuple[str, object], tuple[float, object]] = {}
-
-    def _cached(self, name: str, argument: object, load: Callable[[], T]) -> T:
-        now = self._clock()
-        entry = self._entries.get((name, argument))
-        if entry is not None and entry[0] > now:
-            return entry[1]  # type: ignore[return-value]
-        value = load()
-        if self._ttl > 0:
-            self._entries[(name, argument)] = (now + self._ttl, value)
-        return value
+        self._cache: TtlCache[object] = TtlCache(ttl_seconds)
 
     def report_by_id(self, report_id: int) -> Report | None:
-        return self._cached("id", report_id, lambda: self._inner.report_by_id(report_id))
+        return self._cache.get_or_load(("id", report_id), lambda: self._inner.report_by_id(report_id))  # type: ignore[return-value]
 
     def report_by_slug(self, slug: str) -> Report | None:
-        return self._cached("slug", slug, lambda: self._inner.report_by_slug(slug))
+        return self._cache.get_or_load(("slug", slug), lambda: self._inner.report_by_slug(slug))  # type: ignore[return-value]
 
     def report_by_field_id(self, field_id: int) -> Report | None:
-        return self._cached("field", field_id, lambda: self._inner.report_by_field_id(field_id))
+        return self._cache.get_or_load(  # type: ignore[return-value]
+            ("field", field_id), lambda: self._inner.report_by_field_id(field_id)
+        )
 
     def list_reports(self) -> list[Report]:
-        return self._cached("list", None, self._inner.list_reports)
+        return self._cache.get_or_load("list", self._inner.list_reports)  # type: ignore[return-value]
 
     def data_source(self, data_source_id: str) -> DataSource | None:
-        return self._cached("source", data_source_id, lambda: self._inner.data_source(data_source_id))
+        return self._cache.get_or_load(  # type: ignore[return-value]
+            ("source", data_source_id), lambda: self._inner.data_source(data_source_id)
+        )

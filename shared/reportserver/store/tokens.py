@@ -8,8 +8,9 @@ from typing import Any
 import msgspec
 
 from reportserver.domain.errors import AlreadyExists
-from reportserver.domain.tokens import ApiToken
+from reportserver.domain.tokens import ApiToken, TokenStore
 from reportserver.store import aws, keys
+from reportserver.store.ttl_cache import TtlCache
 
 
 class DynamoTokenStore:
@@ -60,6 +61,28 @@ class DynamoTokenStore:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return sorted((_token(i) for i in items), key=lambda t: t.name)
+
+
+class CachedTokenStore:
+    """Keeps found tokens for a few seconds per container, so a warm authorizer skips DynamoDB.
+
+    Expiry is still checked on every request (against the cached expiry); a deletion or deactivation
+    takes effect within the TTL, as it already does within API Gateway's authorizer cache. Unknown
+    names and hashes are never cached: a new token works at once, and guesses fill no memory.
+    """
+
+    def __init__(self, inner: TokenStore, ttl_seconds: float) -> None:
+        self._inner = inner
+        self._cache: TtlCache[ApiToken] = TtlCache(ttl_seconds, keep_misses=False)
+
+    def find_by_name(self, name: str) -> ApiToken | None:
+        return self._cache.get_or_load(("name", name), lambda: self._inner.find_by_name(name))
+
+    def find_by_secret_hash(self, secret_hash: str) -> ApiToken | None:
+        return self._cache.get_or_load(("hash", secret_hash), lambda: self._inner.find_by_secret_hash(secret_hash))
+
+    def create(self, token: ApiToken) -> None:
+        self._inner.create(token)
 
 
 def _token(item: dict[str, Any]) -> ApiToken:

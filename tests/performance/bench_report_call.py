@@ -1,0 +1,224 @@
+"""Benchmark: what a /api/call/ request costs beyond its SQL, warm and in-process, and each API
+function's cold import.
+
+    make bench            (or: python tests/performance/bench_report_call.py [--rounds N])
+
+Under moto, in one process: the authorizer and the reports handler are invoked with the events API
+Gateway sends, exactly as in Lambda. "SQL alone" runs the same statement with the same bound values
+through the same source and fetches every row. Overhead = median(authorizer + handler) - median(SQL).
+"authorizer" is the warm authorizer (its token cache hit); "(uncached)" reads the token from DynamoDB
+(here moto, in-process) on every request, as the first request after TOKEN_CACHE_SECONDS does.
+Figures are medians of many rounds, since this machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "shared")]
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+from moto import mock_aws  # noqa: E402
+
+from infra.demo.database import build_demo_database, is_current  # noqa: E402
+from infra.demo.seed import seed_demo  # noqa: E402
+from infra.local.frontdoor import LambdaContext  # noqa: E402
+from infra.local.provision import provision  # noqa: E402
+from infra.local.template import load_template  # noqa: E402
+
+TEMPLATE = load_template()
+os.environ.update(TEMPLATE.environment())  # the handlers read their settings at import, as at cold start
+os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # one INFO line per call would time the terminal
+
+from reportserver.domain.reports import Report  # noqa: E402
+from reportserver.domain.tokens import basic_header, issue_token  # noqa: E402
+from reportserver.sources.sqlite import SqliteSource  # noqa: E402
+from reportserver.store import aws  # noqa: E402
+from reportserver.store.catalog import DynamoCatalog  # noqa: E402
+from reportserver.store.tokens import DynamoTokenStore  # noqa: E402
+
+from functions.auth import handler as auth_handler  # noqa: E402
+from functions.auth.handler import lambda_handler as authorize  # noqa: E402
+from functions.reports.handler import lambda_handler as handle  # noqa: E402
+from functions.reports.handler import runner  # noqa: E402
+
+TARGETS_MS = {100: 2.0, 10_000: 30.0}
+COLD_IMPORT_TARGET_MS = 300.0
+HANDLERS = ("functions.auth.handler", "functions.reports.handler")
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def timed(action: Callable[[], object], rounds: int) -> list[float]:
+    for _ in range(max(3, rounds // 10)):
+        action()  # warm: caches, imports, the first boto3 client
+    samples = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def events(secret: str, rows: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    template = json.loads((ROOT / "events/authorizer_request.json").read_text(encoding="utf-8"))
+    template["headers"]["Authorization"] = basic_header("bench", secret)
+    template["path"] = "/api/call/order-lines/"
+    request = json.loads((ROOT / "events/api_call_report.json").read_text(encoding="utf-8"))
+    request["path"] = "/api/call/order-lines/"
+    request["pathParameters"] = {"report_id": "order-lines"}
+    request["queryStringParameters"] = {"row_limit": str(rows)}
+    request["multiValueQueryStringParameters"] = {"row_limit": [str(rows)]}
+    return template, request
+
+
+def warm_request_figures(database: Path, rounds: int) -> list[dict[str, Any]]:
+    results = []
+    with mock_aws():
+        aws.reset()
+        names = provision(TEMPLATE)
+        reports: list[Report] = seed_demo(DynamoCatalog(names["CatalogTable"]), database)
+        now = datetime.now(UTC)
+        _, secret = issue_token(
+            DynamoTokenStore(names["TokensTable"]),
+            name="bench",
+            groups=["*"],
+            permissions=[],
+            expires_at=now + timedelta(days=1),
+            created_by="bench",
+            now=now,
+        )
+
+        uncached_tokens = DynamoTokenStore(names["TokensTable"])  # every request reads DynamoDB (moto)
+        order_lines = next(r for r in reports if r.slug == "order-lines")
+        source = SqliteSource(str(database))
+        for rows, target_ms in TARGETS_MS.items():
+            authorizer_event, request_event = events(secret, rows)
+            params = runner.bind(order_lines, {"row_limit": [str(rows)]})
+
+            def sql_alone(params: dict[str, Any] = params) -> None:
+                with source.run(order_lines.queries[0].sql, params) as result:
+                    fetched = sum(len(batch) for batch in result.batches)
+                assert fetched == rows  # noqa: B023 - read at once
+
+            def full_request(authorizer_event: dict = authorizer_event, request_event: dict = request_event) -> None:
+                decision = authorize(authorizer_event, LambdaContext("AuthFunction", "bench"))
+                assert decision["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+                allowed = dict(
+                    request_event, requestContext={**request_event["requestContext"], "authorizer": decision["context"]}
+                )
+                response = handle(allowed, LambdaContext("ReportsFunction", "bench"))
+                assert response["statusCode"] == 200, response["body"][:200]
+
+            def authorizer_only(authorizer_event: dict = authorizer_event) -> None:
+                authorize(authorizer_event, LambdaContext("AuthFunction", "bench"))
+
+            def authorizer_uncached(authorizer_event: dict = authorizer_event) -> None:
+                cached, auth_handler.tokens = auth_handler.tokens, uncached_tokens
+                try:
+                    authorize(authorizer_event, LambdaContext("AuthFunction", "bench"))
+                finally:
+                    auth_handler.tokens = cached
+
+            n = rounds if rows <= 100 else max(20, rounds // 10)
+            sql = timed(sql_alone, n)
+            full = timed(full_request, n)
+            auth = timed(authorizer_only, n)
+            auth_uncached = timed(authorizer_uncached, n)
+            results.append(
+                {
+                    "rows": rows,
+                    "rounds": n,
+                    "sql_ms": median_ms(sql),
+                    "request_ms": median_ms(full),
+                    "authorizer_ms": median_ms(auth),
+                    "authorizer_uncached_ms": median_ms(auth_uncached),
+                    "overhead_ms": median_ms(full) - median_ms(sql),
+                    "target_ms": target_ms,
+                }
+            )
+        aws.reset()
+    return results
+
+
+def cold_import_figures(repeats: int) -> dict[str, float]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'shared'}",
+        "TOKENS_TABLE": "bench",
+        "CATALOG_TABLE": "bench",
+    }
+    probe = (
+        "import importlib, sys, time; t = time.perf_counter(); importlib.import_module(sys.argv[1]); "
+        "print(time.perf_counter() - t)"
+    )
+    figures = {}
+    for module in HANDLERS:
+        samples = []
+        for _ in range(repeats):
+            output = subprocess.run(
+                [sys.executable, "-c", probe, module], env=env, cwd=ROOT, check=True, capture_output=True, text=True
+            ).stdout
+            samples.append(float(output.strip().splitlines()[-1]))
+        figures[module] = median_ms(samples)
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=300)
+    parser.add_argument("--imports", type=int, default=15, help="cold-import repeats per function")
+    args = parser.parse_args()
+    database = ROOT / ".local" / "demo.sqlite"
+    if not is_current(database):
+        database = build_demo_database(Path(tempfile.mkdtemp()) / "demo.sqlite")
+    print(f"python {sys.version.split()[0]} on {os.cpu_count()} cores; demo database {database}")
+    print("\nWarm /api/call/order-lines/ (authorizer + reports handler, in-process under moto), medians:")
+    print(
+        f"{'rows':>7} {'rounds':>6} {'SQL alone':>10} {'request':>9} {'authorizer':>10} {'(uncached)':>10} "
+        f"{'overhead':>9} {'target':>7}"
+    )
+    failures = 0
+    for row in warm_request_figures(database, args.rounds):
+        ok = row["overhead_ms"] <= row["target_ms"]
+        failures += not ok
+        print(
+            f"{row['rows']:>7} {row['rounds']:>6} {row['sql_ms']:>8.2f}ms {row['request_ms']:>7.2f}ms "
+            f"{row['authorizer_ms']:>8.2f}ms {row['authorizer_uncached_ms']:>8.2f}ms "
+            f"{row['overhead_ms']:>7.2f}ms {row['target_ms']:>5.0f}ms "
+            f"{'ok' if ok else 'MISSED'}"
+        )
+    print(f"\nCold import of each API function's module (median of {args.imports} fresh interpreters):")
+    for module, ms in cold_import_figures(args.imports).items():
+        ok = ms <= COLD_IMPORT_TARGET_MS
+        failures += not ok
+        print(f"  {module:<28} {ms:7.1f} ms   target {COLD_IMPORT_TARGET_MS:.0f} ms {'ok' if ok else 'MISSED'}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
