@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 Row = tuple[Any, ...]
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FIRST_DAY = date(2024, 7, 1)
 LAST_DAY = date(2026, 6, 30)
 CUSTOMERS = 2_000
@@ -154,7 +154,7 @@ def _products(rng: random.Random) -> list[Row]:
     rows: list[Row] = []
     for product_id in range(1, PRODUCTS + 1):
         category = CATEGORIES[product_id % len(CATEGORIES)]
-        cents = rng.randrange(150, 250_000)
+        cents = rng.randrange(150, 25_000)
         name = f"{category} item {product_id:03d}"
         rows.append(
             (
@@ -194,7 +194,7 @@ def _orders(rng: random.Random, products: list[Row], count: int) -> tuple[list[R
             line_id += 1
             product = products[rng.randrange(len(products))]
             unit_cents = int(product[4])
-            quantity = rng.randrange(1, 10)
+            quantity = rng.randrange(1, 6)
             discount = rng.choice((None, None, None, 5.0, 10.0))
             net = unit_cents * quantity * (100 - int(discount or 0)) // 100
             gst = 0 if product[6] else (net * GST_RATE_PERCENT + 50) // 100

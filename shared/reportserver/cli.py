@@ -31,13 +31,8 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--table", default=os.environ.get("TOKENS_TABLE"), help="TokensTable name")
-    parser.add_argument(
-        "--local",
-        nargs="?",
-        const=".local/stack.json",
-        metavar="STACK_JSON",
-        help="use the running local stack described by this file",
-    )
+    parser.add_argument("--local", action="store_true", help="use the running local stack (see --stack-json)")
+    parser.add_argument("--stack-json", default=".local/stack.json", help="the local stack's state file")
     commands = parser.add_subparsers(dest="area", required=True)
     token = commands.add_parser("token").add_subparsers(dest="action", required=True)
     create = token.add_parser("create", help="create a token; its secret is printed once")
@@ -61,7 +56,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _use_local_stack(stack_json: str) -> str:
-    state = json.loads(Path(stack_json).read_text(encoding="utf-8"))
+    path = Path(stack_json)
+    if not path.is_file():
+        raise DomainError(f"no running local stack: {path} does not exist (start one with `make run`)")
+    state = json.loads(path.read_text(encoding="utf-8"))
     os.environ.update(
         {
             "AWS_ENDPOINT_URL": state["moto_url"],
@@ -75,7 +73,11 @@ def _use_local_stack(stack_json: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    table = _use_local_stack(args.local) if args.local else args.table
+    try:
+        table = _use_local_stack(args.stack_json) if args.local else args.table
+    except DomainError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return 2
     if not table:
         print("error: name the tokens table with --table or TOKENS_TABLE (or use --local)", file=sys.stderr)
         return 2

@@ -57,3 +57,8 @@ def test_cli_lists_tokens_without_secrets(stack: Stack, capsys: pytest.CaptureFi
     assert cli.main(["--table", stack.names["TokensTable"], "token", "list"]) == 0
     output = capsys.readouterr().out
     assert "test-admin" in output and "secret" not in output
+
+
+def test_cli_without_a_running_local_stack_says_so(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--local", "--stack-json", "/nonexistent/stack.json", "token", "list"]) == 2
+    assert "no running local stack" in capsys.readouterr().err

@@ -4,8 +4,12 @@ function's cold import.
     make bench            (or: python tests/performance/bench_report_call.py [--rounds N])
 
 Under moto, in one process: the authorizer and the reports handler are invoked with the events API
-Gateway sends, exactly as in Lambda. "SQL alone" runs the same statement with the same bound values
-through the same source and fetches every row. Overhead = median(authorizer + handler) - median(SQL).
+Gateway sends, exactly as in Lambda. "SQL alone" runs the report's statement with the same bound
+values through the SQLite source and fetches (and types) every row. "request" is authorizer + handler
+with that real SQL. "overhead" is measured directly, not by subtraction (the SQL's own jitter is larger
+than the overhead at 100 rows): the same request with the data source replaced by one that hands out
+the rows the SQL produced, so it times everything but the SQL: the authorizer, event parsing, report
+lookup, parameter validation, records, JSON and the response.
 "authorizer" is the warm authorizer (its token cache hit); "(uncached)" reads the token from DynamoDB
 (here moto, in-process) on every request, as the first request after TOKEN_CACHE_SECONDS does.
 Figures are medians of many rounds, since this machine is shared and noisy.
@@ -21,7 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,8 +57,10 @@ TEMPLATE = load_template()
 os.environ.update(TEMPLATE.environment())  # the handlers read their settings at import, as at cold start
 os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # one INFO line per call would time the terminal
 
+from reportserver.domain.calls import ReportRunner  # noqa: E402
 from reportserver.domain.reports import Report  # noqa: E402
 from reportserver.domain.tokens import basic_header, issue_token  # noqa: E402
+from reportserver.sources.base import QueryResult, Row  # noqa: E402
 from reportserver.sources.sqlite import SqliteSource  # noqa: E402
 from reportserver.store import aws  # noqa: E402
 from reportserver.store.catalog import DynamoCatalog  # noqa: E402
@@ -61,6 +68,7 @@ from reportserver.store.tokens import DynamoTokenStore  # noqa: E402
 
 from functions.auth import handler as auth_handler  # noqa: E402
 from functions.auth.handler import lambda_handler as authorize  # noqa: E402
+from functions.reports import handler as reports_handler  # noqa: E402
 from functions.reports.handler import lambda_handler as handle  # noqa: E402
 from functions.reports.handler import runner  # noqa: E402
 
@@ -82,6 +90,19 @@ def timed(action: Callable[[], object], rounds: int) -> list[float]:
         action()
         samples.append(time.perf_counter() - started)
     return samples
+
+
+class PrefetchedSource:
+    """A data source that hands out rows fetched beforehand: a request without its SQL."""
+
+    def __init__(self, columns: list[str], rows: list[Row]) -> None:
+        self._columns = columns
+        self._rows = rows
+
+    @contextmanager
+    def run(self, sql: str, params: Any, batch_size: int = 5000) -> Iterator[QueryResult]:
+        batches = (self._rows[i : i + batch_size] for i in range(0, len(self._rows), batch_size))
+        yield QueryResult(columns=self._columns, batches=batches)
 
 
 def events(secret: str, rows: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -147,6 +168,16 @@ def warm_request_figures(database: Path, rounds: int) -> list[dict[str, Any]]:
             n = rounds if rows <= 100 else max(20, rounds // 10)
             sql = timed(sql_alone, n)
             full = timed(full_request, n)
+            with source.run(order_lines.queries[0].sql, params) as result:
+                prefetched = PrefetchedSource(result.columns, [r for batch in result.batches for r in batch])
+            real_runner = reports_handler.runner
+            reports_handler.runner = ReportRunner(
+                reports_handler.catalog, lambda _definition, source=prefetched: source
+            )
+            try:
+                without_sql = timed(full_request, n)
+            finally:
+                reports_handler.runner = real_runner
             auth = timed(authorizer_only, n)
             auth_uncached = timed(authorizer_uncached, n)
             results.append(
@@ -157,7 +188,8 @@ def warm_request_figures(database: Path, rounds: int) -> list[dict[str, Any]]:
                     "request_ms": median_ms(full),
                     "authorizer_ms": median_ms(auth),
                     "authorizer_uncached_ms": median_ms(auth_uncached),
-                    "overhead_ms": median_ms(full) - median_ms(sql),
+                    "overhead_ms": median_ms(without_sql),
+                    "difference_ms": median_ms(full) - median_ms(sql),
                     "target_ms": target_ms,
                 }
             )
@@ -200,7 +232,7 @@ def main() -> int:
     print("\nWarm /api/call/order-lines/ (authorizer + reports handler, in-process under moto), medians:")
     print(
         f"{'rows':>7} {'rounds':>6} {'SQL alone':>10} {'request':>9} {'authorizer':>10} {'(uncached)':>10} "
-        f"{'overhead':>9} {'target':>7}"
+        f"{'request-SQL':>11} {'overhead':>9} {'target':>7}"
     )
     failures = 0
     for row in warm_request_figures(database, args.rounds):
@@ -209,7 +241,7 @@ def main() -> int:
         print(
             f"{row['rows']:>7} {row['rounds']:>6} {row['sql_ms']:>8.2f}ms {row['request_ms']:>7.2f}ms "
             f"{row['authorizer_ms']:>8.2f}ms {row['authorizer_uncached_ms']:>8.2f}ms "
-            f"{row['overhead_ms']:>7.2f}ms {row['target_ms']:>5.0f}ms "
+            f"{row['difference_ms']:>9.2f}ms {row['overhead_ms']:>7.2f}ms {row['target_ms']:>5.0f}ms "
             f"{'ok' if ok else 'MISSED'}"
         )
     print(f"\nCold import of each API function's module (median of {args.imports} fresh interpreters):")
