@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from reportserver.domain.tokens import ApiToken, TokenStore, basic_header, hash_secret, issue_token
 
 TEN_KB = "x" * 10_240
 
@@ -114,3 +117,39 @@ BAD_INPUTS = [
 ]
 
 INJECTIONS = ["' OR 1=1 --", "1; DROP TABLE orders", "%' OR '1'='1", "Smith'); DELETE FROM customers; --"]
+
+
+def prepare_tokens(store: TokenStore, prefix: str) -> dict[str, str]:
+    """Tokens of every kind the table names, as Authorization headers keyed as it names them."""
+    now = datetime.now(UTC)
+    headers = {}
+    for kind, groups in (("admin", ["*"]), ("sales", ["sales"])):
+        _, secret = issue_token(
+            store,
+            name=f"{prefix}-{kind}",
+            groups=groups,
+            permissions=[],
+            expires_at=now + timedelta(days=30),
+            created_by="tests",
+            now=now,
+        )
+        headers[kind] = basic_header(f"{prefix}-{kind}", secret)
+        headers[f"{kind}_bearer"] = f"Bearer {secret}"
+    for kind, expires, active in (
+        ("expired", now - timedelta(seconds=1), True),
+        ("deactivated", now + timedelta(days=1), False),
+    ):
+        store.create(
+            ApiToken(
+                name=f"{prefix}-{kind}",
+                secret_hash=hash_secret("rs_known"),
+                groups=["*"],
+                expires_at=expires,
+                active=active,
+                created_at=now,
+                created_by="tests",
+            )
+        )
+        headers[kind] = basic_header(f"{prefix}-{kind}", "rs_known")
+    headers["wrong_secret"] = basic_header(f"{prefix}-admin", "rs_not_the_secret")
+    return headers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -65,8 +66,6 @@ def _queue(template: Template, logical_id: str, properties: dict[str, Any]) -> s
     name = template.physical_name(logical_id)
     attributes = {k: str(v) for k, v in properties.items() if k not in ("QueueName", "Tags")}
     if "RedrivePolicy" in properties:
-        import json  # noqa: PLC0415
-
         attributes["RedrivePolicy"] = json.dumps(properties["RedrivePolicy"])
     boto3.client("sqs").create_queue(QueueName=name, Attributes=attributes)
     return name

@@ -10,14 +10,14 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from reportserver.domain.tokens import ApiToken, basic_header, hash_secret, issue_token
 from reportserver.store import aws
 from reportserver.store.tokens import DynamoTokenStore
+
+from tests.bad_inputs import prepare_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 120
@@ -60,38 +60,10 @@ def _tokens_on_the_stack(state: dict[str, Any], monkeypatch: pytest.MonkeyPatch)
     """Tokens of every kind the bad-input table names, written to the stack's own moto server."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", state["moto_url"])
     aws.reset()
-    store = DynamoTokenStore(state["resources"]["TokensTable"])
-    now = datetime.now(UTC)
-    headers = {"admin": state["token"]["authorization"]}
-    _, secret = issue_token(
-        store,
-        name="e2e-sales",
-        groups=["sales"],
-        permissions=[],
-        expires_at=now + timedelta(days=1),
-        created_by="e2e",
-        now=now,
-    )
-    headers["sales"] = basic_header("e2e-sales", secret)
-    for name, expires, active in (
-        ("expired", now - timedelta(seconds=1), True),
-        ("deactivated", now + timedelta(days=1), False),
-    ):
-        store.create(
-            ApiToken(
-                name=f"e2e-{name}",
-                secret_hash=hash_secret("rs_known"),
-                groups=["*"],
-                expires_at=expires,
-                active=active,
-                created_at=now,
-                created_by="e2e",
-            )
-        )
-        headers[name] = basic_header(f"e2e-{name}", "rs_known")
-    headers["wrong_secret"] = basic_header(state["token"]["name"], "rs_not_the_secret")
-    aws.reset()
-    return headers
+    try:
+        return prepare_tokens(DynamoTokenStore(state["resources"]["TokensTable"]), "e2e")
+    finally:
+        aws.reset()
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from moto import mock_aws
 from reportserver.domain.reports import Report
-from reportserver.domain.tokens import ApiToken, basic_header, hash_secret, issue_token
 from reportserver.store import aws
 from reportserver.store.catalog import DynamoCatalog
 from reportserver.store.tokens import DynamoTokenStore
@@ -20,6 +18,7 @@ from infra.demo.seed import seed_demo
 from infra.local.frontdoor import HttpResponse, LocalApi
 from infra.local.provision import provision
 from infra.local.template import load_template
+from tests.bad_inputs import prepare_tokens
 
 TEMPLATE = load_template()
 os.environ.update(TEMPLATE.environment())  # before any handler module is imported, as at cold start
@@ -45,42 +44,6 @@ class Stack:
         return next(r for r in self.reports if r.slug == slug)
 
 
-def prepared_headers(tokens: DynamoTokenStore) -> dict[str, str]:
-    """Tokens of every kind the bad-input table names, keyed as it names them."""
-    now = datetime.now(UTC)
-    headers = {}
-    for name, groups in (("admin", ["*"]), ("sales", ["sales"])):
-        _, secret = issue_token(
-            tokens,
-            name=f"test-{name}",
-            groups=groups,
-            permissions=[],
-            expires_at=now + timedelta(days=30),
-            created_by="tests",
-            now=now,
-        )
-        headers[name] = basic_header(f"test-{name}", secret)
-        headers[f"{name}_bearer"] = f"Bearer {secret}"
-    for name, expires, active in (
-        ("expired", now - timedelta(seconds=1), True),
-        ("deactivated", now + timedelta(days=1), False),
-    ):
-        tokens.create(
-            ApiToken(
-                name=f"test-{name}",
-                secret_hash=hash_secret("rs_known"),
-                groups=["*"],
-                expires_at=expires,
-                active=active,
-                created_at=now,
-                created_by="tests",
-            )
-        )
-        headers[name] = basic_header(f"test-{name}", "rs_known")
-    headers["wrong_secret"] = basic_header("test-admin", "rs_not_the_secret")
-    return headers
-
-
 @pytest.fixture(scope="session")
 def stack(demo_database: Path) -> Iterator[Stack]:
     with mock_aws():
@@ -89,5 +52,5 @@ def stack(demo_database: Path) -> Iterator[Stack]:
         catalog = DynamoCatalog(names["CatalogTable"])
         reports = seed_demo(catalog, demo_database)
         tokens = DynamoTokenStore(names["TokensTable"])
-        yield Stack(names, tokens, catalog, reports, prepared_headers(tokens), LocalApi(TEMPLATE))
+        yield Stack(names, tokens, catalog, reports, prepare_tokens(tokens, "test"), LocalApi(TEMPLATE))
     aws.reset()

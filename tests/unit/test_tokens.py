@@ -140,18 +140,22 @@ def test_issued_token_stores_only_the_hash_and_authenticates() -> None:
     assert authenticate(basic_header("one-week", secret), store, NOW).groups == ("sales",)
 
 
-def test_two_issued_secrets_differ() -> None:
-    store = MemoryTokenStore()
-    args = {
+def issue(store: MemoryTokenStore, **changes: object) -> tuple[ApiToken, str]:
+    values: dict[str, object] = {
+        "name": "ok",
         "groups": ["*"],
         "permissions": [],
-        "expires_at": NOW + timedelta(days=1),
+        "expires_at": NOW + timedelta(days=30),
         "created_by": "t",
         "now": NOW,
     }
-    _, first = issue_token(store, name="a", **args)  # type: ignore[arg-type]
-    _, second = issue_token(store, name="b", **args)  # type: ignore[arg-type]
-    assert first != second
+    values.update(changes)
+    return issue_token(store, **values)  # type: ignore[arg-type]
+
+
+def test_two_issued_secrets_differ() -> None:
+    store = MemoryTokenStore()
+    assert issue(store, name="a")[1] != issue(store, name="b")[1]
 
 
 @pytest.mark.parametrize(
@@ -169,31 +173,15 @@ def test_two_issued_secrets_differ() -> None:
     ],
 )
 def test_invalid_token_definitions_are_refused(changes: dict[str, object], message: str) -> None:
-    values: dict[str, object] = {
-        "name": "ok",
-        "groups": ["*"],
-        "permissions": [],
-        "expires_at": NOW + timedelta(days=30),
-        "created_by": "t",
-        "now": NOW,
-    }
-    values.update(changes)
     with pytest.raises(InvalidDefinition, match=message):
-        issue_token(MemoryTokenStore(), **values)  # type: ignore[arg-type]
+        issue(MemoryTokenStore(), **changes)
 
 
 def test_a_token_name_cannot_be_issued_twice() -> None:
     store = MemoryTokenStore()
-    args = {
-        "groups": ["*"],
-        "permissions": [],
-        "expires_at": NOW + timedelta(days=1),
-        "created_by": "t",
-        "now": NOW,
-    }
-    issue_token(store, name="dup", **args)  # type: ignore[arg-type]
+    issue(store, name="dup")
     with pytest.raises(AlreadyExists, match="dup"):
-        issue_token(store, name="dup", **args)  # type: ignore[arg-type]
+        issue(store, name="dup")
 
 
 @pytest.mark.parametrize("days", [30, 60, 90])
