@@ -70,12 +70,19 @@ deploy: build  ## sam deploy --guided
 
 # Called by `sam build` for each function with BuildMethod: makefile: the handler's folder and the
 # project's package, nothing else (third-party code comes from the layers).
-build-%Function:
+define package_function
 	mkdir -p "$(ARTIFACTS_DIR)/functions"
 	cp functions/__init__.py "$(ARTIFACTS_DIR)/functions/"
-	cp -R "functions/$(shell echo $* | tr A-Z a-z)" "$(ARTIFACTS_DIR)/functions/"
+	cp -R "functions/$(1)" "$(ARTIFACTS_DIR)/functions/"
 	cp -R shared/reportserver "$(ARTIFACTS_DIR)/"
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -prune -exec rm -rf {} +
+endef
+
+build-AuthFunction: ; $(call package_function,auth)
+build-ReportsFunction: ; $(call package_function,reports)
+build-ExportsFunction: ; $(call package_function,exports)
+build-ExportWorkerFunction: ; $(call package_function,export_worker)
+build-ExportDeadLettersFunction: ; $(call package_function,export_dead_letters)
 
 clean:  ## remove build outputs and local state (keeps .venv and .tools)
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache

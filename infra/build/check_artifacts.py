@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from infra.local.template import load_template
 
@@ -37,12 +38,12 @@ def function_parts(build_dir: Path) -> dict[str, tuple[str, list[Path]]]:
     return parts
 
 
-def imports_alone(handler: str, folders: list[Path]) -> str:
+def imports_alone(handler: str, folders: list[Path], environment: dict[str, Any]) -> str:
     """Import the handler with only its code and its layers' python/ on the path; "" if that works."""
     paths = [str(folders[0])] + [str(f / "python") for f in folders[1:]]
     probe = f"import sys; sys.path[:0] = {paths!r}; import {handler.rsplit('.', 1)[0]}"
-    # Placeholder settings: the handlers validate them at import, as at a cold start.
-    env = {"PATH": os.environ.get("PATH", ""), "TOKENS_TABLE": "check", "CATALOG_TABLE": "check"}
+    # The template's settings (resolved as the local stack does): handlers validate them at import.
+    env = {"PATH": os.environ.get("PATH", ""), **{k: str(v) for k, v in environment.items()}}
     result = subprocess.run(
         ["python3.12", "-I", "-B", "-c", probe], capture_output=True, text=True, env=env, check=False
     )
@@ -52,11 +53,14 @@ def imports_alone(handler: str, folders: list[Path]) -> str:
 def main(argv: list[str]) -> int:
     build_dir = Path(argv[0] if argv else ".aws-sam/build")
     failed = False
+    environments = {
+        name: spec.environment for name, spec in load_template(build_dir / "template.yaml").functions().items()
+    }
     for function, (handler, folders) in sorted(function_parts(build_dir).items()):
         sizes = {folder.name: tree_size(folder) for folder in folders}
         total = sum(sizes.values())
         detail = ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in sizes.items())
-        import_error = imports_alone(handler, folders)
+        import_error = imports_alone(handler, folders, environments[function])
         size_verdict = "ok" if total <= LAMBDA_UNZIPPED_LIMIT_BYTES else "OVER THE 250 MB LIMIT"
         import_verdict = "imports alone" if not import_error else f"DOES NOT IMPORT: {import_error}"
         failed |= total > LAMBDA_UNZIPPED_LIMIT_BYTES or bool(import_error)

@@ -36,6 +36,7 @@ DEMO_REPORTS: list[dict[str, Any]] = [
     {
         "name": "Sales by Day",
         "description": "Orders, net sales and GST per day within a date range.",
+        "time_range": {"start_field": "date_from", "end_field": "date_to"},
         "category": "Sales",
         "fields": [dict(f, required=True, default=None) for f in _DATE_RANGE],
         "queries": [
@@ -92,6 +93,7 @@ DEMO_REPORTS: list[dict[str, Any]] = [
     {
         "name": "Customer Search",
         "description": "Customers whose name contains the given text, with their order count.",
+        "formats": ["csv", "json", "xlsx"],
         "category": "Customers",
         "fields": [
             {"name": "name", "label": "Name contains", "type": "string", "required": True, "field_order": 1},
@@ -116,7 +118,9 @@ DEMO_REPORTS: list[dict[str, Any]] = [
     },
     {
         "name": "Order Lines",
-        "description": "Every order line with its product, prices and GST: the big one (about 150,000 rows).",
+        "description": "Every order line with its product, prices and GST: the big one (about 130,000 rows).",
+        "cache_seconds": 300,
+        "time_range": {"start_field": "date_from", "end_field": "date_to"},
         "category": "Sales",
         "fields": [
             *_DATE_RANGE,
@@ -164,6 +168,33 @@ DEMO_REPORTS: list[dict[str, Any]] = [
               AND (:min_price IS NULL OR unit_price_cents >= :min_price * 100)
             ORDER BY sku""",
             }
+        ],
+    },
+    {
+        "name": "Sales Summary",
+        "description": "Net sales and GST by product category and by customer region: two sheets.",
+        "category": "Sales",
+        "fields": _DATE_RANGE,
+        "time_range": {"start_field": "date_from", "end_field": "date_to"},
+        "queries": [
+            {
+                "sheet_name": "By category",
+                "sql": """
+            SELECT p.category, count(*) AS lines, sum(l.quantity) AS units,
+                   money(sum(l.net_cents)) AS "net_sales [decimal]", money(sum(l.gst_cents)) AS "gst [decimal]"
+            FROM order_lines l JOIN orders o ON o.id = l.order_id JOIN products p ON p.id = l.product_id
+            WHERE o.order_date BETWEEN :date_from AND :date_to AND o.status <> 'cancelled'
+            GROUP BY p.category ORDER BY p.category""",
+            },
+            {
+                "sheet_name": "By region",
+                "sql": """
+            SELECT c.region, count(DISTINCT o.id) AS orders,
+                   money(sum(l.net_cents)) AS "net_sales [decimal]", money(sum(l.gst_cents)) AS "gst [decimal]"
+            FROM orders o JOIN customers c ON c.id = o.customer_id JOIN order_lines l ON l.order_id = o.id
+            WHERE o.order_date BETWEEN :date_from AND :date_to AND o.status <> 'cancelled'
+            GROUP BY c.region ORDER BY c.region""",
+            },
         ],
     },
 ]

@@ -19,8 +19,10 @@ def provision(template: Template) -> dict[str, str]:
         names[logical_id] = _table(template, logical_id, template.resolve(resource["Properties"]))
     for logical_id, resource in template.of_type("AWS::S3::Bucket").items():
         names[logical_id] = _bucket(template, logical_id, template.resolve(resource.get("Properties", {})))
-    for logical_id, resource in template.of_type("AWS::SQS::Queue").items():
-        names[logical_id] = _queue(template, logical_id, template.resolve(resource.get("Properties", {})))
+    queues = template.of_type("AWS::SQS::Queue")
+    # Dead-letter queues first: a queue's redrive policy names one that must already exist.
+    for logical_id in sorted(queues, key=lambda q: "RedrivePolicy" in queues[q].get("Properties", {})):
+        names[logical_id] = _queue(template, logical_id, template.resolve(queues[logical_id].get("Properties", {})))
     return names
 
 
@@ -62,9 +64,19 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
+_QUEUE_ATTRIBUTES = (
+    "VisibilityTimeout",
+    "MessageRetentionPeriod",
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "ReceiveMessageWaitTimeSeconds",
+    "RedrivePolicy",
+)
+
+
 def _queue(template: Template, logical_id: str, properties: dict[str, Any]) -> str:
     name = template.physical_name(logical_id)
-    attributes = {k: str(v) for k, v in properties.items() if k not in ("QueueName", "Tags")}
+    attributes = {k: str(v) for k, v in properties.items() if k in _QUEUE_ATTRIBUTES}
     if "RedrivePolicy" in properties:
         attributes["RedrivePolicy"] = json.dumps(properties["RedrivePolicy"])
     boto3.client("sqs").create_queue(QueueName=name, Attributes=attributes)

@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     from infra.demo.seed import seed_demo  # noqa: PLC0415
     from infra.local.frontdoor import LocalApi, serve  # noqa: PLC0415
     from infra.local.provision import provision  # noqa: PLC0415
+    from infra.local.queues import pollers, start_background  # noqa: PLC0415
     from infra.local.template import load_template  # noqa: PLC0415
 
     template = load_template()
@@ -133,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     _print_banner(api_url, secret, authorization, reports, state_file)
 
     stopping = threading.Event()
+    start_background(pollers(api, template), stopping)  # the export worker and dead-letter loops
 
     def stop(*_: object) -> None:
         if not stopping.is_set():

@@ -53,6 +53,16 @@ class Route:
 
 
 @dataclass(frozen=True)
+class QueueSource:
+    """An SQS event source: a queue whose messages the template sends to a function."""
+
+    function: str
+    queue: str
+    batch_size: int
+    reports_item_failures: bool
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     logical_id: str
     handler: str
@@ -158,6 +168,18 @@ class Template:
                 routes.append(Route(method, path, logical_id, pattern, names))
         # Literal segments before parameters, as API Gateway prefers the most specific resource.
         return sorted(routes, key=lambda r: (r.path.count("{"), -len(r.path)))
+
+    def queue_sources(self) -> list[QueueSource]:
+        sources = []
+        for logical_id, resource in self.of_type("AWS::Serverless::Function").items():
+            for event in resource["Properties"].get("Events", {}).values():
+                if event.get("Type") != "SQS":
+                    continue
+                properties = event["Properties"]
+                queue = properties["Queue"]["Fn::GetAtt"][0]
+                failures = "ReportBatchItemFailures" in properties.get("FunctionResponseTypes", [])
+                sources.append(QueueSource(logical_id, queue, int(properties.get("BatchSize", 10)), failures))
+        return sources
 
     def authorizer(self) -> Authorizer:
         api = next(iter(self.of_type("AWS::Serverless::Api").values()))["Properties"]

@@ -37,6 +37,9 @@ class AuthSettings(_Settings, frozen=True, kw_only=True):
     )
 
 
+CatalogCacheSeconds = Annotated[float, msgspec.Meta(ge=0, le=3600)]
+
+
 class ReportsSettings(_Settings, frozen=True, kw_only=True):
     catalog_table: TableName = msgspec.field(name="CATALOG_TABLE")
     call_max_rows: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = msgspec.field(
@@ -45,6 +48,33 @@ class ReportsSettings(_Settings, frozen=True, kw_only=True):
     call_max_bytes: Annotated[int, msgspec.Meta(ge=1024, le=MAX_SYNC_BODY_BYTES)] = msgspec.field(
         name="CALL_MAX_BYTES", default=5_000_000
     )
-    catalog_cache_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = msgspec.field(
-        name="CATALOG_CACHE_SECONDS", default=30.0
+    catalog_cache_seconds: CatalogCacheSeconds = msgspec.field(name="CATALOG_CACHE_SECONDS", default=30.0)
+
+
+class ExportsSettings(_Settings, frozen=True, kw_only=True):
+    catalog_table: TableName = msgspec.field(name="CATALOG_TABLE")
+    tickets_table: TableName = msgspec.field(name="TICKETS_TABLE")
+    export_queue_name: Annotated[str, msgspec.Meta(min_length=1)] = msgspec.field(name="EXPORT_QUEUE_NAME")
+    export_bucket: Annotated[str, msgspec.Meta(min_length=3)] = msgspec.field(name="EXPORT_BUCKET")
+    retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = msgspec.field(name="EXPORT_RETENTION_DAYS", default=7)
+    # Minutes, not days: a leaked link dies soon, and each status read signs a fresh one.
+    download_url_seconds: Annotated[int, msgspec.Meta(ge=10, le=3600)] = msgspec.field(
+        name="DOWNLOAD_URL_SECONDS", default=300
     )
+    catalog_cache_seconds: CatalogCacheSeconds = msgspec.field(name="CATALOG_CACHE_SECONDS", default=30.0)
+
+
+class ExportWorkerSettings(_Settings, frozen=True, kw_only=True):
+    catalog_table: TableName = msgspec.field(name="CATALOG_TABLE")
+    tickets_table: TableName = msgspec.field(name="TICKETS_TABLE")
+    export_bucket: Annotated[str, msgspec.Meta(min_length=3)] = msgspec.field(name="EXPORT_BUCKET")
+    lease_seconds: Annotated[int, msgspec.Meta(ge=5, le=7200)] = msgspec.field(name="EXPORT_LEASE_SECONDS", default=960)
+    progress_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = msgspec.field(
+        name="EXPORT_PROGRESS_SECONDS", default=3.0
+    )
+    scratch_dir: str = msgspec.field(name="EXPORT_SCRATCH_DIR", default="/tmp")  # noqa: S108 - Lambda's only disk
+    catalog_cache_seconds: CatalogCacheSeconds = msgspec.field(name="CATALOG_CACHE_SECONDS", default=30.0)
+
+
+class DeadLetterSettings(_Settings, frozen=True, kw_only=True):
+    tickets_table: TableName = msgspec.field(name="TICKETS_TABLE")

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from infra.local.template import load_template
+
 ROOT = Path(__file__).resolve().parents[2]
 # botocore's bare package is imported by Powertools (about 1 ms); its session and client are the weight.
 HEAVY = [
@@ -33,14 +35,9 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
-@pytest.mark.parametrize("module", ["functions.auth.handler", "functions.reports.handler"])
+@pytest.mark.parametrize("module", ["functions.auth.handler", "functions.reports.handler", "functions.exports.handler"])
 def test_handler_import_pulls_in_no_heavy_library(module: str) -> None:
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'shared'}",
-        "TOKENS_TABLE": "tokens",
-        "CATALOG_TABLE": "catalog",
-    }
+    env = {**os.environ, **load_template().environment(), "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'shared'}"}
     result = subprocess.run(
         [sys.executable, "-c", PROBE, module],
         capture_output=True,

@@ -20,10 +20,13 @@ def test_every_function_handler_module_exists() -> None:
         assert (ROOT / (module.replace(".", "/") + ".py")).is_file(), spec.handler
 
 
-def test_routes_declared_in_the_template_match_the_reports_handlers_routes() -> None:
-    source = (ROOT / "functions/reports/handler.py").read_text(encoding="utf-8")
-    in_handler = {("GET", re.sub(r"<(\w+)>", r"{\1}", path)) for path in re.findall(r'@app\.get\("([^"]+)"\)', source)}
-    in_template = {(r.method, r.path) for r in TEMPLATE.routes() if r.function == "ReportsFunction"}
+@pytest.mark.parametrize(("function", "folder"), [("ReportsFunction", "reports"), ("ExportsFunction", "exports")])
+def test_routes_declared_in_the_template_match_each_handlers_routes(function: str, folder: str) -> None:
+    source = (ROOT / f"functions/{folder}/handler.py").read_text(encoding="utf-8")
+    declared = re.findall(r'@app\.(get|post|put|delete)\("([^"]+)"\)', source)
+    in_handler = {(method.upper(), re.sub(r"<(\w+)>", r"{\1}", path)) for method, path in declared}
+    in_template = {(r.method, r.path) for r in TEMPLATE.routes() if r.function == function}
+    assert in_handler
     assert in_handler == in_template
 
 
@@ -64,8 +67,20 @@ def test_refusals_have_seed_shaped_gateway_responses() -> None:
 def test_function_environments_resolve_to_local_resource_names() -> None:
     environment = TEMPLATE.environment()
     assert environment["TOKENS_TABLE"] == "reportserver-local-tokenstable"
+    assert environment["EXPORT_QUEUE_NAME"] == "reportserver-local-exportqueue"
     assert environment["CATALOG_TABLE"] == "reportserver-local-catalogtable"
     assert int(environment["CALL_MAX_BYTES"]) <= 6 * 1024 * 1024
+
+
+def test_export_queue_retries_then_dead_letters_with_a_long_enough_visibility_timeout() -> None:
+    queue = TEMPLATE.resources["ExportQueue"]["Properties"]
+    worker = TEMPLATE.resources["ExportWorkerFunction"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * worker["Timeout"]
+    assert queue["RedrivePolicy"]["maxReceiveCount"] >= 2
+    lease = int(TEMPLATE.functions()["ExportWorkerFunction"].environment["EXPORT_LEASE_SECONDS"])
+    assert worker["Timeout"] < lease < queue["VisibilityTimeout"]
+    sources = {(s.function, s.queue) for s in TEMPLATE.queue_sources()}
+    assert sources == {("ExportWorkerFunction", "ExportQueue"), ("ExportDeadLettersFunction", "ExportDeadLetterQueue")}
 
 
 def test_each_function_may_read_only_its_own_table() -> None:

@@ -41,5 +41,17 @@ class ResultTooLarge(DomainError):
     """A synchronous result over the configured row or byte cap."""
 
 
+class TicketConflict(DomainError):
+    """A transition an export ticket's current state does not allow (already taken, already finished)."""
+
+
+class NotReady(DomainError):
+    """The file of an export that is not complete."""
+
+
+class FileGone(DomainError):
+    """The file of a complete export that has expired or been deleted."""
+
+
 class DataSourceFailed(DomainError):
     """The data source could not run the query; the message never carries SQL text or driver detail."""

@@ -78,6 +78,13 @@ class ReportQuery(msgspec.Struct, kw_only=True):
     sheet_name: str = "Sheet1"
 
 
+class TimeRange(msgspec.Struct, kw_only=True):
+    """The fields that an export's UNIX-time `start_time` and `end_time` fill (seed 002)."""
+
+    start_field: str
+    end_field: str
+
+
 class Report(msgspec.Struct, kw_only=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     data_source_id: str
@@ -90,6 +97,7 @@ class Report(msgspec.Struct, kw_only=True):
     groups: list[str] = msgspec.field(default_factory=lambda: ["*"])
     formats: list[str] = msgspec.field(default_factory=lambda: list(EXPORT_FORMATS))
     cache_seconds: Annotated[int, msgspec.Meta(ge=0)] = 0
+    time_range: TimeRange | None = None
     version: int = 0
 
     def __post_init__(self) -> None:
@@ -104,6 +112,11 @@ class Report(msgspec.Struct, kw_only=True):
         if unknown_formats:
             raise ValueError(f"unknown formats {unknown_formats}; allowed: {list(EXPORT_FORMATS)}")
         declared = set(names)
+        if self.time_range is not None:
+            for name in (self.time_range.start_field, self.time_range.end_field):
+                field = self.field(name)
+                if field is None or field.type not in (FieldType.DATE, FieldType.DATETIME):
+                    raise ValueError(f"time range field {name!r} must be a date or datetime field of the report")
         for query in self.queries:
             undeclared = sorted(set(bind_variables(query.sql)) - declared)
             if undeclared:
@@ -116,6 +129,12 @@ class Report(msgspec.Struct, kw_only=True):
     def field(self, name: str) -> ReportField | None:
         return next((f for f in self.fields if f.name == name), None)
 
+    def time_range_field(self, bound: str) -> str | None:
+        """The field that `start_time` or `end_time` fills, if the report declares a time range."""
+        if self.time_range is None:
+            return None
+        return self.time_range.start_field if bound == "start_time" else self.time_range.end_field
+
     def public_view(self) -> dict[str, Any]:
         """The definition a caller may see: no SQL text, no data-source connection details."""
         return {
@@ -127,6 +146,8 @@ class Report(msgspec.Struct, kw_only=True):
             "formats": self.formats,
             "groups": self.groups,
             "sheets": [q.sheet_name for q in self.queries],
+            "time_range": self.time_range is not None,
+            "cache_seconds": self.cache_seconds,
             "fields": [field_view(f) for f in self.sorted_fields()],
         }
 

@@ -14,6 +14,9 @@ STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.InvalidDefinition: 400,
     errors.AlreadyExists: 409,
     errors.ResultTooLarge: 413,
+    errors.TicketConflict: 409,
+    errors.NotReady: 409,
+    errors.FileGone: 410,
     errors.DataSourceFailed: 502,
 }
 

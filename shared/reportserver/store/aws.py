@@ -7,6 +7,7 @@ of cold start): the first call does. `reset()` lets tests start afresh under mot
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 
@@ -17,8 +18,26 @@ def dynamodb() -> Any:
     return boto3.resource("dynamodb")
 
 
+@functools.cache
+def s3() -> Any:
+    import boto3  # noqa: PLC0415
+    from botocore.config import Config  # noqa: PLC0415
+
+    # Path-style addressing where an endpoint is overridden (the local stack's moto server on 127.0.0.1).
+    style = "path" if os.environ.get("AWS_ENDPOINT_URL") else "auto"
+    return boto3.client("s3", config=Config(signature_version="s3v4", s3={"addressing_style": style}))
+
+
+@functools.cache
+def sqs() -> Any:
+    import boto3  # noqa: PLC0415
+
+    return boto3.client("sqs")
+
+
 def reset() -> None:
-    dynamodb.cache_clear()
+    for client in (dynamodb, s3, sqs):
+        client.cache_clear()
 
 
 def error_code(error: Exception) -> str:

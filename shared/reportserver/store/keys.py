@@ -28,3 +28,12 @@ SECRET_HASH_INDEX = "BySecretHash"  # noqa: S105 - an index name
 
 def numeric_sort_key(number: int) -> str:
     return f"{number:012d}"
+
+
+# TicketsTable (one item per export ticket; see `reportserver.domain.tickets`)
+#     key          ticket_id (S)
+#     index        ByCompleteCacheKey: complete_cache_key (S), completed_at (S); sparse, set only when a
+#                  ticket completes, so the export cache finds the newest finished file for a request
+#     ttl          ttl (N, epoch seconds): the ticket goes with its file (the bucket's lifecycle rule)
+#     writes       every status change is conditional on the current status (and the worker's attempt)
+CACHE_INDEX = "ByCompleteCacheKey"

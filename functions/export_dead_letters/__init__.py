@@ -1,0 +1,1 @@
+"""Fails the tickets whose export messages ended in the dead-letter queue."""

@@ -1,0 +1,1 @@
+"""The export worker: renders queued export tickets into files in S3."""

@@ -1,0 +1,1 @@
+"""The exports API: request an export, follow its ticket, download its file."""

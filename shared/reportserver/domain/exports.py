@@ -1,0 +1,320 @@
+"""Exports: asking for a file (a ticket and a queue message), following it, and rendering it.
+
+`ExportService` serves the API: it validates the request as a report call would, reuses a finished
+file within the report's cache period, and signs download links afresh each time. `ExportWorker`
+serves the queue: it takes a ticket under a lease, streams the report's sheets through a renderer
+into a scratch file, uploads it and completes the ticket.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from reportserver.domain.calls import Catalog, ReportRunner, find_report
+from reportserver.domain.errors import DomainError, FileGone, InvalidParameter, NotFound, NotReady, TicketConflict
+from reportserver.domain.reports import Report
+from reportserver.domain.tickets import (
+    FINAL_STATUSES,
+    ExportRequest,
+    ExportTicket,
+    TicketStatus,
+    TicketStore,
+    cache_key,
+    check_format,
+    file_name,
+    new_ticket_id,
+    own_ticket,
+    request_parameters,
+)
+from reportserver.domain.tokens import Principal
+from reportserver.observability import logger
+from reportserver.render.base import RenderContext, Renderer, RenderFailed, Sheet
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ExportQueue(Protocol):
+    def send(self, ticket_id: str) -> None: ...
+
+
+class FileStore(Protocol):
+    def upload(self, path: Path, key: str, content_type: str) -> None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def download_url(self, key: str, file_name: str, content_type: str, expires_seconds: int) -> str: ...
+
+
+@dataclass(frozen=True)
+class ExportPolicy:
+    retention_days: int
+    link_seconds: int
+
+
+class ExportService:
+    def __init__(
+        self,
+        catalog: Catalog,
+        runner: ReportRunner,
+        tickets: TicketStore,
+        queue: ExportQueue,
+        files: FileStore,
+        policy: ExportPolicy,
+        available_formats: frozenset[str],
+        clock: Clock = utc_now,
+    ) -> None:
+        self._catalog = catalog
+        self._runner = runner
+        self._tickets = tickets
+        self._queue = queue
+        self._files = files
+        self._policy = policy
+        self._available_formats = available_formats
+        self._clock = clock
+
+    def request(self, principal: Principal, body: ExportRequest) -> ExportTicket:
+        report = find_report(self._catalog, principal, body.report_reference())
+        export_format = check_format(report, body.format)
+        if export_format not in self._available_formats:
+            available = ", ".join(sorted(self._available_formats))
+            raise InvalidParameter("format", f"Format {export_format} is not available yet; available: {available}")
+        raw = request_parameters(report, body)
+        bound = self._runner.bind(report, raw)  # bad values are refused now, not in the worker
+        key = cache_key(report, export_format, bound | {"__csv_bom": body.csv_bom})
+        now = self._clock()
+        if report.cache_seconds and not body.force_update:
+            cached = self._cached(principal, report, key, now)
+            if cached is not None:
+                return cached
+        ticket = ExportTicket(
+            ticket_id=new_ticket_id(),
+            owner=principal.token_name,
+            report_id=report.id,
+            report_slug=report.slug,
+            report_name=report.name,
+            format=export_format,
+            parameters=raw,
+            cache_key=key,
+            csv_bom=body.csv_bom,
+            created_at=now,
+            updated_at=now,
+            expires_at=now + timedelta(days=self._policy.retention_days),
+        )
+        self._tickets.create(ticket)
+        try:
+            self._queue.send(ticket.ticket_id)
+        except Exception:
+            self._tickets.fail(ticket.ticket_id, self._clock(), "The export could not be queued; please retry")
+            raise
+        logger.info(
+            "export requested", extra={"ticket_id": ticket.ticket_id, "report": report.slug, "format": export_format}
+        )
+        return ticket
+
+    def _cached(self, principal: Principal, report: Report, key: str, now: datetime) -> ExportTicket | None:
+        """A new ticket, complete at once, for a file made within the report's cache period."""
+        found = self._tickets.find_complete_by_cache_key(key, now - timedelta(seconds=report.cache_seconds))
+        if found is None or not found.file_key or not self._files.exists(found.file_key):
+            return None
+        ticket = ExportTicket(
+            ticket_id=new_ticket_id(),
+            owner=principal.token_name,
+            report_id=report.id,
+            report_slug=report.slug,
+            report_name=report.name,
+            format=found.format,
+            parameters=found.parameters,
+            cache_key=key,
+            csv_bom=found.csv_bom,
+            status=TicketStatus.COMPLETE,
+            created_at=now,
+            updated_at=now,
+            started_at=now,
+            completed_at=now,
+            rows_written=found.rows_written,
+            total_rows=found.total_rows,
+            total_bytes=found.total_bytes,
+            file_key=found.file_key,
+            file_name=found.file_name,
+            content_type=found.content_type,
+            cached_from=found.ticket_id,
+            expires_at=found.expires_at,
+        )
+        self._tickets.create(ticket)
+        logger.info("export served from cache", extra={"ticket_id": ticket.ticket_id, "cached_from": found.ticket_id})
+        return ticket
+
+    def status(self, principal: Principal, ticket_id: str) -> dict[str, Any]:
+        ticket = own_ticket(self._tickets, principal.token_name, ticket_id)
+        view = ticket.public_view()
+        if ticket.status is TicketStatus.COMPLETE:
+            view["report_url"] = self._link(ticket)
+            view["link_expires_in"] = self._policy.link_seconds
+        return view
+
+    def download_url(self, principal: Principal, ticket_id: str) -> str:
+        ticket = own_ticket(self._tickets, principal.token_name, ticket_id)
+        if ticket.status is not TicketStatus.COMPLETE:
+            reason = f": {ticket.error}" if ticket.error else ""
+            raise NotReady(f"Export '{ticket_id}' is {ticket.status.value}{reason}; its file is not ready")
+        if not ticket.file_key or not self._files.exists(ticket.file_key):
+            raise FileGone(f"The file of export '{ticket_id}' has expired or was deleted; request the export again")
+        return self._link(ticket)
+
+    def _link(self, ticket: ExportTicket) -> str:
+        assert ticket.file_key and ticket.file_name and ticket.content_type
+        return self._files.download_url(
+            ticket.file_key, ticket.file_name, ticket.content_type, self._policy.link_seconds
+        )
+
+
+class TicketBusy(Exception):
+    """Another attempt holds the ticket under a live lease: try this message again later."""
+
+
+class LeaseLost(Exception):
+    """This attempt no longer holds its ticket (another took it over, or it was failed)."""
+
+
+@dataclass(frozen=True)
+class WorkerPolicy:
+    lease_seconds: int
+    progress_seconds: float
+    scratch_dir: Path
+    batch_size: int = 5000
+
+
+class ExportWorker:
+    def __init__(
+        self,
+        catalog: Catalog,
+        runner: ReportRunner,
+        tickets: TicketStore,
+        files: FileStore,
+        renderer_for: Callable[[str], Renderer],
+        policy: WorkerPolicy,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._catalog = catalog
+        self._runner = runner
+        self._tickets = tickets
+        self._files = files
+        self._renderer_for = renderer_for
+        self._policy = policy
+        self._clock = clock
+
+    def run(self, ticket_id: str) -> str:
+        """Render one ticket; return "complete", "failed" or "skipped" (a finished or unknown ticket).
+        Raise `TicketBusy` to have the message retried, and let unexpected errors raise for a retry."""
+        ticket = self._claim(ticket_id)
+        if ticket is None:
+            return "skipped"
+        scratch: Path | None = None
+        rows = 0
+        try:
+            report = self._catalog.report_by_id(ticket.report_id)
+            if report is None:
+                raise NotFound(f"Report '{ticket.report_slug}' no longer exists")
+            renderer = self._renderer_for(ticket.format)
+            kind = renderer.output(len(report.queries))
+            scratch = self._policy.scratch_dir / f"{ticket.ticket_id}.{kind.extension}"
+            progress = _ProgressReporter(self, ticket, self._policy.progress_seconds)
+            rows = renderer.render(self._sheets(report, ticket), scratch, self._context(report, ticket), progress)
+            name = file_name(report, ticket.created_at, kind.extension)
+            key = f"exports/{ticket.ticket_id}/{name}"
+            size = scratch.stat().st_size
+            self._files.upload(scratch, key, kind.content_type)
+            self._tickets.complete(ticket, self._clock(), rows, size, key, name, kind.content_type)
+            logger.info("export complete", extra={"ticket_id": ticket_id, "rows": rows, "bytes": size})
+            return "complete"
+        except (DomainError, RenderFailed) as refusal:
+            message = refusal.message if isinstance(refusal, DomainError) else str(refusal)
+            self._tickets.fail(ticket.ticket_id, self._clock(), message, attempt=ticket.attempt)
+            logger.info("export failed", extra={"ticket_id": ticket_id, "reason": message})
+            return "failed"
+        except LeaseLost:
+            logger.warning("export lease lost; another attempt owns the ticket", extra={"ticket_id": ticket_id})
+            return "skipped"
+        except Exception:
+            # Unexpected (an S3 or DynamoDB hiccup, a bug): give the lease back so that the retry the
+            # queue makes can take the ticket at once, and let the message fail.
+            self._release(ticket, rows)
+            raise
+        finally:
+            if scratch is not None:
+                scratch.unlink(missing_ok=True)
+
+    def _claim(self, ticket_id: str) -> ExportTicket | None:
+        now = self._clock()
+        try:
+            return self._tickets.claim(ticket_id, now, now + timedelta(seconds=self._policy.lease_seconds))
+        except NotFound:
+            logger.warning("export message for an unknown ticket", extra={"ticket_id": ticket_id})
+            return None
+        except TicketConflict:
+            current = self._tickets.get(ticket_id)
+            if current is None or current.status in FINAL_STATUSES:
+                logger.info("duplicate delivery of a finished export", extra={"ticket_id": ticket_id})
+                return None
+            raise TicketBusy(f"export {ticket_id} is being rendered by another attempt") from None
+
+    def _release(self, ticket: ExportTicket, rows: int) -> None:
+        now = self._clock()
+        try:
+            self._tickets.record_progress(ticket, rows, now, now)
+        except Exception:
+            logger.exception("could not release the export's lease", extra={"ticket_id": ticket.ticket_id})
+
+    def _sheets(self, report: Report, ticket: ExportTicket) -> Iterator[Sheet]:
+        bound = self._runner.bind(report, ticket.parameters)
+        source = self._runner.source_for(report)
+        for query in report.queries:
+            with source.run(query.sql, bound, batch_size=self._policy.batch_size) as result:
+                yield Sheet(query.sheet_name, result.columns, result.batches)
+
+    def _context(self, report: Report, ticket: ExportTicket) -> RenderContext:
+        shown = {k: v[0] if len(v) == 1 else v for k, v in ticket.parameters.items()}
+        return RenderContext(
+            title=report.name,
+            sheet_count=len(report.queries),
+            generated_at=self._clock(),
+            parameters=shown,
+            options={"csv_bom": ticket.csv_bom},
+        )
+
+    def record_progress(self, ticket: ExportTicket, rows: int) -> None:
+        now = self._clock()
+        try:
+            self._tickets.record_progress(ticket, rows, now, now + timedelta(seconds=self._policy.lease_seconds))
+        except TicketConflict:
+            raise LeaseLost(ticket.ticket_id) from None
+
+
+class _ProgressReporter:
+    """Told the rows after every batch; writes them (and renews the lease) every few seconds only."""
+
+    def __init__(self, worker: ExportWorker, ticket: ExportTicket, every_seconds: float) -> None:
+        self._worker = worker
+        self._ticket = ticket
+        self._every = every_seconds
+        self._next = time.monotonic() + self._every
+
+    def __call__(self, rows: int) -> None:
+        if time.monotonic() >= self._next:
+            self._worker.record_progress(self._ticket, rows)
+            self._next = time.monotonic() + self._every
+
+
+def fail_dead_letter(tickets: TicketStore, ticket_id: str, receive_count: int, now: datetime) -> bool:
+    """A message that died in the dead-letter queue leaves its ticket failed, never in progress for ever."""
+    message = f"The export could not be completed after {receive_count} attempts; please request it again"
+    return tickets.fail(ticket_id, now, message) is not None

@@ -1,0 +1,23 @@
+"""Renderers: one per export format behind one interface, each streaming row batches into a file."""
+
+from __future__ import annotations
+
+import importlib
+
+from reportserver.render.base import Renderer
+
+# Imported on demand: the heavy libraries (xlsxwriter, pyarrow, fpdf2) load only for their own format.
+_MODULES = {
+    "csv": "reportserver.render.to_csv",
+    "json": "reportserver.render.to_json",
+}
+
+
+def supported_formats() -> frozenset[str]:
+    return frozenset(_MODULES)
+
+
+def renderer_for(export_format: str) -> Renderer:
+    module = importlib.import_module(_MODULES[export_format])
+    renderer: Renderer = module.RENDERER
+    return renderer

@@ -1,0 +1,53 @@
+"""What every renderer takes and gives: sheets of row batches in, a file and a row count out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from reportserver.sources.base import Row
+
+Progress = Callable[[int], None]  # told the rows written so far, after each batch
+
+
+@dataclass
+class Sheet:
+    """One query's result: its name, its columns and its rows, arriving in batches (consumed once)."""
+
+    name: str
+    columns: list[str]
+    batches: Iterator[list[Row]]
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """What a person reading the file should know: which report, with which values, when."""
+
+    title: str
+    generated_at: datetime
+    sheet_count: int = 1
+    parameters: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    extension: str
+    content_type: str
+
+
+class RenderFailed(Exception):
+    """A file that cannot be made from these rows (a format limit, say); the message is for the owner."""
+
+
+class Renderer(Protocol):
+    def output(self, sheet_count: int) -> OutputKind:
+        """The file's extension and type: some formats change with the number of sheets (csv: a zip)."""
+        ...
+
+    def render(self, sheets: Iterable[Sheet], target: Path, context: RenderContext, progress: Progress) -> int:
+        """Write every sheet to `target`, never holding more than a batch of rows; return the rows written."""
+        ...

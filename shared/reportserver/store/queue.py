@@ -1,0 +1,34 @@
+"""The export queue in SQS: one message per ticket to render."""
+
+from __future__ import annotations
+
+import functools
+
+import msgspec
+
+from reportserver.store import aws
+
+
+class SqsExportQueue:
+    def __init__(self, queue_name: str) -> None:
+        self._queue_name = queue_name
+
+    @functools.cached_property
+    def _url(self) -> str:
+        url: str = aws.sqs().get_queue_url(QueueName=self._queue_name)["QueueUrl"]
+        return url
+
+    def send(self, ticket_id: str) -> None:
+        aws.sqs().send_message(QueueUrl=self._url, MessageBody=msgspec.json.encode({"ticket_id": ticket_id}).decode())
+
+
+def ticket_id_of(message_body: str) -> str:
+    """The ticket a queue message names; a malformed message raises ValueError."""
+    try:
+        body = msgspec.json.decode(message_body)
+    except msgspec.DecodeError:
+        raise ValueError("export message is not JSON") from None
+    ticket_id = body.get("ticket_id") if isinstance(body, dict) else None
+    if not isinstance(ticket_id, str) or not ticket_id:
+        raise ValueError("export message names no ticket")
+    return ticket_id
