@@ -56,6 +56,8 @@ lock: $(UV)  ## re-resolve uv.lock, and the layer requirements from it (boto3 co
 	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --no-header --quiet \
 		--no-emit-package boto3 --no-emit-package botocore --no-emit-package s3transfer \
 		| grep -v '^ *#' > layers/api/requirements.txt
+	$(UV) export --frozen --only-group worker --no-hashes --no-emit-project --no-header --quiet \
+		| grep -v '^ *#' > layers/worker/requirements.txt
 
 $(SAM):
 	python3.12 -m venv $(TOOLS)/sam

@@ -29,7 +29,7 @@ def function_parts(build_dir: Path) -> dict[str, tuple[str, list[Path]]]:
     global_layers = template.document.get("Globals", {}).get("Function", {}).get("Layers", [])
     parts = {}
     for logical_id, resource in template.of_type("AWS::Serverless::Function").items():
-        layers = resource["Properties"].get("Layers", global_layers)
+        layers = [*global_layers, *resource["Properties"].get("Layers", [])]  # as SAM merges them
         names = [layer["Ref"] if isinstance(layer, dict) else str(layer) for layer in layers]
         parts[logical_id] = (
             resource["Properties"]["Handler"],

@@ -12,6 +12,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
+import openpyxl
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from reportserver.domain.calls import ReportRunner
 from reportserver.domain.exports import ExportWorker, WorkerPolicy
@@ -383,3 +386,31 @@ def test_a_message_in_the_dead_letter_queue_fails_its_ticket(
     failed = tickets.get(ticket_id)
     assert failed is not None and failed.status is TicketStatus.FAILED
     assert "could not be completed" in (failed.error or "")
+
+
+def test_the_default_format_is_an_xlsx_workbook_with_the_reports_rows(
+    stack: Stack, queue_pollers: list[QueuePoller], tickets: DynamoTicketStore
+) -> None:
+    view = export(stack, queue_pollers, {"report_name": "sales-summary"})
+    assert view["format"] == "xlsx" and view["file_name"].endswith(".xlsx")
+    book = openpyxl.load_workbook(io.BytesIO(file_of(stack, view, tickets)), read_only=True)
+    assert book.sheetnames == ["By category", "By region"]
+    called = json.loads(stack.get("/api/call/sales-summary/").body)["records"]
+    rows = list(book["By category"].iter_rows(values_only=True))
+    assert list(rows[0]) == list(called[0])
+    assert [dict(zip(rows[0], r, strict=True)) for r in rows[1:]] == called
+
+
+def test_a_parquet_export_keeps_types(
+    stack: Stack, queue_pollers: list[QueuePoller], tickets: DynamoTicketStore
+) -> None:
+    view = export(
+        stack,
+        queue_pollers,
+        {"report_name": "order-lines", "format": "parquet", "parameters": {"row_limit": 1000}, "force_update": True},
+    )
+    table = pq.read_table(io.BytesIO(file_of(stack, view, tickets)))
+    assert table.num_rows == 1000 == view["total_rows"]
+    assert table.schema.field("order_date").type == pa.date32()
+    assert table.schema.field("net").type == pa.decimal128(38, 2)
+    assert table.schema.field("ordered_at").type == pa.timestamp("us")

@@ -8,8 +8,11 @@ from reportserver.render.base import Renderer
 
 # Imported on demand: the heavy libraries (xlsxwriter, pyarrow, fpdf2) load only for their own format.
 _MODULES = {
+    "xlsx": "reportserver.render.to_xlsx",
     "csv": "reportserver.render.to_csv",
     "json": "reportserver.render.to_json",
+    "html": "reportserver.render.to_html",
+    "parquet": "reportserver.render.to_parquet",
 }
 
 

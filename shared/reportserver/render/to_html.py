@@ -1,0 +1,84 @@
+"""HTML: one standalone page (no scripts, no external files) with the report's header and a table per
+sheet, every value escaped, numbers right-aligned; written batch by batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from reportserver.render.base import OutputKind, Progress, RenderContext, Sheet
+
+WRITE_BUFFER_BYTES = 1024 * 1024
+STYLE = """
+body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em; color: #222; }
+h1 { font-size: 1.5em; margin: 0 0 .3em; } h2 { font-size: 1.2em; margin: 1.5em 0 .5em; }
+.meta { color: #555; margin: 0 0 1em; } .meta dt { font-weight: 600; float: left; clear: left; margin-right: .5em; }
+.meta dd { margin: 0 0 .2em; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #ccc; padding: .25em .6em; vertical-align: top; }
+th { background: #f2f2f2; position: sticky; top: 0; text-align: left; }
+td.n { text-align: right; white-space: nowrap; } td.null { color: #aaa; }
+tr:nth-child(even) td { background: #fafafa; }
+"""
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return '<td class="null"></td>'
+    if isinstance(value, bool):
+        return f"<td>{'true' if value else 'false'}</td>"
+    if isinstance(value, int | float | Decimal):
+        return f'<td class="n">{value}</td>'
+    if isinstance(value, datetime):
+        return f'<td class="n">{value.isoformat(sep=" ")}</td>'
+    if isinstance(value, date):
+        return f'<td class="n">{value.isoformat()}</td>'
+    return f"<td>{escape(str(value))}</td>"
+
+
+def _rows(batch: list[tuple[Any, ...]]) -> str:
+    return "".join(["<tr>" + "".join([_cell(v) for v in row]) + "</tr>\n" for row in batch])
+
+
+def header_lines(context: RenderContext) -> list[tuple[str, str]]:
+    """What every printed or shown report says about itself (shared with the PDF)."""
+    lines = [("Generated", context.generated_at.strftime("%Y-%m-%d %H:%M:%S UTC"))]
+    lines += [
+        (name, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
+        for name, value in context.parameters.items()
+    ]
+    return lines
+
+
+class HtmlRenderer:
+    def output(self, sheet_count: int) -> OutputKind:
+        return OutputKind("html", "text/html; charset=utf-8")
+
+    def render(self, sheets: Iterable[Sheet], target: Path, context: RenderContext, progress: Progress) -> int:
+        written = 0
+        meta = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in header_lines(context))
+        with target.open("w", encoding="utf-8", buffering=WRITE_BUFFER_BYTES) as page:
+            page.write(
+                f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+                f"<title>{escape(context.title)}</title><style>{STYLE}</style></head><body>\n"
+                f'<h1>{escape(context.title)}</h1><dl class="meta">{meta}</dl>\n'
+            )
+            for sheet in sheets:
+                if context.sheet_count > 1:
+                    page.write(f"<h2>{escape(sheet.name)}</h2>\n")
+                head = "".join(f'<th scope="col">{escape(c)}</th>' for c in sheet.columns)
+                page.write(f"<table><thead><tr>{head}</tr></thead><tbody>\n")
+                for batch in sheet.batches:
+                    page.write(_rows(batch))
+                    written += len(batch)
+                    progress(written)
+                page.write("</tbody></table>\n")
+            page.write("</body></html>\n")
+        return written
+
+
+RENDERER = HtmlRenderer()

@@ -1,0 +1,210 @@
+"""Every renderer, read back with an independent reader and compared with the rows it was given."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import zipfile
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from reportserver.render import renderer_for, supported_formats, to_xlsx
+from reportserver.render.base import RenderContext, Sheet
+
+COLUMNS = ["id", "price", "ratio", "day", "at", "name", "active", "note"]
+ROWS: list[tuple[Any, ...]] = [
+    (1, Decimal("0.10"), 1.5, date(2025, 1, 31), datetime(2025, 1, 31, 23, 59, 58), "Zoë & <Müller>", True, None),
+    (
+        2,
+        Decimal("-12345.67"),
+        -0.25,
+        date(2024, 2, 29),
+        datetime(2024, 2, 29, 0, 0, 1),
+        'quote " and , comma',
+        False,
+        "中文 ğ ß é",
+    ),
+    (3, None, None, None, None, "", None, "line\nbreak"),
+]
+CONTEXT = RenderContext(
+    title="Test Report",
+    generated_at=datetime(2026, 11, 22, 12, 0, tzinfo=UTC),
+    parameters={"region": "NSW", "date_from": "2025-01-01"},
+)
+
+
+def render(
+    export_format: str,
+    tmp_path: Path,
+    sheets: list[tuple[str, list[tuple[Any, ...]]]] | None = None,
+    batch: int = 2,
+    **options: Any,
+) -> tuple[Path, int, list[int]]:
+    sheets = sheets or [("Data", ROWS)]
+    renderer = renderer_for(export_format)
+    kind = renderer.output(len(sheets))
+    target = tmp_path / f"out.{kind.extension}"
+    seen: list[int] = []
+    context = RenderContext(CONTEXT.title, CONTEXT.generated_at, len(sheets), CONTEXT.parameters, options)
+    made = [
+        Sheet(name, COLUMNS, iter([rows[i : i + batch] for i in range(0, len(rows), batch)])) for name, rows in sheets
+    ]
+    written = renderer.render(iter(made), target, context, seen.append)
+    return target, written, seen
+
+
+def test_every_export_format_has_a_renderer() -> None:
+    assert supported_formats() >= {"xlsx", "csv", "json", "html", "parquet"}
+
+
+def test_csv_is_rfc_4180_with_a_header_and_values_as_text(tmp_path: Path) -> None:
+    target, written, progress = render("csv", tmp_path)
+    raw = target.read_bytes()
+    assert written == 3 and progress == [2, 3]
+    assert raw.startswith(b"id,price,ratio,day,at,name,active,note\r\n")
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8"), newline="")))
+    assert rows[1] == ["1", "0.10", "1.5", "2025-01-31", "2025-01-31 23:59:58", "Zoë & <Müller>", "True", ""]
+    assert rows[2][5] == 'quote " and , comma' and rows[2][7] == "中文 ğ ß é"
+    assert rows[3][7] == "line\nbreak"
+
+
+def test_csv_can_start_with_a_bom_for_excel(tmp_path: Path) -> None:
+    target, _, _ = render("csv", tmp_path, csv_bom=True)
+    assert target.read_bytes().startswith(b"\xef\xbb\xbfid,")
+
+
+def test_json_keeps_types_and_exact_decimals(tmp_path: Path) -> None:
+    target, written, _ = render("json", tmp_path)
+    raw = target.read_bytes()
+    document = json.loads(raw)
+    data = document["reports"][0]["data"]
+    assert written == 3 and document["reports"][0]["sheet_name"] == "Data"
+    assert b'"price":0.10' in raw and b'"price":-12345.67' in raw
+    assert data[0] == {
+        "id": 1,
+        "price": 0.1,
+        "ratio": 1.5,
+        "day": "2025-01-31",
+        "at": "2025-01-31T23:59:58",
+        "name": "Zoë & <Müller>",
+        "active": True,
+        "note": None,
+    }
+    assert data[2]["price"] is None
+
+
+def test_xlsx_has_typed_cells_a_bold_frozen_filtered_header_and_widths(tmp_path: Path) -> None:
+    target, written, _ = render("xlsx", tmp_path)
+    book = openpyxl.load_workbook(target)
+    sheet = book["Data"]
+    values = [tuple(c.value for c in row) for row in sheet.iter_rows()]
+    assert written == 3
+    assert values[0] == tuple(COLUMNS)
+    assert values[1] == (
+        1,
+        0.1,
+        1.5,
+        datetime(2025, 1, 31),
+        datetime(2025, 1, 31, 23, 59, 58),
+        "Zoë & <Müller>",
+        True,
+        None,
+    )
+    assert values[2][1] == -12345.67 and values[2][5] == 'quote " and , comma' and values[2][7] == "中文 ğ ß é"
+    assert values[3] == (3, None, None, None, None, "", None, "line\nbreak")  # the source's empty text
+    assert sheet["A1"].font.b is True
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == "A1:H4"
+    assert sheet["D2"].number_format == "yyyy\\-mm\\-dd" and sheet["E2"].number_format == "yyyy\\-mm\\-dd\\ hh:mm:ss"
+    assert sheet["B3"].number_format == "#,##0.00"
+    assert sheet.column_dimensions["F"].width > sheet.column_dimensions["A"].width
+
+
+def test_xlsx_continues_on_a_second_sheet_past_the_row_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(to_xlsx, "MAX_ROWS", 3)  # header + 2 rows per sheet
+    many = [(i, None, None, None, None, f"row {i}", None, None) for i in range(1, 6)]
+    target, written, _ = render("xlsx", tmp_path, [("Data", many)], batch=3)
+    book = openpyxl.load_workbook(target)
+    assert written == 5
+    assert book.sheetnames == ["Data", "Data (2)", "Data (3)"]
+    ids = [row[0] for name in book.sheetnames for row in book[name].iter_rows(min_row=2, values_only=True)]
+    assert ids == [1, 2, 3, 4, 5]
+    assert [c.value for c in book["Data (3)"][1]] == COLUMNS
+
+
+def test_xlsx_multi_sheet_report_is_one_workbook(tmp_path: Path) -> None:
+    target, written, _ = render("xlsx", tmp_path, [("By category", ROWS[:2]), ("By region", ROWS[2:])])
+    book = openpyxl.load_workbook(target)
+    assert book.sheetnames == ["By category", "By region"] and written == 3
+
+
+def test_parquet_keeps_the_column_types(tmp_path: Path) -> None:
+    target, written, _ = render("parquet", tmp_path)
+    table = pq.read_table(target)
+    assert written == 3
+    assert table.schema.field("id").type == pa.int64()
+    assert table.schema.field("price").type == pa.decimal128(38, 2)
+    assert table.schema.field("ratio").type == pa.float64()
+    assert table.schema.field("day").type == pa.date32()
+    assert table.schema.field("at").type == pa.timestamp("us")
+    assert table.schema.field("active").type == pa.bool_()
+    assert table.to_pylist()[1] == dict(zip(COLUMNS, ROWS[1], strict=True))
+    assert table.to_pylist()[2]["price"] is None
+
+
+def test_multi_sheet_parquet_is_a_zip_of_one_file_per_sheet(tmp_path: Path) -> None:
+    target, _, _ = render("parquet", tmp_path, [("By category", ROWS[:2]), ("By region", ROWS[2:])])
+    with zipfile.ZipFile(target) as archive:
+        assert archive.namelist() == ["01-By category.parquet", "02-By region.parquet"]
+        assert pq.read_table(io.BytesIO(archive.read("02-By region.parquet"))).num_rows == 1
+
+
+class _Cells(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[str] = []
+        self.scripts = 0
+        self._in_cell = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.scripts += tag == "script"
+        if tag in ("td", "th"):
+            self._in_cell = True
+            self.cells.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_cell = self._in_cell and tag not in ("td", "th")
+
+    def handle_data(self, data: str) -> None:
+        if self._in_cell:
+            self.cells[-1] += data
+
+
+def test_html_is_a_standalone_page_with_escaped_cells_and_the_report_header(tmp_path: Path) -> None:
+    target, written, _ = render("html", tmp_path)
+    page = target.read_text(encoding="utf-8")
+    parser = _Cells()
+    parser.feed(page)
+    assert written == 3 and parser.scripts == 0 and "<link" not in page
+    assert parser.cells[: len(COLUMNS)] == COLUMNS
+    assert "Zoë & <Müller>" in parser.cells and "Zoë &amp; &lt;Müller&gt;" in page
+    assert "<h1>Test Report</h1>" in page and "2026-11-22 12:00:00 UTC" in page and "NSW" in page
+    assert '<td class="n">0.10</td>' in page
+
+
+@pytest.mark.parametrize("export_format", ["xlsx", "csv", "json", "html", "parquet"])
+def test_an_empty_result_still_makes_a_valid_file(tmp_path: Path, export_format: str) -> None:
+    target, written, _ = render(export_format, tmp_path, [("Data", [])])
+    assert written == 0 and target.stat().st_size > 0
+    if export_format == "xlsx":
+        assert [c.value for c in openpyxl.load_workbook(target)["Data"][1]] == COLUMNS
+    if export_format == "parquet":
+        assert pq.read_table(target).column_names == COLUMNS
