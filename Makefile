@@ -48,8 +48,13 @@ cfnlint: install  ## cfn-lint on template.yaml
 pytest: install  ## unit, integration and e2e tests
 	$(PY) -m pytest -q
 
-bench: install  ## benchmarks (tests/performance), not part of the tests
+bench: bench-calls bench-exports  ## all benchmarks (tests/performance), not part of the tests
+
+bench-calls: install  ## report-call overhead and cold imports
 	$(PY) tests/performance/bench_report_call.py
+
+bench-exports: install  ## exports of 1M rows per format against pandas (builds .local/bench-1m.sqlite once)
+	$(PY) tests/performance/bench_exports.py
 
 lock: $(UV)  ## re-resolve uv.lock, and the layer requirements from it (boto3 comes with the Lambda runtime)
 	$(UV) lock
@@ -89,4 +94,4 @@ build-ExportDeadLettersFunction: ; $(call package_function,export_dead_letters)
 clean:  ## remove build outputs and local state (keeps .venv and .tools)
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install run test lint format typecheck cfnlint pytest bench lock build deploy clean
+.PHONY: help install run test lint format typecheck cfnlint pytest bench bench-calls bench-exports lock build deploy clean

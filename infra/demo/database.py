@@ -1,7 +1,8 @@
 """Build the demo SQLite database: customers, products, orders and order lines over two years.
 
 Deterministic (a fixed seed), so tests can rely on its counts. Money is kept in integer cents and
-shown through `money()` as exact decimals; dates and timestamps are ISO text with declared types.
+shown through `printf('%.2f', cents / 100.0) AS "x [decimal]"` as exact decimals; dates and
+timestamps are ISO text with declared types.
 """
 
 from __future__ import annotations

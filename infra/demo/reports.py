@@ -24,9 +24,9 @@ DEMO_REPORTS: list[dict[str, Any]] = [
                 "sql": """
             SELECT strftime('%Y-%m', o.order_date) AS month,
                    count(DISTINCT o.id) AS orders,
-                   money(sum(l.net_cents)) AS "net_sales [decimal]",
-                   money(sum(l.gst_cents)) AS "gst_collected [decimal]",
-                   money(sum(l.net_cents + l.gst_cents)) AS "gross_sales [decimal]"
+                   printf('%.2f', (sum(l.net_cents)) / 100.0) AS "net_sales [decimal]",
+                   printf('%.2f', (sum(l.gst_cents)) / 100.0) AS "gst_collected [decimal]",
+                   printf('%.2f', (sum(l.net_cents + l.gst_cents)) / 100.0) AS "gross_sales [decimal]"
             FROM orders o JOIN order_lines l ON l.order_id = o.id
             WHERE o.order_date BETWEEN :date_from AND :date_to AND o.status <> 'cancelled'
             GROUP BY month ORDER BY month""",
@@ -45,8 +45,8 @@ DEMO_REPORTS: list[dict[str, Any]] = [
                 "sql": """
             SELECT o.order_date AS "day [date]", count(DISTINCT o.id) AS orders,
                    sum(l.quantity) AS units,
-                   money(sum(l.net_cents)) AS "net_sales [decimal]",
-                   money(sum(l.gst_cents)) AS "gst [decimal]"
+                   printf('%.2f', (sum(l.net_cents)) / 100.0) AS "net_sales [decimal]",
+                   printf('%.2f', (sum(l.gst_cents)) / 100.0) AS "gst [decimal]"
             FROM orders o JOIN order_lines l ON l.order_id = o.id
             WHERE o.order_date BETWEEN :date_from AND :date_to AND o.status <> 'cancelled'
             GROUP BY o.order_date ORDER BY o.order_date""",
@@ -82,7 +82,8 @@ DEMO_REPORTS: list[dict[str, Any]] = [
                 "sheet_name": "Orders",
                 "sql": """
             SELECT o.id AS order_id, o.order_date, o.ordered_at, c.name AS customer, c.city,
-                   o.status, o.channel, money(sum(l.net_cents + l.gst_cents)) AS "total [decimal]", o.note
+                   o.status, o.channel,
+                   printf('%.2f', (sum(l.net_cents + l.gst_cents)) / 100.0) AS "total [decimal]", o.note
             FROM orders o JOIN customers c ON c.id = o.customer_id JOIN order_lines l ON l.order_id = o.id
             WHERE c.region = :region AND (:status IS NULL OR o.status = :status)
               AND o.order_date BETWEEN :date_from AND :date_to
@@ -132,7 +133,8 @@ DEMO_REPORTS: list[dict[str, Any]] = [
                 "sql": """
             SELECT l.id AS line_id, o.id AS order_id, o.order_date, o.ordered_at, p.sku,
                    p.name AS product, p.category, l.quantity, p.unit_price, l.discount_pct,
-                   money(l.net_cents) AS "net [decimal]", money(l.gst_cents) AS "gst [decimal]",
+                   printf('%.2f', (l.net_cents) / 100.0) AS "net [decimal]",
+                   printf('%.2f', (l.gst_cents) / 100.0) AS "gst [decimal]",
                    p.gst_free, o.status
             FROM (SELECT l.id FROM order_lines l JOIN orders o ON o.id = l.order_id
                   WHERE o.order_date BETWEEN :date_from AND :date_to
@@ -181,7 +183,8 @@ DEMO_REPORTS: list[dict[str, Any]] = [
                 "sheet_name": "By category",
                 "sql": """
             SELECT p.category, count(*) AS lines, sum(l.quantity) AS units,
-                   money(sum(l.net_cents)) AS "net_sales [decimal]", money(sum(l.gst_cents)) AS "gst [decimal]"
+                   printf('%.2f', (sum(l.net_cents)) / 100.0) AS "net_sales [decimal]",
+                   printf('%.2f', (sum(l.gst_cents)) / 100.0) AS "gst [decimal]"
             FROM order_lines l JOIN orders o ON o.id = l.order_id JOIN products p ON p.id = l.product_id
             WHERE o.order_date BETWEEN :date_from AND :date_to AND o.status <> 'cancelled'
             GROUP BY p.category ORDER BY p.category""",
@@ -190,7 +193,8 @@ DEMO_REPORTS: list[dict[str, Any]] = [
                 "sheet_name": "By region",
                 "sql": """
             SELECT c.region, count(DISTINCT o.id) AS orders,
-                   money(sum(l.net_cents)) AS "net_sales [decimal]", money(sum(l.gst_cents)) AS "gst [decimal]"
+                   printf('%.2f', (sum(l.net_cents)) / 100.0) AS "net_sales [decimal]",
+                   printf('%.2f', (sum(l.gst_cents)) / 100.0) AS "gst [decimal]"
             FROM orders o JOIN customers c ON c.id = o.customer_id JOIN order_lines l ON l.order_id = o.id
             WHERE o.order_date BETWEEN :date_from AND :date_to AND o.status <> 'cancelled'
             GROUP BY c.region ORDER BY c.region""",

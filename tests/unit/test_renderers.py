@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 import zipfile
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -16,8 +17,12 @@ import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from reportserver.domain.exports import render_queries
+from reportserver.domain.reports import ReportQuery
 from reportserver.render import renderer_for, supported_formats, to_xlsx
 from reportserver.render.base import RenderContext, Sheet
+from reportserver.sources.arrow import rows_to_batches
+from reportserver.sources.sqlite import SqliteSource
 
 COLUMNS = ["id", "price", "ratio", "day", "at", "name", "active", "note"]
 ROWS: list[tuple[Any, ...]] = [
@@ -54,9 +59,11 @@ def render(
     target = tmp_path / f"out.{kind.extension}"
     seen: list[int] = []
     context = RenderContext(CONTEXT.title, CONTEXT.generated_at, len(sheets), CONTEXT.parameters, options)
-    made = [
-        Sheet(name, COLUMNS, iter([rows[i : i + batch] for i in range(0, len(rows), batch)])) for name, rows in sheets
-    ]
+    made = []
+    for name, rows in sheets:
+        chunks = iter([rows[i : i + batch] for i in range(0, len(rows), batch)])
+        schema, batches = rows_to_batches(COLUMNS, chunks)
+        made.append(Sheet(name, schema, batches))
     written = renderer.render(iter(made), target, context, seen.append)
     return target, written, seen
 
@@ -71,7 +78,7 @@ def test_csv_is_rfc_4180_with_a_header_and_values_as_text(tmp_path: Path) -> Non
     assert written == 3 and progress == [2, 3]
     assert raw.startswith(b"id,price,ratio,day,at,name,active,note\r\n")
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8"), newline="")))
-    assert rows[1] == ["1", "0.10", "1.5", "2025-01-31", "2025-01-31 23:59:58", "Zoë & <Müller>", "True", ""]
+    assert rows[1] == ["1", "0.10", "1.5", "2025-01-31", "2025-01-31 23:59:58", "Zoë & <Müller>", "true", ""]
     assert rows[2][5] == 'quote " and , comma' and rows[2][7] == "中文 ğ ß é"
     assert rows[3][7] == "line\nbreak"
 
@@ -208,3 +215,23 @@ def test_an_empty_result_still_makes_a_valid_file(tmp_path: Path, export_format:
         assert [c.value for c in openpyxl.load_workbook(target)["Data"][1]] == COLUMNS
     if export_format == "parquet":
         assert pq.read_table(target).column_names == COLUMNS
+
+
+def test_an_export_of_a_column_that_changes_type_falls_back_and_keeps_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.sqlite"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE m (id INTEGER, v)")
+        connection.executemany("INSERT INTO m VALUES (?, ?)", [(i, i) for i in range(70_000)] + [(70_000, "text")])
+    target = tmp_path / "out.csv"
+    written = render_queries(
+        SqliteSource(str(path)),
+        [ReportQuery(sql="SELECT id, v FROM m ORDER BY id")],
+        {},
+        renderer_for("csv"),
+        target,
+        CONTEXT,
+        lambda _rows: None,
+    )
+    lines = target.read_text(encoding="utf-8").splitlines()
+    assert written == 70_001 and len(lines) == 70_002
+    assert lines[1] == "0,0" and lines[-1] == "70000,text"

@@ -9,7 +9,7 @@ into a scratch file, uploads it and completes the ticket.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from reportserver.domain.calls import Catalog, ReportRunner, find_report
 from reportserver.domain.errors import DomainError, FileGone, InvalidParameter, NotFound, NotReady, TicketConflict
-from reportserver.domain.reports import Report
+from reportserver.domain.reports import Report, ReportQuery
 from reportserver.domain.tickets import (
     FINAL_STATUSES,
     ExportRequest,
@@ -33,7 +33,8 @@ from reportserver.domain.tickets import (
 )
 from reportserver.domain.tokens import Principal
 from reportserver.observability import logger
-from reportserver.render.base import RenderContext, Renderer, RenderFailed, Sheet
+from reportserver.render.base import Progress, RenderContext, Renderer, RenderFailed, Sheet
+from reportserver.sources.base import ColumnTypeChanged, Source
 
 Clock = Callable[[], datetime]
 
@@ -228,7 +229,10 @@ class ExportWorker:
             kind = renderer.output(len(report.queries))
             scratch = self._policy.scratch_dir / f"{ticket.ticket_id}.{kind.extension}"
             progress = _ProgressReporter(self, ticket, self._policy.progress_seconds)
-            rows = renderer.render(self._sheets(report, ticket), scratch, self._context(report, ticket), progress)
+            bound = self._runner.bind(report, ticket.parameters)
+            source = self._runner.source_for(report)
+            context = self._context(report, ticket)
+            rows = render_queries(source, report.queries, bound, renderer, scratch, context, progress)
             name = file_name(report, ticket.created_at, kind.extension)
             key = f"exports/{ticket.ticket_id}/{name}"
             size = scratch.stat().st_size
@@ -274,13 +278,6 @@ class ExportWorker:
         except Exception:
             logger.exception("could not release the export's lease", extra={"ticket_id": ticket.ticket_id})
 
-    def _sheets(self, report: Report, ticket: ExportTicket) -> Iterator[Sheet]:
-        bound = self._runner.bind(report, ticket.parameters)
-        source = self._runner.source_for(report)
-        for query in report.queries:
-            with source.run(query.sql, bound, batch_size=self._policy.batch_size) as result:
-                yield Sheet(query.sheet_name, result.columns, result.batches)
-
     def _context(self, report: Report, ticket: ExportTicket) -> RenderContext:
         shown = {k: v[0] if len(v) == 1 else v for k, v in ticket.parameters.items()}
         return RenderContext(
@@ -312,6 +309,38 @@ class _ProgressReporter:
         if time.monotonic() >= self._next:
             self._worker.record_progress(self._ticket, rows)
             self._next = time.monotonic() + self._every
+
+
+def render_queries(
+    source: Source,
+    queries: list[ReportQuery],
+    bound: Mapping[str, Any],
+    renderer: Renderer,
+    target: Path,
+    context: RenderContext,
+    progress: Progress,
+) -> int:
+    """Stream each query's result into the renderer, one sheet at a time, never the whole result.
+
+    Rows are read natively as Arrow batches where the source can; if a column changes type part-way
+    (SQLite's dynamic typing), the file is made again from typed rows, which hold any mix of types.
+    """
+
+    def sheets(native: bool, text_columns: frozenset[str]) -> Iterator[Sheet]:
+        for query in queries:
+            with source.run_arrow(query.sql, bound, native=native, text_columns=text_columns) as result:
+                yield Sheet(query.sheet_name, result.schema, result.batches)
+
+    native, text_columns = True, frozenset[str]()
+    while True:
+        try:
+            return renderer.render(sheets(native, text_columns), target, context, progress)
+        except ColumnTypeChanged as change:
+            if not native and change.column in text_columns:
+                raise
+            logger.info("a column changed type; rendering again with it as text", extra={"column": change.column})
+            target.unlink(missing_ok=True)
+            native, text_columns = False, text_columns | {change.column}
 
 
 def fail_dead_letter(tickets: TicketStore, ticket_id: str, receive_count: int, now: datetime) -> bool:

@@ -1,4 +1,4 @@
-"""What every renderer takes and gives: sheets of row batches in, a file and a row count out."""
+"""What every renderer takes and gives: sheets of Arrow record batches in, a file and a row count out."""
 
 from __future__ import annotations
 
@@ -6,20 +6,25 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from reportserver.sources.base import Row
+if TYPE_CHECKING:  # pyarrow is for the worker only; the API functions import this module's names
+    import pyarrow as pa
 
 Progress = Callable[[int], None]  # told the rows written so far, after each batch
 
 
 @dataclass
 class Sheet:
-    """One query's result: its name, its columns and its rows, arriving in batches (consumed once)."""
+    """One query's result: its name and its rows, arriving as typed record batches (consumed once)."""
 
     name: str
-    columns: list[str]
-    batches: Iterator[list[Row]]
+    schema: pa.Schema
+    batches: Iterator[pa.RecordBatch]
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.names)
 
 
 @dataclass(frozen=True)

@@ -1,15 +1,16 @@
 """HTML: one standalone page (no scripts, no external files) with the report's header and a table per
-sheet, every value escaped, numbers right-aligned; written batch by batch."""
+sheet, every value escaped, numbers right-aligned; each batch built as text in C++."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
-from decimal import Decimal
 from html import escape
 from pathlib import Path
-from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from reportserver.render import columns
 from reportserver.render.base import OutputKind, Progress, RenderContext, Sheet
 
 WRITE_BUFFER_BYTES = 1024 * 1024
@@ -24,24 +25,22 @@ th { background: #f2f2f2; position: sticky; top: 0; text-align: left; }
 td.n { text-align: right; white-space: nowrap; } td.null { color: #aaa; }
 tr:nth-child(even) td { background: #fafafa; }
 """
+NULL_CELL = '<td class="null"></td>'
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return '<td class="null"></td>'
-    if isinstance(value, bool):
-        return f"<td>{'true' if value else 'false'}</td>"
-    if isinstance(value, int | float | Decimal):
-        return f'<td class="n">{value}</td>'
-    if isinstance(value, datetime):
-        return f'<td class="n">{value.isoformat(sep=" ")}</td>'
-    if isinstance(value, date):
-        return f'<td class="n">{value.isoformat()}</td>'
-    return f"<td>{escape(str(value))}</td>"
+def _cells(column: pa.Array) -> pa.Array:
+    kind = column.type
+    if columns.is_textual(kind):
+        cells = columns.wrap("<td>", columns.html_escape(columns.text(column)), "</td>")
+    elif pa.types.is_boolean(kind):
+        cells = columns.wrap("<td>", columns.text(column), "</td>")
+    else:
+        cells = columns.wrap('<td class="n">', columns.text(column), "</td>")
+    return pc.fill_null(cells, NULL_CELL)
 
 
-def _rows(batch: list[tuple[Any, ...]]) -> str:
-    return "".join(["<tr>" + "".join([_cell(v) for v in row]) + "</tr>\n" for row in batch])
+def _rows(batch: pa.RecordBatch) -> pa.Array:
+    return columns.wrap("<tr>", columns.join([_cells(c) for c in batch.columns], ""), "</tr>\n")
 
 
 def header_lines(context: RenderContext) -> list[tuple[str, str]]:
@@ -61,23 +60,26 @@ class HtmlRenderer:
     def render(self, sheets: Iterable[Sheet], target: Path, context: RenderContext, progress: Progress) -> int:
         written = 0
         meta = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in header_lines(context))
-        with target.open("w", encoding="utf-8", buffering=WRITE_BUFFER_BYTES) as page:
+        with target.open("wb", buffering=WRITE_BUFFER_BYTES) as page:
             page.write(
-                f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-                f"<title>{escape(context.title)}</title><style>{STYLE}</style></head><body>\n"
-                f'<h1>{escape(context.title)}</h1><dl class="meta">{meta}</dl>\n'
+                (
+                    f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+                    f"<title>{escape(context.title)}</title><style>{STYLE}</style></head><body>\n"
+                    f'<h1>{escape(context.title)}</h1><dl class="meta">{meta}</dl>\n'
+                ).encode()
             )
             for sheet in sheets:
                 if context.sheet_count > 1:
-                    page.write(f"<h2>{escape(sheet.name)}</h2>\n")
+                    page.write(f"<h2>{escape(sheet.name)}</h2>\n".encode())
                 head = "".join(f'<th scope="col">{escape(c)}</th>' for c in sheet.columns)
-                page.write(f"<table><thead><tr>{head}</tr></thead><tbody>\n")
+                page.write(f"<table><thead><tr>{head}</tr></thead><tbody>\n".encode())
                 for batch in sheet.batches:
-                    page.write(_rows(batch))
-                    written += len(batch)
-                    progress(written)
-                page.write("</tbody></table>\n")
-            page.write("</body></html>\n")
+                    if batch.num_rows:
+                        page.write(columns.payload(_rows(batch)))
+                        written += batch.num_rows
+                        progress(written)
+                page.write(b"</tbody></table>\n")
+            page.write(b"</body></html>\n")
         return written
 
 

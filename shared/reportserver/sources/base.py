@@ -33,11 +33,38 @@ class QueryResult:
     batches: Iterator[list[Row]]
 
 
+@dataclass(slots=True)
+class ArrowResult:
+    """A result as Arrow record batches (typed, with a fixed schema), consumed once."""
+
+    schema: Any  # pyarrow.Schema; not imported here so that the API functions never load pyarrow
+    batches: Iterator[Any]  # of pyarrow.RecordBatch
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.names)
+
+
+class ColumnTypeChanged(Exception):
+    """A column whose values changed type after the first batch fixed it (SQLite's dynamic typing)."""
+
+    def __init__(self, column: str, detail: str) -> None:
+        super().__init__(f"column {column!r} changed type: {detail}")
+        self.column = column
+
+
 class Source(Protocol):
     def run(
         self, sql: str, params: Mapping[str, Any], batch_size: int = DEFAULT_BATCH_SIZE
     ) -> AbstractContextManager[QueryResult]:
         """Run one statement with driver-bound values; the context closes the cursor and connection."""
+        ...
+
+    def run_arrow(
+        self, sql: str, params: Mapping[str, Any], native: bool = True, text_columns: frozenset[str] = frozenset()
+    ) -> AbstractContextManager[ArrowResult]:
+        """The same as Arrow record batches (for exports); native=False reads through typed rows,
+        with the named columns kept as text (for columns whose values change type)."""
         ...
 
 
