@@ -16,11 +16,12 @@ from typing import Any
 import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pypdf
 import pytest
 from reportserver.domain.exports import render_queries
 from reportserver.domain.reports import ReportQuery
 from reportserver.render import renderer_for, supported_formats, to_xlsx
-from reportserver.render.base import RenderContext, Sheet
+from reportserver.render.base import RenderContext, RenderFailed, Sheet
 from reportserver.sources.arrow import rows_to_batches
 from reportserver.sources.sqlite import SqliteSource
 
@@ -69,7 +70,7 @@ def render(
 
 
 def test_every_export_format_has_a_renderer() -> None:
-    assert supported_formats() >= {"xlsx", "csv", "json", "html", "parquet"}
+    assert supported_formats() == {"xlsx", "csv", "json", "html", "parquet", "pdf"}
 
 
 def test_csv_is_rfc_4180_with_a_header_and_values_as_text(tmp_path: Path) -> None:
@@ -207,7 +208,7 @@ def test_html_is_a_standalone_page_with_escaped_cells_and_the_report_header(tmp_
     assert '<td class="n">0.10</td>' in page
 
 
-@pytest.mark.parametrize("export_format", ["xlsx", "csv", "json", "html", "parquet"])
+@pytest.mark.parametrize("export_format", ["xlsx", "csv", "json", "html", "parquet", "pdf"])
 def test_an_empty_result_still_makes_a_valid_file(tmp_path: Path, export_format: str) -> None:
     target, written, _ = render(export_format, tmp_path, [("Data", [])])
     assert written == 0 and target.stat().st_size > 0
@@ -236,3 +237,53 @@ def test_an_export_of_a_column_that_changes_type_falls_back_and_keeps_every_row(
     assert written == 70_001 and len(lines) == 70_002
     # The column became text, and Arrow quotes every text value (RFC 4180 allows it; Excel reads it).
     assert lines[1] == '0,"0"' and lines[-1] == '70000,"text"'
+
+
+def pdf_text(target: Path) -> tuple[int, list[str]]:
+    reader = pypdf.PdfReader(target)
+    return len(reader.pages), [page.extract_text() for page in reader.pages]
+
+
+def test_pdf_has_title_parameters_time_headers_and_unicode_text(tmp_path: Path) -> None:
+    target, written, _ = render("pdf", tmp_path)
+    pages, texts = pdf_text(target)
+    first = texts[0]
+    assert written == 3 and pages == 1
+    assert "Test Report" in first and "region: NSW" in first and "2026-11-22 12:00:00 UTC" in first
+    assert all(name in first for name in COLUMNS)
+    for value in ("Zoë & <Müller>", "中文", "ğ ß é", "-12345.67", "2025-01-31 23:59:58", "0.10"):
+        assert value in first, value
+    assert "Page 1 of 1" in first
+
+
+def test_pdf_repeats_the_column_headers_and_numbers_every_page(tmp_path: Path) -> None:
+    many = [(i, Decimal(i) / 100, None, date(2025, 1, 1), None, f"row {i}", None, None) for i in range(1, 301)]
+    target, written, _ = render("pdf", tmp_path, [("Data", many)], batch=64)
+    pages, texts = pdf_text(target)
+    assert written == 300 and pages > 3
+    for number, text in enumerate(texts, start=1):
+        assert "price" in text and "active" in text, number
+        assert f"Page {number} of {pages}" in text
+    assert "row 300" in texts[-1] and "row 1" in texts[0]
+
+
+def test_pdf_right_aligns_numbers_and_goes_landscape_when_wide(tmp_path: Path) -> None:
+    target, _, _ = render("pdf", tmp_path)
+    page = pypdf.PdfReader(target).pages[0]
+    assert float(page.mediabox.width) > float(page.mediabox.height)  # eight columns: landscape
+    positions: dict[str, float] = {}
+
+    def visit(text: str, _cm: Any, tm: Any, _font: Any, _size: Any) -> None:
+        if text.strip() in ("0.10", "-12345.67"):
+            positions[text.strip()] = tm[4]
+
+    page.extract_text(visitor_text=visit)
+    assert positions["0.10"] > positions["-12345.67"]  # a shorter number starts further right
+
+
+def test_pdf_refuses_more_rows_than_a_reader_can_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reportserver.render import to_pdf
+
+    monkeypatch.setattr(to_pdf, "MAX_PDF_ROWS", 2)
+    with pytest.raises(RenderFailed, match="at most 2 rows; export this report as xlsx or csv"):
+        render("pdf", tmp_path)

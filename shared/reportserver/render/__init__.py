@@ -13,6 +13,7 @@ _MODULES = {
     "json": "reportserver.render.to_json",
     "html": "reportserver.render.to_html",
     "parquet": "reportserver.render.to_parquet",
+    "pdf": "reportserver.render.to_pdf",
 }
 
 
