@@ -267,18 +267,22 @@ def test_pdf_repeats_the_column_headers_and_numbers_every_page(tmp_path: Path) -
     assert "row 300" in texts[-1] and "row 1" in texts[0]
 
 
-def test_pdf_right_aligns_numbers_and_goes_landscape_when_wide(tmp_path: Path) -> None:
+def test_pdf_right_aligns_numbers_and_dates_and_goes_landscape_when_wide(tmp_path: Path) -> None:
+    from reportserver.render.to_pdf import _Document, _Layout, _width
+
     target, _, _ = render("pdf", tmp_path)
     page = pypdf.PdfReader(target).pages[0]
     assert float(page.mediabox.width) > float(page.mediabox.height)  # eight columns: landscape
-    positions: dict[str, float] = {}
-
-    def visit(text: str, _cm: Any, tm: Any, _font: Any, _size: Any) -> None:
-        if text.strip() in ("0.10", "-12345.67"):
-            positions[text.strip()] = tm[4]
-
-    page.extract_text(visitor_text=visit)
-    assert positions["0.10"] > positions["-12345.67"]  # a shorter number starts further right
+    _, batches = rows_to_batches(COLUMNS, iter([ROWS]))
+    pdf = _Document("t")
+    layout = _Layout(pdf, COLUMNS, next(batches), landscape=True)
+    pdf.set_font("Sans", size=7.5)
+    assert layout.right == [True, True, True, True, True, False, False, False]
+    price = COLUMNS.index("price")
+    short, long = (layout.place(pdf, price, t) + _width(pdf, t) for t in ("0.10", "-12345.67"))
+    assert short == pytest.approx(long)  # numbers end at the same right edge
+    name = COLUMNS.index("name")
+    assert layout.place(pdf, name, "a") == layout.place(pdf, name, "a much longer name")  # text starts left
 
 
 def test_pdf_refuses_more_rows_than_a_reader_can_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

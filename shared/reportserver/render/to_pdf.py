@@ -37,6 +37,9 @@ CJK = re.compile("[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\U0002000
 CJK_RUNS = re.compile(f"({CJK.pattern}+)")
 
 
+PAGE_COUNT = "{pages:total}"  # an alias as wide as any page count it will stand for
+
+
 class _Document(FPDF):
     def __init__(self, title: str) -> None:
         super().__init__(unit="mm", format="A4")
@@ -45,9 +48,17 @@ class _Document(FPDF):
         self.set_auto_page_break(False)
         self.add_font("Sans", fname=str(FONTS / "DejaVuSans.ttf"))
         self.add_font("Sans", style="B", fname=str(FONTS / "DejaVuSans-Bold.ttf"))
-        self.add_font("Wide", fname=str(FONTS / "DroidSansFallbackFull.ttf"))
+        self.alias_nb_pages(PAGE_COUNT)
+        self.has_wide_font = False
         self.set_title(title)
         self.set_creator("reportserver")
+
+    def use_wide_font(self, size: float) -> None:
+        """The CJK font (4 MB) is read only by reports that hold such text."""
+        if not self.has_wide_font:
+            self.add_font("Wide", fname=str(FONTS / "DroidSansFallbackFull.ttf"))
+            self.has_wide_font = True
+        self.set_font("Wide", size=size)
 
     def footer(self) -> None:
         self.set_y(-8)
@@ -55,7 +66,7 @@ class _Document(FPDF):
         self.set_text_color(110)
         self.cell(0, 4, self.report_title[:120], align="L")
         self.set_x(self.l_margin)
-        self.cell(0, 4, f"Page {self.page_no()} of {{nb}}", align="R")
+        self.cell(0, 4, f"Page {self.page_no()} of {PAGE_COUNT}", align="R")
         self.set_text_color(0)
 
 
@@ -93,18 +104,31 @@ class _Layout:
         self.safe_chars = [max(1, int(room / widest_char)) for room in self.room]
         self.bottom = (210.0 if landscape else 297.0) - MARGIN - 8
 
+    def place(self, pdf: FPDF, column: int, text: str) -> float:
+        """Where the text starts: at the column's left edge, or so that it ends at its right edge."""
+        if self.right[column]:
+            return self.x[column] + self.widths[column] - CELL_PADDING_MM - _width(pdf, text)
+        return self.x[column] + CELL_PADDING_MM
+
     def fit(self, pdf: FPDF, column: int, text: str) -> str:
         """The text, or as much of it as fits in the column followed by an ellipsis."""
-        if len(text) <= self.safe_chars[column] or pdf.get_string_width(text) <= self.room[column]:
+        if len(text) <= self.safe_chars[column] or _width(pdf, text) <= self.room[column]:
             return text
         low, high = 0, len(text)
         while low < high:  # the longest prefix that fits with its ellipsis
             middle = (low + high + 1) // 2
-            if pdf.get_string_width(text[:middle] + "…") <= self.room[column]:
+            if _width(pdf, text[:middle] + "…") <= self.room[column]:
                 low = middle
             else:
                 high = middle - 1
         return text[:low] + "…"
+
+
+def _width(pdf: FPDF, text: str) -> float:
+    """Width in mm in the current font, from the font's own width table (a tenth of get_string_width's cost)."""
+    font = pdf.current_font
+    assert font is not None
+    return float(font.get_text_width(text, pdf.font_size_pt, None)[1]) / pdf.k
 
 
 def _one_line(text: pa.Array) -> pa.Array:
@@ -158,10 +182,7 @@ class PdfRenderer:
         pdf.set_font("Sans", "B", HEADER_SIZE)
         for i, name in enumerate(layout.names):
             label = layout.fit(pdf, i, name)
-            x = layout.x[i] + CELL_PADDING_MM
-            if layout.right[i]:
-                x = layout.x[i] + layout.widths[i] - CELL_PADDING_MM - pdf.get_string_width(label)
-            self._text(pdf, x, y + 3, label, "Sans", HEADER_SIZE, "B")
+            self._text(pdf, layout.place(pdf, i, label), y + 3, label, "Sans", HEADER_SIZE, "B")
         pdf.set_draw_color(120)
         pdf.line(MARGIN, y + LINE, MARGIN + sum(layout.widths), y + LINE)
         pdf.set_font("Sans", size=FONT_SIZE)
@@ -169,25 +190,36 @@ class PdfRenderer:
 
     def _rows(self, pdf: _Document, layout: _Layout, batch: pa.RecordBatch, y: float) -> float:
         texts = [_one_line(columns.text(c)).to_pylist() for c in batch.columns]
-        text, width = pdf.text, pdf.get_string_width
         for row in range(batch.num_rows):
             if y + LINE > layout.bottom:
                 y = self._new_page(pdf, layout, None, "")
             y += LINE
+            # One text block per row: what text() writes per value, without its per-call work.
+            font, k, baseline = pdf.current_font, pdf.k, (pdf.h - y + 1) * pdf.k
+            assert font is not None
+            block: list[str] = []
+            wide: list[tuple[float, str]] = []
+            previous_x = 0.0
             for i, values in enumerate(texts):
                 value = values[row]
                 if not value:
                     continue
                 value = layout.fit(pdf, i, value)
-                if layout.right[i]:
-                    x = layout.x[i] + layout.widths[i] - CELL_PADDING_MM - width(value)
-                else:
-                    x = layout.x[i] + CELL_PADDING_MM
-                if value.isascii() or not CJK.search(value):
-                    text(x, y - 1, value)
-                else:
-                    self._text(pdf, x, y - 1, value, "Sans", FONT_SIZE)
-                    pdf.set_font("Sans", size=FONT_SIZE)
+                x = layout.place(pdf, i, value)
+                if not value.isascii() and CJK.search(value):
+                    wide.append((x, value))
+                    continue
+                move = f"BT {x * k:.2f} {baseline:.2f} Td" if not block else f"{(x - previous_x) * k:.2f} 0 Td"
+                block.append(f"{move} {font.encode_text(value)}")
+                previous_x = x
+            if block:
+                # As text() does: select the font on the page lazily, then write to the page's stream.
+                if not pdf.current_font_is_set_on_page:
+                    pdf._out(pdf._set_font_for_page(font, pdf.font_size_pt))
+                pdf._out(" ".join(block) + " ET")
+            for x, value in wide:
+                self._text(pdf, x, y - 1, value, "Sans", FONT_SIZE)
+                pdf.set_font("Sans", size=FONT_SIZE)
         return y
 
     @staticmethod
@@ -201,7 +233,7 @@ class PdfRenderer:
             if not run:
                 continue
             if CJK.match(run):
-                pdf.set_font("Wide", size=size)
+                pdf.use_wide_font(size)
             else:
                 pdf.set_font(family, style, size)
             pdf.text(x, y, run)
