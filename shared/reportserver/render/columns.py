@@ -50,8 +50,14 @@ def join(columns: list[pa.Array], separator: str) -> pa.Array:
     return pc.binary_join_element_wise(*columns, separator)
 
 
+def _contains(column: pa.Array, pattern: str) -> bool:
+    return bool(pc.any(pc.match_substring(column, pattern)).as_py())
+
+
 def json_string(column: pa.Array) -> pa.Array:
-    escaped = pc.replace_substring(pc.replace_substring(column, "\\", "\\\\"), '"', '\\"')
+    # Most batches hold no backslash, quote or control character: look before rewriting every value.
+    escaped = pc.replace_substring(column, "\\", "\\\\") if _contains(column, "\\") else column
+    escaped = pc.replace_substring(escaped, '"', '\\"') if _contains(escaped, '"') else escaped
     if pc.any(pc.match_substring_regex(escaped, CONTROL)).as_py():
         for char in map(chr, range(32)):
             escaped = pc.replace_substring(escaped, char, JSON_ESCAPES.get(char, f"\\u{ord(char):04x}"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,12 +18,13 @@ WRITE_BUFFER_BYTES = 1024 * 1024
 
 
 def _rows(batch: pa.RecordBatch, keys: list[str]) -> pa.Array:
-    """`,{"a":1,"b":"x"}` per row: every row starts with a comma; the first one's is skipped."""
-    members = [
-        columns.wrap(key, pc.fill_null(columns.json_value(c), "null"), "")
-        for key, c in zip(keys, batch.columns, strict=True)
-    ]
-    return columns.wrap(",{", columns.join(members, ","), "}")
+    """`,{"a":1,"b":"x"}` per row, in one element-wise join: the keys are literal pieces between the
+    values, and a NULL value is written as null by the join itself."""
+    pieces: list[Any] = []
+    for number, (key, column) in enumerate(zip(keys, batch.columns, strict=True)):
+        pieces += [(",{" if number == 0 else ",") + key, columns.json_value(column)]
+    pieces.append("}")
+    return pc.binary_join_element_wise(*pieces, "", null_handling="replace", null_replacement="null")
 
 
 class JsonRenderer:

@@ -8,9 +8,11 @@ fixed by the first batch; `TypePlan` types the columns a native Arrow reader (AD
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
+from queue import Empty, Queue
 from typing import Any
 
 import pyarrow as pa
@@ -169,3 +171,42 @@ def _to_timestamp(array: pa.Array) -> pa.Array:
     if pa.types.is_timestamp(array.type):
         return array
     return pc.replace_substring(array, " ", "T").cast(pa.timestamp("us"))
+
+
+def prefetched(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+    """Read the next batches in a thread while the caller renders this one.
+
+    The native reader and Arrow's kernels release the GIL, so reading and rendering use both cores;
+    the queue holds at most `depth` batches, so memory stays flat. An error in the reader is raised
+    in the caller, where it happened in the sequence.
+    """
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                if stop.is_set():
+                    return
+                queue.put(("batch", batch))
+            queue.put(("end", None))
+        except BaseException as error:
+            queue.put(("error", error))
+
+    reader = threading.Thread(target=read, name="batch-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, item = queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while reader.is_alive():  # unblock a reader waiting on a full queue, then let it finish
+            try:
+                queue.get_nowait()
+            except Empty:
+                reader.join(timeout=0.05)

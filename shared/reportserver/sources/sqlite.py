@@ -25,7 +25,7 @@ from reportserver.sources.base import (
     unique_columns,
 )
 
-ARROW_BATCH_ROWS = 65_536
+ARROW_BATCH_ROWS = 16_384
 
 # SQLite stores these as text; declared column types (or `AS "x [decimal]"` aliases) turn them
 # back into typed values. Malformed stored text is passed through rather than failing the report.
@@ -159,7 +159,7 @@ class SqliteSource:
                 except Exception as error:
                     raise _native_failure(error, plan.names) from None
 
-            yield ArrowResult(schema=plan.schema, batches=batches())
+            yield ArrowResult(schema=plan.schema, batches=arrow.prefetched(batches()))
         finally:
             watchdog.cancel()
             cursor.close()
