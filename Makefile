@@ -84,6 +84,7 @@ define package_function
 	cp -R "functions/$(1)" "$(ARTIFACTS_DIR)/functions/"
 	cp -R shared/reportserver "$(ARTIFACTS_DIR)/"
 	find "$(ARTIFACTS_DIR)" -name __pycache__ -prune -exec rm -rf {} +
+	$(if $(filter export_worker,$(1)),,rm -rf "$(ARTIFACTS_DIR)/reportserver/render/fonts")
 endef
 
 build-AuthFunction: ; $(call package_function,auth)

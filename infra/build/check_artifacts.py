@@ -42,6 +42,10 @@ def imports_alone(handler: str, folders: list[Path], environment: dict[str, Any]
     """Import the handler with only its code and its layers' python/ on the path; "" if that works."""
     paths = [str(folders[0])] + [str(f / "python") for f in folders[1:]]
     probe = f"import sys; sys.path[:0] = {paths!r}; import {handler.rsplit('.', 1)[0]}"
+    if any(f.name == "WorkerDependenciesLayer" for f in folders):
+        # The worker loads its renderers (pyarrow, fpdf2, fonts) on demand: load every one of them here.
+        probe += "; from reportserver.render import renderer_for, supported_formats"
+        probe += "; [renderer_for(f) for f in supported_formats()]; import adbc_driver_sqlite.dbapi"
     # The template's settings (resolved as the local stack does): handlers validate them at import.
     env = {"PATH": os.environ.get("PATH", ""), **{k: str(v) for k, v in environment.items()}}
     result = subprocess.run(
