@@ -54,7 +54,7 @@ bench-calls: install  ## report-call overhead and cold imports
 	$(PY) tests/performance/bench_report_call.py
 
 bench-exports: install  ## exports of 1M rows per format against pandas (builds .local/bench-1m.sqlite once)
-	$(PY) tests/performance/bench_exports.py
+	$(PY) tests/performance/bench_exports.py --repeats 3
 	$(PY) tests/performance/bench_local_export.py
 
 lock: $(UV)  ## re-resolve uv.lock, and the layer requirements from it (boto3 comes with the Lambda runtime)
