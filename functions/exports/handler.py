@@ -4,17 +4,14 @@ from typing import Any
 
 import msgspec
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from reportserver import records
 from reportserver.domain.calls import ReportRunner
-from reportserver.domain.errors import DomainError, InvalidParameter
+from reportserver.domain.errors import InvalidParameter
 from reportserver.domain.exports import ExportPolicy, ExportService
 from reportserver.domain.tickets import ExportRequest, seed001_request
-from reportserver.domain.tokens import Principal
-from reportserver.http.errors import INTERNAL_ERROR_BODY, NOT_FOUND_BODY, error_body, status_for
+from reportserver.http.api import caller, install_error_handlers, json_response
 from reportserver.observability import logger, metrics
 from reportserver.render import supported_formats
 from reportserver.settings import ExportsSettings
@@ -36,22 +33,7 @@ service = ExportService(
     supported_formats(),
 )
 app = APIGatewayRestResolver()
-
-
-def json_response(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[str]:
-    return Response(
-        status_code=status,
-        content_type="application/json",
-        body=records.dumps(document).decode("utf-8"),
-        headers=headers,
-    )
-
-
-def principal() -> Principal:
-    context = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
-    caller = Principal.from_context(context)
-    logger.append_keys(token_name=caller.token_name)
-    return caller
+install_error_handlers(app)
 
 
 def json_body(kind: type[msgspec.Struct]) -> Any:
@@ -76,7 +58,7 @@ def _field_of(message: str) -> str:
 
 @app.post("/api/exports")
 def request_export() -> Response[str]:
-    ticket = service.request(principal(), json_body(ExportRequest))
+    ticket = service.request(caller(app), json_body(ExportRequest))
     metrics.add_metric(name="ExportsRequested", unit=MetricUnit.Count, value=1)
     status = 200 if ticket.cached_from else 202
     return json_response(
@@ -88,12 +70,12 @@ def request_export() -> Response[str]:
 
 @app.get("/api/exports/<ticket_id>")
 def export_status(ticket_id: str) -> Response[str]:
-    return json_response(service.status(principal(), ticket_id))
+    return json_response(service.status(caller(app), ticket_id))
 
 
 @app.get("/api/exports/<ticket_id>/download")
 def download_export(ticket_id: str) -> Response[str]:
-    url = service.download_url(principal(), ticket_id)
+    url = service.download_url(caller(app), ticket_id)
     return json_response({"report_url": url}, 302, {"Location": url, "Cache-Control": "no-store"})
 
 
@@ -101,7 +83,7 @@ def download_export(ticket_id: str) -> Response[str]:
 def request_document_export(report_id: str) -> Response[str]:
     """Seed 001's shape: `{"exportOptions": {"exportFormat"}, "documentParameters": [...]}` -> export id."""
     body = json_body(_DocumentExport)
-    ticket = service.request(principal(), seed001_request(report_id, body.exportOptions, body.documentParameters))
+    ticket = service.request(caller(app), seed001_request(report_id, body.exportOptions, body.documentParameters))
     return json_response(
         {"exportId": ticket.ticket_id, "status": ticket.status.value}, 200 if ticket.cached_from else 202
     )
@@ -109,37 +91,19 @@ def request_document_export(report_id: str) -> Response[str]:
 
 @app.get("/api/documents/export/status/<export_id>")
 def document_export_status(export_id: str) -> Response[str]:
-    view = service.status(principal(), export_id)
+    view = service.status(caller(app), export_id)
     return json_response({"exportId": view["ticket_id"], **view})
 
 
 @app.get("/api/documents/export/result/<export_id>")
 def document_export_result(export_id: str) -> Response[str]:
-    url = service.download_url(principal(), export_id)
+    url = service.download_url(caller(app), export_id)
     return json_response({"report_url": url}, 302, {"Location": url, "Cache-Control": "no-store"})
 
 
 class _DocumentExport(msgspec.Struct, kw_only=True):
     exportOptions: dict[str, Any] = msgspec.field(default_factory=dict)  # noqa: N815 - seed 001's names
     documentParameters: list[dict[str, Any]] = msgspec.field(default_factory=list)  # noqa: N815
-
-
-@app.exception_handler(DomainError)
-def domain_error(error: DomainError) -> Response[str]:
-    status = status_for(error)
-    logger.info("request refused", extra={"status": status, "reason": error.message})
-    return json_response(error_body(error), status)
-
-
-@app.not_found
-def unknown_route(_: NotFoundError) -> Response[str]:
-    return json_response(NOT_FOUND_BODY, 404)
-
-
-@app.exception_handler(Exception)
-def internal_error(_: Exception) -> Response[str]:
-    logger.exception("unhandled error")
-    return json_response(INTERNAL_ERROR_BODY, 500)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -5,16 +5,12 @@ from typing import Any
 
 import msgspec
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from reportserver import records
 from reportserver.domain.calls import CallLimits, ReportRunner, field_by_id, find_report, readable_reports
-from reportserver.domain.errors import DomainError
 from reportserver.domain.reports import field_view
-from reportserver.domain.tokens import Principal
-from reportserver.http.errors import INTERNAL_ERROR_BODY, NOT_FOUND_BODY, error_body, status_for
+from reportserver.http.api import caller, install_error_handlers, json_response
 from reportserver.observability import logger, metrics
 from reportserver.settings import ReportsSettings
 from reportserver.sources.registry import open_source
@@ -25,18 +21,7 @@ catalog = CachedCatalog(DynamoCatalog(settings.catalog_table), settings.catalog_
 runner = ReportRunner(catalog, open_source)
 limits = CallLimits(max_rows=settings.call_max_rows, max_bytes=settings.call_max_bytes)
 app = APIGatewayRestResolver()
-
-
-def json_response(document: Any, status: int = 200) -> Response[str]:
-    body = document if isinstance(document, bytes) else records.dumps(document)
-    return Response(status_code=status, content_type="application/json", body=body.decode("utf-8"))
-
-
-def principal() -> Principal:
-    context = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
-    caller = Principal.from_context(context)
-    logger.append_keys(token_name=caller.token_name)
-    return caller
+install_error_handlers(app)
 
 
 def query_parameters() -> dict[str, list[str]]:
@@ -49,7 +34,7 @@ def query_parameters() -> dict[str, list[str]]:
 
 @app.get("/api/call/<report_id>")
 def call_report(report_id: str) -> Response[str]:
-    report = find_report(catalog, principal(), report_id)
+    report = find_report(catalog, caller(app), report_id)
     logger.append_keys(report=report.slug)
     result = runner.call(report, query_parameters(), limits)
     metrics.add_metric(name="ReportCalls", unit=MetricUnit.Count, value=1)
@@ -60,19 +45,19 @@ def call_report(report_id: str) -> Response[str]:
 
 @app.get("/api/reports")
 def list_reports() -> Response[str]:
-    reports = readable_reports(catalog, principal())
+    reports = readable_reports(catalog, caller(app))
     return json_response({"ok": True, "message": "", "reports": [r.public_view() for r in reports]})
 
 
 @app.get("/report/get/<report_id>")
 def get_report(report_id: str) -> Response[str]:
-    report = find_report(catalog, principal(), report_id)
+    report = find_report(catalog, caller(app), report_id)
     return json_response({"ok": True, "message": "", "report": report.public_view()})
 
 
 @app.get("/api/choices/<field_id>")
 def field_choices(field_id: str) -> Response[str]:
-    report, field = field_by_id(catalog, principal(), field_id)
+    report, field = field_by_id(catalog, caller(app), field_id)
     choices = msgspec.to_builtins(runner.choices(report, field))
     return json_response({"ok": True, "message": "", "field": field_view(field), "choices": choices})
 
@@ -93,24 +78,6 @@ def server_time() -> Response[str]:
 @app.get("/api/server_iso_time")
 def server_iso_time() -> Response[str]:
     return json_response({"ok": True, "message": "", "server_iso_time": datetime.now(UTC).isoformat()})
-
-
-@app.exception_handler(DomainError)
-def domain_error(error: DomainError) -> Response[str]:
-    status = status_for(error)
-    logger.info("request refused", extra={"status": status, "reason": error.message})
-    return json_response(error_body(error), status)
-
-
-@app.not_found
-def unknown_route(_: NotFoundError) -> Response[str]:
-    return json_response(NOT_FOUND_BODY, 404)
-
-
-@app.exception_handler(Exception)
-def internal_error(_: Exception) -> Response[str]:
-    logger.exception("unhandled error")
-    return json_response(INTERNAL_ERROR_BODY, 500)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

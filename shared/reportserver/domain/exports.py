@@ -61,37 +61,27 @@ class ExportPolicy:
     link_seconds: int
 
 
+@dataclass(frozen=True)
 class ExportService:
-    def __init__(
-        self,
-        catalog: Catalog,
-        runner: ReportRunner,
-        tickets: TicketStore,
-        queue: ExportQueue,
-        files: FileStore,
-        policy: ExportPolicy,
-        available_formats: frozenset[str],
-        clock: Clock = utc_now,
-    ) -> None:
-        self._catalog = catalog
-        self._runner = runner
-        self._tickets = tickets
-        self._queue = queue
-        self._files = files
-        self._policy = policy
-        self._available_formats = available_formats
-        self._clock = clock
+    catalog: Catalog
+    runner: ReportRunner
+    tickets: TicketStore
+    queue: ExportQueue
+    files: FileStore
+    policy: ExportPolicy
+    available_formats: frozenset[str]
+    clock: Clock = utc_now
 
     def request(self, principal: Principal, body: ExportRequest) -> ExportTicket:
-        report = find_report(self._catalog, principal, body.report_reference())
+        report = find_report(self.catalog, principal, body.report_reference())
         export_format = check_format(report, body.format)
-        if export_format not in self._available_formats:
-            available = ", ".join(sorted(self._available_formats))
+        if export_format not in self.available_formats:
+            available = ", ".join(sorted(self.available_formats))
             raise InvalidParameter("format", f"Format {export_format} is not available yet; available: {available}")
         raw = request_parameters(report, body)
-        bound = self._runner.bind(report, raw)  # bad values are refused now, not in the worker
+        bound = self.runner.bind(report, raw)  # bad values are refused now, not in the worker
         key = cache_key(report, export_format, bound | {"__csv_bom": body.csv_bom})
-        now = self._clock()
+        now = self.clock()
         if report.cache_seconds and not body.force_update:
             cached = self._cached(principal, report, key, now)
             if cached is not None:
@@ -108,13 +98,13 @@ class ExportService:
             csv_bom=body.csv_bom,
             created_at=now,
             updated_at=now,
-            expires_at=now + timedelta(days=self._policy.retention_days),
+            expires_at=now + timedelta(days=self.policy.retention_days),
         )
-        self._tickets.create(ticket)
+        self.tickets.create(ticket)
         try:
-            self._queue.send(ticket.ticket_id)
+            self.queue.send(ticket.ticket_id)
         except Exception:
-            self._tickets.fail(ticket.ticket_id, self._clock(), "The export could not be queued; please retry")
+            self.tickets.fail(ticket.ticket_id, self.clock(), "The export could not be queued; please retry")
             raise
         logger.info(
             "export requested", extra={"ticket_id": ticket.ticket_id, "report": report.slug, "format": export_format}
@@ -123,8 +113,8 @@ class ExportService:
 
     def _cached(self, principal: Principal, report: Report, key: str, now: datetime) -> ExportTicket | None:
         """A new ticket, complete at once, for a file made within the report's cache period."""
-        found = self._tickets.find_complete_by_cache_key(key, now - timedelta(seconds=report.cache_seconds))
-        if found is None or not found.file_key or not self._files.exists(found.file_key):
+        found = self.tickets.find_complete_by_cache_key(key, now - timedelta(seconds=report.cache_seconds))
+        if found is None or not found.file_key or not self.files.exists(found.file_key):
             return None
         ticket = ExportTicket(
             ticket_id=new_ticket_id(),
@@ -150,32 +140,30 @@ class ExportService:
             cached_from=found.ticket_id,
             expires_at=found.expires_at,
         )
-        self._tickets.create(ticket)
+        self.tickets.create(ticket)
         logger.info("export served from cache", extra={"ticket_id": ticket.ticket_id, "cached_from": found.ticket_id})
         return ticket
 
     def status(self, principal: Principal, ticket_id: str) -> dict[str, Any]:
-        ticket = own_ticket(self._tickets, principal.token_name, ticket_id)
+        ticket = own_ticket(self.tickets, principal.token_name, ticket_id)
         view = ticket.public_view()
         if ticket.status is TicketStatus.COMPLETE:
             view["report_url"] = self._link(ticket)
-            view["link_expires_in"] = self._policy.link_seconds
+            view["link_expires_in"] = self.policy.link_seconds
         return view
 
     def download_url(self, principal: Principal, ticket_id: str) -> str:
-        ticket = own_ticket(self._tickets, principal.token_name, ticket_id)
+        ticket = own_ticket(self.tickets, principal.token_name, ticket_id)
         if ticket.status is not TicketStatus.COMPLETE:
             reason = f": {ticket.error}" if ticket.error else ""
             raise NotReady(f"Export '{ticket_id}' is {ticket.status.value}{reason}; its file is not ready")
-        if not ticket.file_key or not self._files.exists(ticket.file_key):
+        if not ticket.file_key or not self.files.exists(ticket.file_key):
             raise FileGone(f"The file of export '{ticket_id}' has expired or was deleted; request the export again")
         return self._link(ticket)
 
     def _link(self, ticket: ExportTicket) -> str:
         assert ticket.file_key and ticket.file_name and ticket.content_type
-        return self._files.download_url(
-            ticket.file_key, ticket.file_name, ticket.content_type, self._policy.link_seconds
-        )
+        return self.files.download_url(ticket.file_key, ticket.file_name, ticket.content_type, self.policy.link_seconds)
 
 
 class TicketBusy(Exception):
@@ -194,24 +182,15 @@ class WorkerPolicy:
     batch_size: int = 5000
 
 
+@dataclass(frozen=True)
 class ExportWorker:
-    def __init__(
-        self,
-        catalog: Catalog,
-        runner: ReportRunner,
-        tickets: TicketStore,
-        files: FileStore,
-        renderer_for: Callable[[str], Renderer],
-        policy: WorkerPolicy,
-        clock: Clock = utc_now,
-    ) -> None:
-        self._catalog = catalog
-        self._runner = runner
-        self._tickets = tickets
-        self._files = files
-        self._renderer_for = renderer_for
-        self._policy = policy
-        self._clock = clock
+    catalog: Catalog
+    runner: ReportRunner
+    tickets: TicketStore
+    files: FileStore
+    renderer_for: Callable[[str], Renderer]
+    policy: WorkerPolicy
+    clock: Clock = utc_now
 
     def run(self, ticket_id: str) -> str:
         """Render one ticket; return "complete", "failed" or "skipped" (a finished or unknown ticket).
@@ -222,27 +201,27 @@ class ExportWorker:
         scratch: Path | None = None
         rows = 0
         try:
-            report = self._catalog.report_by_id(ticket.report_id)
+            report = self.catalog.report_by_id(ticket.report_id)
             if report is None:
                 raise NotFound(f"Report '{ticket.report_slug}' no longer exists")
-            renderer = self._renderer_for(ticket.format)
+            renderer = self.renderer_for(ticket.format)
             kind = renderer.output(len(report.queries))
-            scratch = self._policy.scratch_dir / f"{ticket.ticket_id}.{kind.extension}"
-            progress = _ProgressReporter(self, ticket, self._policy.progress_seconds)
-            bound = self._runner.bind(report, ticket.parameters)
-            source = self._runner.source_for(report)
+            scratch = self.policy.scratch_dir / f"{ticket.ticket_id}.{kind.extension}"
+            progress = _ProgressReporter(self, ticket, self.policy.progress_seconds)
+            bound = self.runner.bind(report, ticket.parameters)
+            source = self.runner.source_for(report)
             context = self._context(report, ticket)
             rows = render_queries(source, report.queries, bound, renderer, scratch, context, progress)
             name = file_name(report, ticket.created_at, kind.extension)
             key = f"exports/{ticket.ticket_id}/{name}"
             size = scratch.stat().st_size
-            self._files.upload(scratch, key, kind.content_type)
-            self._tickets.complete(ticket, self._clock(), rows, size, key, name, kind.content_type)
+            self.files.upload(scratch, key, kind.content_type)
+            self.tickets.complete(ticket, self.clock(), rows, size, key, name, kind.content_type)
             logger.info("export complete", extra={"ticket_id": ticket_id, "rows": rows, "bytes": size})
             return "complete"
         except (DomainError, RenderFailed) as refusal:
             message = refusal.message if isinstance(refusal, DomainError) else str(refusal)
-            self._tickets.fail(ticket.ticket_id, self._clock(), message, attempt=ticket.attempt)
+            self.tickets.fail(ticket.ticket_id, self.clock(), message, attempt=ticket.attempt)
             logger.info("export failed", extra={"ticket_id": ticket_id, "reason": message})
             return "failed"
         except LeaseLost:
@@ -258,23 +237,23 @@ class ExportWorker:
                 scratch.unlink(missing_ok=True)
 
     def _claim(self, ticket_id: str) -> ExportTicket | None:
-        now = self._clock()
+        now = self.clock()
         try:
-            return self._tickets.claim(ticket_id, now, now + timedelta(seconds=self._policy.lease_seconds))
+            return self.tickets.claim(ticket_id, now, now + timedelta(seconds=self.policy.lease_seconds))
         except NotFound:
             logger.warning("export message for an unknown ticket", extra={"ticket_id": ticket_id})
             return None
         except TicketConflict:
-            current = self._tickets.get(ticket_id)
+            current = self.tickets.get(ticket_id)
             if current is None or current.status in FINAL_STATUSES:
                 logger.info("duplicate delivery of a finished export", extra={"ticket_id": ticket_id})
                 return None
             raise TicketBusy(f"export {ticket_id} is being rendered by another attempt") from None
 
     def _release(self, ticket: ExportTicket, rows: int) -> None:
-        now = self._clock()
+        now = self.clock()
         try:
-            self._tickets.record_progress(ticket, rows, now, now)
+            self.tickets.record_progress(ticket, rows, now, now)
         except Exception:
             logger.exception("could not release the export's lease", extra={"ticket_id": ticket.ticket_id})
 
@@ -283,15 +262,15 @@ class ExportWorker:
         return RenderContext(
             title=report.name,
             sheet_count=len(report.queries),
-            generated_at=self._clock(),
+            generated_at=self.clock(),
             parameters=shown,
             options={"csv_bom": ticket.csv_bom},
         )
 
     def record_progress(self, ticket: ExportTicket, rows: int) -> None:
-        now = self._clock()
+        now = self.clock()
         try:
-            self._tickets.record_progress(ticket, rows, now, now + timedelta(seconds=self._policy.lease_seconds))
+            self.tickets.record_progress(ticket, rows, now, now + timedelta(seconds=self.policy.lease_seconds))
         except TicketConflict:
             raise LeaseLost(ticket.ticket_id) from None
 
