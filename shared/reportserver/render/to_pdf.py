@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -112,16 +113,20 @@ class _Layout:
 
     def fit(self, pdf: FPDF, column: int, text: str) -> str:
         """The text, or as much of it as fits in the column followed by an ellipsis."""
-        if len(text) <= self.safe_chars[column] or _width(pdf, text) <= self.room[column]:
+        room = self.room[column]
+        if len(text) <= self.safe_chars[column] or _width(pdf, text) <= room:
             return text
-        low, high = 0, len(text)
-        while low < high:  # the longest prefix that fits with its ellipsis
-            middle = (low + high + 1) // 2
-            if _width(pdf, text[:middle] + "…") <= self.room[column]:
-                low = middle
-            else:
-                high = middle - 1
-        return text[:low] + "…"
+        font = pdf.current_font
+        assert font is not None
+        scale = pdf.font_size_pt * 0.001 / pdf.k
+        widths: Any = font.cw  # a TrueType font's widths, by code point (fpdf2 types the core fonts' by char)
+        budget = room - _width(pdf, "…")
+        used = 0.0
+        for position, char in enumerate(text):  # one pass: where the running width passes the budget
+            used += widths[ord(char)] * scale
+            if used > budget:
+                return text[:position] + "…"
+        return text
 
 
 def _width(pdf: FPDF, text: str) -> float:
