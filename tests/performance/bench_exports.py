@@ -2,7 +2,8 @@
 
     make bench-exports     (or: python tests/performance/bench_exports.py [--rows N] [--formats csv,xlsx])
 
-Each measurement runs in a fresh process, so its peak RSS is its own. "ours" is the worker's path
+Each measurement runs in a fresh process, so its peak RSS is its own; "ours" runs without pandas,
+as the worker's layer does. "ours" is the worker's path
 without S3 and DynamoDB: the SQLite source streams typed rows in batches into the format's renderer,
 which writes the file. "pandas" is what a user would write: `pandas.read_sql` then `to_csv`,
 `to_excel` (openpyxl), `to_json(orient="records")`, `to_parquet` or `to_html`. Both read the same
@@ -13,6 +14,7 @@ rows (they are slow); the comparison is by rows per second.
 from __future__ import annotations
 
 import argparse
+import importlib.abc
 import json
 import os
 import random
@@ -146,8 +148,18 @@ def _naive_pdf(frame: Any, target: Path) -> None:
     pdf.output(str(target))
 
 
+class _NoPandas(importlib.abc.MetaPathFinder):
+    def find_spec(self, name: str, path: Any, target: Any = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError(name)
+
+
 def one(kind: str, export_format: str, rows: int) -> None:
     """The child process: one measurement, printed as JSON."""
+    if kind == "ours":
+        # As in the worker's layer, which has no pandas: the ADBC driver imports pandas (about 40 MB)
+        # whenever it can, and it is installed here only for the naive side.
+        sys.meta_path.insert(0, _NoPandas())
     with tempfile.TemporaryDirectory() as scratch:
         target = Path(scratch) / f"out.{export_format}"
         figures = (run_ours if kind == "ours" else run_pandas)(export_format, rows, target)
