@@ -13,7 +13,6 @@ from reportserver.domain.exports import ExportPolicy, ExportService
 from reportserver.domain.tickets import ExportRequest, seed001_request
 from reportserver.http.api import caller, install_error_handlers, json_response
 from reportserver.observability import logger, metrics
-from reportserver.render import supported_formats
 from reportserver.settings import ExportsSettings
 from reportserver.sources.registry import open_source
 from reportserver.store.catalog import CachedCatalog, DynamoCatalog
@@ -30,7 +29,6 @@ service = ExportService(
     SqsExportQueue(settings.export_queue_name),
     S3FileStore(settings.export_bucket),
     ExportPolicy(retention_days=settings.retention_days, link_seconds=settings.download_url_seconds),
-    supported_formats(),
 )
 app = APIGatewayRestResolver()
 install_error_handlers(app)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import msgspec
 
 from reportserver.domain.calls import Catalog, ReportRunner, find_report
-from reportserver.domain.errors import DomainError, FileGone, InvalidParameter, NotFound, NotReady, TicketConflict
+from reportserver.domain.errors import DomainError, FileGone, NotFound, NotReady, TicketConflict
 from reportserver.domain.reports import Report, ReportQuery
 from reportserver.domain.tickets import (
     FINAL_STATUSES,
@@ -71,15 +71,11 @@ class ExportService:
     queue: ExportQueue
     files: FileStore
     policy: ExportPolicy
-    available_formats: frozenset[str]
     clock: Clock = utc_now
 
     def request(self, principal: Principal, body: ExportRequest) -> ExportTicket:
         report = find_report(self.catalog, principal, body.report_reference())
         export_format = check_format(report, body.format)
-        if export_format not in self.available_formats:
-            available = ", ".join(sorted(self.available_formats))
-            raise InvalidParameter("format", f"Format {export_format} is not available yet; available: {available}")
         raw = request_parameters(report, body)
         bound = self.runner.bind(report, raw)  # bad values are refused now, not in the worker
         key = cache_key(report, export_format, bound | {"__csv_bom": body.csv_bom})
@@ -170,7 +166,6 @@ class WorkerPolicy:
     lease_seconds: int
     progress_seconds: float
     scratch_dir: Path
-    batch_size: int = 5000
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -224,10 +224,6 @@ def own_ticket(store: TicketStore, owner: str, ticket_id: str) -> ExportTicket:
 
 def _plausible_id(ticket_id: str) -> bool:
     return len(ticket_id) == TICKET_ID_BYTES * 2 and all(c in "0123456789abcdef" for c in ticket_id)
-
-
-def ticket_expiry(now: datetime, retention_days: int) -> datetime:
-    return now + timedelta(days=retention_days)
 
 
 def seed001_request(

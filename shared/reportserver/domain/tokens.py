@@ -76,9 +76,6 @@ class Principal:
             return True
         return not set(self.groups).isdisjoint(report_groups)
 
-    def has_permission(self, permission: str) -> bool:
-        return permission in self.permissions or Permission.ADMIN in self.permissions
-
     def to_context(self) -> dict[str, str]:
         """Authorizer context values must be strings, numbers or booleans: join the lists."""
         return {

@@ -29,8 +29,6 @@ def text(column: pa.Array) -> pa.Array:
         return pc.if_else(pc.is_finite(column), column.cast(pa.string()), pa.scalar(None, pa.string()))
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
         return pa.array([None if v is None else v.hex() for v in column.to_pylist()], type=pa.string())
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return column.cast(pa.string())
     return column.cast(pa.string())
 
 
