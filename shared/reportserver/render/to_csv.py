@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from reportserver.render import columns
-from reportserver.render.base import OutputKind, Progress, RenderContext, Sheet
+from reportserver.render.base import OutputKind, Progress, RenderContext, Sheet, member_name
 
 BOM = b"\xef\xbb\xbf"
 
@@ -70,14 +70,9 @@ class CsvRenderer:
         # Each sheet is read to its end before the next one starts: one open cursor at a time.
         with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
             for number, sheet in enumerate(sheets, start=1):
-                with archive.open(f"{number:02d}-{safe_name(sheet.name)}.csv", "w", force_zip64=True) as entry:
+                with archive.open(member_name(number, sheet.name, "csv"), "w", force_zip64=True) as entry:
                     written = _write_sheet(sheet, entry, bom, progress, written)
         return written
-
-
-def safe_name(name: str) -> str:
-    cleaned = "".join(c if c.isalnum() or c in "-_ " else "_" for c in name).strip()
-    return cleaned[:60] or "sheet"
 
 
 RENDERER = CsvRenderer()

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reportserver.render import columns
-from reportserver.render.base import OutputKind, Progress, RenderContext, Sheet
+from reportserver.render.base import OutputKind, Progress, RenderContext, Sheet, header_lines
 
 WRITE_BUFFER_BYTES = 1024 * 1024
 STYLE = """
@@ -41,16 +41,6 @@ def _cells(column: pa.Array) -> pa.Array:
 
 def _rows(batch: pa.RecordBatch) -> pa.Array:
     return columns.wrap("<tr>", columns.join([_cells(c) for c in batch.columns], ""), "</tr>\n")
-
-
-def header_lines(context: RenderContext) -> list[tuple[str, str]]:
-    """What every printed or shown report says about itself (shared with the PDF)."""
-    lines = [("Generated", context.generated_at.strftime("%Y-%m-%d %H:%M:%S UTC"))]
-    lines += [
-        (name, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
-        for name, value in context.parameters.items()
-    ]
-    return lines
 
 
 class HtmlRenderer:

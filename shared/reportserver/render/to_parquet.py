@@ -12,8 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from reportserver.render.base import OutputKind, Progress, RenderContext, Sheet
-from reportserver.render.to_csv import safe_name
+from reportserver.render.base import OutputKind, Progress, RenderContext, Sheet, member_name
 
 
 def _write_sheet(sheet: Sheet, target: Any, progress: Progress, written: int) -> int:
@@ -44,7 +43,7 @@ class ParquetRenderer:
             return written
         with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
             for number, sheet in enumerate(sheets, start=1):
-                with archive.open(f"{number:02d}-{safe_name(sheet.name)}.parquet", "w", force_zip64=True) as entry:
+                with archive.open(member_name(number, sheet.name, "parquet"), "w", force_zip64=True) as entry:
                     written = _write_sheet(sheet, pa.PythonFile(entry, mode="w"), progress, written)
         return written
 

@@ -21,8 +21,7 @@ import pyarrow.compute as pc
 from fpdf import FPDF
 
 from reportserver.render import columns
-from reportserver.render.base import OutputKind, Progress, RenderContext, RenderFailed, Sheet
-from reportserver.render.to_html import header_lines
+from reportserver.render.base import OutputKind, Progress, RenderContext, RenderFailed, Sheet, header_lines
 
 FONTS = Path(__file__).resolve().parent / "fonts"
 MAX_PDF_ROWS = 200_000
