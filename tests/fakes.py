@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from reportserver.domain.errors import AlreadyExists
+from reportserver.domain.ports import DataSource
 from reportserver.domain.reports import Report
 from reportserver.domain.tokens import ApiToken
-from reportserver.sources.base import DataSource
 
 
 class MemoryTokenStore:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reportserver.domain.ports import DataSource
 from reportserver.domain.reports import Report, parse_report
-from reportserver.sources.base import DataSource
 from reportserver.store.catalog import DynamoCatalog
 
 from infra.demo.reports import DEMO_REPORTS, DEMO_SOURCE_ID

@@ -58,9 +58,9 @@ os.environ.update(TEMPLATE.environment())  # the handlers read their settings at
 os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # one INFO line per call would time the terminal
 
 from reportserver.domain.calls import ReportRunner  # noqa: E402
+from reportserver.domain.ports import QueryResult, Row  # noqa: E402
 from reportserver.domain.reports import Report  # noqa: E402
 from reportserver.domain.tokens import basic_header, issue_token  # noqa: E402
-from reportserver.sources.base import QueryResult, Row  # noqa: E402
 from reportserver.sources.sqlite import SqliteSource  # noqa: E402
 from reportserver.store import aws  # noqa: E402
 from reportserver.store.catalog import DynamoCatalog  # noqa: E402

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from reportserver.domain.calls import CallLimits, ReportRunner, field_by_id, find_report, readable_reports
 from reportserver.domain.errors import Forbidden, InvalidParameter, NotFound, ResultTooLarge
+from reportserver.domain.ports import DataSource
 from reportserver.domain.reports import Report, parse_report
 from reportserver.domain.tokens import Principal
-from reportserver.sources.base import DataSource
 from reportserver.sources.registry import open_source
 
 from infra.demo.reports import DEMO_REPORTS, DEMO_SOURCE_ID
@@ -46,12 +46,18 @@ def call(
     return json.loads(runner.call(find_report(catalog, who, reference), raw, limits).body)
 
 
-def test_report_is_found_by_slug_and_by_id(catalog: MemoryCatalog) -> None:
-    assert find_report(catalog, ADMIN, "gst-balance").name == "GST Balance"
-    assert find_report(catalog, ADMIN, "1").slug == "gst-balance"
+@pytest.mark.parametrize("reference", ["gst-balance", "1", "GST Balance", "gst balance", " GST Balance "])
+def test_report_is_found_by_slug_id_or_name(catalog: MemoryCatalog, reference: str) -> None:
+    # Found: report_name "GST Balance" (the display name) answered 404.
+    assert find_report(catalog, ADMIN, reference).slug == "gst-balance"
 
 
-@pytest.mark.parametrize("reference", ["999", "no-such-report", "..", "gst-balance/..", "GST Balance", "x" * 300])
+def test_a_name_whose_slug_matches_but_is_not_the_name_is_not_found(catalog: MemoryCatalog) -> None:
+    with pytest.raises(NotFound, match="Unknown report"):
+        find_report(catalog, ADMIN, "GST  Balance!!")
+
+
+@pytest.mark.parametrize("reference", ["999", "no-such-report", "..", "gst-balance/..", "GST Balances", "x" * 300])
 def test_unknown_report_is_not_found(catalog: MemoryCatalog, reference: str) -> None:
     with pytest.raises(NotFound, match="Unknown report"):
         find_report(catalog, ADMIN, reference)
@@ -101,6 +107,23 @@ def test_result_exactly_at_the_row_cap_is_returned(catalog: MemoryCatalog) -> No
 def test_result_over_the_byte_cap_is_413(catalog: MemoryCatalog) -> None:
     with pytest.raises(ResultTooLarge, match="bytes"):
         call(catalog, "order-lines", {"row_limit": ["1000"]}, CallLimits(max_rows=50_000, max_bytes=10_000))
+
+
+def test_the_byte_cap_measures_what_the_limits_measure_says(catalog: MemoryCatalog) -> None:
+    raw = {"row_limit": ["100"]}
+    body = ReportRunner(catalog, open_source).call(find_report(catalog, ADMIN, "order-lines"), raw, LIMITS).body
+    exact = CallLimits(max_rows=50_000, max_bytes=2 * len(body), measure=lambda chunk: 2 * len(chunk))
+    assert call(catalog, "order-lines", raw, exact)["records"]
+    with pytest.raises(ResultTooLarge):
+        call(catalog, "order-lines", raw, CallLimits(50_000, 2 * len(body) - 1, lambda chunk: 2 * len(chunk)))
+
+
+def test_a_number_parameter_compares_as_a_number(catalog: MemoryCatalog) -> None:
+    # Found: `unit_price_cents >= :min_price * 100` with the value bound as text compared text.
+    everything = call(catalog, "product-catalogue", {})["records"]
+    over_ten = call(catalog, "product-catalogue", {"min_price": ["10"]})["records"]
+    expected = [r for r in everything if r["unit_price"] >= 10]
+    assert 0 < len(over_ten) == len(expected) < len(everything)
 
 
 def test_injection_attempts_return_only_bound_results(catalog: MemoryCatalog, demo_database: Path) -> None:

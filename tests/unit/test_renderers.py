@@ -22,8 +22,9 @@ from reportserver.domain.exports import render_queries
 from reportserver.domain.reports import EXPORT_FORMATS, ReportQuery
 from reportserver.render import renderer_for, supported_formats, to_xlsx
 from reportserver.render.base import RenderContext, RenderFailed, Sheet
-from reportserver.sources.arrow import rows_to_batches
 from reportserver.sources.sqlite import SqliteSource
+
+from tests.tables import typed_batches
 
 COLUMNS = ["id", "price", "ratio", "day", "at", "name", "active", "note"]
 ROWS: list[tuple[Any, ...]] = [
@@ -62,8 +63,7 @@ def render(
     context = RenderContext(CONTEXT.title, CONTEXT.generated_at, len(sheets), CONTEXT.parameters, options)
     made = []
     for name, rows in sheets:
-        chunks = iter([rows[i : i + batch] for i in range(0, len(rows), batch)])
-        schema, batches = rows_to_batches(COLUMNS, chunks)
+        schema, batches = typed_batches(COLUMNS, rows or ROWS[:0], batch)
         made.append(Sheet(name, schema, batches))
     written = renderer.render(iter(made), target, context, seen.append)
     return target, written, seen
@@ -273,7 +273,7 @@ def test_pdf_right_aligns_numbers_and_dates_and_goes_landscape_when_wide(tmp_pat
     target, _, _ = render("pdf", tmp_path)
     page = pypdf.PdfReader(target).pages[0]
     assert float(page.mediabox.width) > float(page.mediabox.height)  # eight columns: landscape
-    _, batches = rows_to_batches(COLUMNS, iter([ROWS]))
+    _, batches = typed_batches(COLUMNS, ROWS, batch=len(ROWS))
     pdf = _Document("t")
     layout = _Layout(pdf, COLUMNS, next(batches), landscape=True)
     pdf.set_font("Sans", size=7.5)

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from reportserver import records
-from reportserver.domain.errors import Forbidden, NotFound, ResultTooLarge
-from reportserver.domain.reports import Choice, FieldType, Report, ReportField, bind_parameters
+from reportserver.domain.errors import Forbidden, NotFound, ResultTooLarge, shown
+from reportserver.domain.ports import DataSource, Source
+from reportserver.domain.reports import SLUG_PATTERN, Choice, FieldType, Report, ReportField, bind_parameters, slugify
 from reportserver.domain.tokens import Principal
-from reportserver.sources.base import DataSource, Source
 
 REPORT_ID = re.compile(r"^\d{1,18}$")
-REPORT_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MAX_CHOICES = 10_000
+MAX_NAME_LENGTH = 200
 
 
 class Catalog(Protocol):
@@ -35,10 +35,18 @@ class Catalog(Protocol):
 SourceOpener = Callable[[DataSource], Source]
 
 
+def _unmeasured(chunk: bytes) -> int:
+    return len(chunk)
+
+
 @dataclass(frozen=True, slots=True)
 class CallLimits:
+    """The synchronous caps. `measure` tells what a piece of the body will weigh in the response that
+    is actually sent (the HTTP edge knows how its runtime serialises it); the byte cap applies to that."""
+
     max_rows: int
     max_bytes: int
+    measure: Callable[[bytes], int] = _unmeasured
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,21 +57,29 @@ class CallResult:
 
 
 def find_report(catalog: Catalog, principal: Principal, reference: str) -> Report:
-    """Seed 000: a report is named by its numeric id or by the slug of its name."""
+    """A report named by its numeric id, its slug, or its name ("GST Balance"), as seed 000 names them."""
+    reference = reference.strip()
     report = None
     if REPORT_ID.match(reference):
         report = catalog.report_by_id(int(reference))
-    elif REPORT_SLUG.match(reference):
+    elif SLUG_PATTERN.match(reference):
         report = catalog.report_by_slug(reference)
+    if report is None and reference and len(reference) <= MAX_NAME_LENGTH:
+        report = _by_name(catalog, reference)
     if report is None:
-        raise NotFound(f"Unknown report '{_shown(reference)}'")
+        raise NotFound(f"Unknown report '{shown(reference)}'")
     if not principal.may_run(report.groups):
         raise Forbidden(f"Token '{principal.token_name}' is not in a group that may run this report")
     return report
 
 
-def _shown(text: str) -> str:
-    return text if len(text) <= 64 else text[:64] + "..."
+def _by_name(catalog: Catalog, name: str) -> Report | None:
+    wanted = name.casefold()
+    slug = slugify(name)
+    report = catalog.report_by_slug(slug) if SLUG_PATTERN.match(slug) else None
+    if report is not None and report.name.casefold() == wanted:
+        return report
+    return next((r for r in catalog.list_reports() if r.name.casefold() == wanted), None)
 
 
 def readable_reports(catalog: Catalog, principal: Principal) -> list[Report]:
@@ -96,25 +112,38 @@ class ReportRunner:
         return bind_parameters(report, raw, lambda f: self.choices(report, f))
 
     def call(self, report: Report, raw: Mapping[str, Sequence[str]], limits: CallLimits) -> CallResult:
-        """The first sheet's rows as seed 000's `{message, ok, records}`, or 413 past the caps."""
+        """The first sheet's rows as seed 000's `{message, ok, records}`, or 413 past the caps.
+
+        The body is built batch by batch while its rows and its weight in the response are counted, so
+        a result over a cap is refused as soon as it passes it, never after holding all of it."""
         params = self.bind(report, raw)
-        rows: list[Any] = []
+        head, tail = b'{"message":"","ok":true,"records":[', b"]}"
+        pieces = [head]
+        size = limits.measure(head) + limits.measure(tail)
+        rows = 0
         with self.source_for(report).run(report.queries[0].sql, params) as result:
+            names = result.names
             for batch in result.batches:
-                rows.extend(batch)
-                if len(rows) > limits.max_rows:
+                rows += len(batch)
+                if rows > limits.max_rows:
                     raise ResultTooLarge(
                         f"The result has more than {limits.max_rows} rows, more than a report call "
                         "returns; request it as a file with POST /api/exports/ instead"
                     )
-            columns = result.columns
-        body = records.dumps({"message": "", "ok": True, "records": records.records(columns, rows)})
-        if len(body) > limits.max_bytes:
-            raise ResultTooLarge(
-                f"The result is {len(body)} bytes, more than the {limits.max_bytes} a report call "
-                "returns; request it as a file with POST /api/exports/ instead"
-            )
-        return CallResult(report=report, row_count=len(rows), body=body)
+                chunk = records.dumps(records.records(names, batch))[1:-1]
+                if not chunk:
+                    continue
+                if len(pieces) > 1:
+                    chunk = b"," + chunk
+                size += limits.measure(chunk)
+                if size > limits.max_bytes:
+                    raise ResultTooLarge(
+                        f"The result is more than the {limits.max_bytes} bytes a report call returns; "
+                        "request it as a file with POST /api/exports/ instead"
+                    )
+                pieces.append(chunk)
+        pieces.append(tail)
+        return CallResult(report=report, row_count=rows, body=b"".join(pieces))
 
 
 def _choice(row: Sequence[Any]) -> Choice:
@@ -127,7 +156,7 @@ def field_by_id(catalog: Catalog, principal: Principal, field_id: str) -> tuple[
     report = catalog.report_by_field_id(int(field_id)) if REPORT_ID.match(field_id) else None
     field = next((f for f in report.fields if str(f.id) == field_id), None) if report else None
     if report is None or field is None:
-        raise NotFound(f"Unknown report field '{_shown(field_id)}'")
+        raise NotFound(f"Unknown report field '{shown(field_id)}'")
     if not principal.may_run(report.groups):
         raise Forbidden(f"Token '{principal.token_name}' is not in a group that may run this report")
     if field.type is not FieldType.CHOICE:

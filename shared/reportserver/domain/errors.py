@@ -1,6 +1,11 @@
 """Domain exceptions; `reportserver.http.errors` maps each kind to an HTTP status and a JSON body."""
 
 
+def shown(text: str, limit: int = 64) -> str:
+    """Caller-given text as a message quotes it: never more than `limit` characters of it."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 class DomainError(Exception):
     """A failure the caller can understand; `message` is safe to show to a client."""
 
@@ -55,3 +60,19 @@ class FileGone(DomainError):
 
 class DataSourceFailed(DomainError):
     """The data source could not run the query; the message never carries SQL text or driver detail."""
+
+
+class RenderFailed(DomainError):
+    """A file that cannot be made from these rows (a format limit, say); the message is for the owner."""
+
+
+class ValueDoesNotFit(DataSourceFailed):
+    """A result value that its column's declared type cannot hold exactly: the result fails as a whole,
+    never rounded, cut or shifted. `row` counts from 1, as a person reads a sheet."""
+
+    def __init__(self, column: str, row: int, expected: str, value: object) -> None:
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:40] + "..."
+        super().__init__(f"Column '{column}', row {row}: {shown} is not a {expected}")
+        self.column = column
+        self.row = row

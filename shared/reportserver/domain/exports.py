@@ -8,6 +8,7 @@ into a scratch file, uploads it and completes the ticket.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -18,7 +19,15 @@ from typing import Any, Protocol
 import msgspec
 
 from reportserver.domain.calls import Catalog, ReportRunner, find_report
-from reportserver.domain.errors import DomainError, FileGone, NotFound, NotReady, TicketConflict
+from reportserver.domain.errors import (
+    DataSourceFailed,
+    DomainError,
+    FileGone,
+    NotFound,
+    NotReady,
+    TicketConflict,
+)
+from reportserver.domain.ports import Progress, ReadAgain, ReadPlan, RenderContext, Renderer, Sheet, Source
 from reportserver.domain.reports import Report, ReportQuery
 from reportserver.domain.tickets import (
     FINAL_STATUSES,
@@ -34,11 +43,9 @@ from reportserver.domain.tickets import (
     request_parameters,
 )
 from reportserver.domain.tokens import Principal
-from reportserver.observability import logger
-from reportserver.render.base import Progress, RenderContext, Renderer, RenderFailed, Sheet
-from reportserver.sources.base import ColumnTypeChanged, Source
 
 Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -104,7 +111,7 @@ class ExportService:
         except Exception:
             self.tickets.fail(ticket.ticket_id, self.clock(), "The export could not be queued; please retry")
             raise
-        logger.info(
+        log.info(
             "export requested", extra={"ticket_id": ticket.ticket_id, "report": report.slug, "format": export_format}
         )
         return ticket
@@ -128,7 +135,7 @@ class ExportService:
             cached_from=found.ticket_id,
         )
         self.tickets.create(ticket)
-        logger.info("export served from cache", extra={"ticket_id": ticket.ticket_id, "cached_from": found.ticket_id})
+        log.info("export served from cache", extra={"ticket_id": ticket.ticket_id, "cached_from": found.ticket_id})
         return ticket
 
     def status(self, principal: Principal, ticket_id: str) -> dict[str, Any]:
@@ -203,15 +210,15 @@ class ExportWorker:
             size = scratch.stat().st_size
             self.files.upload(scratch, key, kind.content_type)
             self.tickets.complete(ticket, self.clock(), rows, size, key, name, kind.content_type)
-            logger.info("export complete", extra={"ticket_id": ticket_id, "rows": rows, "bytes": size})
+            log.info("export complete", extra={"ticket_id": ticket_id, "rows": rows, "bytes": size})
             return "complete"
-        except (DomainError, RenderFailed) as refusal:
-            message = refusal.message if isinstance(refusal, DomainError) else str(refusal)
+        except DomainError as refusal:
+            message = refusal.message
             self.tickets.fail(ticket.ticket_id, self.clock(), message, attempt=ticket.attempt)
-            logger.info("export failed", extra={"ticket_id": ticket_id, "reason": message})
+            log.info("export failed", extra={"ticket_id": ticket_id, "reason": message})
             return "failed"
         except LeaseLost:
-            logger.warning("export lease lost; another attempt owns the ticket", extra={"ticket_id": ticket_id})
+            log.warning("export lease lost; another attempt owns the ticket", extra={"ticket_id": ticket_id})
             return "skipped"
         except Exception:
             # Unexpected (an S3 or DynamoDB hiccup, a bug): give the lease back so that the retry the
@@ -227,12 +234,12 @@ class ExportWorker:
         try:
             return self.tickets.claim(ticket_id, now, now + timedelta(seconds=self.policy.lease_seconds))
         except NotFound:
-            logger.warning("export message for an unknown ticket", extra={"ticket_id": ticket_id})
+            log.warning("export message for an unknown ticket", extra={"ticket_id": ticket_id})
             return None
         except TicketConflict:
             current = self.tickets.get(ticket_id)
             if current is None or current.status in FINAL_STATUSES:
-                logger.info("duplicate delivery of a finished export", extra={"ticket_id": ticket_id})
+                log.info("duplicate delivery of a finished export", extra={"ticket_id": ticket_id})
                 return None
             raise TicketBusy(f"export {ticket_id} is being rendered by another attempt") from None
 
@@ -241,7 +248,7 @@ class ExportWorker:
         try:
             self.tickets.record_progress(ticket, rows, now, now)
         except Exception:
-            logger.exception("could not release the export's lease", extra={"ticket_id": ticket.ticket_id})
+            log.exception("could not release the export's lease", extra={"ticket_id": ticket.ticket_id})
 
     def _context(self, report: Report, ticket: ExportTicket) -> RenderContext:
         shown = {k: v[0] if len(v) == 1 else v for k, v in ticket.parameters.items()}
@@ -276,6 +283,9 @@ class _ProgressReporter:
             self._next = time.monotonic() + self._every
 
 
+MAX_READS = 16
+
+
 def render_queries(
     source: Source,
     queries: list[ReportQuery],
@@ -287,25 +297,26 @@ def render_queries(
 ) -> int:
     """Stream each query's result into the renderer, one sheet at a time, never the whole result.
 
-    Rows are read natively as Arrow batches where the source can; if a column changes type part-way
-    (SQLite's dynamic typing), the file is made again from typed rows, which hold any mix of types.
+    A source that finds part-way that it must read a result differently (see `ReadAgain`) has the file
+    made again from the start with the plan it asks for; nothing already written is patched.
     """
+    plans: dict[int, ReadPlan] = {}
+    reading: list[int] = [0]
 
-    def sheets(native: bool, text_columns: frozenset[str]) -> Iterator[Sheet]:
-        for query in queries:
-            with source.run_arrow(query.sql, bound, native=native, text_columns=text_columns) as result:
+    def sheets() -> Iterator[Sheet]:
+        for number, query in enumerate(queries):
+            reading[0] = number
+            with source.run_arrow(query.sql, bound, plans.get(number)) as result:
                 yield Sheet(query.sheet_name, result.schema, result.batches)
 
-    native, text_columns = True, frozenset[str]()
-    while True:
+    for _ in range(MAX_READS):
         try:
-            return renderer.render(sheets(native, text_columns), target, context, progress)
-        except ColumnTypeChanged as change:
-            if not native and change.column in text_columns:
-                raise
-            logger.info("a column changed type; rendering again with it as text", extra={"column": change.column})
+            return renderer.render(sheets(), target, context, progress)
+        except ReadAgain as again:
+            log.info("reading a sheet again", extra={"sheet": reading[0], "reason": again.reason})
             target.unlink(missing_ok=True)
-            native, text_columns = False, text_columns | {change.column}
+            plans[reading[0]] = again.plan
+    raise DataSourceFailed("The report's columns kept changing type; declare their types in the report's SQL")
 
 
 def fail_dead_letter(tickets: TicketStore, ticket_id: str, receive_count: int, now: datetime) -> bool:

@@ -16,11 +16,11 @@ from typing import Annotated, Any
 
 import msgspec
 
-from reportserver.domain.errors import InvalidDefinition, InvalidParameter
+from reportserver import sqltext
+from reportserver.domain.errors import InvalidDefinition, InvalidParameter, shown
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 FIELD_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-BIND_VARIABLE = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
 INTEGER_TEXT = re.compile(r"^[+-]?\d{1,18}$")
 EXPORT_FORMATS = ("xlsx", "csv", "json", "pdf", "html", "parquet")
 DEFAULT_MAX_VALUE_LENGTH = 1000
@@ -190,15 +190,10 @@ def slugify(name: str) -> str:
 
 def bind_variables(sql: str) -> list[str]:
     """The `:name` variables of a statement, in order of first use (`::` casts are not variables)."""
-    seen: dict[str, None] = {}
-    for match in BIND_VARIABLE.finditer(_without_literals(sql)):
-        seen.setdefault(match.group(1), None)
-    return list(seen)
-
-
-def _without_literals(sql: str) -> str:
-    """Blank out quoted strings and comments so that ':x' inside them is not taken for a variable."""
-    return re.sub(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", " ", sql, flags=re.S)
+    try:
+        return sqltext.names(sql)
+    except sqltext.UnterminatedSql as error:
+        raise ValueError(f"the SQL cannot be read: {error}") from None
 
 
 ChoicesLoader = Callable[[ReportField], Sequence[Choice]]
@@ -218,7 +213,7 @@ def bind_parameters(
     for name in raw:
         if name not in reserved and report.field(name) is None:
             allowed = ", ".join(f.name for f in report.sorted_fields()) or "none"
-            raise InvalidParameter(name, f"Unknown parameter '{_shown(name)}'; this report takes: {allowed}")
+            raise InvalidParameter(name, f"Unknown parameter '{shown(name)}'; this report takes: {allowed}")
     bound: dict[str, Any] = {}
     for field in report.fields:
         values = raw.get(field.name)
@@ -234,10 +229,6 @@ def bind_parameters(
             continue
         bound[field.name] = convert_value(field, text, load_choices)
     return bound
-
-
-def _shown(name: str) -> str:
-    return name if len(name) <= 64 else name[:64] + "..."
 
 
 def convert_value(field: ReportField, text: str, load_choices: ChoicesLoader) -> Any:

@@ -1,195 +1,516 @@
-"""Result rows as Arrow record batches: the form every export renderer takes.
+"""Result columns as Arrow record batches typed by the contract (`reportserver.domain.values`).
 
-Two producers: `rows_to_batches` turns typed Python rows (any `Source`) into batches with a schema
-fixed by the first batch; `TypePlan` types the columns a native Arrow reader (ADBC) returns, from
-`AS "name [type]"` tags and from ISO date and timestamp text.
+Two producers, one set of rules: `RowBatches` builds batches from a source's typed Python rows (any
+`Source`); `NativeBatches` types the columns a native Arrow reader (ADBC) returns, casting each from
+the engine's storage type to its declared type in C++, and checking every value on the way: a value
+that does not fit fails naming its column and row, and a decimal is never rounded. Columns the
+declaration leaves to the engine take the engine's type; should that change part-way, or a decimal
+need more places than the first batches had, the producer raises `ReadAgain` with the plan for a read
+that holds every value.
 """
 
 from __future__ import annotations
 
-import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
-from decimal import Decimal
 from queue import Empty, Queue
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reportserver.sources.base import ColumnTypeChanged, Row, unique_columns
+from reportserver.domain.errors import DataSourceFailed, ValueDoesNotFit
+from reportserver.domain.ports import ReadAgain, ReadPlan, Row
+from reportserver.domain.values import (
+    DATE_TEXT,
+    DECIMAL_TEXT,
+    INTEGER_TEXT,
+    MAX_DECIMAL_DIGITS,
+    TIMESTAMP_TEXT,
+    TIMESTAMPTZ_TEXT,
+    Column,
+    ColumnType,
+    Converter,
+    binary_text,
+    decimal_scale,
+)
 
-DECIMAL_PRECISION = 38
-MIN_DECIMAL_SCALE = 2
-MAX_DECIMAL_SCALE = 18
-TAG = re.compile(r"^(?P<name>.*?)\s*\[(?P<tag>[A-Za-z]+)\]$")
-ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
-ISO_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?$"
-
-
-def arrow_type_of(values: list[Any]) -> pa.DataType:  # noqa: PLR0911 - one return per type reads best
-    """The column type that holds every value given (text when they disagree, or when all are NULL)."""
-    present = [v for v in values if v is not None]
-    if not present:
-        return pa.string()
-    kinds = {type(v) for v in present}
-    if kinds <= {bool}:
-        return pa.bool_()
-    if kinds <= {int}:
-        return pa.int64()
-    if kinds <= {int, float}:
-        return pa.float64()
-    if kinds <= {int, Decimal}:
-        scale = max(MIN_DECIMAL_SCALE, *(_scale(v) for v in present if isinstance(v, Decimal)))
-        return pa.decimal128(DECIMAL_PRECISION, min(scale, MAX_DECIMAL_SCALE))
-    if kinds <= {datetime}:
-        return pa.timestamp("us")
-    if kinds <= {date}:
-        return pa.date32()
-    if kinds <= {bytes}:
-        return pa.binary()
-    return pa.string()
+EXACT_FLOAT_INTEGER = 2**53
 
 
-def _scale(value: Decimal) -> int:
-    exponent = value.as_tuple().exponent
-    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+def arrow_type(kind: ColumnType, scale: int | None) -> pa.DataType:
+    """The one Arrow type of each contract type: what every renderer receives."""
+    return {
+        ColumnType.TEXT: pa.string(),
+        ColumnType.INTEGER: pa.int64(),
+        ColumnType.FLOAT: pa.float64(),
+        ColumnType.DECIMAL: pa.decimal128(MAX_DECIMAL_DIGITS, scale or 0),
+        ColumnType.BOOLEAN: pa.bool_(),
+        ColumnType.DATE: pa.date32(),
+        ColumnType.TIMESTAMP: pa.timestamp("us"),
+        ColumnType.TIMESTAMPTZ: pa.timestamp("us", tz="UTC"),
+        ColumnType.BINARY: pa.binary(),
+    }[kind]
 
 
-def _array(name: str, values: list[Any], kind: pa.DataType) -> pa.Array:
-    if pa.types.is_string(kind):
-        values = [v if v is None or isinstance(v, str) else str(v) for v in values]
-    elif pa.types.is_decimal(kind):
-        quantum = Decimal(1).scaleb(-kind.scale)
-        values = [v if v is None else Decimal(v).quantize(quantum) for v in values]
+def _storage_kind(value: Any) -> ColumnType:
+    """The contract type of a value the engine typed (an undeclared column's value)."""
+    if isinstance(value, bool):
+        return ColumnType.BOOLEAN
+    if isinstance(value, int):
+        return ColumnType.INTEGER
+    if isinstance(value, float):
+        return ColumnType.FLOAT
+    if isinstance(value, bytes):
+        return ColumnType.BINARY
+    return ColumnType.TEXT
+
+
+def _joined(kinds: set[ColumnType]) -> ColumnType:
+    """The type that holds values of all these engine types: integers and floats are floats, else text."""
+    if len(kinds) == 1:
+        return next(iter(kinds))
+    return ColumnType.FLOAT if kinds <= {ColumnType.INTEGER, ColumnType.FLOAT} else ColumnType.TEXT
+
+
+def as_text(value: Any) -> str:
+    """A value of any type as text, for a column that ended up text (mixed engine types)."""
+    if isinstance(value, bytes):
+        return binary_text(value)
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+class _Typing:
+    """Each column's type for this read: the declared one, or what the plan forced on it, or (for a
+    column the engine types, and a decimal without a declared scale) what the first values show."""
+
+    def __init__(self, declared: list[Column], plan: ReadPlan) -> None:
+        self.declared = declared
+        self.plan = plan
+        self.planned = [_planned(c, plan) for c in declared]
+        # None: not known until values arrive (an engine-typed column, a decimal's scale).
+        self.types: list[tuple[ColumnType, int | None] | None] = []
+        for column in self.planned:
+            known = column.type is not None and not (column.type is ColumnType.DECIMAL and column.scale is None)
+            self.types.append((column.type, column.scale) if known and column.type is not None else None)
+
+    def grows_scale(self, index: int) -> bool:
+        """A decimal whose scale the data decides: a later value with more places means a new read."""
+        column = self.declared[index]
+        return column.type is ColumnType.DECIMAL and column.scale is None
+
+    def learn_scale(self, index: int, scale: int) -> None:
+        known = self.types[index]
+        if known is None:
+            self.types[index] = (ColumnType.DECIMAL, scale)
+        elif known[1] is not None and scale > known[1]:
+            name = self.declared[index].name
+            raise ReadAgain(
+                self.plan.with_override(name, ColumnType.DECIMAL, scale, native=True),
+                f"column {name!r} has values with {scale} decimal places",
+            )
+
+    def learn_kind(self, index: int, kind: ColumnType, native: bool) -> None:
+        """An engine-typed column's values are of `kind`: fix its type, or ask for the joined one."""
+        known = self.types[index]
+        if known is None:
+            self.types[index] = (kind, None)
+        elif _joined({known[0], kind}) is not known[0]:  # the type it has does not hold these values
+            name = self.declared[index].name
+            joined = _joined({known[0], kind})
+            raise ReadAgain(
+                self.plan.with_override(name, joined, None, native=native),
+                f"column {name!r} holds {known[0]} and {kind} values",
+            )
+
+    def schema(self) -> pa.Schema:
+        """Fixed at the first batch; a column with no value yet is text until one says otherwise."""
+        return pa.schema(
+            [
+                pa.field(c.name, arrow_type(*(t or (c.type or ColumnType.TEXT, c.scale))))
+                for c, t in zip(self.planned, self.types, strict=True)
+            ]
+        )
+
+
+class RowBatches:
+    """Typed Python rows (already converted to their declared types) to record batches."""
+
+    def __init__(self, columns: list[Column], plan: ReadPlan) -> None:
+        self._typing = _Typing(columns, plan)
+        self._schema: pa.Schema | None = None
+        self._defaulted: set[int] = set()
+        self._rows = 0
+
+    def batches(self, row_batches: Iterator[list[Row]]) -> Iterator[pa.RecordBatch]:
+        for rows in row_batches:
+            if not rows:
+                continue
+            values = list(zip(*rows, strict=True))
+            self._learn(values)
+            if self._schema is None:
+                self._defaulted = {i for i, t in enumerate(self._typing.types) if t is None}
+                self._schema = self._typing.schema()
+            arrays = [self._array(i, list(v)) for i, v in enumerate(values)]
+            self._rows += len(rows)
+            yield pa.RecordBatch.from_arrays(arrays, schema=self._schema)
+
+    def schema(self) -> pa.Schema:
+        return self._schema or self._typing.schema()
+
+    def _learn(self, values: list[tuple[Any, ...]]) -> None:
+        typing = self._typing
+        for i, column in enumerate(typing.planned):
+            present = [v for v in values[i] if v is not None]
+            if not present:
+                continue
+            if typing.grows_scale(i):
+                typing.learn_scale(i, max(decimal_scale(v) for v in present))
+            elif typing.declared[i].type is None:
+                kind = _joined({_storage_kind(v) for v in present})
+                if i in self._defaulted:  # text only because its first batch had no value
+                    self._defaulted.discard(i)
+                    if kind is not ColumnType.TEXT:
+                        name = column.name
+                        raise ReadAgain(
+                            typing.plan.with_override(name, kind, None, native=False),
+                            f"column {name!r} has its first values after the first batch",
+                        )
+                typing.learn_kind(i, kind, native=False)
+
+    def _array(self, index: int, values: list[Any]) -> pa.Array:
+        target = (self._schema or self._typing.schema()).field(index).type
+        declared = self._typing.declared[index]
+        if declared.type is None and pa.types.is_string(target):
+            values = [v if v is None or isinstance(v, str) else as_text(v) for v in values]
+        elif declared.type is None and pa.types.is_floating(target):
+            values = [None if v is None else self._exact_float(index, row, v) for row, v in enumerate(values)]
+        return pa.array(values, type=target)
+
+    def _exact_float(self, index: int, row: int, value: Any) -> float:
+        number = float(value)
+        if isinstance(value, int) and int(number) != value:
+            name = self._typing.declared[index].name
+            raise ValueDoesNotFit(name, self._rows + row + 1, "float (an integer a float cannot hold exactly)", value)
+        return number
+
+
+def _planned(column: Column, plan: ReadPlan) -> Column:
+    override = plan.overrides.get(column.name)
+    return Column(column.name, *override) if override else column
+
+
+class NativeBatches:
+    """Types the batches of a native Arrow reader: each column cast from its storage type to its
+    declared type, every value checked; engine-typed columns keep the reader's type."""
+
+    def __init__(self, columns: list[Column], first: pa.RecordBatch, plan: ReadPlan) -> None:
+        self._typing = _Typing(columns, plan)
+        self._rows = 0
+        for i, column in enumerate(self._typing.planned):
+            stored = first.column(i)
+            if self._typing.grows_scale(i):
+                self._typing.learn_scale(i, _needed_scale(stored, column, 0))
+            elif column.type is None and stored.null_count < len(stored):
+                self._typing.learn_kind(i, _kind_of_arrow(stored.type), native=True)
+        self._defaulted = {i for i, t in enumerate(self._typing.types) if t is None}
+        self.schema = self._typing.schema()
+
+    def apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        arrays = [self._cast(i, batch.column(i)) for i in range(batch.num_columns)]
+        self._rows += batch.num_rows
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+    def _cast(self, index: int, stored: pa.Array) -> pa.Array:
+        typing = self._typing
+        column = typing.planned[index]
+        target = self.schema.field(index).type
+        if typing.grows_scale(index):
+            typing.learn_scale(index, _needed_scale(stored, column, self._rows))
+        declared = typing.declared[index].type
+        if declared is not None:
+            return _CASTS[declared](stored, target, column, self._rows)
+        if stored.null_count == len(stored):
+            return pa.nulls(len(stored), target)
+        kind = _kind_of_arrow(stored.type)
+        if index in self._defaulted:
+            self._defaulted.discard(index)
+            if kind is not ColumnType.TEXT:
+                raise ReadAgain(
+                    typing.plan.with_override(column.name, kind, None, native=True),
+                    f"column {column.name!r} has its first values after the first batch",
+                )
+        typing.learn_kind(index, kind, native=False)
+        return stored if stored.type == target else stored.cast(target)
+
+
+def _kind_of_arrow(kind: pa.DataType) -> ColumnType:
+    if pa.types.is_integer(kind):
+        return ColumnType.INTEGER
+    if pa.types.is_floating(kind):
+        return ColumnType.FLOAT
+    if pa.types.is_binary(kind):
+        return ColumnType.BINARY
+    return ColumnType.TEXT
+
+
+def _unfit(column: Column, stored: pa.Array, offset: int, bad: pa.Array, expected: str | None = None) -> None:
+    """Raise for the first value where `bad` is true; a NULL value always fits."""
+    bad = pc.and_(pc.is_valid(stored), pc.fill_null(bad, False))
+    if not pc.any(bad).as_py():
+        return
+    index = pc.index(bad, True).as_py()
+    value = stored[index].as_py()
+    raise ValueDoesNotFit(column.name, offset + index + 1, expected or str(column.type), value)
+
+
+def _first_failure(
+    column: Column, stored: pa.Array, offset: int, convert: Callable[[Any, int], Any], expected: str
+) -> None:
+    """Find the value a vectorised cast refused, with the row path's converter, and name it."""
+    for index, value in enumerate(stored.to_pylist()):
+        convert(value, offset + index + 1)
+    raise DataSourceFailed(f"Column '{column.name}' has a value that is not a {expected}")
+
+
+def _trimmed_text(stored: pa.Array) -> pa.Array:
+    return pc.utf8_trim_whitespace(stored)
+
+
+def _scale_of_text(text: pa.Array) -> pa.Array:
+    """The decimal places each decimal text needs (plain or with an exponent)."""
+    parts = pc.extract_regex(text, r"^[+-]?\d*(?:\.(?P<f>\d*))?(?:[eE](?P<e>[+-]?\d+))?$")
+    fraction = pc.utf8_length(pc.utf8_rtrim(parts.field("f"), "0"))
+    exponent = pc.cast(pc.if_else(pc.equal(parts.field("e"), ""), "0", parts.field("e")), pa.int64())
+    return pc.max_element_wise(pc.subtract(fraction.cast(pa.int64()), exponent), 0)
+
+
+def _decimal_text(stored: pa.Array, column: Column, offset: int) -> pa.Array:
+    """A column's values as decimal text, checked: strings as given, doubles as their shortest text."""
+    if pa.types.is_string(stored.type) or pa.types.is_large_string(stored.type):
+        text = _trimmed_text(stored)
+        _unfit(column, stored, offset, pc.invert(pc.match_substring_regex(text, DECIMAL_TEXT)))
+        return text
+    if pa.types.is_floating(stored.type):
+        _unfit(column, stored, offset, pc.invert(pc.is_finite(stored)))
+        return stored.cast(pa.string())
+    if pa.types.is_integer(stored.type):
+        return stored.cast(pa.string())
+    _unfit(column, stored, offset, pc.is_valid(stored))
+    return stored.cast(pa.string())
+
+
+def _needed_scale(stored: pa.Array, column: Column, offset: int) -> int:
+    text = _decimal_text(stored, column, offset)
+    scales = _scale_of_text(text)
+    return int(pc.max(scales).as_py() or 0) if len(scales) else 0
+
+
+def _to_decimal(stored: pa.Array, target: pa.DataType, column: Column, offset: int) -> pa.Array:
+    text = _decimal_text(stored, column, offset)
+    if column.scale is not None:
+        _unfit(column, stored, offset, pc.greater(_scale_of_text(text), target.scale), _expected_decimal(column.scale))
     try:
-        return pa.array(values, type=kind)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as error:
-        raise ColumnTypeChanged(name, str(error)) from None
+        return text.cast(target)  # exact or an error: Arrow refuses to drop digits when rescaling
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        _first_failure(column, stored, offset, Converter(column), "decimal of at most 38 digits")
+        raise
 
 
-def rows_to_batches(
-    columns: list[str], row_batches: Iterator[list[Row]], text_columns: frozenset[str] = frozenset()
-) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    """Typed Python rows to record batches; the first batch fixes each column's type (the named
-    columns are text whatever they hold)."""
-    first = next((b for b in row_batches if b), [])
-    by_column = list(zip(*first, strict=True)) if first else [() for _ in columns]
-    schema = pa.schema(
-        [
-            pa.field(n, pa.string() if n in text_columns else arrow_type_of(list(v)))
-            for n, v in zip(columns, by_column, strict=True)
-        ]
-    )
+def _expected_decimal(scale: int) -> str:
+    return f"decimal with at most {scale} decimal places"
 
-    def batches() -> Iterator[pa.RecordBatch]:
-        pending: list[Row] | None = first
-        while pending is not None:
-            if pending:
-                values = list(zip(*pending, strict=True))
-                arrays = [_array(f.name, list(values[i]), f.type) for i, f in enumerate(schema)]
-                yield pa.RecordBatch.from_arrays(arrays, schema=schema)
-            pending = next(row_batches, None)
 
-    return schema, batches()
+def _to_integer(stored: pa.Array, target: pa.DataType, column: Column, offset: int) -> pa.Array:
+    if pa.types.is_integer(stored.type):
+        return stored.cast(target)
+    if pa.types.is_floating(stored.type):
+        exact = pc.and_(pc.equal(pc.trunc(stored), stored), pc.less_equal(pc.abs(stored), EXACT_FLOAT_INTEGER))
+        _unfit(column, stored, offset, pc.invert(exact))
+        return stored.cast(target)
+    if pa.types.is_string(stored.type):
+        _unfit(column, stored, offset, pc.invert(pc.match_substring_regex(stored, INTEGER_TEXT)))
+        try:
+            return stored.cast(target)
+        except pa.ArrowInvalid:
+            _first_failure(column, stored, offset, Converter(column), "integer")
+            raise
+    _unfit(column, stored, offset, pc.is_valid(stored))
+    return pa.nulls(len(stored), target)
+
+
+def _to_float(stored: pa.Array, target: pa.DataType, column: Column, offset: int) -> pa.Array:
+    if pa.types.is_floating(stored.type):
+        return stored.cast(target)
+    if pa.types.is_integer(stored.type):
+        _unfit(column, stored, offset, pc.greater(pc.abs(stored), EXACT_FLOAT_INTEGER))
+        return stored.cast(target)
+    if pa.types.is_string(stored.type):
+        _unfit(column, stored, offset, pc.invert(pc.match_substring_regex(stored, DECIMAL_TEXT)))
+        return stored.cast(target)
+    _unfit(column, stored, offset, pc.is_valid(stored))
+    return pa.nulls(len(stored), target)
+
+
+def _to_boolean(stored: pa.Array, target: pa.DataType, column: Column, offset: int) -> pa.Array:
+    if pa.types.is_boolean(stored.type):
+        return stored
+    if pa.types.is_integer(stored.type):
+        _unfit(column, stored, offset, pc.invert(pc.is_in(stored, pa.array([0, 1], stored.type))))
+        return pc.not_equal(stored, 0)
+    if pa.types.is_string(stored.type):
+        word = pc.utf8_lower(_trimmed_text(stored))
+        truth = pc.is_in(word, pa.array(["true", "t", "1"]))
+        known = pc.or_(truth, pc.is_in(word, pa.array(["false", "f", "0"])))
+        _unfit(column, stored, offset, pc.invert(known))
+        return pc.if_else(pc.is_valid(stored), truth, pa.scalar(None, pa.bool_()))
+    _unfit(column, stored, offset, pc.is_valid(stored))
+    return pa.nulls(len(stored), target)
+
+
+def _parsed(
+    stored: pa.Array, target: pa.DataType, column: Column, offset: int, pattern: str, text: pa.Array | None = None
+) -> pa.Array:
+    """ISO text checked against the contract's form, then parsed; a date Arrow or Python refuses
+    (2025-02-30, year 0) names its row."""
+    if not pa.types.is_string(stored.type):
+        _unfit(column, stored, offset, pc.is_valid(stored))
+        return pa.nulls(len(stored), target)
+    _unfit(column, stored, offset, pc.invert(pc.match_substring_regex(stored, pattern)))
+    try:
+        parsed = (stored if text is None else text).cast(target)
+    except pa.ArrowInvalid:
+        _first_failure(column, stored, offset, Converter(column), str(column.type))
+        raise
+    # Arrow reads year 0; the contract (and Python) starts at year 1.
+    _unfit(column, stored, offset, pc.less(pc.year(parsed), 1))
+    return parsed
+
+
+def _to_date(stored: pa.Array, target: pa.DataType, column: Column, offset: int) -> pa.Array:
+    return _parsed(stored, target, column, offset, DATE_TEXT)
+
+
+def _to_timestamp(stored: pa.Array, target: pa.DataType, column: Column, offset: int) -> pa.Array:
+    text = pc.replace_substring(stored, " ", "T") if pa.types.is_string(stored.type) else None
+    return _parsed(stored, target, column, offset, TIMESTAMP_TEXT, text)
+
+
+def _to_timestamptz(stored: pa.Array, target: pa.DataType, column: Column, offset: int) -> pa.Array:
+    text = None
+    if pa.types.is_string(stored.type):
+        spaced = pc.replace_substring(stored, " ", "T")
+        # A time without an offset is UTC (as SQLite's date functions give it); mark it so for the cast.
+        zoned = pc.match_substring_regex(spaced, r"(?:Z|[+-]\d{2}:?\d{2})$")
+        text = pc.if_else(zoned, spaced, pc.binary_join_element_wise(spaced, "Z", ""))
+    return _parsed(stored, target, column, offset, TIMESTAMPTZ_TEXT, text)
+
+
+def _to_text(stored: pa.Array, target: pa.DataType, column: Column, offset: int) -> pa.Array:
+    if pa.types.is_string(stored.type):
+        return stored
+    if pa.types.is_integer(stored.type):
+        return stored.cast(target)
+    if pa.types.is_floating(stored.type):  # Python's shortest text, as the row path writes it
+        return pa.array([None if v is None else repr(v) for v in stored.to_pylist()], type=target)
+    _unfit(column, stored, offset, pc.is_valid(stored))
+    return pa.nulls(len(stored), target)
+
+
+def _to_binary(stored: pa.Array, target: pa.DataType, column: Column, offset: int) -> pa.Array:
+    if pa.types.is_binary(stored.type):
+        return stored
+    _unfit(column, stored, offset, pc.is_valid(stored))
+    return pa.nulls(len(stored), target)
+
+
+_CASTS: dict[ColumnType, Callable[[pa.Array, pa.DataType, Column, int], pa.Array]] = {
+    ColumnType.TEXT: _to_text,
+    ColumnType.INTEGER: _to_integer,
+    ColumnType.FLOAT: _to_float,
+    ColumnType.DECIMAL: _to_decimal,
+    ColumnType.BOOLEAN: _to_boolean,
+    ColumnType.DATE: _to_date,
+    ColumnType.TIMESTAMP: _to_timestamp,
+    ColumnType.TIMESTAMPTZ: _to_timestamptz,
+    ColumnType.BINARY: _to_binary,
+}
 
 
 def empty_batch(schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)
 
 
-class TypePlan:
-    """How to type each column of a natively read result, decided once from its first batch."""
+class QueryClock:
+    """The time a query has spent in its driver, against its limit: rendering time never counts."""
 
-    def __init__(self, first: pa.RecordBatch) -> None:
-        self.names: list[str] = []
-        self._casts: list[Any] = []
-        for name, column in zip(first.schema.names, first.columns, strict=True):
-            tagged = TAG.match(name)
-            tag = tagged.group("tag").lower() if tagged else ""
-            self.names.append(tagged.group("name") if tagged else name)
-            self._casts.append(_cast_for(tag, column))
-        self.names = unique_columns(self.names)
-        fields = []
-        for name, cast, column in zip(self.names, self._casts, first.columns, strict=True):
-            fields.append(pa.field(name, cast(column).type if cast else column.type))
-        self.schema = pa.schema(fields)
+    def __init__(self, limit_seconds: float) -> None:
+        self.limit = limit_seconds
+        self.spent = 0.0
+        self._since: float | None = None
+        self._lock = threading.Lock()
 
-    def apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        try:
-            arrays = [cast(col) if cast else col for cast, col in zip(self._casts, batch.columns, strict=True)]
-            arrays = [a if a.type == f.type else a.cast(f.type) for a, f in zip(arrays, self.schema, strict=True)]
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
-            raise ColumnTypeChanged(_named(self.names, str(error)), str(error)) from None
-        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+    def start(self) -> None:
+        with self._lock:
+            self._since = time.monotonic()
 
+    def stop(self) -> None:
+        with self._lock:
+            if self._since is not None:
+                self.spent += time.monotonic() - self._since
+                self._since = None
 
-def _named(names: list[str], detail: str) -> str:
-    found = re.search(r"column (\d+)", detail)
-    return names[int(found.group(1))] if found and int(found.group(1)) < len(names) else "?"
+    def used(self) -> float:
+        with self._lock:
+            running = time.monotonic() - self._since if self._since is not None else 0.0
+            return self.spent + running
 
+    def over(self) -> bool:
+        return self.used() > self.limit
 
-def _cast_for(tag: str, column: pa.Array) -> Any:  # noqa: PLR0911 - one return per tag reads best
-    if tag in ("decimal", "numeric", "money"):
-        return _to_decimal
-    if tag == "date":
-        return _to_date
-    if tag in ("timestamp", "datetime"):
-        return _to_timestamp
-    if tag in ("boolean", "bool"):
-        return lambda a: pc.not_equal(a.cast(pa.int64()), 0) if not pa.types.is_boolean(a.type) else a
-    if pa.types.is_string(column.type) and column.null_count < len(column):
-        present = column.drop_null()
-        if pc.all(pc.match_substring_regex(present, ISO_DATE)).as_py():
-            return _to_date
-        if pc.all(pc.match_substring_regex(present, ISO_TIMESTAMP)).as_py():
-            return _to_timestamp
-    return None
+    def remaining(self) -> float:
+        return max(0.0, self.limit - self.used())
 
 
-def _to_decimal(array: pa.Array) -> pa.Array:
-    if pa.types.is_decimal(array.type):
-        return array
-    text = array if pa.types.is_string(array.type) else array.cast(pa.string())
-    return text.cast(pa.decimal128(DECIMAL_PRECISION, _text_scale(text)))
+TIME_LIMIT_MESSAGE = "The report's query took longer than its time limit"
 
 
-def _text_scale(text: pa.Array) -> int:
-    fractions = pc.utf8_length(pc.extract_regex(text.drop_null(), r"\.(?P<f>\d+)$").field("f"))
-    longest = pc.max(fractions).as_py() if len(fractions) else None
-    return min(max(longest or 0, MIN_DECIMAL_SCALE), MAX_DECIMAL_SCALE)
-
-
-def _to_date(array: pa.Array) -> pa.Array:
-    if pa.types.is_date(array.type):
-        return array
-    return pc.utf8_slice_codeunits(array, 0, 10).cast(pa.date32())
-
-
-def _to_timestamp(array: pa.Array) -> pa.Array:
-    if pa.types.is_timestamp(array.type):
-        return array
-    return pc.replace_substring(array, " ", "T").cast(pa.timestamp("us"))
-
-
-def prefetched(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+def prefetched(batches: Iterator[pa.RecordBatch], clock: QueryClock | None = None, depth: int = 2) -> Iterator[Any]:
     """Read the next batches in a thread while the caller renders this one.
 
     The native reader and Arrow's kernels release the GIL, so reading and rendering use both cores;
     the queue holds at most `depth` batches, so memory stays flat. An error in the reader is raised
-    in the caller, where it happened in the sequence.
+    in the caller, where it happened in the sequence. With a `clock`, the time the reader spends in
+    the driver is the query's: past its limit the caller stops waiting and the read fails with the
+    time-limit message (a driver that cannot cancel finishes its current batch in the background and
+    then stops).
     """
     queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
     stop = threading.Event()
 
     def read() -> None:
         try:
-            for batch in batches:
-                if stop.is_set():
+            iterator = iter(batches)
+            while not stop.is_set():
+                if clock is not None:
+                    clock.start()
+                try:
+                    batch = next(iterator, None)
+                finally:
+                    if clock is not None:
+                        clock.stop()
+                if batch is None:
+                    queue.put(("end", None))
                     return
                 queue.put(("batch", batch))
-            queue.put(("end", None))
         except BaseException as error:
             queue.put(("error", error))
 
@@ -197,7 +518,12 @@ def prefetched(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa
     reader.start()
     try:
         while True:
-            kind, item = queue.get()
+            try:
+                kind, item = queue.get(timeout=None if clock is None else clock.remaining() + 0.05)
+            except Empty:
+                if clock is not None and clock.over():
+                    raise DataSourceFailed(TIME_LIMIT_MESSAGE) from None
+                continue
             if kind == "end":
                 return
             if kind == "error":
@@ -205,8 +531,10 @@ def prefetched(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa
             yield item
     finally:
         stop.set()
-        while reader.is_alive():  # unblock a reader waiting on a full queue, then let it finish
+        while reader.is_alive():  # unblock a reader waiting on a full queue, then let it go
             try:
                 queue.get_nowait()
             except Empty:
                 reader.join(timeout=0.05)
+                if clock is not None and clock.over():
+                    break  # a driver that cannot cancel: leave it to end its batch on its own

@@ -1,6 +1,6 @@
 """Open the right `Source` for a data-source definition."""
 
-from reportserver.sources.base import DataSource, Source
+from reportserver.domain.ports import DataSource, Source
 from reportserver.sources.sqlite import SqliteSource
 
 

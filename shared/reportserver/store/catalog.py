@@ -8,8 +8,8 @@ import msgspec
 
 from reportserver.domain.calls import Catalog
 from reportserver.domain.errors import AlreadyExists
+from reportserver.domain.ports import DataSource
 from reportserver.domain.reports import Report, decode_report, encode_report
-from reportserver.sources.base import DataSource
 from reportserver.store import aws, keys
 from reportserver.store.ttl_cache import TtlCache
 

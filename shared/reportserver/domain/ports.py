@@ -1,0 +1,154 @@
+"""The ports the domain owns and the adapters implement: data sources and the typed results they give.
+
+Sources (`reportserver.sources`) implement `Source`; the domain never imports them. A result's columns
+are typed by the contract in `reportserver.domain.values`, for rows (report calls) and for Arrow
+batches (exports) alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol
+
+import msgspec
+
+from reportserver.domain.values import Column, ColumnType
+
+if TYPE_CHECKING:  # pyarrow is for the worker only; the API functions import this module
+    import pyarrow as pa
+
+DEFAULT_BATCH_SIZE = 5000
+
+Row = tuple[Any, ...]
+
+
+class DataSource(msgspec.Struct, kw_only=True):
+    """Where a report's queries run, and how long one query may take there."""
+
+    id: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+    database: Annotated[str, msgspec.Meta(min_length=1)]
+    name: str = ""
+    kind: Literal["sqlite"] = "sqlite"
+    query_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=900)] = 25.0
+
+
+@dataclass(slots=True)
+class QueryResult:
+    """Typed columns (unique names, in order) and an iterator of row batches, consumed once. Each value
+    is already of its column's contract type (`Decimal`, `date`, `datetime`, `bool`, ...) or None."""
+
+    columns: list[Column]
+    batches: Iterator[list[Row]]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+@dataclass(slots=True)
+class ArrowResult:
+    """A result as Arrow record batches with a fixed schema (see `reportserver.domain.values`)."""
+
+    schema: Any  # pyarrow.Schema; not imported here so that the API functions never load pyarrow
+    batches: Iterator[Any]  # of pyarrow.RecordBatch
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.names)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPlan:
+    """How to read one statement as Arrow batches. The first read is native with every type as declared;
+    a source that finds, part-way, that a column needs another type (an engine-typed SQLite column whose
+    storage class changes; a decimal with more places than the first batches had) asks for a new read
+    with `ReadAgain`, and the file is made again from the start: nothing already written is patched."""
+
+    native: bool = True
+    overrides: Mapping[str, tuple[ColumnType, int | None]] = field(default_factory=dict)
+
+    def with_override(self, column: str, kind: ColumnType, scale: int | None, native: bool) -> ReadPlan:
+        return ReadPlan(native=self.native and native, overrides={**self.overrides, column: (kind, scale)})
+
+
+class ReadAgain(Exception):
+    """Raised while reading: the result must be read again, from the start, with `plan`."""
+
+    def __init__(self, plan: ReadPlan, reason: str) -> None:
+        super().__init__(reason)
+        self.plan = plan
+        self.reason = reason
+
+
+class Source(Protocol):
+    def run(
+        self, sql: str, params: Mapping[str, Any], batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> AbstractContextManager[QueryResult]:
+        """Run one statement with driver-bound values; the context closes the cursor and connection."""
+        ...
+
+    def run_arrow(
+        self, sql: str, params: Mapping[str, Any], plan: ReadPlan | None = None
+    ) -> AbstractContextManager[ArrowResult]:
+        """The same as Arrow record batches (for exports), read as `plan` says."""
+        ...
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """`SELECT a.id, b.id` gives two columns named id: keep both as id and id_2."""
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        count = seen.get(name, 0) + 1
+        seen[name] = count
+        unique.append(name if count == 1 else f"{name}_{count}")
+    return unique
+
+
+# Renderers: sheets of typed Arrow batches in, one file out (`reportserver.render` implements these).
+
+Progress = Callable[[int], None]  # told the rows written so far, after each batch
+
+
+@dataclass
+class Sheet:
+    """One query's result: its name and its rows, arriving as typed record batches (consumed once)."""
+
+    name: str
+    schema: pa.Schema
+    batches: Iterator[pa.RecordBatch]
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.names)
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    """What a person reading the file should know: which report, with which values, when."""
+
+    title: str
+    generated_at: datetime
+    sheet_count: int = 1
+    parameters: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    extension: str
+    content_type: str
+
+
+class Renderer(Protocol):
+    def output(self, sheet_count: int) -> OutputKind:
+        """The file's extension and type: some formats change with the number of sheets (csv: a zip)."""
+        ...
+
+    def render(self, sheets: Iterable[Sheet], target: Path, context: RenderContext, progress: Progress) -> int:
+        """Write every sheet to `target`, never holding more than a batch of rows; return the rows written."""
+        ...
