@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from reportserver.domain.calls import CallLimits, ReportRunner, field_by_id, find_report, readable_reports
 from reportserver.domain.reports import field_view
 from reportserver.http.api import caller, install_error_handlers, json_response
+from reportserver.http.lambda_proxy import body_weight
 from reportserver.observability import logger, metrics
 from reportserver.settings import ReportsSettings
 from reportserver.sources.registry import open_source
@@ -19,7 +20,7 @@ from reportserver.store.catalog import CachedCatalog, DynamoCatalog
 settings = ReportsSettings.from_environ()
 catalog = CachedCatalog(DynamoCatalog(settings.catalog_table), settings.catalog_cache_seconds)
 runner = ReportRunner(catalog, open_source)
-limits = CallLimits(max_rows=settings.call_max_rows, max_bytes=settings.call_max_bytes)
+limits = CallLimits(max_rows=settings.call_max_rows, max_bytes=settings.call_max_bytes, measure=body_weight)
 app = APIGatewayRestResolver()
 install_error_handlers(app)
 

@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from reportserver.http.lambda_proxy import LAMBDA_RESPONSE_LIMIT_BYTES, serialised_size
+
 from infra.local.template import LOCAL_ACCOUNT, GatewayResponse, Route, Template
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -106,6 +108,9 @@ class LocalApi:
         try:
             result = self.invoke(route.function, event)
         except Exception:
+            return self._gateway_response("DEFAULT_5XX", {}, default_status=502)
+        if serialised_size(result) > LAMBDA_RESPONSE_LIMIT_BYTES:
+            # As on AWS: Lambda refuses to return a response over 6 MB, and API Gateway answers 502.
             return self._gateway_response("DEFAULT_5XX", {}, default_status=502)
         return _http_response(result)
 
@@ -209,7 +214,7 @@ class LocalApi:
             lambda m: json.dumps(context.get(m.group(1), ""))[1:-1],
             configured.body,
         )
-        return HttpResponse(configured.status, [("Content-Type", "application/json")], body.encode())
+        return HttpResponse(configured.status or default_status, [("Content-Type", "application/json")], body.encode())
 
     def _default_response(self, kind: str, status: int) -> GatewayResponse:
         fallback = self._responses.get("DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX")

@@ -77,7 +77,7 @@ class Authorizer:
 
 @dataclass(frozen=True)
 class GatewayResponse:
-    status: int
+    status: int | None  # None: the status of what happened (the response type's default)
     body: str
 
 
@@ -193,7 +193,8 @@ class Template:
         responses = {}
         for kind, spec in api.get("GatewayResponses", {}).items():
             body = spec.get("ResponseTemplates", {}).get("application/json", "")
-            responses[kind] = GatewayResponse(int(spec.get("StatusCode", 500)), body)
+            # Without a StatusCode, API Gateway keeps the status of what happened (502 for a failed Lambda).
+            responses[kind] = GatewayResponse(int(spec["StatusCode"]) if "StatusCode" in spec else None, body)
         return responses
 
     def stage(self) -> str:

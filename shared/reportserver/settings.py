@@ -8,9 +8,7 @@ from typing import Annotated, Self
 
 import msgspec
 
-LAMBDA_RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
-# Headers and the status line share the 6 MB response with the body; keep a margin for them.
-MAX_SYNC_BODY_BYTES = LAMBDA_RESPONSE_LIMIT_BYTES - 64 * 1024
+from reportserver.http.lambda_proxy import MAX_BODY_WEIGHT_BYTES
 
 TableName = Annotated[str, msgspec.Meta(min_length=3, max_length=255)]
 
@@ -45,7 +43,8 @@ class ReportsSettings(_Settings, frozen=True, kw_only=True):
     call_max_rows: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = msgspec.field(
         name="CALL_MAX_ROWS", default=50_000
     )
-    call_max_bytes: Annotated[int, msgspec.Meta(ge=1024, le=MAX_SYNC_BODY_BYTES)] = msgspec.field(
+    # What the body weighs in the response Lambda sends (see `http.lambda_proxy`), under its 6 MB limit.
+    call_max_bytes: Annotated[int, msgspec.Meta(ge=1024, le=MAX_BODY_WEIGHT_BYTES)] = msgspec.field(
         name="CALL_MAX_BYTES", default=5_000_000
     )
     catalog_cache_seconds: CatalogCacheSeconds = msgspec.field(name="CATALOG_CACHE_SECONDS", default=30.0)

@@ -18,13 +18,14 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
 from reportserver.domain.errors import ValueDoesNotFit
 
 MAX_DECIMAL_DIGITS = 38  # what a Parquet/Arrow decimal128 holds; more digits fail loudly
+_WIDE = Context(prec=2 * MAX_DECIMAL_DIGITS)  # room for any decimal that fits, so no step ever rounds
 
 
 class ColumnType(StrEnum):
@@ -146,7 +147,7 @@ def decimal_scale(value: Decimal) -> int:
 def plain_decimal(value: Decimal) -> Decimal:
     """`1E+3` as `1000`: the same value, written without an exponent (a positive exponent only)."""
     exponent = value.as_tuple().exponent
-    return value.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else value
+    return value.quantize(Decimal(1), context=_WIDE) if isinstance(exponent, int) and exponent > 0 else value
 
 
 def check_decimal_digits(value: Decimal) -> bool:
@@ -219,7 +220,7 @@ def _to_float(value: Any, _column: Column) -> Any:
     return _UNFIT
 
 
-def _to_decimal(value: Any, column: Column) -> Any:
+def _to_decimal(value: Any, column: Column) -> Any:  # noqa: PLR0911 - one return per kind of value
     if isinstance(value, bool):
         return _UNFIT
     if isinstance(value, int):
@@ -238,8 +239,11 @@ def _to_decimal(value: Any, column: Column) -> Any:
     if not number.is_finite() or not check_decimal_digits(number):
         return _UNFIT
     number = plain_decimal(number)
-    if column.scale is not None and decimal_scale(number) > column.scale:
-        return _UNFIT
+    if column.scale is not None:
+        if decimal_scale(number) > column.scale:
+            return _UNFIT
+        # Written with the declared places, as the column's files write it: 0.1 in DECIMAL(12,2) is 0.10.
+        return number.quantize(Decimal(1).scaleb(-column.scale), context=_WIDE)
     return number
 
 

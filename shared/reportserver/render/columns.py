@@ -12,23 +12,29 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from reportserver.domain.values import binary_text
+
 CONTROL = "[\x00-\x1f]"
-XML_ILLEGAL = "[\x00-\x08\x0b\x0c\x0e-\x1f]"
+XML_ILLEGAL = "[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"  # what XML 1.0 forbids (UTF-8 has no surrogates)
 JSON_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 EXCEL_EPOCH_DAYS = 25_569  # 1970-01-01 as an Excel serial date
 
 
 def text(column: pa.Array) -> pa.Array:
-    """The plain text of each value, as a person reads it (timestamps with a space, no trailing .000000)."""
+    """The plain text of each value, as the typing contract writes it for people (csv, html, pdf):
+    timestamps with a space and no trailing .000000, instants in UTC marked `Z`, floats as their
+    shortest text (not-a-number and infinities as NULL), binary as base64."""
     kind = column.type
     if pa.types.is_timestamp(kind):
-        if kind.tz is not None:
-            column = column.cast(pa.timestamp(kind.unit))
-        return pc.replace_substring_regex(column.cast(pa.string()), r"\.0+$", "")
+        zoned = kind.tz is not None
+        if zoned:
+            column = column.cast(pa.timestamp(kind.unit, tz="UTC")).cast(pa.timestamp(kind.unit))
+        written = pc.replace_substring_regex(column.cast(pa.string()), r"\.0+$", "")
+        return pc.binary_join_element_wise(written, "Z", "") if zoned else written
     if pa.types.is_floating(kind):
         return pc.if_else(pc.is_finite(column), column.cast(pa.string()), pa.scalar(None, pa.string()))
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
-        return pa.array([None if v is None else v.hex() for v in column.to_pylist()], type=pa.string())
+        return pa.array([None if v is None else binary_text(v) for v in column.to_pylist()], type=pa.string())
     return column.cast(pa.string())
 
 
@@ -63,12 +69,16 @@ def json_string(column: pa.Array) -> pa.Array:
 
 
 def json_value(column: pa.Array) -> pa.Array:
-    """Each value as JSON: numbers as numbers (decimals with their digits), text quoted, dates ISO."""
+    """Each value as JSON, as a report call writes it: numbers as numbers (decimals with their digits,
+    non-finite floats as null), text quoted, dates and times ISO 8601 with a T (instants with a Z),
+    binary as base64 text."""
     kind = column.type
     if pa.types.is_timestamp(kind):
         return wrap('"', pc.replace_substring(text(column), " ", "T"), '"')
-    if pa.types.is_date(kind) or is_textual(kind):
-        return json_string(text(column)) if is_textual(kind) else wrap('"', text(column), '"')
+    if pa.types.is_date(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return wrap('"', text(column), '"')
+    if is_textual(kind):
+        return json_string(text(column))
     return text(column)
 
 

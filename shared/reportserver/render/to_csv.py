@@ -25,13 +25,16 @@ def _header(names: list[str]) -> bytes:
     return line.getvalue().encode("utf-8")
 
 
+def _rewritten(kind: pa.DataType) -> bool:
+    return pa.types.is_timestamp(kind) or pa.types.is_binary(kind) or pa.types.is_floating(kind)
+
+
 def _as_written(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Timestamps as people write them (no trailing .000000); every other type as Arrow writes it."""
-    if not any(pa.types.is_timestamp(f.type) or pa.types.is_binary(f.type) for f in batch.schema):
+    """Timestamps, floats and binary as the typing contract writes them (`columns.text`); every other
+    type as Arrow writes it (which is the contract's text for it)."""
+    if not any(_rewritten(f.type) for f in batch.schema):
         return batch
-    arrays = [
-        columns.text(c) if pa.types.is_timestamp(c.type) or pa.types.is_binary(c.type) else c for c in batch.columns
-    ]
+    arrays = [columns.text(c) if _rewritten(c.type) else c for c in batch.columns]
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
