@@ -48,6 +48,9 @@ cfnlint: install  ## cfn-lint on template.yaml
 pytest: install  ## unit, integration and e2e tests
 	$(PY) -m pytest -q
 
+test-long: install  ## the property-based tests with thousands of examples each (not part of make test)
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q tests/unit
+
 bench: bench-calls bench-exports  ## all benchmarks (tests/performance), not part of the tests
 
 bench-calls: install  ## report-call overhead and cold imports
@@ -96,4 +99,4 @@ build-ExportDeadLettersFunction: ; $(call package_function,export_dead_letters)
 clean:  ## remove build outputs and local state (keeps .venv and .tools)
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install run test lint format typecheck cfnlint pytest bench bench-calls bench-exports lock build deploy clean
+.PHONY: help install run test test-long lint format typecheck cfnlint pytest bench bench-calls bench-exports lock build deploy clean

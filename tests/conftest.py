@@ -6,8 +6,15 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from infra.demo.database import build_demo_database
+
+# Property-based tests: a few hundred examples each in `make test`; `make test-long` runs thousands.
+# No deadline: the machines are shared, and a slow example is not a wrong one.
+settings.register_profile("default", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 # No test reaches real AWS: fixed fake credentials, and no endpoint override from the shell.
 for _name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):

@@ -14,3 +14,19 @@ def test_report_caps_are_read_and_bounded_by_the_lambda_response_limit() -> None
     assert settings.call_max_rows == 10 and settings.call_max_bytes == 5_000_000
     with pytest.raises(SettingsError, match="CALL_MAX_BYTES"):
         ReportsSettings.from_environ({"CATALOG_TABLE": "cat", "CALL_MAX_BYTES": str(7 * 1024 * 1024)})
+
+
+def test_the_domains_standard_logging_comes_out_as_the_functions_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import logging
+
+    from reportserver.observability import logger
+
+    logger.append_keys(token_name="finance-bot")
+    try:
+        logging.getLogger("reportserver.domain.exports").info("export requested", extra={"ticket_id": "t-1"})
+    finally:
+        logger.remove_keys(["token_name"])
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["message"] == "export requested" and line["ticket_id"] == "t-1"
+    assert line["token_name"] == "finance-bot" and line["service"] == "reportserver"

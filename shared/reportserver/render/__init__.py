@@ -6,7 +6,7 @@ import importlib
 
 from reportserver.render.base import Renderer
 
-# Imported on demand: the heavy libraries (xlsxwriter, pyarrow, fpdf2) load only for their own format.
+# Imported on demand: the heavy libraries (pyarrow, fpdf2) load only for the formats that use them.
 _MODULES = {
     "xlsx": "reportserver.render.to_xlsx",
     "csv": "reportserver.render.to_csv",
