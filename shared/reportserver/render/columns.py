@@ -17,7 +17,6 @@ from reportserver.domain.values import binary_text
 CONTROL = "[\x00-\x1f]"
 XML_ILLEGAL = "[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"  # what XML 1.0 forbids (UTF-8 has no surrogates)
 JSON_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
-EXCEL_EPOCH_DAYS = 25_569  # 1970-01-01 as an Excel serial date
 
 
 def text(column: pa.Array) -> pa.Array:
@@ -93,16 +92,6 @@ def xml_escape(column: pa.Array) -> pa.Array:
 def html_escape(column: pa.Array) -> pa.Array:
     escaped = xml_escape(column)
     return pc.replace_substring(pc.replace_substring(escaped, '"', "&quot;"), "'", "&#x27;")
-
-
-def excel_serial(column: pa.Array) -> pa.Array:
-    """Dates and timestamps as Excel serial numbers (days since 1899-12-30, time as the fraction)."""
-    if pa.types.is_date(column.type):
-        return pc.add(column.cast(pa.int32()), EXCEL_EPOCH_DAYS).cast(pa.string())
-    kind = column.type
-    micros = column.cast(pa.timestamp("us")) if kind.unit != "us" or kind.tz else column
-    days = pc.divide(micros.cast(pa.int64()).cast(pa.float64()), 86_400_000_000.0)
-    return pc.add(days, float(EXCEL_EPOCH_DAYS)).cast(pa.string())
 
 
 def payload(rows: pa.Array) -> Any:

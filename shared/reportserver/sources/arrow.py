@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
+from decimal import Decimal
 from queue import Empty, Queue
 from typing import Any
 
@@ -157,14 +158,24 @@ class RowBatches:
             values = list(zip(*rows, strict=True))
             self._learn(values)
             if self._schema is None:
-                self._defaulted = {i for i, t in enumerate(self._typing.types) if t is None}
-                self._schema = self._typing.schema()
+                self._fix_schema()
             arrays = [self._array(i, list(v)) for i, v in enumerate(values)]
             self._rows += len(rows)
             yield pa.RecordBatch.from_arrays(arrays, schema=self._schema)
 
     def schema(self) -> pa.Schema:
         return self._schema or self._typing.schema()
+
+    def _fix_schema(self) -> None:
+        """The schema is fixed by the first batch: a decimal with no value yet has scale 0 (a later value
+        with places asks for a new read), an engine-typed column with no value yet is text."""
+        typing = self._typing
+        for i, known in enumerate(typing.types):
+            if known is None and typing.grows_scale(i):
+                typing.types[i] = (ColumnType.DECIMAL, 0)
+            elif known is None:
+                self._defaulted.add(i)
+        self._schema = typing.schema()
 
     def _learn(self, values: list[tuple[Any, ...]]) -> None:
         typing = self._typing
@@ -193,6 +204,10 @@ class RowBatches:
             values = [v if v is None or isinstance(v, str) else as_text(v) for v in values]
         elif declared.type is None and pa.types.is_floating(target):
             values = [None if v is None else self._exact_float(index, row, v) for row, v in enumerate(values)]
+        elif pa.types.is_decimal(target):
+            fits_decimal(declared.name, values, target.scale, self._rows)
+            # Through text: Arrow infers a precision from a Decimal object and may refuse one that fits.
+            return pa.array([None if v is None else str(v) for v in values], type=pa.string()).cast(target)
         return pa.array(values, type=target)
 
     def _exact_float(self, index: int, row: int, value: Any) -> float:
@@ -288,7 +303,7 @@ def _trimmed_text(stored: pa.Array) -> pa.Array:
 def _scale_of_text(text: pa.Array) -> pa.Array:
     """The decimal places each decimal text needs (plain or with an exponent)."""
     parts = pc.extract_regex(text, r"^[+-]?\d*(?:\.(?P<f>\d*))?(?:[eE](?P<e>[+-]?\d+))?$")
-    fraction = pc.utf8_length(pc.utf8_rtrim(parts.field("f"), "0"))
+    fraction = pc.utf8_length(parts.field("f"))  # trailing zeros are places the value was given with
     exponent = pc.cast(pc.if_else(pc.equal(parts.field("e"), ""), "0", parts.field("e")), pa.int64())
     return pc.max_element_wise(pc.subtract(fraction.cast(pa.int64()), exponent), 0)
 
@@ -314,15 +329,42 @@ def _needed_scale(stored: pa.Array, column: Column, offset: int) -> int:
     return int(pc.max(scales).as_py() or 0) if len(scales) else 0
 
 
+def fits_decimal(name: str, values: list[Any], scale: int, offset: int) -> None:
+    """Every value fits a decimal of 38 digits with `scale` places (its whole digits plus the column's
+    places), or the first that does not is named: a column cannot hold 10^30 and 10^-10 exactly."""
+    for row, value in enumerate(values):
+        if value is not None and _whole_digits(Decimal(value)) + scale > MAX_DECIMAL_DIGITS:
+            expected = f"decimal of at most {MAX_DECIMAL_DIGITS} digits with the column's {scale} places"
+            raise ValueDoesNotFit(name, offset + row + 1, expected, value)
+
+
+def _whole_digits(value: Decimal) -> int:
+    return max(value.adjusted() + 1, 0) if value else 0
+
+
 def _to_decimal(stored: pa.Array, target: pa.DataType, column: Column, offset: int) -> pa.Array:
     text = _decimal_text(stored, column, offset)
     if column.scale is not None:
         _unfit(column, stored, offset, pc.greater(_scale_of_text(text), target.scale), _expected_decimal(column.scale))
+    _fits_precision(column, stored, text, target.scale, offset)
     try:
-        return text.cast(target)  # exact or an error: Arrow refuses to drop digits when rescaling
+        return text.cast(target)  # Arrow refuses to drop places; the whole digits were checked above
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        _first_failure(column, stored, offset, Converter(column), "decimal of at most 38 digits")
+        fits_decimal(column.name, text.to_pylist(), target.scale, offset)
         raise
+
+
+def _fits_precision(column: Column, stored: pa.Array, text: pa.Array, scale: int, offset: int) -> None:
+    """Check every value's whole digits plus the column's places against 38 BEFORE casting: Arrow's
+    text-to-decimal cast does not check it, and wraps a value over the precision into another number
+    (pyarrow 26: "10617743837959886305905" at 26 places reads as 0.121150675...)."""
+    parts = pc.extract_regex(text, r"^[+-]?0*(?P<w>\d*)(?:\.\d*)?(?P<x>[eE][+-]?\d+)?$")
+    if pc.any(pc.not_equal(parts.field("x"), "")).as_py():  # exponents (rare): count them exactly
+        fits_decimal(column.name, text.to_pylist(), scale, offset)
+        return
+    whole = pc.utf8_length(parts.field("w"))
+    expected = f"decimal of at most {MAX_DECIMAL_DIGITS} digits with the column's {scale} places"
+    _unfit(column, stored, offset, pc.greater(pc.add(whole, scale), MAX_DECIMAL_DIGITS), expected)
 
 
 def _expected_decimal(scale: int) -> str:
