@@ -1,7 +1,9 @@
-"""Test tables: Python rows as the typed Arrow batches a source hands a renderer."""
+"""Test tables: Python rows as the typed Arrow batches a source hands a renderer, and the typing
+contract's text and JSON of a value, as the contract tests read files back."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -48,3 +50,29 @@ def typed_batches(
     chunks = [list(map(tuple, rows[i : i + batch])) for i in range(0, len(rows), batch)]
     batches = list(maker.batches(iter(chunks)))
     return maker.schema(), iter(batches)
+
+
+def contract_text(value: Any) -> str:
+    """The contract's text of a value in csv, html and pdf."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None).isoformat(sep=" ") + ("Z" if value.tzinfo else "")
+    return str(value)
+
+
+def contract_json(value: Any) -> Any:
+    """A value as the contract's JSON reads back (numbers parsed as Decimal, to see every digit)."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None).isoformat() + ("Z" if value.tzinfo else "")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value

@@ -6,7 +6,6 @@ reads back as the typing contract says (or is refused with an error naming the c
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import json
@@ -35,6 +34,7 @@ from reportserver.render.base import RenderContext
 from reportserver.sources import sqlite as sqlite_source
 from reportserver.sources.sqlite import SqliteSource
 
+from tests.tables import contract_json, contract_text
 from tests.unit.test_typing_contract import _Cells
 
 XML_FORBIDDEN = {*map(chr, range(0x20))} - {"\t", "\n", "\r"} | {"\ufffe", "\uffff"}
@@ -89,30 +89,6 @@ def expected(row: tuple[Any, ...]) -> dict[str, Any]:
     if values["tz"] is not None:
         values["tz"] = values["tz"].astimezone(UTC)
     return values
-
-
-def text_of(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=None).isoformat(sep=" ") + ("Z" if value.tzinfo else "")
-    return str(value)
-
-
-def json_of(value: Any) -> Any:
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=None).isoformat() + ("Z" if value.tzinfo else "")
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
 
 
 def same_number(text: str, value: Any) -> bool:
@@ -173,12 +149,12 @@ def check_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     for line, row in zip(lines[1:], rows, strict=True):
         for cell, name in zip(line, NAMES, strict=True):
             value = row[name]
-            assert cell == text_of(value) or same_number(cell, value), (name, cell, value)
+            assert cell == contract_text(value) or same_number(cell, value), (name, cell, value)
 
 
 def check_json(path: Path, rows: list[dict[str, Any]]) -> None:
     data = json.loads(path.read_bytes(), parse_float=Decimal)["reports"][0]["data"]
-    assert data == [{k: json_of(v) for k, v in row.items()} for row in rows]
+    assert data == [{k: contract_json(v) for k, v in row.items()} for row in rows]
 
 
 def check_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -192,9 +168,8 @@ def check_html(path: Path, rows: list[dict[str, Any]]) -> None:
     for shown, row in zip(cells.rows[1:], rows, strict=True):
         for cell, name in zip(shown, NAMES, strict=True):
             value = row[name]
-            want = (
-                "".join(c for c in text_of(value) if c not in XML_FORBIDDEN).replace("\r\n", "\n").replace("\r", "\n")
-            )
+            shown_text = "".join(c for c in contract_text(value) if c not in XML_FORBIDDEN)
+            want = shown_text.replace("\r\n", "\n").replace("\r", "\n")
             assert cell.replace("\r\n", "\n").replace("\r", "\n") == want or same_number(cell, value), (
                 name,
                 cell,

@@ -7,7 +7,6 @@ independent reader and compared with what the contract says that format writes f
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import json
@@ -33,6 +32,7 @@ from reportserver.sources.registry import open_source
 from reportserver.sources.sqlite import SqliteSource
 
 from tests.fakes import MemoryCatalog
+from tests.tables import contract_json, contract_text
 
 SQL = """SELECT id, big, ratio, price, name, flag, day, at, at_utc AS "at_utc [timestamptz]", blob
          FROM typed ORDER BY id"""
@@ -97,39 +97,12 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def text_of(column: str, value: Any) -> str:
-    """The contract's text of a value in csv, html and pdf (JSON's differs only as noted there)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, datetime):
-        written = value.replace(tzinfo=None).isoformat(sep=" ")
-        return written + ("Z" if value.tzinfo else "")
-    return str(value)
-
-
-def json_of(value: Any) -> Any:
-    """A value as the contract's JSON reads back (numbers parsed as Decimal, to see every digit)."""
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=None).isoformat() + ("Z" if value.tzinfo else "")
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
 def test_a_report_call_writes_each_type_as_the_contract_says(database: Path) -> None:
     report = parse_report({"name": "Typed", "data_source_id": "t", "queries": [{"sql": SQL}]})
     catalog = MemoryCatalog([report], [DataSource(id="t", database=str(database))])
     body = ReportRunner(catalog, open_source).call(report, {}, CallLimits(50_000, 5_000_000)).body
     records = json.loads(body, parse_float=Decimal)["records"]
-    assert records == [{k: json_of(v) for k, v in row.items()} for row in EXPECTED]
+    assert records == [{k: contract_json(v) for k, v in row.items()} for row in EXPECTED]
     assert b'"price":0.10' in body and f'"big":{BIG}'.encode() in body  # every digit, as numbers
 
 
@@ -157,14 +130,14 @@ def export(database: Path, export_format: str, native: bool, tmp_path: Path) -> 
 def test_csv_writes_each_type_as_the_contract_says(database: Path, tmp_path: Path, native: bool) -> None:
     lines = list(csv.reader(io.StringIO(export(database, "csv", native, tmp_path).read_text("utf-8"), newline="")))
     assert lines[0] == COLUMNS
-    assert lines[1:] == [[text_of(c, row[c]) for c in COLUMNS] for row in EXPECTED]
+    assert lines[1:] == [[contract_text(row[c]) for c in COLUMNS] for row in EXPECTED]
 
 
 @pytest.mark.parametrize("native", [True, False], ids=["native", "rows"])
 def test_json_writes_each_type_as_a_report_call_does(database: Path, tmp_path: Path, native: bool) -> None:
     raw = export(database, "json", native, tmp_path).read_bytes()
     data = json.loads(raw, parse_float=Decimal)["reports"][0]["data"]
-    assert data == [{k: json_of(v) for k, v in row.items()} for row in EXPECTED]
+    assert data == [{k: contract_json(v) for k, v in row.items()} for row in EXPECTED]
     assert b'"price":0.10' in raw and f'"big":{BIG}'.encode() in raw
 
 
@@ -213,7 +186,7 @@ def test_html_writes_each_type_as_the_contract_says(database: Path, tmp_path: Pa
     cells = _Cells()
     cells.feed(export(database, "html", native, tmp_path).read_text("utf-8"))
     assert cells.rows[0] == COLUMNS
-    assert cells.rows[1:] == [[text_of(c, row[c]) for c in COLUMNS] for row in EXPECTED]
+    assert cells.rows[1:] == [[contract_text(row[c]) for c in COLUMNS] for row in EXPECTED]
 
 
 @pytest.mark.parametrize("native", [True, False], ids=["native", "rows"])
@@ -221,7 +194,7 @@ def test_pdf_shows_each_type_as_the_contract_says(database: Path, tmp_path: Path
     shown = "".join(p.extract_text() for p in pypdf.PdfReader(export(database, "pdf", native, tmp_path)).pages)
     for row in EXPECTED:
         for column in ("id", "big", "price", "flag", "day", "at", "at_utc", "blob"):
-            assert text_of(column, row[column]) in shown, (column, row[column])
+            assert contract_text(row[column]) in shown, (column, row[column])
 
 
 @pytest.mark.parametrize("native", [True, False], ids=["native", "rows"])
