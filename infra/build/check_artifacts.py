@@ -46,6 +46,14 @@ def imports_alone(handler: str, folders: list[Path], environment: dict[str, Any]
         # The worker loads its renderers (pyarrow, fpdf2, fonts) on demand: load every one of them here.
         probe += "; from reportserver.render import renderer_for, supported_formats"
         probe += "; [renderer_for(f) for f in supported_formats()]; import adbc_driver_sqlite.dbapi"
+    if "reportserver" in probe and ("reports" in handler or any(f.name == "WorkerDependenciesLayer" for f in folders)):
+        # The SQLite source reads column types through the sqlite library the runtime's Python links.
+        probe += (
+            "; import sqlite3, tempfile, os; d = tempfile.mkdtemp(); p = os.path.join(d, 'c.db')"
+            "; sqlite3.connect(p).execute('CREATE TABLE t (d DATE)')"
+            "; from reportserver.sources.sqlite import SqliteSource"
+            "; assert [str(c.type) for c in SqliteSource(p).describe('SELECT d FROM t')] == ['date']"
+        )
     # The template's settings (resolved as the local stack does): handlers validate them at import.
     env = {"PATH": os.environ.get("PATH", ""), **{k: str(v) for k, v in environment.items()}}
     result = subprocess.run(
