@@ -46,7 +46,7 @@ def imports_alone(handler: str, folders: list[Path], environment: dict[str, Any]
         # The worker loads its renderers (pyarrow, fpdf2, fonts) on demand: load every one of them here.
         probe += "; from reportserver.render import renderer_for, supported_formats"
         probe += "; [renderer_for(f) for f in supported_formats()]; import adbc_driver_sqlite.dbapi"
-    if "reportserver" in probe and ("reports" in handler or any(f.name == "WorkerDependenciesLayer" for f in folders)):
+    if "reports" in handler or any(f.name == "WorkerDependenciesLayer" for f in folders):
         # The SQLite source reads column types through the sqlite library the runtime's Python links.
         probe += (
             "; import sqlite3, tempfile, os; d = tempfile.mkdtemp(); p = os.path.join(d, 'c.db')"
