@@ -51,7 +51,7 @@ pytest: install  ## unit, integration and e2e tests
 test-long: install  ## the property-based tests with thousands of examples each (not part of make test)
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q tests/unit
 
-bench: bench-calls bench-exports  ## all benchmarks (tests/performance), not part of the tests
+bench: bench-calls bench-exports bench-lexer  ## all benchmarks (tests/performance), not part of the tests
 
 bench-calls: install  ## report-call overhead and cold imports
 	$(PY) tests/performance/bench_report_call.py
@@ -59,6 +59,9 @@ bench-calls: install  ## report-call overhead and cold imports
 bench-exports: install  ## exports of 1M rows per format against pandas (builds .local/bench-1m.sqlite once)
 	$(PY) tests/performance/bench_exports.py --repeats 3
 	$(PY) tests/performance/bench_local_export.py
+
+bench-lexer: install  ## the bind-variable lexer against sqlglot's tokenizer (cold import, warm lexing)
+	$(PY) tests/performance/bench_sql_lexer.py
 
 lock: $(UV)  ## re-resolve uv.lock, and the layer requirements from it (boto3 comes with the Lambda runtime)
 	$(UV) lock
@@ -99,4 +102,4 @@ build-ExportDeadLettersFunction: ; $(call package_function,export_dead_letters)
 clean:  ## remove build outputs and local state (keeps .venv and .tools)
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install run test test-long lint format typecheck cfnlint pytest bench bench-calls bench-exports lock build deploy clean
+.PHONY: help install run test test-long lint format typecheck cfnlint pytest bench bench-calls bench-exports bench-lexer lock build deploy clean
