@@ -49,7 +49,7 @@ pytest: install  ## unit, integration and e2e tests
 	$(PY) -m pytest -q
 
 test-long: install  ## the property-based tests with thousands of examples each (not part of make test)
-	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q tests/unit
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q --timeout=3600 tests/unit
 
 bench: bench-calls bench-exports bench-lexer  ## all benchmarks (tests/performance), not part of the tests
 

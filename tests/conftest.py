@@ -11,12 +11,13 @@ from hypothesis import HealthCheck, Phase, settings
 
 from infra.demo.database import build_demo_database
 
-# Property-based tests: a few hundred examples each in `make test`; `make test-long` runs thousands.
+# Property-based tests: a few hundred examples each in `make test`, derandomized so that CI gives the
+# same verdict on the same tree; `make test-long` runs thousands of fresh random examples each.
 # No deadline: the machines are shared, and a slow example is not a wrong one.
 # No "explain" phase: it traces every line a failing example runs, which takes minutes on the renderers.
 _PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]
 _COMMON: dict[str, Any] = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow], "phases": _PHASES}
-settings.register_profile("default", max_examples=200, **_COMMON)
+settings.register_profile("default", max_examples=200, derandomize=True, **_COMMON)
 settings.register_profile("long", max_examples=3000, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 

@@ -16,17 +16,25 @@ def test_report_caps_are_read_and_bounded_by_the_lambda_response_limit() -> None
         ReportsSettings.from_environ({"CATALOG_TABLE": "cat", "CALL_MAX_BYTES": str(7 * 1024 * 1024)})
 
 
-def test_the_domains_standard_logging_comes_out_as_the_functions_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_domains_standard_logging_comes_out_as_the_functions_json_lines() -> None:
+    import io
     import json
     import logging
 
     from reportserver.observability import logger
 
+    # The handler holds whichever stdout it found when the logger was made (pytest's, in a test run),
+    # so the test reads the handler's own stream rather than capturing stdout.
+    handler = logger.logger_handler
+    assert isinstance(handler, logging.StreamHandler)
+    seen = io.StringIO()
+    before = handler.setStream(seen)
     logger.append_keys(token_name="finance-bot")
     try:
         logging.getLogger("reportserver.domain.exports").info("export requested", extra={"ticket_id": "t-1"})
     finally:
         logger.remove_keys(["token_name"])
-    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        handler.setStream(before)
+    line = json.loads(seen.getvalue().strip().splitlines()[-1])
     assert line["message"] == "export requested" and line["ticket_id"] == "t-1"
     assert line["token_name"] == "finance-bot" and line["service"] == "reportserver"
