@@ -268,18 +268,19 @@ def test_pdf_repeats_the_column_headers_and_numbers_every_page(tmp_path: Path) -
 
 
 def test_pdf_right_aligns_numbers_and_dates_and_goes_landscape_when_wide(tmp_path: Path) -> None:
-    from reportserver.render.to_pdf import _Document, _Layout, _width
+    from reportserver.render.pdf_document import PdfDocument
+    from reportserver.render.to_pdf import _Layout
 
     target, _, _ = render("pdf", tmp_path)
     page = pypdf.PdfReader(target).pages[0]
     assert float(page.mediabox.width) > float(page.mediabox.height)  # eight columns: landscape
     _, batches = typed_batches(COLUMNS, ROWS, batch=len(ROWS))
-    pdf = _Document("t")
+    pdf = PdfDocument("t")
     layout = _Layout(pdf, COLUMNS, next(batches), landscape=True)
     pdf.set_font("Sans", size=7.5)
     assert layout.right == [True, True, True, True, True, False, False, False]
     price = COLUMNS.index("price")
-    short, long = (layout.place(pdf, price, t) + _width(pdf, t) for t in ("0.10", "-12345.67"))
+    short, long = (layout.place(pdf, price, t) + pdf.text_width(t) for t in ("0.10", "-12345.67"))
     assert short == pytest.approx(long)  # numbers end at the same right edge
     name = COLUMNS.index("name")
     assert layout.place(pdf, name, "a") == layout.place(pdf, name, "a much longer name")  # text starts left
