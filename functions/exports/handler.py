@@ -2,16 +2,14 @@
 
 from typing import Any
 
-import msgspec
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from reportserver.domain.calls import ReportRunner
-from reportserver.domain.errors import InvalidParameter
 from reportserver.domain.exports import ExportPolicy, ExportService
-from reportserver.domain.tickets import ExportRequest, seed001_request
-from reportserver.http.api import caller, install_error_handlers, json_response
+from reportserver.http.api import caller, install_error_handlers, json_body, json_response
+from reportserver.http.exports import DocumentExport, ExportRequest
 from reportserver.observability import logger, metrics
 from reportserver.settings import ExportsSettings
 from reportserver.sources.registry import open_source
@@ -34,29 +32,9 @@ app = APIGatewayRestResolver()
 install_error_handlers(app)
 
 
-def json_body(kind: type[msgspec.Struct]) -> Any:
-    body = app.current_event.decoded_body or ""
-    if not body.strip():
-        raise InvalidParameter("body", "Send a JSON body")
-    try:
-        return msgspec.json.decode(body, type=kind)
-    except msgspec.ValidationError as error:
-        raise InvalidParameter(_field_of(str(error)), f"Invalid request: {error}") from None
-    except msgspec.DecodeError:
-        raise InvalidParameter("body", "The body is not valid JSON") from None
-
-
-def _field_of(message: str) -> str:
-    # msgspec names the place as "... - at `$.format`", or "unknown field `surprise`".
-    for marker in ("`$.", "unknown field `"):
-        if marker in message:
-            return message.split(marker, 1)[1].split("`", 1)[0].split(".", 1)[0].split("[", 1)[0]
-    return "body"
-
-
 @app.post("/api/exports")
 def request_export() -> Response[str]:
-    ticket = service.request(caller(app), json_body(ExportRequest))
+    ticket = service.request(caller(app), json_body(app, ExportRequest).order())
     metrics.add_metric(name="ExportsRequested", unit=MetricUnit.Count, value=1)
     status = 200 if ticket.cached_from else 202
     return json_response(
@@ -73,6 +51,11 @@ def export_status(ticket_id: str) -> Response[str]:
 
 @app.get("/api/exports/<ticket_id>/download")
 def download_export(ticket_id: str) -> Response[str]:
+    return _to_file(ticket_id)
+
+
+def _to_file(ticket_id: str) -> Response[str]:
+    """A redirect to the file, by a link signed now."""
     url = service.download_url(caller(app), ticket_id)
     return json_response({"report_url": url}, 302, {"Location": url, "Cache-Control": "no-store"})
 
@@ -80,8 +63,7 @@ def download_export(ticket_id: str) -> Response[str]:
 @app.post("/api/documents/export/report/<report_id>")
 def request_document_export(report_id: str) -> Response[str]:
     """Seed 001's shape: `{"exportOptions": {"exportFormat"}, "documentParameters": [...]}` -> export id."""
-    body = json_body(_DocumentExport)
-    ticket = service.request(caller(app), seed001_request(report_id, body.exportOptions, body.documentParameters))
+    ticket = service.request(caller(app), json_body(app, DocumentExport).order(report_id))
     return json_response(
         {"exportId": ticket.ticket_id, "status": ticket.status.value}, 200 if ticket.cached_from else 202
     )
@@ -95,13 +77,7 @@ def document_export_status(export_id: str) -> Response[str]:
 
 @app.get("/api/documents/export/result/<export_id>")
 def document_export_result(export_id: str) -> Response[str]:
-    url = service.download_url(caller(app), export_id)
-    return json_response({"report_url": url}, 302, {"Location": url, "Cache-Control": "no-store"})
-
-
-class _DocumentExport(msgspec.Struct, kw_only=True):
-    exportOptions: dict[str, Any] = msgspec.field(default_factory=dict)  # noqa: N815 - seed 001's names
-    documentParameters: list[dict[str, Any]] = msgspec.field(default_factory=list)  # noqa: N815
+    return _to_file(export_id)  # seed 001's name for the same redirect
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from reportserver.domain.calls import ReportRunner
-from reportserver.domain.exports import ExportWorker, WorkerPolicy
+from reportserver.domain.exports import ExportOrder, ExportPolicy, ExportService, ExportWorker, WorkerPolicy
 from reportserver.domain.reports import parse_report
 from reportserver.domain.tickets import TicketStatus
+from reportserver.domain.tokens import Principal
 from reportserver.render import renderer_for
 from reportserver.render.base import OutputKind, RenderFailed
 from reportserver.sources.registry import open_source
@@ -81,7 +83,7 @@ def test_a_csv_export_completes_with_the_reports_rows(
 ) -> None:
     parameters = {"date_from": "2025-07-01", "date_to": "2025-07-31"}
     view = export(stack, queue_pollers, {"report_name": "sales-by-day", "format": "csv", "parameters": parameters})
-    assert view["status"] == "complete" and view["total_rows"] == 31 and view["progress"] == 1.0
+    assert view["status"] == "complete" and view["total_rows"] == view["rows_written"] == 31 and "progress" not in view
     lines = list(csv.reader(io.StringIO(file_of(stack, view, tickets).decode("utf-8"))))
     assert lines[0] == ["day", "orders", "units", "net_sales", "gst"]
     report = stack.report("sales-by-day")
@@ -164,6 +166,46 @@ def test_the_same_request_within_the_cache_period_reuses_the_file(
     drain(queue_pollers)
 
 
+class Clock:
+    """A clock a test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_the_cache_period_runs_from_the_render_and_a_cached_copy_never_extends_it(
+    stack: Stack, tickets: DynamoTicketStore
+) -> None:
+    clock = Clock()
+    catalog = DynamoCatalog(stack.names["CatalogTable"])
+    service = ExportService(
+        catalog,
+        ReportRunner(catalog, open_source),
+        tickets,
+        SqsExportQueue(stack.names["ExportQueue"]),
+        S3FileStore(stack.names["ExportBucket"]),
+        ExportPolicy(retention_days=7, link_seconds=60),
+        clock,
+    )
+    period = catalog.report_by_slug("order-lines").cache_seconds  # type: ignore[union-attr]
+    principal = Principal("test-admin", ("*",), ())
+    order = ExportOrder(report="order-lines", format="csv", parameters={"row_limit": ["7"]})
+    rendered = service.request(principal, order)
+    assert worker(stack, tickets, clock=clock).run(rendered.ticket_id) == "complete"
+
+    clock.now += timedelta(seconds=period - 1)  # a copy just before the period ends ...
+    copy = service.request(principal, order)
+    assert copy.cached_from == rendered.ticket_id and copy.status is TicketStatus.COMPLETE
+    clock.now += timedelta(seconds=2)  # ... does not start a new one: the file is rendered afresh
+    fresh = service.request(principal, order)
+    assert fresh.cached_from is None and fresh.status is TicketStatus.PENDING
+    assert worker(stack, tickets, clock=clock).run(fresh.ticket_id) == "complete"
+    assert service.request(principal, order).cached_from == fresh.ticket_id
+
+
 def test_seed_001_shape_exports_through_the_same_tickets(stack: Stack, queue_pollers: list[QueuePoller]) -> None:
     body = {
         "exportOptions": {"exportFormat": "csv"},
@@ -181,6 +223,25 @@ def test_seed_001_shape_exports_through_the_same_tickets(stack: Stack, queue_pol
         "GET", f"/api/documents/export/result/{answer['exportId']}", [("Authorization", stack.headers["admin"])], b""
     )
     assert response.status == 302
+
+
+@pytest.mark.parametrize(
+    ("body", "message", "parameter"),
+    [
+        ({"exportOptions": {"exportFormat": "csv", "forceUpdate": "false"}}, "true or false", "forceUpdate"),
+        ({"exportOptions": {"exportFormat": 3}}, "must be text", "exportFormat"),
+        ({"documentParameters": [{"value": 1}]}, "needs a name", "documentParameters"),
+        ({"documentParameters": [{"name": "x", "value": {"a": 1}}]}, "a value or a list", "x"),
+        ({"documentParameters": {"name": "x"}}, "Invalid 'documentParameters'", "documentParameters"),
+        ({"exportOptions": {}, "extra": 1}, "Unknown field 'extra'", "extra"),
+    ],
+)
+def test_bad_seed_001_bodies_are_refused_naming_the_problem(
+    stack: Stack, body: dict[str, Any], message: str, parameter: str
+) -> None:
+    got, answer, _ = post(stack, f"/api/documents/export/report/{stack.report('gst-balance').id}", body)
+    assert got == 400 and message in answer["message"], answer
+    assert answer["parameter"] == parameter
 
 
 @pytest.mark.parametrize(
@@ -219,8 +280,12 @@ def test_seed_001_shape_exports_through_the_same_tickets(stack: Stack, queue_pol
             "start_time",
         ),
         ({"report_name": "sales-by-day", "format": "csv", "start_time": 1e20}, 400, "UNIX seconds", "start_time"),
-        ({"report_name": "gst-balance", "format": "csv", "surprise": 1}, 400, "unknown field", "surprise"),
+        ({"report_name": "gst-balance", "format": "csv", "surprise": 1}, 400, "Unknown field", "surprise"),
+        ({"report_name": "gst-balance", "a.b[0]": 1}, 400, "Unknown field 'a.b[0]'", "a.b[0]"),
         ({"report_name": "gst-balance", "format": 7}, 400, "Expected `str`", "format"),
+        ({"report_name": "gst-balance", "parameters": {"x": {"y": 1}}}, 400, "Invalid 'parameters'", "parameters"),
+        ({"report_name": "gst-balance", "force_update": "yes"}, 400, "Expected `bool`", "force_update"),
+        ([{"report_name": "gst-balance"}], 400, "must be a JSON object", "body"),
         (b"{not json", 400, "not valid JSON", "body"),
         (b"", 400, "Send a JSON body", "body"),
     ],
@@ -277,7 +342,11 @@ def test_a_deleted_file_is_410_gone(stack: Stack, queue_pollers: list[QueuePolle
 
 
 def worker(
-    stack: Stack, tickets: DynamoTicketStore, render: Any = renderer_for, lease_seconds: int = 60
+    stack: Stack,
+    tickets: DynamoTicketStore,
+    render: Any = renderer_for,
+    lease_seconds: int = 60,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ExportWorker:
     catalog = DynamoCatalog(stack.names["CatalogTable"])
     return ExportWorker(
@@ -287,6 +356,7 @@ def worker(
         S3FileStore(stack.names["ExportBucket"]),
         render,
         WorkerPolicy(lease_seconds=lease_seconds, progress_seconds=0.0, scratch_dir=Path("/tmp")),
+        clock,
     )
 
 

@@ -76,3 +76,12 @@ class ValueDoesNotFit(DataSourceFailed):
         super().__init__(f"Column '{column}', row {row}: {shown} is not a {expected}")
         self.column = column
         self.row = row
+
+
+class TicketBusy(Exception):
+    """Another attempt holds the ticket under a live lease: the queue should deliver it again later.
+    Not a `DomainError`: no caller sees it; the worker's message is returned to the queue."""
+
+
+class LeaseLost(Exception):
+    """This attempt no longer holds its ticket (another took it over, or it was failed)."""

@@ -8,42 +8,43 @@ into a scratch file, uploads it and completes the ticket.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
 
+from reportserver import records
 from reportserver.domain.calls import Catalog, ReportRunner, find_report
 from reportserver.domain.errors import (
     DataSourceFailed,
     DomainError,
     FileGone,
+    InvalidParameter,
+    LeaseLost,
     NotFound,
     NotReady,
+    TicketBusy,
     TicketConflict,
 )
 from reportserver.domain.ports import Progress, ReadAgain, ReadPlan, RenderContext, Renderer, Sheet, Source
-from reportserver.domain.reports import Report, ReportQuery
+from reportserver.domain.reports import EXPORT_FORMATS, FieldType, Report, ReportQuery
 from reportserver.domain.tickets import (
     FINAL_STATUSES,
-    ExportRequest,
     ExportTicket,
     TicketStatus,
     TicketStore,
-    cache_key,
-    check_format,
-    file_name,
     new_ticket_id,
     own_ticket,
-    request_parameters,
 )
 from reportserver.domain.tokens import Principal
 
+DEFAULT_FORMAT = "xlsx"
 Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,73 @@ class ExportQueue(Protocol):
 
 
 class FileStore(Protocol):
+    def place(self, ticket_id: str, report_slug: str, created_at: datetime, extension: str) -> tuple[str, str]:
+        """Where an export's file goes, and the name its reader sees: (key, file name)."""
+        ...
+
     def upload(self, path: Path, key: str, content_type: str) -> None: ...
 
     def exists(self, key: str) -> bool: ...
 
     def download_url(self, key: str, file_name: str, content_type: str, expires_seconds: int) -> str: ...
+
+
+@dataclass(frozen=True)
+class ExportOrder:
+    """What is asked for, whatever the request's shape (seed 001 or 002): the report by id, slug or
+    name; its parameters as text lists, as a query string gives them; and a time range in UNIX seconds."""
+
+    report: str
+    format: str = DEFAULT_FORMAT
+    parameters: dict[str, list[str]] = field(default_factory=dict)
+    start_time: float | None = None
+    end_time: float | None = None
+    force_update: bool = False
+    csv_bom: bool = False
+
+
+def check_format(report: Report, requested: str | None) -> str:
+    export_format = (requested or DEFAULT_FORMAT).strip().lower()
+    if export_format not in EXPORT_FORMATS:
+        raise InvalidParameter("format", f"Unknown format '{export_format[:20]}'; allowed: {', '.join(EXPORT_FORMATS)}")
+    if export_format not in report.formats:
+        raise InvalidParameter(
+            "format",
+            f"Report '{report.slug}' cannot be exported as {export_format}; it allows: {', '.join(report.formats)}",
+        )
+    return export_format
+
+
+def order_parameters(report: Report, order: ExportOrder) -> dict[str, list[str]]:
+    """The order's parameters with its time range put in the report's declared range fields."""
+    raw = dict(order.parameters)
+    for bound, field_name in ((order.start_time, "start_time"), (order.end_time, "end_time")):
+        if bound is None:
+            continue
+        target = report.time_range_field(field_name)
+        if target is None:
+            raise InvalidParameter(field_name, f"Report '{report.slug}' does not take a time range ({field_name})")
+        try:
+            moment = datetime.fromtimestamp(float(bound), tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise InvalidParameter(field_name, f"'{field_name}' must be UNIX seconds (UTC)") from None
+        declared = report.field(target)
+        text = moment.date().isoformat() if declared and declared.type is FieldType.DATE else moment.isoformat()
+        raw[target] = [text]
+    return raw
+
+
+def cache_key(report: Report, export_format: str, bound: Mapping[str, Any]) -> str:
+    """Same report (and version), same normalised values, same format: the same file."""
+    canonical = records.dumps(
+        {
+            "report": report.id,
+            "version": report.version,
+            "format": export_format,
+            "parameters": {k: bound[k] for k in sorted(bound)},
+        }
+    )
+    return hashlib.sha256(canonical).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -80,14 +143,14 @@ class ExportService:
     policy: ExportPolicy
     clock: Clock = utc_now
 
-    def request(self, principal: Principal, body: ExportRequest) -> ExportTicket:
-        report = find_report(self.catalog, principal, body.report_reference())
-        export_format = check_format(report, body.format)
-        raw = request_parameters(report, body)
+    def request(self, principal: Principal, order: ExportOrder) -> ExportTicket:
+        report = find_report(self.catalog, principal, order.report)
+        export_format = check_format(report, order.format)
+        raw = order_parameters(report, order)
         bound = self.runner.bind(report, raw)  # bad values are refused now, not in the worker
-        key = cache_key(report, export_format, bound | {"__csv_bom": body.csv_bom})
+        key = cache_key(report, export_format, bound | {"__csv_bom": order.csv_bom})
         now = self.clock()
-        if report.cache_seconds and not body.force_update:
+        if report.cache_seconds and not order.force_update:
             cached = self._cached(principal, report, key, now)
             if cached is not None:
                 return cached
@@ -100,7 +163,7 @@ class ExportService:
             format=export_format,
             parameters=raw,
             cache_key=key,
-            csv_bom=body.csv_bom,
+            csv_bom=order.csv_bom,
             created_at=now,
             updated_at=now,
             expires_at=now + timedelta(days=self.policy.retention_days),
@@ -117,7 +180,8 @@ class ExportService:
         return ticket
 
     def _cached(self, principal: Principal, report: Report, key: str, now: datetime) -> ExportTicket | None:
-        """A new ticket, complete at once, for a file made within the report's cache period."""
+        """A new ticket, complete at once, for a file rendered within the report's cache period. The
+        period runs from the render: the store finds rendered tickets only, never these copies."""
         found = self.tickets.find_complete_by_cache_key(key, now - timedelta(seconds=report.cache_seconds))
         if found is None or not found.file_key or not self.files.exists(found.file_key):
             return None
@@ -160,14 +224,6 @@ class ExportService:
         return self.files.download_url(ticket.file_key, ticket.file_name, ticket.content_type, self.policy.link_seconds)
 
 
-class TicketBusy(Exception):
-    """Another attempt holds the ticket under a live lease: try this message again later."""
-
-
-class LeaseLost(Exception):
-    """This attempt no longer holds its ticket (another took it over, or it was failed)."""
-
-
 @dataclass(frozen=True)
 class WorkerPolicy:
     lease_seconds: int
@@ -205,8 +261,7 @@ class ExportWorker:
             source = self.runner.source_for(report)
             context = self._context(report, ticket)
             rows = render_queries(source, report.queries, bound, renderer, scratch, context, progress)
-            name = file_name(report, ticket.created_at, kind.extension)
-            key = f"exports/{ticket.ticket_id}/{name}"
+            key, name = self.files.place(ticket.ticket_id, report.slug, ticket.created_at, kind.extension)
             size = scratch.stat().st_size
             self.files.upload(scratch, key, kind.content_type)
             self.tickets.complete(ticket, self.clock(), rows, size, key, name, kind.content_type)
@@ -251,12 +306,11 @@ class ExportWorker:
             log.exception("could not release the export's lease", extra={"ticket_id": ticket.ticket_id})
 
     def _context(self, report: Report, ticket: ExportTicket) -> RenderContext:
-        shown = {k: v[0] if len(v) == 1 else v for k, v in ticket.parameters.items()}
         return RenderContext(
             title=report.name,
             sheet_count=len(report.queries),
             generated_at=self.clock(),
-            parameters=shown,
+            parameters=ticket.shown_parameters(),
             options={"csv_bom": ticket.csv_bom},
         )
 

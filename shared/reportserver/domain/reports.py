@@ -174,14 +174,6 @@ def parse_report(definition: Mapping[str, Any]) -> Report:
         raise InvalidDefinition(f"Invalid report definition: {error}") from None
 
 
-def encode_report(report: Report) -> str:
-    return msgspec.json.encode(report).decode("utf-8")
-
-
-def decode_report(stored: str | bytes) -> Report:
-    return msgspec.json.decode(stored, type=Report)
-
-
 def slugify(name: str) -> str:
     """Seed 000's slug: lower case, spaces to hyphens ("GST Balance" -> "gst-balance"), ASCII only."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")

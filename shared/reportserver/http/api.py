@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from reportserver import records
-from reportserver.domain.errors import DomainError
+from reportserver.domain.errors import DomainError, InvalidParameter, shown
 from reportserver.domain.tokens import Principal
 from reportserver.http.errors import INTERNAL_ERROR_BODY, NOT_FOUND_BODY, error_body, status_for
 from reportserver.observability import logger
@@ -18,6 +19,44 @@ def json_response(document: Any, status: int = 200, headers: dict[str, str] | No
     """A JSON response; `document` may be bytes already encoded (a report call's records)."""
     body = document if isinstance(document, bytes) else records.dumps(document)
     return Response(status_code=status, content_type="application/json", body=body.decode("utf-8"), headers=headers)
+
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def json_body(app: APIGatewayRestResolver, kind: type[S]) -> S:
+    """The request's JSON object as a `kind`; a refusal names the offending field."""
+    return decode_object(app.current_event.decoded_body or "", kind)
+
+
+def decode_object(text: str, kind: type[S]) -> S:
+    """A JSON object as a `kind`, converted field by field, so that a refusal names its field from the
+    structure (the struct's fields), never from the wording of a library's message."""
+    if not text.strip():
+        raise InvalidParameter("body", "Send a JSON body")
+    try:
+        document = msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        raise InvalidParameter("body", "The body is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise InvalidParameter("body", "The body must be a JSON object")
+    fields = {f.encode_name: f for f in msgspec.structs.fields(kind)}
+    if kind.__struct_config__.forbid_unknown_fields:
+        for name in document:
+            if name not in fields:
+                allowed = ", ".join(fields)
+                raise InvalidParameter(shown(name), f"Unknown field '{shown(name)}'; allowed: {allowed}")
+    values: dict[str, Any] = {}
+    for name, field in fields.items():
+        if name not in document:
+            if field.required:
+                raise InvalidParameter(name, f"'{name}' is required")
+            continue
+        try:
+            values[field.name] = msgspec.convert(document[name], field.type)
+        except msgspec.ValidationError as error:
+            raise InvalidParameter(name, f"Invalid '{name}': {error}") from None
+    return kind(**values)
 
 
 def caller(app: APIGatewayRestResolver) -> Principal:

@@ -1,4 +1,4 @@
-"""JSON: `{"reports": [{"report_name", "sheet_name", "data": [{column: value}, ...]}]}` (seed 002),
+"""JSON: `{"reports": [{"report_name", "sheet_name", "columns", "data": [{column: value}, ...]}]}` (seed 002),
 typed as a report call's records are; each batch is built as text in C++ and written as one buffer."""
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ class JsonRenderer:
         with target.open("wb", buffering=WRITE_BUFFER_BYTES) as handle:
             handle.write(b'{"reports":[')
             for index, sheet in enumerate(sheets):
-                header = records.dumps({"report_name": context.title, "sheet_name": sheet.name})
+                header = records.dumps(
+                    {"report_name": context.title, "sheet_name": sheet.name, "columns": sheet.columns}
+                )
                 handle.write((b"," if index else b"") + header[:-1] + b',"data":[')
                 keys = [records.dumps(name).decode("utf-8") + ":" for name in sheet.columns]
                 first = True

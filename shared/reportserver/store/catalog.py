@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from reportserver.domain.calls import Catalog
 from reportserver.domain.errors import AlreadyExists
 from reportserver.domain.ports import DataSource
-from reportserver.domain.reports import Report, decode_report, encode_report
+from reportserver.domain.reports import Report
 from reportserver.store import aws, keys
+from reportserver.store.items import from_document, to_document
 from reportserver.store.ttl_cache import TtlCache
 
 
@@ -28,7 +27,7 @@ class DynamoCatalog:
 
     def report_by_id(self, report_id: int) -> Report | None:
         item = self._get(keys.REPORT, keys.numeric_sort_key(report_id))
-        return decode_report(item["definition"]) if item else None
+        return from_document(item["definition"], Report) if item else None
 
     def report_by_slug(self, slug: str) -> Report | None:
         pointer = self._get(keys.SLUG, slug)
@@ -46,21 +45,21 @@ class DynamoCatalog:
         }
         while True:
             page = self._table.query(**kwargs)
-            reports.extend(decode_report(i["definition"]) for i in page.get("Items", []))
+            reports.extend(from_document(i["definition"], Report) for i in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 return reports
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def data_source(self, data_source_id: str) -> DataSource | None:
         item = self._get(keys.DATASOURCE, data_source_id)
-        return msgspec.json.decode(item["definition"], type=DataSource) if item else None
+        return from_document(item["definition"], DataSource) if item else None
 
     def put_data_source(self, definition: DataSource) -> None:
         self._table.put_item(
             Item={
                 "pk": keys.DATASOURCE,
                 "sk": definition.id,
-                "definition": msgspec.json.encode(definition).decode(),
+                "definition": to_document(definition),
             }
         )
 
@@ -76,7 +75,7 @@ class DynamoCatalog:
 
     def create_report(self, report: Report) -> Report:
         """Store a new report with fresh numeric ids for it and its fields; its slug must be free."""
-        stored = decode_report(encode_report(report))  # a deep copy to number
+        stored = from_document(to_document(report), Report)  # a deep copy to number
         stored.id = self._next_id("report")
         for field in stored.fields:
             field.id = self._next_id("field")
@@ -91,7 +90,7 @@ class DynamoCatalog:
                         "slug": stored.slug,
                         "name": stored.name,
                         "version": stored.version,
-                        "definition": encode_report(stored),
+                        "definition": to_document(stored),
                     },
                 }
             },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -15,6 +16,11 @@ MULTIPART_CHUNK_BYTES = 64 * 1024 * 1024
 class S3FileStore:
     def __init__(self, bucket: str) -> None:
         self._bucket = bucket
+
+    def place(self, ticket_id: str, report_slug: str, created_at: datetime, extension: str) -> tuple[str, str]:
+        """(key, file name): one prefix per ticket, and a name that says which report and when."""
+        name = f"{report_slug}-{created_at.strftime('%Y%m%d-%H%M%S')}.{extension}"
+        return f"exports/{ticket_id}/{name}", name
 
     def upload(self, path: Path, key: str, content_type: str) -> None:
         from boto3.s3.transfer import TransferConfig  # noqa: PLC0415 - only the worker uploads

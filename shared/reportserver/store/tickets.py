@@ -2,58 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
-
-import msgspec
 
 from reportserver.domain.errors import NotFound, TicketConflict
 from reportserver.domain.tickets import ExportTicket, TicketStatus
 from reportserver.store import aws, keys
+from reportserver.store.items import attribute, from_item, stamp, to_item
 
 _CONDITION_FAILED = ("ConditionalCheckFailedException",)
 
 
-def stamp(moment: datetime) -> str:
-    """One fixed-width UTC format for every stored time, so that comparing the text compares the times."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _stored(value: Any) -> Any:
-    builtins = msgspec.to_builtins(value, builtin_types=(datetime,))
-    return _stamped(builtins)
-
-
-def _stamped(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return stamp(value)
-    if isinstance(value, dict):
-        return {k: _stamped(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_stamped(v) for v in value]
-    return value
+STORE_ONLY = ("ttl", "complete_cache_key")
 
 
 def _item(ticket: ExportTicket) -> dict[str, Any]:
-    item: dict[str, Any] = _stored(ticket)
-    item["ttl"] = int(ticket.expires_at.timestamp())
-    return {k: v for k, v in item.items() if v is not None}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+    return to_item(ticket, ttl=int(ticket.expires_at.timestamp()))
 
 
 def _ticket(item: dict[str, Any]) -> ExportTicket:
-    fields = {k: v for k, v in _plain(item).items() if k not in ("ttl", "complete_cache_key")}
-    return msgspec.convert(fields, ExportTicket, strict=False)
+    return from_item(item, ExportTicket, STORE_ONLY)
 
 
 class DynamoTicketStore:
@@ -65,9 +33,9 @@ class DynamoTicketStore:
         return aws.dynamodb().Table(self._table_name)
 
     def create(self, ticket: ExportTicket) -> None:
+        # Never indexed by cache key here: only a render (`complete`) starts a cache period. A ticket
+        # created complete is a copy of a cached file, and indexing it would restart the period.
         item = _item(ticket)
-        if ticket.status is TicketStatus.COMPLETE:
-            item["complete_cache_key"] = ticket.cache_key
         self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(ticket_id)")
 
     def get(self, ticket_id: str) -> ExportTicket | None:
@@ -90,7 +58,7 @@ class DynamoTicketStore:
     ) -> ExportTicket:
         names = {f"#{k}": k for k in changes}
         names |= {f"#{k}": k for k in ("status", "attempt") if f"#{k}" in condition}
-        values = {f":{k}": v for k, v in _stored(changes).items()} | condition_values
+        values = {f":{k}": v for k, v in attribute(changes).items()} | condition_values
         assignments = ", ".join(f"#{k} = :{k}" for k in changes)
         try:
             response = self._table.update_item(

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-
-import msgspec
 
 from reportserver.domain.errors import AlreadyExists
 from reportserver.domain.tokens import ApiToken, TokenStore
 from reportserver.store import aws, keys
+from reportserver.store.items import from_item, to_item
 from reportserver.store.ttl_cache import TtlCache
 
 
@@ -36,7 +34,7 @@ class DynamoTokenStore:
         return _token(items[0]) if len(items) == 1 else None
 
     def create(self, token: ApiToken) -> None:
-        item = msgspec.to_builtins(token)
+        item = to_item(token)
         try:
             self._table.put_item(
                 Item=item,
@@ -86,14 +84,4 @@ class CachedTokenStore:
 
 
 def _token(item: dict[str, Any]) -> ApiToken:
-    return ApiToken(
-        name=item["name"],
-        secret_hash=item["secret_hash"],
-        groups=list(item.get("groups", [])),
-        permissions=list(item.get("permissions", [])),
-        expires_at=datetime.fromisoformat(item["expires_at"]),
-        active=bool(item.get("active", True)),
-        created_at=datetime.fromisoformat(item["created_at"]),
-        created_by=item.get("created_by", ""),
-        description=item.get("description", ""),
-    )
+    return from_item(item, ApiToken)
