@@ -30,13 +30,14 @@ worker = ExportWorker(
         lease_seconds=settings.lease_seconds,
         progress_seconds=settings.progress_seconds,
         scratch_dir=Path(settings.scratch_dir),
+        finish_seconds=settings.finish_seconds,
     ),
 )
 # Every record failed is reported as such (and retried), not raised as one batch error.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def render_ticket(record: SQSRecord) -> str:
+def render_ticket(record: SQSRecord, lambda_context: LambdaContext | None = None) -> str:
     try:
         ticket_id = ticket_id_of(record.body)
     except ValueError as error:
@@ -45,7 +46,9 @@ def render_ticket(record: SQSRecord) -> str:
         )
         return "dropped"  # no retry can mend it: succeed, so that it leaves the queue
     logger.append_keys(ticket_id=ticket_id)
-    return worker.run(ticket_id)
+    if lambda_context is None:
+        return worker.run(ticket_id)
+    return worker.run(ticket_id, lambda: lambda_context.get_remaining_time_in_millis() / 1000)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -66,6 +66,11 @@ class LocalApi:
         self._stage = template.stage()
         self._handlers: dict[str, Handler] = {}
         self._locks = {name: threading.Lock() for name in self._functions}
+        default_timeout = template.document.get("Globals", {}).get("Function", {}).get("Timeout", 3)
+        self._timeouts = {
+            name: float(resource["Properties"].get("Timeout", default_timeout))
+            for name, resource in template.of_type("AWS::Serverless::Function").items()
+        }
 
     def handler(self, logical_id: str) -> Handler:
         if logical_id not in self._handlers:
@@ -76,7 +81,9 @@ class LocalApi:
     def invoke(self, logical_id: str, event: dict[str, Any]) -> dict[str, Any]:
         handler = self.handler(logical_id)
         with self._locks[logical_id]:
-            return handler(event, LambdaContext(logical_id, str(uuid.uuid4())))
+            # The context counts down from the function's own timeout, as Lambda's does.
+            context = LambdaContext(logical_id, str(uuid.uuid4()), timeout_seconds=self._timeouts[logical_id])
+            return handler(event, context)
 
     def handle(
         self,

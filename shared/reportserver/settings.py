@@ -71,6 +71,10 @@ class ExportWorkerSettings(_Settings, frozen=True, kw_only=True):
     progress_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = msgspec.field(
         name="EXPORT_PROGRESS_SECONDS", default=3.0
     )
+    # Kept back from the function's remaining time to upload the file and complete (or fail) the ticket.
+    finish_seconds: Annotated[float, msgspec.Meta(ge=5, le=300)] = msgspec.field(
+        name="EXPORT_FINISH_SECONDS", default=60.0
+    )
     scratch_dir: str = msgspec.field(name="EXPORT_SCRATCH_DIR", default="/tmp")  # noqa: S108 - Lambda's only disk
     catalog_cache_seconds: CatalogCacheSeconds = msgspec.field(name="CATALOG_CACHE_SECONDS", default=30.0)
 

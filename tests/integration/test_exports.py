@@ -413,6 +413,36 @@ def test_a_live_lease_makes_the_message_wait_for_a_retry(stack: Stack, tickets: 
     tickets.fail(ticket_id, now, "test cleanup")
 
 
+def test_an_export_running_out_of_the_invocations_time_fails_its_ticket_saying_why(
+    stack: Stack, tickets: DynamoTicketStore
+) -> None:
+    status, answer, _ = post(
+        stack, "/api/exports/", {"report_name": "order-lines", "format": "csv", "parameters": {"row_limit": 20000}}
+    )
+    assert status == 202
+    # 59 s left after the first batch: less than the 60 s the worker keeps back to upload and complete.
+    assert worker(stack, tickets).run(answer["ticket_id"], lambda: 59.0) == "failed"
+    failed = tickets.get(answer["ticket_id"])
+    assert failed is not None and failed.status is TicketStatus.FAILED and failed.file_key is None
+    assert failed.error is not None and "would not finish within the export worker's time limit" in failed.error
+    assert failed.error.startswith("The export was stopped after ") and "rows" in failed.error
+
+
+def test_the_worker_function_is_bounded_by_its_own_remaining_time(
+    stack: Stack, tickets: DynamoTicketStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket_id = pending_ticket(stack)
+    # As if the function had 30 s in all: less than the 60 s it keeps back to upload and complete.
+    monkeypatch.setitem(stack.api._timeouts, "ExportWorkerFunction", 30.0)
+    message = {"ticket_id": ticket_id}
+    record = {"messageId": "m-2", "receiptHandle": "r", "body": json.dumps(message), "attributes": {}}
+    record |= {"messageAttributes": {}, "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:q"}
+    assert stack.api.invoke("ExportWorkerFunction", {"Records": [record]})["batchItemFailures"] == []
+    failed = tickets.get(ticket_id)
+    assert failed is not None and failed.status is TicketStatus.FAILED
+    assert "time limit" in (failed.error or "")
+
+
 def test_a_source_error_fails_the_ticket_with_a_message_and_no_sql(
     stack: Stack, queue_pollers: list[QueuePoller], tickets: DynamoTicketStore
 ) -> None:

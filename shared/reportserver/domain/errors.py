@@ -62,8 +62,19 @@ class DataSourceFailed(DomainError):
     """The data source could not run the query; the message never carries SQL text or driver detail."""
 
 
+class QueryTookTooLong(DataSourceFailed):
+    """A query stopped at its data source's time limit."""
+
+    def __init__(self) -> None:
+        super().__init__("The report's query took longer than its time limit")
+
+
 class RenderFailed(DomainError):
     """A file that cannot be made from these rows (a format limit, say); the message is for the owner."""
+
+
+class OutOfTime(DomainError):
+    """An export that would outlast the worker's own time limit: failed while there is time to say so."""
 
 
 class ValueDoesNotFit(DataSourceFailed):

@@ -29,6 +29,7 @@ from reportserver.domain.errors import (
     LeaseLost,
     NotFound,
     NotReady,
+    OutOfTime,
     TicketBusy,
     TicketConflict,
 )
@@ -229,6 +230,11 @@ class WorkerPolicy:
     lease_seconds: int
     progress_seconds: float
     scratch_dir: Path
+    finish_seconds: float = 60.0  # kept back from the time left to upload the file and complete the ticket
+
+
+def unlimited() -> float:
+    return float("inf")
 
 
 @dataclass(frozen=True)
@@ -241,9 +247,14 @@ class ExportWorker:
     policy: WorkerPolicy
     clock: Clock = utc_now
 
-    def run(self, ticket_id: str) -> str:
+    def run(self, ticket_id: str, time_left: Callable[[], float] = unlimited) -> str:
         """Render one ticket; return "complete", "failed" or "skipped" (a finished or unknown ticket).
-        Raise `TicketBusy` to have the message retried, and let unexpected errors raise for a retry."""
+        Raise `TicketBusy` to have the message retried, and let unexpected errors raise for a retry.
+
+        `time_left` gives the seconds this invocation has left (Lambda's remaining time). Rendering
+        stops, and the ticket fails saying why, once less than `finish_seconds` is left: a worker the
+        runtime kills mid-render would leave its ticket in progress until its lease runs out, and then
+        the retry would be killed the same way."""
         ticket = self._claim(ticket_id)
         if ticket is None:
             return "skipped"
@@ -256,7 +267,7 @@ class ExportWorker:
             renderer = self.renderer_for(ticket.format)
             kind = renderer.output(len(report.queries))
             scratch = self.policy.scratch_dir / f"{ticket.ticket_id}.{kind.extension}"
-            progress = _ProgressReporter(self, ticket, self.policy.progress_seconds)
+            progress = _ProgressReporter(self, ticket, self.policy.progress_seconds, time_left)
             bound = self.runner.bind(report, ticket.parameters)
             source = self.runner.source_for(report)
             context = self._context(report, ticket)
@@ -323,15 +334,24 @@ class ExportWorker:
 
 
 class _ProgressReporter:
-    """Told the rows after every batch; writes them (and renews the lease) every few seconds only."""
+    """Told the rows after every batch: stops the render when the invocation's time runs short, and
+    writes the rows (renewing the lease) every few seconds only."""
 
-    def __init__(self, worker: ExportWorker, ticket: ExportTicket, every_seconds: float) -> None:
+    def __init__(
+        self, worker: ExportWorker, ticket: ExportTicket, every_seconds: float, time_left: Callable[[], float]
+    ) -> None:
         self._worker = worker
         self._ticket = ticket
         self._every = every_seconds
         self._next = time.monotonic() + self._every
+        self._time_left = time_left
 
     def __call__(self, rows: int) -> None:
+        if self._time_left() < self._worker.policy.finish_seconds:
+            raise OutOfTime(
+                f"The export was stopped after {rows:,} rows: it would not finish within the export worker's"
+                " time limit. Ask for fewer rows (narrower parameters) or a lighter format such as csv"
+            )
         if time.monotonic() >= self._next:
             self._worker.record_progress(self._ticket, rows)
             self._next = time.monotonic() + self._every

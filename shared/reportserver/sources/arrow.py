@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reportserver.domain.errors import DataSourceFailed, ValueDoesNotFit
+from reportserver.domain.errors import DataSourceFailed, QueryTookTooLong, ValueDoesNotFit
 from reportserver.domain.ports import ReadAgain, ReadPlan, Row
 from reportserver.domain.values import (
     DATE_TEXT,
@@ -522,9 +522,6 @@ class QueryClock:
         return max(0.0, self.limit - self.used())
 
 
-TIME_LIMIT_MESSAGE = "The report's query took longer than its time limit"
-
-
 def prefetched(batches: Iterator[pa.RecordBatch], clock: QueryClock | None = None, depth: int = 2) -> Iterator[Any]:
     """Read the next batches in a thread while the caller renders this one.
 
@@ -564,7 +561,7 @@ def prefetched(batches: Iterator[pa.RecordBatch], clock: QueryClock | None = Non
                 kind, item = queue.get(timeout=None if clock is None else clock.remaining() + 0.05)
             except Empty:
                 if clock is not None and clock.over():
-                    raise DataSourceFailed(TIME_LIMIT_MESSAGE) from None
+                    raise QueryTookTooLong() from None
                 continue
             if kind == "end":
                 return

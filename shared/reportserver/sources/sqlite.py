@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from reportserver import sqltext
-from reportserver.domain.errors import DataSourceFailed, InvalidParameter
+from reportserver.domain.errors import DataSourceFailed, InvalidParameter, QueryTookTooLong
 from reportserver.domain.ports import (
     DEFAULT_BATCH_SIZE,
     ArrowResult,
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 
 ARROW_BATCH_ROWS = 16_384
 PROGRESS_EVERY_OPS = 10_000
-TIME_LIMIT_MESSAGE = "The report's query took longer than its time limit"
 _SQLITE_OK = 0
 _OPEN_READONLY_URI = 0x00000001 | 0x00000040  # SQLITE_OPEN_READONLY | SQLITE_OPEN_URI
 
@@ -285,7 +284,7 @@ def _failure(error: sqlite3.Error) -> DataSourceFailed:
     # The driver's message may quote SQL: it goes to the log, never to the caller.
     log.error("sqlite query failed", extra={"error": str(error), "error_type": type(error).__name__})
     if isinstance(error, sqlite3.OperationalError) and str(error) == "interrupted":
-        return DataSourceFailed(TIME_LIMIT_MESSAGE)
+        return QueryTookTooLong()
     return DataSourceFailed("The report's query failed on its data source")
 
 
