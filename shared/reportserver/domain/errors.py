@@ -82,9 +82,7 @@ class ValueDoesNotFit(DataSourceFailed):
     never rounded, cut or shifted. `row` counts from 1, as a person reads a sheet."""
 
     def __init__(self, column: str, row: int, expected: str, value: object) -> None:
-        shown = repr(value)
-        shown = shown if len(shown) <= 40 else shown[:40] + "..."
-        super().__init__(f"Column '{column}', row {row}: {shown} is not a {expected}")
+        super().__init__(f"Column '{column}', row {row}: {shown(repr(value), 40)} is not a {expected}")
         self.column = column
         self.row = row
 

@@ -233,12 +233,8 @@ def convert_value(field: ReportField, text: str, load_choices: ChoicesLoader) ->
         return _CONVERTERS[field.type](field, text, load_choices)
     except (ValueError, InvalidOperation, OverflowError):
         raise InvalidParameter(
-            field.name, f"Parameter '{field.name}' must be {_EXPECTED[field.type]}; got {_preview(text)}"
+            field.name, f"Parameter '{field.name}' must be {_EXPECTED[field.type]}; got {shown(text, 40)!r}"
         ) from None
-
-
-def _preview(text: str) -> str:
-    return repr(text if len(text) <= 40 else text[:40] + "...")
 
 
 def _to_integer(_field: ReportField, text: str, _load: ChoicesLoader) -> int:
