@@ -26,8 +26,7 @@ def fail_ticket(record: SQSRecord) -> bool:
     except ValueError:
         logger.error("malformed message in the dead-letter queue", extra={"message_id": record.message_id})
         return False
-    receives = int(record.attributes.approximate_receive_count or 0)
-    failed = fail_dead_letter(tickets, ticket_id, receives, datetime.now(UTC))
+    failed = fail_dead_letter(tickets, ticket_id, datetime.now(UTC))
     logger.warning("export dead-lettered", extra={"ticket_id": ticket_id, "ticket_failed": failed})
     return failed
 

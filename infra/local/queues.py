@@ -1,9 +1,11 @@
 """Lambda's SQS event-source mapping, locally: poll each queue the template routes to a function,
 invoke it with an SQS event, and delete what it did not report as failed.
 
-A failed message is made visible again after a short local backoff (in AWS it waits for the queue's
-visibility timeout); after the queue's maxReceiveCount, moto moves it to the dead-letter queue,
-whose own poller then runs the dead-letter function.
+A message that was not deleted (its record failed, or the function raised) comes back as it does in
+AWS: only when the queue's visibility timeout (the template's, 5400 s for exports) has passed since it
+was received. The poller keeps that schedule by its own clock, so that tests can move the clock
+instead of waiting; under the real clock it is AWS's behaviour. After the queue's maxReceiveCount,
+moto moves the message to the dead-letter queue, whose own poller then runs the dead-letter function.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -18,21 +21,40 @@ import boto3
 from infra.local.frontdoor import LocalApi
 from infra.local.template import LOCAL_ACCOUNT, QueueSource, Template
 
-LOCAL_RETRY_SECONDS = 2
 WAIT_SECONDS = 1
+SQS_DEFAULT_VISIBILITY_SECONDS = 30
+
+
+def visibility_timeout(template: Template, queue: str) -> int:
+    """The queue's VisibilityTimeout as the template declares it (SQS's default when it does not)."""
+    properties = template.resources[queue].get("Properties", {})
+    return int(properties.get("VisibilityTimeout", SQS_DEFAULT_VISIBILITY_SECONDS))
 
 
 class QueuePoller:
-    def __init__(self, api: LocalApi, template: Template, source: QueueSource) -> None:
+    def __init__(
+        self, api: LocalApi, template: Template, source: QueueSource, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._api = api
         self._source = source
         self._name = template.physical_name(source.queue)
         self._sqs = boto3.client("sqs")
         self._url: str = self._sqs.get_queue_url(QueueName=self._name)["QueueUrl"]
         self._arn = f"arn:aws:sqs:us-east-1:{LOCAL_ACCOUNT}:{self._name}"
+        self.visibility_seconds = visibility_timeout(template, source.queue)
+        self._clock = clock
+        self._hidden: dict[str, tuple[float, str]] = {}  # message id -> (visible again at, receipt handle)
+        self._lock = threading.Lock()
+
+    @property
+    def waiting(self) -> int:
+        """Messages received and not deleted, hidden until their visibility timeout passes."""
+        return len(self._hidden)
 
     def poll_once(self, wait_seconds: int = 0) -> int:
         """Deliver one batch, if any; return how many messages it held."""
+        self._release_due()
+        received_at = self._clock()
         received = self._sqs.receive_message(
             QueueUrl=self._url,
             MaxNumberOfMessages=min(self._source.batch_size, 10),
@@ -50,12 +72,23 @@ class QueuePoller:
             failed = {m["MessageId"] for m in received}
         for message in received:
             if message["MessageId"] in failed:
-                self._sqs.change_message_visibility(
-                    QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=LOCAL_RETRY_SECONDS
-                )
+                # Left hidden (moto keeps it so for the queue's timeout in real time) until the
+                # visibility timeout has passed by this poller's clock.
+                with self._lock:
+                    due = received_at + self.visibility_seconds
+                    self._hidden[message["MessageId"]] = (due, message["ReceiptHandle"])
             else:
                 self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
         return len(received)
+
+    def _release_due(self) -> None:
+        now = self._clock()
+        with self._lock:
+            due = [(m, handle) for m, (at, handle) in self._hidden.items() if at <= now]
+            for message_id, _ in due:
+                del self._hidden[message_id]
+        for _, handle in due:
+            self._sqs.change_message_visibility(QueueUrl=self._url, ReceiptHandle=handle, VisibilityTimeout=0)
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -71,8 +104,8 @@ class QueuePoller:
         }
 
 
-def pollers(api: LocalApi, template: Template) -> list[QueuePoller]:
-    return [QueuePoller(api, template, source) for source in template.queue_sources()]
+def pollers(api: LocalApi, template: Template, clock: Callable[[], float] = time.monotonic) -> list[QueuePoller]:
+    return [QueuePoller(api, template, source, clock) for source in template.queue_sources()]
 
 
 def drain(queue_pollers: list[QueuePoller], rounds: int = 20) -> int:

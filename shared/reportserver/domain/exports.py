@@ -393,7 +393,14 @@ def render_queries(
     raise DataSourceFailed("The report's columns kept changing type; declare their types in the report's SQL")
 
 
-def fail_dead_letter(tickets: TicketStore, ticket_id: str, receive_count: int, now: datetime) -> bool:
-    """A message that died in the dead-letter queue leaves its ticket failed, never in progress for ever."""
-    message = f"The export could not be completed after {receive_count} attempts; please request it again"
+def fail_dead_letter(tickets: TicketStore, ticket_id: str, now: datetime) -> bool:
+    """A message that died in the dead-letter queue leaves its ticket failed, never in progress for ever.
+    The message counts the ticket's own attempts (the queue's receive count is one more by then: the
+    dead-letter queue's own delivery counts too)."""
+    ticket = tickets.get(ticket_id)
+    attempts = ticket.attempt if ticket is not None else 0
+    if attempts:
+        message = f"The export could not be completed after {attempts} attempts; please request it again"
+    else:
+        message = "The export could not be started; please request it again"
     return tickets.fail(ticket_id, now, message) is not None
