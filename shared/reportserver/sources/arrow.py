@@ -248,7 +248,7 @@ class NativeBatches:
         typing = self._typing
         column = typing.planned[index]
         target = self.schema.field(index).type
-        if typing.grows_scale(index):
+        if typing.grows_scale(index) and _float_decimal(stored, target.scale) is None:
             typing.learn_scale(index, _needed_scale(stored, column, self._rows))
         declared = typing.declared[index].type
         if declared is not None:
@@ -342,7 +342,38 @@ def _whole_digits(value: Decimal) -> int:
     return max(value.adjusted() + 1, 0) if value else 0
 
 
+# Below this magnitude (in units of the last place) a double's rounding interval is narrower than a
+# quarter of one unit, so at most one decimal with that many places lies in it.
+_EXACT_UNITS = 2.0**50
+
+
+def _float_decimal(stored: pa.Array, scale: int) -> pa.Array | None:
+    """Doubles as decimals with `scale` places, in C++, when every value's shortest text has at most
+    `scale` places; else None (the text path then decides, and names a value that does not fit).
+
+    For each double x, n = round(x * 10^scale) is a candidate; n / 10^scale is one IEEE division of two
+    exact values, so it is correctly rounded, and it equals x only when the decimal n / 10^scale lies in
+    x's rounding interval. Under `_EXACT_UNITS` that interval holds one such decimal at most, and the
+    shortest text of x, having no more digits, is that same decimal: the value the text path gives."""
+    if scale > 15 or not pa.types.is_floating(stored.type):
+        return None
+    stored = stored.cast(pa.float64())
+    unit = 10.0**scale
+    units = pc.round(pc.multiply(stored, unit))
+    exact = pc.and_(pc.equal(pc.divide(units, unit), stored), pc.less(pc.abs(units), _EXACT_UNITS))
+    if not pc.all(pc.fill_null(exact, True)).as_py():
+        return None
+    whole = units.cast(pa.int64()).cast(pa.decimal128(MAX_DECIMAL_DIGITS, 0))
+    # The same 128-bit integers read with `scale` places: n units of 10^-scale.
+    return pa.Array.from_buffers(
+        pa.decimal128(MAX_DECIMAL_DIGITS, scale), len(whole), whole.buffers(), whole.null_count, whole.offset
+    )
+
+
 def _to_decimal(stored: pa.Array, target: pa.DataType, column: Column, offset: int) -> pa.Array:
+    fast = _float_decimal(stored, target.scale)
+    if fast is not None:
+        return fast
     text = _decimal_text(stored, column, offset)
     if column.scale is not None:
         _unfit(column, stored, offset, pc.greater(_scale_of_text(text), target.scale), _expected_decimal(column.scale))
