@@ -24,7 +24,7 @@ service = ExportService(
     catalog,
     ReportRunner(catalog, open_source),
     DynamoTicketStore(settings.tickets_table),
-    SqsExportQueue(settings.export_queue_name),
+    SqsExportQueue(settings.export_queue_url),
     S3FileStore(settings.export_bucket),
     ExportPolicy(retention_days=settings.retention_days, link_seconds=settings.download_url_seconds),
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import importlib.util
 import json
 import re
 import threading
@@ -22,8 +23,9 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from reportserver.http.lambda_proxy import LAMBDA_RESPONSE_LIMIT_BYTES, serialised_size
+from reportserver.store import aws
 
-from infra.local.template import LOCAL_ACCOUNT, GatewayResponse, Route, Template
+from infra.local.template import LOCAL_ACCOUNT, LOCAL_REGION, GatewayResponse, Route, Template
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 API_ID = "local"
@@ -44,7 +46,7 @@ class LambdaContext:
 
     def __post_init__(self) -> None:
         self._deadline = time.monotonic() + self.timeout_seconds
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:{LOCAL_ACCOUNT}:function:{self.function_name}"
+        self.invoked_function_arn = f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:{self.function_name}"
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
@@ -58,7 +60,9 @@ class HttpResponse:
 
 
 class LocalApi:
-    def __init__(self, template: Template) -> None:
+    def __init__(self, template: Template, identities: dict[str, dict[str, str]] | None = None) -> None:
+        # Each function's credentials (its role, see infra.local.iam); None: the process's own.
+        self.identities = identities or {}
         self._routes = template.routes()
         self._functions = template.functions()
         self._authorizer = template.authorizer()
@@ -78,12 +82,24 @@ class LocalApi:
             self._handlers[logical_id] = getattr(importlib.import_module(module_name), function_name)
         return self._handlers[logical_id]
 
+    def cold_start(self, logical_id: str) -> None:
+        """A new container for this function: its handler module loaded afresh, with none of its caches."""
+        module_name, function_name = self._functions[logical_id].handler.rsplit(".", 1)
+        spec = importlib.util.find_spec(module_name)
+        if spec is None or spec.loader is None:
+            raise ImportError(module_name)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        with self._locks[logical_id]:
+            self._handlers[logical_id] = getattr(module, function_name)
+
     def invoke(self, logical_id: str, event: dict[str, Any]) -> dict[str, Any]:
         handler = self.handler(logical_id)
         with self._locks[logical_id]:
             # The context counts down from the function's own timeout, as Lambda's does.
             context = LambdaContext(logical_id, str(uuid.uuid4()), timeout_seconds=self._timeouts[logical_id])
-            return handler(event, context)
+            with aws.acting_as(self.identities.get(logical_id)):
+                return handler(event, context)
 
     def handle(
         self,
@@ -182,9 +198,8 @@ class LocalApi:
         lowered = {k.lower(): v for k, v in event["headers"].items()}
         if any(not lowered.get(h.lower(), "").strip() for h in self._authorizer.identity_headers):
             return {}, self._gateway_response("UNAUTHORIZED", {}, default_status=401)
-        method_arn = (
-            f"arn:aws:execute-api:us-east-1:{LOCAL_ACCOUNT}:{API_ID}/{self._stage}/{event['httpMethod']}{event['path']}"
-        )
+        api_arn = f"arn:aws:execute-api:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{API_ID}"
+        method_arn = f"{api_arn}/{self._stage}/{event['httpMethod']}{event['path']}"
         request = {
             key: event[key]
             for key in (

@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 
 from infra.local.frontdoor import LocalApi
-from infra.local.template import LOCAL_ACCOUNT, QueueSource, Template
+from infra.local.template import LOCAL_REGION, QueueSource, Template
 
 WAIT_SECONDS = 1
 SQS_DEFAULT_VISIBILITY_SECONDS = 30
@@ -38,9 +38,12 @@ class QueuePoller:
         self._api = api
         self._source = source
         self._name = template.physical_name(source.queue)
+        # Lambda's event-source mapping receives and deletes with the function's role (so its policy must
+        # allow it); what SQS itself does (a message visible again) is the operator's.
         self._sqs = boto3.client("sqs")
-        self._url: str = self._sqs.get_queue_url(QueueName=self._name)["QueueUrl"]
-        self._arn = f"arn:aws:sqs:us-east-1:{LOCAL_ACCOUNT}:{self._name}"
+        self._mapping = boto3.client("sqs", **api.identities.get(source.function, {}))
+        self._url = template.reference(source.queue)
+        self._arn = template.attribute(source.queue, "Arn")
         self.visibility_seconds = visibility_timeout(template, source.queue)
         self._clock = clock
         self._hidden: dict[str, tuple[float, str]] = {}  # message id -> (visible again at, receipt handle)
@@ -55,7 +58,7 @@ class QueuePoller:
         """Deliver one batch, if any; return how many messages it held."""
         self._release_due()
         received_at = self._clock()
-        received = self._sqs.receive_message(
+        received = self._mapping.receive_message(
             QueueUrl=self._url,
             MaxNumberOfMessages=min(self._source.batch_size, 10),
             WaitTimeSeconds=wait_seconds,
@@ -78,7 +81,7 @@ class QueuePoller:
                     due = received_at + self.visibility_seconds
                     self._hidden[message["MessageId"]] = (due, message["ReceiptHandle"])
             else:
-                self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
+                self._mapping.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
         return len(received)
 
     def _release_due(self) -> None:
@@ -100,7 +103,7 @@ class QueuePoller:
             "md5OfBody": message.get("MD5OfBody", ""),
             "eventSource": "aws:sqs",
             "eventSourceARN": self._arn,
-            "awsRegion": "us-east-1",
+            "awsRegion": LOCAL_REGION,
         }
 
 

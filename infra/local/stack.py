@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
     moto_port = _free_port()
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"  # the AWS-managed policies SAM attaches to roles
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     moto.start()
     configure_local_aws(f"http://127.0.0.1:{moto_port}")
@@ -86,12 +87,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from infra.demo.database import build_demo_database, is_current  # noqa: PLC0415
     from infra.demo.seed import seed_demo  # noqa: PLC0415
+    from infra.local import iam  # noqa: PLC0415
     from infra.local.frontdoor import LocalApi, serve  # noqa: PLC0415
     from infra.local.provision import provision  # noqa: PLC0415
     from infra.local.queues import pollers, start_background  # noqa: PLC0415
     from infra.local.template import load_template  # noqa: PLC0415
 
     template = load_template()
+    # From here on IAM is enforced: this process acts as the operator, each function as its own role.
+    identities = iam.local_iam(template)
     names = provision(template)
     os.environ.update(template.environment())
 
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         now=now,
         description="Created by the local stack at start",
     )
-    api = LocalApi(template)
+    api = LocalApi(template, identities.functions)
     for function in template.functions():
         api.handler(function)  # import every handler now: a broken one fails the start, not a request
     server = serve(api, args.host, args.port)
@@ -123,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         "api_url": api_url,
         "token": {"name": ADMIN_TOKEN_NAME, "secret": secret, "authorization": authorization},
         "moto_url": os.environ["AWS_ENDPOINT_URL"],
+        # The operator's credentials for scripts and the CLI (IAM is enforced: others are refused).
+        "operator": identities.operator,
         "region": LOCAL_REGION,
         "resources": names,
         "reports": [{"id": r.id, "slug": r.slug, "name": r.name} for r in reports],

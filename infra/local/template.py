@@ -16,6 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
 LOCAL_PREFIX = "reportserver-local"
 LOCAL_ACCOUNT = "123456789012"
+LOCAL_REGION = "us-east-1"
+_PSEUDO = {
+    "AWS::Region": LOCAL_REGION,
+    "AWS::AccountId": LOCAL_ACCOUNT,
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+}
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -103,13 +110,17 @@ class Template:
                 if argument in self.parameters:
                     return self.parameters[argument].get("Default")
                 if argument in self.resources:
-                    return self.physical_name(argument)
-                return {"AWS::Region": "us-east-1", "AWS::AccountId": LOCAL_ACCOUNT}.get(argument, argument)
+                    return self.reference(argument)
+                return _PSEUDO.get(argument, argument)
             if key == "Fn::GetAtt":
                 logical_id, attribute = argument
                 return self.attribute(logical_id, attribute)
-            if key == "Fn::Sub" and isinstance(argument, str):
-                return re.sub(r"\$\{([^}]+)\}", lambda m: str(self._sub(m.group(1))), argument)
+            if key == "Fn::Sub":
+                text, variables = (argument, {}) if isinstance(argument, str) else argument
+                values = {name: self.resolve(v) for name, v in variables.items()}
+                return re.sub(
+                    r"\$\{([^}]+)\}", lambda m: str(values[m[1]] if m[1] in values else self._sub(m[1])), text
+                )
         if isinstance(value, dict):
             return {k: self.resolve(v) for k, v in value.items()}
         if isinstance(value, list):
@@ -122,16 +133,26 @@ class Template:
             return self.attribute(logical_id, attribute)
         return self.resolve({"Ref": name})
 
+    def reference(self, logical_id: str) -> str:
+        """What `Ref` gives for a resource: a queue's URL, else its name."""
+        name = self.physical_name(logical_id)
+        if self.resources[logical_id]["Type"] == "AWS::SQS::Queue":
+            return queue_url(name)
+        return name
+
     def attribute(self, logical_id: str, attribute: str) -> str:
         kind = self.resources[logical_id]["Type"]
         name = self.physical_name(logical_id)
         if kind == "AWS::SQS::Queue" and attribute == "Arn":
-            return f"arn:aws:sqs:us-east-1:{LOCAL_ACCOUNT}:{name}"
+            return f"arn:aws:sqs:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{name}"
         if kind == "AWS::SQS::Queue" and attribute == "QueueName":
             return name
+        if kind == "AWS::S3::Bucket" and attribute == "Arn":
+            return f"arn:aws:s3:::{name}"  # bucket ARNs name no region or account
+        if kind == "AWS::DynamoDB::Table" and attribute == "Arn":
+            return f"arn:aws:dynamodb:{LOCAL_REGION}:{LOCAL_ACCOUNT}:table/{name}"
         if attribute == "Arn":
-            service = {"AWS::DynamoDB::Table": "dynamodb", "AWS::S3::Bucket": "s3"}.get(kind, "lambda")
-            return f"arn:aws:{service}:us-east-1:{LOCAL_ACCOUNT}:{name}"
+            return f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:{name}"
         return name
 
     def functions(self) -> dict[str, FunctionSpec]:
@@ -200,6 +221,11 @@ class Template:
     def stage(self) -> str:
         api = next(iter(self.of_type("AWS::Serverless::Api").values()))["Properties"]
         return str(self.resolve(api.get("StageName", "Prod")))
+
+
+def queue_url(name: str) -> str:
+    """A queue's URL in AWS's form; SQS (and moto) find the queue by its last segment and the caller's account."""
+    return f"https://sqs.{LOCAL_REGION}.amazonaws.com/{LOCAL_ACCOUNT}/{name}"
 
 
 def _path_pattern(path: str) -> tuple[re.Pattern[str], tuple[str, ...]]:

@@ -63,11 +63,13 @@ def _use_local_stack(stack_json: str) -> str:
     os.environ.update(
         {
             "AWS_ENDPOINT_URL": state["moto_url"],
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
+            # The local stack enforces IAM: the CLI acts as its operator, as an admin would in AWS.
+            "AWS_ACCESS_KEY_ID": state["operator"]["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": state["operator"]["aws_secret_access_key"],
             "AWS_DEFAULT_REGION": state["region"],
         }
     )
+    os.environ.pop("AWS_SESSION_TOKEN", None)
     return str(state["resources"]["TokensTable"])
 
 

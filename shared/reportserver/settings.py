@@ -53,7 +53,9 @@ class ReportsSettings(_Settings, frozen=True, kw_only=True):
 class ExportsSettings(_Settings, frozen=True, kw_only=True):
     catalog_table: TableName = msgspec.field(name="CATALOG_TABLE")
     tickets_table: TableName = msgspec.field(name="TICKETS_TABLE")
-    export_queue_name: Annotated[str, msgspec.Meta(min_length=1)] = msgspec.field(name="EXPORT_QUEUE_NAME")
+    export_queue_url: Annotated[str, msgspec.Meta(pattern=r"^https?://\S+/\d{12}/\S+$")] = msgspec.field(
+        name="EXPORT_QUEUE_URL"
+    )
     export_bucket: Annotated[str, msgspec.Meta(min_length=3)] = msgspec.field(name="EXPORT_BUCKET")
     retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = msgspec.field(name="EXPORT_RETENTION_DAYS", default=7)
     # Minutes, not days: a leaked link dies soon, and each status read signs a fresh one.

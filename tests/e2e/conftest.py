@@ -59,6 +59,8 @@ def _read_banner(log_file: Path) -> str:
 def _tokens_on_the_stack(state: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Tokens of every kind the bad-input table names, written to the stack's own moto server."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", state["moto_url"])
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", state["operator"]["aws_access_key_id"])  # IAM is enforced there
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", state["operator"]["aws_secret_access_key"])
     aws.reset()
     try:
         return prepare_tokens(DynamoTokenStore(state["resources"]["TokensTable"]), "e2e")

@@ -15,6 +15,7 @@ from reportserver.store.catalog import DynamoCatalog
 from reportserver.store.tokens import DynamoTokenStore
 
 from infra.demo.seed import seed_demo
+from infra.local import iam
 from infra.local.frontdoor import HttpResponse, LocalApi
 from infra.local.provision import provision
 from infra.local.template import load_template
@@ -46,11 +47,21 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack(demo_database: Path) -> Iterator[Stack]:
-    with mock_aws():
+    """The template's resources under moto with IAM enforced: each handler runs as its function's role
+    (translated from template.yaml by SAM), the set-up and the tests' own checks as the operator."""
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
+    with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
         aws.reset()
-        names = provision(TEMPLATE)
-        catalog = DynamoCatalog(names["CatalogTable"])
-        reports = seed_demo(catalog, demo_database)
-        tokens = DynamoTokenStore(names["TokensTable"])
-        yield Stack(names, tokens, catalog, reports, prepare_tokens(tokens, "test"), LocalApi(TEMPLATE))
+        identities = iam.local_iam(TEMPLATE)
+        try:
+            names = provision(TEMPLATE)
+            catalog = DynamoCatalog(names["CatalogTable"])
+            reports = seed_demo(catalog, demo_database)
+            tokens = DynamoTokenStore(names["TokensTable"])
+            api = LocalApi(TEMPLATE, identities.functions)
+            yield Stack(names, tokens, catalog, reports, prepare_tokens(tokens, "test"), api)
+        finally:
+            iam.relax()
+            for name, value in saved.items():
+                os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
     aws.reset()

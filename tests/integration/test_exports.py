@@ -185,7 +185,7 @@ def test_the_cache_period_runs_from_the_render_and_a_cached_copy_never_extends_i
         catalog,
         ReportRunner(catalog, open_source),
         tickets,
-        SqsExportQueue(stack.names["ExportQueue"]),
+        SqsExportQueue(TEMPLATE.reference("ExportQueue")),
         S3FileStore(stack.names["ExportBucket"]),
         ExportPolicy(retention_days=7, link_seconds=60),
         clock,
@@ -370,7 +370,7 @@ def test_a_duplicate_delivery_renders_once_and_never_moves_a_complete_ticket_bac
     stack: Stack, queue_pollers: list[QueuePoller], tickets: DynamoTicketStore
 ) -> None:
     ticket_id = pending_ticket(stack)
-    SqsExportQueue(stack.names["ExportQueue"]).send(ticket_id)  # the same message twice
+    SqsExportQueue(TEMPLATE.reference("ExportQueue")).send(ticket_id)  # the same message twice
     drain(queue_pollers)
     done = tickets.get(ticket_id)
     assert done is not None and done.status is TicketStatus.COMPLETE and done.attempt == 1

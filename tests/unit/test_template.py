@@ -67,7 +67,10 @@ def test_refusals_have_seed_shaped_gateway_responses() -> None:
 def test_function_environments_resolve_to_local_resource_names() -> None:
     environment = TEMPLATE.environment()
     assert environment["TOKENS_TABLE"] == "reportserver-local-tokenstable"
-    assert environment["EXPORT_QUEUE_NAME"] == "reportserver-local-exportqueue"
+    assert (
+        environment["EXPORT_QUEUE_URL"]
+        == "https://sqs.us-east-1.amazonaws.com/123456789012/reportserver-local-exportqueue"
+    )
     assert environment["CATALOG_TABLE"] == "reportserver-local-catalogtable"
     assert int(environment["CALL_MAX_BYTES"]) <= 6 * 1024 * 1024
 

@@ -2,42 +2,77 @@
 
 Importing this module needs no AWS settings and does not import boto3 (a few hundred milliseconds
 of cold start): the first call does. `reset()` lets tests start afresh under moto.
+
+In Lambda every call uses the function's own role (the default credential chain). The local stack
+runs every function in one process, so it says whose credentials a call uses with `acting_as`: each
+function's handler runs as its own role there too, and a call its role does not allow fails as in AWS.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
+# Credentials as boto3's keyword arguments (aws_access_key_id, ...), frozen so they can key a cache.
+Credentials = frozenset[tuple[str, str]]
+_acting_as: ContextVar[Credentials | None] = ContextVar("aws_acting_as", default=None)
+
+
+@contextmanager
+def acting_as(credentials: dict[str, str] | None) -> Iterator[None]:
+    """Every client this context (thread or task) gets uses these credentials; None: the default chain."""
+    token = _acting_as.set(frozenset(credentials.items()) if credentials else None)
+    try:
+        yield
+    finally:
+        _acting_as.reset(token)
+
+
+def dynamodb() -> Any:
+    return _dynamodb(_acting_as.get())
+
+
+def s3() -> Any:
+    return _s3(_acting_as.get())
+
+
+def sqs() -> Any:
+    return _sqs(_acting_as.get())
+
 
 @functools.cache
-def dynamodb() -> Any:
+def _session(credentials: Credentials | None) -> Any:
     import boto3  # noqa: PLC0415 - deferred: boto3 is the heaviest import of the API functions
 
-    return boto3.resource("dynamodb")
+    return boto3.Session(**dict(credentials or ()))
 
 
 @functools.cache
-def s3() -> Any:
-    import boto3  # noqa: PLC0415
+def _dynamodb(credentials: Credentials | None) -> Any:
+    return _session(credentials).resource("dynamodb")
+
+
+@functools.cache
+def _s3(credentials: Credentials | None) -> Any:
     from botocore.config import Config  # noqa: PLC0415
 
     # Path-style addressing where an endpoint is overridden (the local stack's moto server on 127.0.0.1).
     style = "path" if os.environ.get("AWS_ENDPOINT_URL") else "auto"
-    return boto3.client("s3", config=Config(signature_version="s3v4", s3={"addressing_style": style}))
+    return _session(credentials).client("s3", config=Config(signature_version="s3v4", s3={"addressing_style": style}))
 
 
 @functools.cache
-def sqs() -> Any:
-    import boto3  # noqa: PLC0415
-
-    return boto3.client("sqs")
+def _sqs(credentials: Credentials | None) -> Any:
+    return _session(credentials).client("sqs")
 
 
 def reset() -> None:
-    for client in (dynamodb, s3, sqs):
-        client.cache_clear()
+    for cached in (_session, _dynamodb, _s3, _sqs):
+        cached.cache_clear()
 
 
 def error_code(error: Exception) -> str:

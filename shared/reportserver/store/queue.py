@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-
 import msgspec
 
 from reportserver.store import aws
 
 
 class SqsExportQueue:
-    def __init__(self, queue_name: str) -> None:
-        self._queue_name = queue_name
-
-    @functools.cached_property
-    def _url(self) -> str:
-        url: str = aws.sqs().get_queue_url(QueueName=self._queue_name)["QueueUrl"]
-        return url
+    def __init__(self, queue_url: str) -> None:
+        self._url = queue_url  # given by the template (!Ref): looking it up would need sqs:GetQueueUrl
 
     def send(self, ticket_id: str) -> None:
         aws.sqs().send_message(QueueUrl=self._url, MessageBody=msgspec.json.encode({"ticket_id": ticket_id}).decode())

@@ -1,0 +1,210 @@
+"""IAM for the local stack, as strict as AWS: each function runs under the role the template gives it.
+
+SAM turns a function's `Policies` (policy templates, managed policy ARNs, inline statements) into an
+execution role; `aws-sam-translator`, the library `sam build` and `sam deploy` use, does the same here
+from `template.yaml` itself, so the roles cannot drift from what deploys. Each role is created in moto
+and assumed; its credentials are the ones the function's handler runs with (`LocalApi.invoke`). Then
+moto authenticates and authorises every request: a call whose action (and, where moto checks it, the
+resource) is not allowed by the caller's policies fails with AccessDenied, as it would in AWS.
+
+Everything that is not a function (provisioning, demo data, test set-up, the CLI) acts as the
+*operator*: an IAM user with every permission, like the admin who runs `sam deploy`.
+
+moto checks resources for S3 and SQS but asks "*" of DynamoDB, which no resource-scoped statement
+matches; `_dynamodb_resource` names the table (or index) of each request, so a policy scoped to
+another table fails here as in AWS.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from infra.local.template import LOCAL_PREFIX, LOCAL_REGION, Template
+
+OPERATOR = f"{LOCAL_PREFIX}-operator"
+_LAMBDA_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
+_EVERYTHING = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+
+@dataclass(frozen=True)
+class Role:
+    """A function's execution role as SAM builds it: inline policy documents and managed policy ARNs."""
+
+    function: str
+    name: str
+    policies: dict[str, dict[str, Any]]
+    managed: tuple[str, ...]
+
+    def without(self, action: str) -> Role:
+        """The same role with one action taken out of every statement (to show a test fails without it)."""
+        policies = copy.deepcopy(self.policies)
+        found = False
+        for document in policies.values():
+            for statement in document.get("Statement", []):
+                actions = statement.get("Action", [])
+                listed = [actions] if isinstance(actions, str) else list(actions)
+                if action in listed:
+                    found = True
+                    listed.remove(action)
+                    statement["Action"] = listed or ["none:NoAction"]
+        if not found:
+            raise ValueError(f"{self.function}'s role has no {action}")
+        return Role(self.function, self.name, policies, self.managed)
+
+
+def function_roles(template: Template) -> dict[str, Role]:
+    """Each function's execution role, translated by SAM from the template and resolved locally."""
+    from samtranslator.parser.parser import Parser  # noqa: PLC0415 - a dev-only dependency
+    from samtranslator.translator.translator import Translator  # noqa: PLC0415
+
+    document = copy.deepcopy(template.document)
+    for resource in document["Resources"].values():
+        # SAM checks that code locations are S3 URIs; sam build puts them there. The code is not needed here.
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = "s3://local/code"
+        elif resource["Type"] == "AWS::Serverless::LayerVersion":
+            resource["Properties"]["ContentUri"] = "s3://local/layer"
+    translator = Translator({}, Parser(), boto_session=boto3.Session(region_name=LOCAL_REGION))
+    translated = translator.translate(document, parameter_values={}, get_managed_policy_map=dict)
+    resources = translated["Resources"]
+    roles = {}
+    for logical_id in template.of_type("AWS::Serverless::Function"):
+        role_id = resources[logical_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+        properties = resources[role_id]["Properties"]
+        # SAM's policy templates carry no Version (IAM then reads them as 2008-10-17, which moto refuses);
+        # they use no policy variables, so the two versions mean the same.
+        policies = {
+            p["PolicyName"]: {"Version": "2012-10-17", **template.resolve(p["PolicyDocument"])}
+            for p in properties.get("Policies", [])
+        }
+        managed = tuple(template.resolve(arn) for arn in properties.get("ManagedPolicyArns", []))
+        roles[logical_id] = Role(logical_id, f"{LOCAL_PREFIX}-{role_id}"[:64], policies, managed)
+    return roles
+
+
+@dataclass(frozen=True)
+class Identities:
+    """Who calls AWS locally: the operator, and each function under its own role."""
+
+    operator: dict[str, str]
+    functions: dict[str, dict[str, str]]
+
+
+def create_identities(roles: dict[str, Role]) -> Identities:
+    """Create the operator and each role in moto (before enforcement), and assume each role."""
+    iam = boto3.client("iam")
+    iam.create_user(UserName=OPERATOR)
+    iam.put_user_policy(UserName=OPERATOR, PolicyName="everything", PolicyDocument=json.dumps(_EVERYTHING))
+    key = iam.create_access_key(UserName=OPERATOR)["AccessKey"]
+    operator = {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+    sts = boto3.client("sts", **operator)
+    functions = {}
+    for role in roles.values():
+        arn = iam.create_role(RoleName=role.name, AssumeRolePolicyDocument=json.dumps(_LAMBDA_TRUST))["Role"]["Arn"]
+        for name, policy in role.policies.items():
+            iam.put_role_policy(RoleName=role.name, PolicyName=name, PolicyDocument=json.dumps(policy))
+        for managed in role.managed:
+            iam.attach_role_policy(RoleName=role.name, PolicyArn=managed)
+        credentials = sts.assume_role(RoleArn=arn, RoleSessionName=role.function, DurationSeconds=43_200)
+        issued = credentials["Credentials"]
+        functions[role.function] = {
+            "aws_access_key_id": issued["AccessKeyId"],
+            "aws_secret_access_key": issued["SecretAccessKey"],
+            "aws_session_token": issued["SessionToken"],
+        }
+    return Identities(operator, functions)
+
+
+def replace_policies(role: Role) -> None:
+    """Put a role's inline policies as given (the operator does this, e.g. to take one action away)."""
+    iam = boto3.client("iam")
+    for name, policy in role.policies.items():
+        iam.put_role_policy(RoleName=role.name, PolicyName=name, PolicyDocument=json.dumps(policy))
+
+
+def enforce() -> None:
+    """From now on moto authenticates every request and checks it against the caller's policies.
+
+    moto runs in this process (under `mock_aws`, or as the local stack's threaded server), so its
+    settings are this process's."""
+    from moto import settings  # noqa: PLC0415
+    from moto.core.authorization import ActionAuthenticatorMixin  # noqa: PLC0415
+    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415
+    from moto.s3.responses import S3Response  # noqa: PLC0415
+
+    DynamoHandler._determine_resource = _dynamodb_resource  # type: ignore[attr-defined]
+    if not getattr(S3Response, "_presigned_pass", False):
+        checked = _unless_presigned(S3Response._authenticate_and_authorize_s3_action)
+        setattr(S3Response, "_authenticate_and_authorize_s3_action", checked)  # noqa: B010
+        setattr(S3Response, "_presigned_pass", True)  # noqa: B010
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+    ActionAuthenticatorMixin.request_count = 0
+
+
+def relax() -> None:
+    """Back to moto's default (no authentication), e.g. when a test session ends."""
+    from moto import settings  # noqa: PLC0415
+    from moto.core.authorization import ActionAuthenticatorMixin  # noqa: PLC0415
+
+    settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
+    ActionAuthenticatorMixin.request_count = 0
+
+
+def _unless_presigned(check: Any) -> Any:
+    """moto cannot check a presigned URL's signature (it fails reading an Authorization header the
+    URL does not have): a presigned GET passes, as DESIGN.md says of moto. The function that signed it
+    was checked when it read the file, and the tests read each URL's expiry from its parameters."""
+
+    def checked(response: Any, *args: Any, **kwargs: Any) -> None:
+        if "X-Amz-Signature" in response.querystring:
+            return
+        check(response, *args, **kwargs)
+
+    return checked
+
+
+def _dynamodb_resource(handler: Any) -> str:
+    """The ARN a DynamoDB request acts on, as IAM evaluates it: its table, or the table's index."""
+    params = getattr(handler, "params", None) or {}
+    table = params.get("TableName")
+    if not table:
+        # Batch and transaction requests name their tables inside: the first one decides here.
+        items = params.get("RequestItems") or {}
+        table = next(iter(items), None)
+    if not table:
+        return "*"
+    arn = f"arn:aws:dynamodb:{handler.region}:{handler.current_account}:table/{table}"
+    index = params.get("IndexName")
+    return f"{arn}/index/{index}" if index else arn
+
+
+def operate_as(operator: dict[str, str]) -> dict[str, str | None]:
+    """Make the operator this process's default AWS identity; return what the environment had."""
+    import os  # noqa: PLC0415
+
+    names = {"aws_access_key_id": "AWS_ACCESS_KEY_ID", "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY"}
+    previous = {v: os.environ.get(v) for v in [*names.values(), "AWS_SESSION_TOKEN"]}
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.update({names[k]: v for k, v in operator.items()})
+    boto3.DEFAULT_SESSION = None  # boto3.client() makes a new default session, which reads them
+    return previous
+
+
+def local_iam(template: Template) -> Identities:
+    """The whole set-up, before any function runs: roles from the template, the operator as this
+    process's identity, then enforcement."""
+    from reportserver.store import aws  # noqa: PLC0415
+
+    identities = create_identities(function_roles(template))
+    operate_as(identities.operator)
+    aws.reset()
+    enforce()
+    return identities

@@ -1,0 +1,177 @@
+"""IAM is enforced: each function runs under the role SAM builds from template.yaml, and needs all of it.
+
+For every action in every function's inline policy, the function's own work is run twice: under the
+template's role (it succeeds), then with that one action taken away (it must fail). So a call the
+template does not allow fails a test, and so does an action the template grants but no code uses.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from reportserver.domain.tickets import TicketStatus
+from reportserver.domain.tokens import basic_header, issue_token
+from reportserver.store import aws
+from reportserver.store.tickets import DynamoTicketStore
+
+from infra.local import iam
+from infra.local.queues import drain, pollers
+from tests.integration.conftest import TEMPLATE, Stack
+
+ROLES = iam.function_roles(TEMPLATE)
+
+# Actions whose absence moto cannot show: it never runs the path that needs them.
+NOT_OBSERVABLE = {
+    # Only a failed multipart upload is aborted; the tests' files are far below the multipart size.
+    ("ExportWorkerFunction", "s3:AbortMultipartUpload"): "no failed multipart upload",
+    # Without it S3 answers 403 for a missing file (the caller would get 502, not 410); moto answers 404.
+    ("ExportsFunction", "s3:ListBucket"): "moto answers 404 for a missing key without it",
+    # Only when a new ticket's message cannot be queued: the ticket is failed then, not left pending.
+    ("ExportsFunction", "dynamodb:UpdateItem"): "only when the queue refuses a message",
+}
+
+
+def _fresh_token(stack: Stack) -> tuple[str, str]:
+    now = datetime.now(UTC)
+    name = f"iam-{uuid.uuid4().hex[:8]}"
+    _, secret = issue_token(
+        stack.tokens,
+        name=name,
+        groups=["*"],
+        permissions=[],
+        expires_at=now + timedelta(days=1),
+        created_by="iam",
+        now=now,
+    )
+    return basic_header(name, secret), f"Bearer {secret}"
+
+
+def _authorizes(stack: Stack) -> bool:
+    """A new token (never cached) by name (GetItem) and by its secret's hash (Query on the index)."""
+    basic, bearer = _fresh_token(stack)
+    return all(stack.get("/api/server_time/", auth=header).status == 200 for header in (basic, bearer))
+
+
+def _calls_reports(stack: Stack) -> bool:
+    listed = stack.get("/api/reports/").status
+    by_id = stack.get(f"/report/get/{stack.report('gst-balance').id}").status
+    by_slug = stack.get("/api/call/gst-balance/?date_from=2025-07-01&date_to=2025-07-31").status
+    return listed == by_id == by_slug == 200
+
+
+def _post_export(stack: Stack, body: dict[str, object]) -> tuple[int, dict[str, object]]:
+    headers = [("Authorization", stack.headers["admin"]), ("Content-Type", "application/json")]
+    response = stack.api.handle("POST", "/api/exports/", headers, json.dumps(body).encode())
+    return response.status, json.loads(response.body)
+
+
+def _exports(stack: Stack) -> bool:
+    """Request by display name (the report list), a new ticket queued; the same request again (found in
+    the cache by its index, the file checked); status and download."""
+    body = {"report_name": "Order Lines", "format": "csv", "parameters": {"row_limit": 20}, "force_update": True}
+    status, ticket = _post_export(stack, body)
+    if status != 202:
+        return False
+    drain(pollers(stack.api, TEMPLATE))
+    cached_status, cached = _post_export(stack, {**body, "force_update": False})
+    view = stack.get(f"/api/exports/{ticket['ticket_id']}/")
+    download = stack.get(f"/api/exports/{ticket['ticket_id']}/download/")
+    from_cache = cached_status == 200 and cached.get("status") == "complete"  # 202 and pending: rendered anew
+    return from_cache and view.status == 200 and download.status == 302
+
+
+def _renders(stack: Stack) -> bool:
+    """The worker reads the report, claims and completes the ticket, and puts the file."""
+    stack.api.cold_start("ExportsFunction")
+    body = {"report_name": "sales-summary", "format": "csv", "force_update": True}
+    status, ticket = _post_export(stack, body)
+    assert status == 202, ticket
+    drain(pollers(stack.api, TEMPLATE))
+    done = DynamoTicketStore(stack.names["TicketsTable"]).get(str(ticket["ticket_id"]))
+    return done is not None and done.status is TicketStatus.COMPLETE
+
+
+def _fails_dead_letters(stack: Stack) -> bool:
+    """A dead-lettered message fails its ticket (read, then updated) and is not reported as failed."""
+    status, ticket = _post_export(stack, {"report_name": "sales-summary", "force_update": True})
+    assert status == 202, ticket
+    record = {"messageId": "dead-1", "receiptHandle": "r", "body": json.dumps({"ticket_id": ticket["ticket_id"]})}
+    record |= {"attributes": {"ApproximateReceiveCount": "3"}, "eventSource": "aws:sqs"}
+    record |= {"eventSourceARN": TEMPLATE.attribute("ExportDeadLetterQueue", "Arn"), "messageAttributes": {}}
+    response = stack.api.invoke("ExportDeadLettersFunction", {"Records": [record]})
+    done = DynamoTicketStore(stack.names["TicketsTable"]).get(str(ticket["ticket_id"]))
+    failed = done is not None and done.status is TicketStatus.FAILED
+    return failed and not response.get("batchItemFailures")
+
+
+WORK: dict[str, Callable[[Stack], bool]] = {
+    "AuthFunction": _authorizes,
+    "ReportsFunction": _calls_reports,
+    "ExportsFunction": _exports,
+    "ExportWorkerFunction": _renders,
+    "ExportDeadLettersFunction": _fails_dead_letters,
+}
+
+
+def _inline_actions() -> list[tuple[str, str]]:
+    pairs: set[tuple[str, str]] = set()
+    for function, role in ROLES.items():
+        for document in role.policies.values():
+            for statement in document["Statement"]:
+                actions = statement["Action"]
+                pairs.update((function, a) for a in ([actions] if isinstance(actions, str) else actions))
+    return sorted(pairs - set(NOT_OBSERVABLE))
+
+
+def test_every_function_has_its_work_and_its_own_role() -> None:
+    assert set(WORK) == set(TEMPLATE.functions()) == set(ROLES)
+
+
+def test_every_function_runs_as_its_own_assumed_role(stack: Stack) -> None:
+    for function, credentials in stack.api.identities.items():
+        arn = boto3.client("sts", **credentials).get_caller_identity()["Arn"]
+        assert arn.endswith(f":assumed-role/{ROLES[function].name}/{function}")
+
+
+def test_a_caller_without_a_known_identity_is_refused(stack: Stack) -> None:
+    stranger = boto3.client("dynamodb", aws_access_key_id="AKIAUNKNOWN0000000000", aws_secret_access_key="x")
+    with pytest.raises(ClientError) as refused:
+        stranger.describe_table(TableName=stack.names["TokensTable"])
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "InvalidClientTokenId" in str(refused.value)
+
+
+def test_a_role_scoped_to_one_table_cannot_read_another(stack: Stack) -> None:
+    # The reports function may read the catalog, not the tokens: DynamoDB resources are checked too.
+    with aws.acting_as(stack.api.identities["ReportsFunction"]), pytest.raises(ClientError) as refused:
+        aws.dynamodb().Table(stack.names["TokensTable"]).get_item(Key={"name": "test-admin"})
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert "is not authorized to perform: dynamodb:GetItem" in str(refused.value)
+
+
+def test_what_cannot_be_observed_is_still_granted() -> None:
+    for function, action in NOT_OBSERVABLE:
+        assert any(action in str(document) for document in ROLES[function].policies.values()), (function, action)
+
+
+@pytest.mark.parametrize(("function", "action"), _inline_actions())
+def test_each_function_needs_every_action_its_role_grants(stack: Stack, function: str, action: str) -> None:
+    role, work = ROLES[function], WORK[function]
+    # Given the function's work succeeds under the template's role, in a new container
+    stack.api.cold_start(function)
+    assert work(stack), f"{function} fails under its template role"
+    # When the role loses this one action
+    iam.replace_policies(role.without(action))
+    stack.api.cold_start(function)
+    try:
+        # Then the same work fails
+        assert not work(stack), f"{function} works without {action}: the template grants more than it uses"
+    finally:
+        iam.replace_policies(role)
+        stack.api.cold_start(function)
