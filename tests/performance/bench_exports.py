@@ -12,8 +12,9 @@ libraries it uses before its clock starts. "ours" runs without pandas, as the wo
   `to_parquet`, `to_excel` (openpyxl) or `to_html`; for pdf, fpdf2 with a cell per value.
 - **arrow** (csv, parquet): the strongest library path: the ADBC SQLite driver read as one Arrow
   table, then `pyarrow.csv.write_csv` or `pyarrow.parquet.write_table`.
-- **xlsxwriter** (xlsx): XlsxWriter in `constant_memory` mode, rows from `sqlite3` with its date and
-  timestamp converters, dates written as dates with a number format.
+- **xlsxwriter** (xlsx): XlsxWriter in `constant_memory` mode, rows from `sqlite3` with date and
+  timestamp converters (`fromisoformat`), dates written as dates with a number format. Its zip uses
+  zlib's default level; ours level 1 (files about 5% larger, written faster).
 - **fpdf2 table()** (pdf): fpdf2's own table API, a row per result row.
 
 Every side reads the same table from the same file; the seconds include the read. Where a side is too
@@ -34,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +208,10 @@ def run_xlsxwriter(export_format: str, rows: int, target: Path) -> int:
     import xlsxwriter
 
     written = 0
+    # Dates and timestamps as XlsxWriter takes them, parsed by fromisoformat: Python 3.12's default
+    # converters warn on every value (deprecated), about 5% of this side's time.
+    sqlite3.register_converter("DATE", lambda raw: date.fromisoformat(raw.decode()))
+    sqlite3.register_converter("TIMESTAMP", lambda raw: datetime.fromisoformat(raw.decode()))
     with sqlite3.connect(DATABASE, detect_types=sqlite3.PARSE_DECLTYPES) as connection:
         cursor = connection.execute(SELECT, {"n": rows})
         book = xlsxwriter.Workbook(str(target), {"constant_memory": True})

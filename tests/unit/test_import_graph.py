@@ -43,8 +43,10 @@ def module_name(path: Path, root: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports(path: Path) -> Iterator[str]:
-    """Every module a file imports, wherever the import stands, except under `if TYPE_CHECKING:`."""
+def imports(path: Path, name: str = "") -> Iterator[str]:
+    """Every module a file imports, wherever the import stands, except under `if TYPE_CHECKING:`;
+    relative imports (`from ..sources import x`) resolved against the file's module `name`."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     tree = ast.parse(path.read_text(encoding="utf-8"))
     typing_only = {
         id(inner)
@@ -58,9 +60,14 @@ def imports(path: Path) -> Iterator[str]:
             continue
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.module
-            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*parent, *([node.module] if node.module else [])])
+            if base:
+                yield base
+                yield from (f"{base}.{alias.name}" for alias in node.names)
 
 
 def violations(root: Path) -> list[str]:
@@ -68,7 +75,7 @@ def violations(root: Path) -> list[str]:
     found = []
     for path in sorted(root.rglob("*.py")):
         name = module_name(path, root)
-        for imported in imports(path):
+        for imported in imports(path, name):
             neutral = imported in NEUTRAL or any(imported.startswith(n + ".") for n in NEUTRAL)
             if neutral and name not in NEUTRAL:
                 continue
@@ -101,6 +108,10 @@ def test_dependencies_point_one_way() -> None:
         ("render/bad.py", "from reportserver.http.api import caller\n", "reportserver.render.bad"),
         ("render/to_bad.py", "from reportserver.render.to_html import RENDERER\n", "reportserver.render.to_bad"),
         ("sqltext.py", "from reportserver.domain import errors\n", "reportserver.sqltext"),
+        # Found: relative imports were not read at all.
+        ("domain/bad.py", "from ..sources.sqlite import SqliteSource\n", "reportserver.domain.bad"),
+        ("domain/bad.py", "from .. import render\n", "reportserver.domain.bad"),
+        ("render/to_bad.py", "from .to_html import RENDERER\n", "reportserver.render.to_bad"),
     ],
 )
 def test_the_rule_catches_an_import_against_the_arrows(tmp_path: Path, module: str, source: str, broken: str) -> None:

@@ -124,11 +124,13 @@ def resolve(name: str, sql_type: str | None) -> Column:
 
 # The text forms a source may hand over for dates and times: ISO 8601 with a space or a T, seconds
 # optional, at most microseconds (finer digits would be dropped, so they do not fit).
-DATE_TEXT = r"^\d{4}-\d{2}-\d{2}$"
-TIMESTAMP_TEXT = r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?$"
-TIMESTAMPTZ_TEXT = r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?(?:Z|[+-]\d{2}:?\d{2})?$"
-DECIMAL_TEXT = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
-INTEGER_TEXT = r"^[+-]?\d{1,19}$"
+# ASCII digits only ([0-9], never \d: Python's \d takes Arabic-Indic and fullwidth digits too); the same
+# patterns check values in Python (rows) and in Arrow (native reads).
+DATE_TEXT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+TIMESTAMP_TEXT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[ T][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?)?$"
+TIMESTAMPTZ_TEXT = TIMESTAMP_TEXT.removesuffix("$") + r"(?:Z|[+-][0-9]{2}:?[0-9]{2})?$"
+DECIMAL_TEXT = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+INTEGER_TEXT = r"^[+-]?[0-9]{1,19}$"
 TRUE_TEXT = frozenset({"true", "t", "1"})
 FALSE_TEXT = frozenset({"false", "f", "0"})
 _DATE = re.compile(DATE_TEXT)
@@ -229,7 +231,8 @@ def _to_decimal(value: Any, column: Column) -> Any:  # noqa: PLR0911 - one retur
         # A REAL holds a binary fraction; its shortest decimal text is the number that was stored.
         if not math.isfinite(value):
             return _UNFIT
-        number = Decimal(repr(value))
+        text = repr(value)  # written as Arrow writes a double: 20.0 is 20, a whole number has no places
+        number = Decimal(text[:-2] if text.endswith(".0") else text)
     elif isinstance(value, str) and _DECIMAL.match(value.strip()):
         number = Decimal(value.strip())
     elif isinstance(value, Decimal):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from queue import Empty, Queue
@@ -108,16 +108,20 @@ class _Typing:
         column = self.declared[index]
         return column.type is ColumnType.DECIMAL and column.scale is None
 
-    def learn_scale(self, index: int, scale: int) -> None:
-        known = self.types[index]
-        if known is None:
-            self.types[index] = (ColumnType.DECIMAL, scale)
-        elif known[1] is not None and scale > known[1]:
-            name = self.declared[index].name
-            raise ReadAgain(
-                self.plan.with_override(name, ColumnType.DECIMAL, scale, native=True),
-                f"column {name!r} has values with {scale} decimal places",
-            )
+    def learn_scales(self, needed: dict[int, int]) -> None:
+        """Decimals whose values need these places: fixed now, or (when a batch has more places than the
+        column was fixed with) one new read that widens every such column of the batch at once."""
+        plan, wider = self.plan, []
+        for index, scale in needed.items():
+            known = self.types[index]
+            if known is None:
+                self.types[index] = (ColumnType.DECIMAL, scale)
+            elif known[1] is not None and scale > known[1]:
+                name = self.declared[index].name
+                plan = plan.with_override(name, ColumnType.DECIMAL, scale, native=True)
+                wider.append(f"{name!r} ({scale} places)")
+        if wider:
+            raise ReadAgain(plan, "decimal columns with more places than their first values: " + ", ".join(wider))
 
     def learn_kind(self, index: int, kind: ColumnType, native: bool) -> None:
         """An engine-typed column's values are of `kind`: fix its type, or ask for the joined one."""
@@ -179,12 +183,13 @@ class RowBatches:
 
     def _learn(self, values: list[tuple[Any, ...]]) -> None:
         typing = self._typing
+        scales = {}
         for i, column in enumerate(typing.planned):
             present = [v for v in values[i] if v is not None]
             if not present:
                 continue
             if typing.grows_scale(i):
-                typing.learn_scale(i, max(decimal_scale(v) for v in present))
+                scales[i] = max(decimal_scale(v) for v in present)
             elif typing.declared[i].type is None:
                 kind = _joined({_storage_kind(v) for v in present})
                 if i in self._defaulted:  # text only because its first batch had no value
@@ -196,6 +201,7 @@ class RowBatches:
                             f"column {name!r} has its first values after the first batch",
                         )
                 typing.learn_kind(i, kind, native=False)
+        typing.learn_scales(scales)
 
     def _array(self, index: int, values: list[Any]) -> pa.Array:
         target = (self._schema or self._typing.schema()).field(index).type
@@ -230,16 +236,25 @@ class NativeBatches:
     def __init__(self, columns: list[Column], first: pa.RecordBatch, plan: ReadPlan) -> None:
         self._typing = _Typing(columns, plan)
         self._rows = 0
+        scales = {}
         for i, column in enumerate(self._typing.planned):
             stored = first.column(i)
             if self._typing.grows_scale(i):
-                self._typing.learn_scale(i, _needed_scale(stored, column, 0))
+                scales[i] = _needed_scale(stored, column, 0)
             elif column.type is None and stored.null_count < len(stored):
                 self._typing.learn_kind(i, _kind_of_arrow(stored.type), native=True)
+        self._typing.learn_scales(scales)
         self._defaulted = {i for i, t in enumerate(self._typing.types) if t is None}
         self.schema = self._typing.schema()
 
     def apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        typing = self._typing
+        scales = {}
+        for i in range(batch.num_columns):
+            stored, target = batch.column(i), self.schema.field(i).type
+            if typing.grows_scale(i) and _float_decimal(stored, target.scale) is None:
+                scales[i] = _needed_scale(stored, typing.planned[i], self._rows)
+        typing.learn_scales(scales)
         arrays = [self._cast(i, batch.column(i)) for i in range(batch.num_columns)]
         self._rows += batch.num_rows
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
@@ -248,8 +263,6 @@ class NativeBatches:
         typing = self._typing
         column = typing.planned[index]
         target = self.schema.field(index).type
-        if typing.grows_scale(index) and _float_decimal(stored, target.scale) is None:
-            typing.learn_scale(index, _needed_scale(stored, column, self._rows))
         declared = typing.declared[index].type
         if declared is not None:
             return _CASTS[declared](stored, target, column, self._rows)
@@ -264,7 +277,41 @@ class NativeBatches:
                     f"column {column.name!r} has its first values after the first batch",
                 )
         typing.learn_kind(index, kind, native=False)
+        if pa.types.is_floating(stored.type) and _holds_big_whole_numbers(stored):
+            # The driver fixed the column as REAL from its first batch and converts later INTEGERs to
+            # doubles: past 2^53 it drops digits, so the rows decide (an exact float, or a clear refusal).
+            raise ReadAgain(ReadPlan(native=False, overrides=typing.plan.overrides), f"column {column.name!r}")
+        if pa.types.is_string(stored.type) and not _valid_utf8(stored):
+            # Bytes in a column the driver typed as text (a BLOB after its first batch, or text that is not
+            # UTF-8): the rows decide (binary written as base64, or a clear refusal).
+            raise ReadAgain(ReadPlan(native=False, overrides=typing.plan.overrides), f"column {column.name!r}")
         return stored if stored.type == target else stored.cast(target)
+
+
+def _holds_big_whole_numbers(stored: pa.Array) -> bool:
+    """Some value is a whole number at or past 2^53, where a double may stand for another integer."""
+    big = pc.and_(pc.greater_equal(pc.abs(stored), EXACT_FLOAT_INTEGER), pc.equal(pc.trunc(stored), stored))
+    return bool(pc.any(big).as_py())
+
+
+def _valid_utf8(stored: pa.Array) -> bool:
+    try:
+        stored.validate(full=True)  # checks every string's UTF-8
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _checked_text(stored: pa.Array, column: Column, offset: int) -> pa.Array:
+    """Text that is not UTF-8 (SQLite stores what it is given) fails naming its row, never a broken file."""
+    if not _valid_utf8(stored):
+        for index, value in enumerate(stored.cast(pa.binary()).to_pylist()):
+            if value is not None:
+                try:
+                    value.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise ValueDoesNotFit(column.name, offset + index + 1, "text (UTF-8)", value) from None
+    return stored
 
 
 def _kind_of_arrow(kind: pa.DataType) -> ColumnType:
@@ -304,7 +351,8 @@ def _scale_of_text(text: pa.Array) -> pa.Array:
     """The decimal places each decimal text needs (plain or with an exponent)."""
     parts = pc.extract_regex(text, r"^[+-]?\d*(?:\.(?P<f>\d*))?(?:[eE](?P<e>[+-]?\d+))?$")
     fraction = pc.utf8_length(parts.field("f"))  # trailing zeros are places the value was given with
-    exponent = pc.cast(pc.if_else(pc.equal(parts.field("e"), ""), "0", parts.field("e")), pa.int64())
+    given = pc.replace_substring(parts.field("e"), "+", "")  # Arrow's integer parse refuses "+10"
+    exponent = pc.cast(pc.if_else(pc.equal(given, ""), "0", given), pa.int64())
     return pc.max_element_wise(pc.subtract(fraction.cast(pa.int64()), exponent), 0)
 
 
@@ -412,7 +460,7 @@ def _to_integer(stored: pa.Array, target: pa.DataType, column: Column, offset: i
     if pa.types.is_string(stored.type):
         _unfit(column, stored, offset, pc.invert(pc.match_substring_regex(stored, INTEGER_TEXT)))
         try:
-            return stored.cast(target)
+            return pc.replace_substring_regex(stored, r"^\+", "").cast(target)  # "+5" is 5, as in the rows
         except pa.ArrowInvalid:
             _first_failure(column, stored, offset, Converter(column), "integer")
             raise
@@ -463,8 +511,10 @@ def _parsed(
     except pa.ArrowInvalid:
         _first_failure(column, stored, offset, Converter(column), str(column.type))
         raise
-    # Arrow reads year 0; the contract (and Python) starts at year 1.
-    _unfit(column, stored, offset, pc.less(pc.year(parsed), 1))
+    # Arrow reads year 0, and an offset can carry 9999-12-31 into year 10000; the contract (and
+    # Python) holds years 1 to 9999.
+    years = pc.year(parsed)
+    _unfit(column, stored, offset, pc.or_(pc.less(years, 1), pc.greater(years, 9999)))
     return parsed
 
 
@@ -482,14 +532,16 @@ def _to_timestamptz(stored: pa.Array, target: pa.DataType, column: Column, offse
     if pa.types.is_string(stored.type):
         spaced = pc.replace_substring(stored, " ", "T")
         # A time without an offset is UTC (as SQLite's date functions give it); mark it so for the cast.
-        zoned = pc.match_substring_regex(spaced, r"(?:Z|[+-]\d{2}:?\d{2})$")
-        text = pc.if_else(zoned, spaced, pc.binary_join_element_wise(spaced, "Z", ""))
+        # A date alone is its midnight, as the rows read it.
+        timed = pc.if_else(pc.match_substring(spaced, "T"), spaced, pc.binary_join_element_wise(spaced, "T00:00", ""))
+        zoned = pc.match_substring_regex(timed, r"(?:Z|[+-][0-9]{2}:?[0-9]{2})$")
+        text = pc.if_else(zoned, timed, pc.binary_join_element_wise(timed, "Z", ""))
     return _parsed(stored, target, column, offset, TIMESTAMPTZ_TEXT, text)
 
 
 def _to_text(stored: pa.Array, target: pa.DataType, column: Column, offset: int) -> pa.Array:
     if pa.types.is_string(stored.type):
-        return stored
+        return _checked_text(stored, column, offset)
     if pa.types.is_integer(stored.type):
         return stored.cast(target)
     if pa.types.is_floating(stored.type):  # Python's shortest text, as the row path writes it
@@ -553,7 +605,9 @@ class QueryClock:
         return max(0.0, self.limit - self.used())
 
 
-def prefetched(batches: Iterator[pa.RecordBatch], clock: QueryClock | None = None, depth: int = 2) -> Iterator[Any]:
+def prefetched(
+    batches: Iterator[pa.RecordBatch], clock: QueryClock | None = None, depth: int = 2
+) -> Generator[Any, None, None]:
     """Read the next batches in a thread while the caller renders this one.
 
     The native reader and Arrow's kernels release the GIL, so reading and rendering use both cores;

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
@@ -130,6 +130,7 @@ class SqliteSource:
             raise DataSourceFailed("The report's data source is not available") from None
         cursor = connection.cursor()
         clock = arrow.QueryClock(self._timeout)
+        read_ahead: Generator[Any, None, None] | None = None
         try:
             cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(ARROW_BATCH_ROWS)})
             values = _values(params, names)
@@ -149,8 +150,13 @@ class SqliteSource:
                 for batch in _native_batches(reader, plan):
                     yield typing.apply(batch)
 
-            yield ArrowResult(schema=typing.schema, batches=arrow.prefetched(batches(), clock))
+            read_ahead = arrow.prefetched(batches(), clock)
+            yield ArrowResult(schema=typing.schema, batches=read_ahead)
         finally:
+            if read_ahead is not None:
+                # Stop the read-ahead thread first: it may be inside the driver, and closing the
+                # connection under it crashes the process (a renderer that stopped early, a lost lease).
+                read_ahead.close()
             if clock.over():
                 # A reader past its limit may still be inside the driver: closing under it is unsafe,
                 # so the connection closes when that read ends and the objects are collected.
