@@ -41,6 +41,10 @@ BAD_INPUTS = [
     BadInput("expired token", "/api/call/gst-balance/", "expired", 401, "Token expired"),
     BadInput("deactivated token", "/api/call/gst-balance/", "deactivated", 401, "Token deactivated"),
     BadInput("reserved api.user", "/api/call/gst-balance/", _basic("api.user:rs_x"), 401, "reserved for internal"),
+    BadInput("reserved in capitals", "/api/call/gst-balance/", _basic("API.User:rs_x"), 401, "reserved for internal"),
+    # Found: a name past DynamoDB's 2,048-byte key limit crashed the authorizer (500).
+    BadInput("basic name too long", "/api/call/gst-balance/", _basic("a" * 2100 + ":rs_x"), 401, "Invalid token"),
+    BadInput("basic name with a newline", "/api/call/gst-balance/", _basic("test-admin\n:rs_x"), 401, "Invalid token"),
     BadInput(
         "token without the report's group",
         "/api/call/gst-balance/",
@@ -66,6 +70,47 @@ BAD_INPUTS = [
         400,
         "'date_from' must be a date as YYYY-MM-DD",
         "date_from",
+    ),
+    # Found: Python's parsers took these (week dates, Arabic-Indic digits, underscores, huge exponents).
+    BadInput(
+        "week date",
+        "/api/call/gst-balance/?date_from=2025-W01-1",
+        "admin",
+        400,
+        "'date_from' must be a date as YYYY-MM-DD",
+        "date_from",
+    ),
+    BadInput(
+        "arabic-indic digits",
+        "/api/call/customer-search/?name=a&min_orders=%D9%A1%D9%A2",
+        "admin",
+        400,
+        "'min_orders' must be a whole number",
+        "min_orders",
+    ),
+    BadInput(
+        "number with underscores",
+        "/api/call/product-catalogue/?min_price=1_000",
+        "admin",
+        400,
+        "'min_price' must be a number",
+        "min_price",
+    ),
+    BadInput(
+        "number with a huge exponent",
+        "/api/call/product-catalogue/?min_price=1e999999999",
+        "admin",
+        400,
+        "'min_price' must be a number",
+        "min_price",
+    ),
+    BadInput(
+        "boolean word outside the list",
+        "/api/call/product-catalogue/?gst_free=on",
+        "admin",
+        400,
+        "'gst_free' must be true or false",
+        "gst_free",
     ),
     BadInput(
         "bad choice",

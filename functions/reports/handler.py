@@ -81,6 +81,27 @@ def server_iso_time() -> Response[str]:
     return json_response({"ok": True, "message": "", "server_iso_time": datetime.now(UTC).isoformat()})
 
 
+@app.get("/api/openapi.json")
+def openapi_document() -> Response[str]:
+    from reportserver.http import contract  # noqa: PLC0415 - off the report calls' cold start
+
+    return json_response(contract.openapi_document(_stage_url()))
+
+
+@app.get("/api/docs")
+def api_docs() -> Response[str]:
+    from reportserver.http import contract  # noqa: PLC0415
+
+    return Response(200, "text/html; charset=utf-8", contract.swagger_page(_stage_url()))
+
+
+def _stage_url() -> str:
+    """Where the API is, as the caller reached it: the stage's path on API Gateway's own domain."""
+    context = app.current_event.request_context
+    path, resource = context.path or "", app.current_event.path or ""
+    return path[: len(path) - len(resource)] + "/" if resource and path.endswith(resource) else "/"
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from infra.local.template import LOCAL_ACCOUNT, LOCAL_REGION, GatewayResponse, R
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 API_ID = "local"
+MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit (REST APIs): 10 MB
 TEXT_TYPES = re.compile(r"^(text/|application/(json|xml|javascript))")
 
 
@@ -124,10 +125,11 @@ class LocalApi:
             path_parameters=path_parameters,
             source_ip=source_ip,
         )
-        authorizer_context, refusal = self._authorize(event, route)
-        if refusal is not None:
-            return refusal
-        event["requestContext"]["authorizer"] = authorizer_context
+        if route.authorized:
+            authorizer_context, refusal = self._authorize(event, route)
+            if refusal is not None:
+                return refusal
+            event["requestContext"]["authorizer"] = authorizer_context
         try:
             result = self.invoke(route.function, event)
         except Exception:
@@ -229,6 +231,10 @@ class LocalApi:
             return {}, self._gateway_response("ACCESS_DENIED", context, default_status=403)
         return {**context, "principalId": decision.get("principalId", "")}, None
 
+    def gateway_refusal(self, kind: str, status: int) -> HttpResponse:
+        """A refusal by API Gateway itself, before any function runs (a body too large, say)."""
+        return self._gateway_response(kind, {}, default_status=status)
+
     def _gateway_response(self, kind: str, context: dict[str, str], default_status: int) -> HttpResponse:
         configured = self._responses.get(kind) or self._default_response(kind, default_status)
         body = re.sub(
@@ -236,6 +242,8 @@ class LocalApi:
             lambda m: json.dumps(context.get(m.group(1), ""))[1:-1],
             configured.body,
         )
+        # API Gateway's own message, quoted (messageString is the JSON string of $context.error.message).
+        body = body.replace("$context.error.messageString", json.dumps(_GATEWAY_MESSAGES.get(kind, "Bad request")))
         return HttpResponse(configured.status or default_status, [("Content-Type", "application/json")], body.encode())
 
     def _default_response(self, kind: str, status: int) -> GatewayResponse:
@@ -243,6 +251,18 @@ class LocalApi:
         message = {401: "Unauthorized", 403: "Forbidden", 404: "Not found"}.get(status, "Internal error")
         body = fallback.body if fallback else json.dumps({"message": message})
         return GatewayResponse(status, body)
+
+
+# $context.error.message of the gateway responses the local front door gives (API Gateway's wording).
+_GATEWAY_MESSAGES = {
+    "UNAUTHORIZED": "Unauthorized",
+    "ACCESS_DENIED": "User is not authorized to access this resource",
+    "MISSING_AUTHENTICATION_TOKEN": "Missing Authentication Token",
+    "REQUEST_TOO_LARGE": "Request Too Long",
+    "BAD_REQUEST_BODY": "Invalid request body",
+    "AUTHORIZER_FAILURE": "Internal server error",
+    "DEFAULT_5XX": "Internal server error",
+}
 
 
 def _http_response(result: dict[str, Any]) -> HttpResponse:
@@ -260,9 +280,19 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server_version = "reportserver-local"
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        response = self.api.handle(self.command, self.path, list(self.headers.items()), body, self.client_address[0])
+        declared = (self.headers.get("Content-Length") or "0").strip()
+        if not declared.isascii() or not declared.isdigit():
+            # A negative or malformed length: refused before anything is read, as the AWS front end does.
+            self.close_connection = True
+            response = self.api.gateway_refusal("BAD_REQUEST_BODY", 400)
+        elif int(declared) > MAX_REQUEST_BODY_BYTES:
+            self.close_connection = True  # the body is not read: the connection cannot be reused
+            response = self.api.gateway_refusal("REQUEST_TOO_LARGE", 413)
+        else:
+            length = int(declared)
+            body = self.rfile.read(length) if length else b""
+            headers = list(self.headers.items())
+            response = self.api.handle(self.command, self.path, headers, body, self.client_address[0])
         self.send_response(
             response.status,
             HTTPStatus(response.status).phrase if response.status in HTTPStatus._value2member_map_ else "",

@@ -32,7 +32,10 @@ def _free_port() -> int:
 
 
 def _port_is_free(host: str, port: int) -> bool:
+    """Free as the server will bind it: with SO_REUSEADDR, so the sockets of a stack stopped a moment
+    ago (TIME_WAIT) do not count as in use (found: a restart within a minute said "in use")."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

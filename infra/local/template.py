@@ -53,6 +53,7 @@ class Route:
     function: str
     pattern: re.Pattern[str]
     parameters: tuple[str, ...]
+    authorized: bool = True  # False: `Auth: {Authorizer: NONE}`, reached without the authorizer
 
     def match(self, raw_path: str) -> dict[str, str] | None:
         found = self.pattern.match(raw_path)
@@ -186,7 +187,8 @@ class Template:
                 path = event["Properties"]["Path"]
                 method = event["Properties"]["Method"].upper()
                 pattern, names = _path_pattern(path)
-                routes.append(Route(method, path, logical_id, pattern, names))
+                authorized = event["Properties"].get("Auth", {}).get("Authorizer") != "NONE"
+                routes.append(Route(method, path, logical_id, pattern, names, authorized))
         # Literal segments before parameters, as API Gateway prefers the most specific resource.
         return sorted(routes, key=lambda r: (r.path.count("{"), -len(r.path)))
 

@@ -6,6 +6,7 @@ import http.client
 import json
 import re
 import shlex
+import socket
 import sqlite3
 import subprocess
 from urllib.parse import quote, urlsplit
@@ -127,3 +128,38 @@ def test_a_capped_slice_of_the_big_report_is_returned(local_stack: RunningStack)
     records = response.json()["records"]
     assert response.status_code == 200 and len(records) == 10_000
     assert [r["line_id"] for r in records[:3]] == [1, 2, 3]
+
+
+def _raw_request(stack: RunningStack, head: str) -> tuple[int, dict]:
+    """Send request lines as written (a client library would refuse a negative Content-Length)."""
+
+    parts = urlsplit(stack.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as connection:
+        connection.sendall(head.encode("latin-1"))
+        reply = b""
+        while b"\r\n\r\n" not in reply or len(reply.split(b"\r\n\r\n", 1)[1]) < _length(reply):
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    status_line, _, rest = reply.partition(b"\r\n")
+    return int(status_line.split()[1]), json.loads(rest.split(b"\r\n\r\n", 1)[1])
+
+
+def _length(reply: bytes) -> int:
+    found = re.search(rb"Content-Length: (\d+)", reply.split(b"\r\n\r\n", 1)[0])
+    return int(found.group(1)) if found else 0
+
+
+@pytest.mark.parametrize(
+    ("length", "status", "message"),
+    [("20000000", 413, "Request Too Long"), ("-5", 400, "Invalid request body"), ("12abc", 400, "Invalid")],
+)
+def test_the_front_door_refuses_bodies_as_api_gateway_does(
+    local_stack: RunningStack, length: str, status: int, message: str
+) -> None:
+    # Found: any Content-Length was read in full (an 11 MB body reached the handler), and a negative one crashed.
+    head = f"POST /api/exports/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n"
+    answered, body = _raw_request(local_stack, head + f"Authorization: {local_stack.headers['admin']}\r\n\r\n")
+    assert answered == status
+    assert body["ok"] is False and message in body["message"]

@@ -1,4 +1,5 @@
-"""The handlers invoked directly with the sample events of events/ (as `sam local invoke -e` would)."""
+"""The handlers invoked with the sample events of events/ (as `sam local invoke -e` would), each as its
+function's role."""
 
 from __future__ import annotations
 
@@ -10,9 +11,6 @@ from typing import Any
 import pytest
 from reportserver.domain.tokens import ApiToken, hash_secret
 
-from functions.auth.handler import lambda_handler as authorize
-from functions.reports.handler import lambda_handler as handle_report
-from infra.local.frontdoor import LambdaContext
 from tests.conftest import EVENTS
 from tests.integration.conftest import Stack
 
@@ -39,7 +37,7 @@ def event_token(stack: Stack) -> None:
 
 
 def test_reports_handler_answers_the_sample_event(stack: Stack) -> None:
-    response = handle_report(event("api_call_report.json"), LambdaContext("ReportsFunction", "req-1"))
+    response = stack.api.invoke("ReportsFunction", event("api_call_report.json"))
     answer = json.loads(response["body"])
     assert response["statusCode"] == 200
     assert [r["month"] for r in answer["records"]] == ["2025-07", "2025-08", "2025-09"]
@@ -48,21 +46,27 @@ def test_reports_handler_answers_the_sample_event(stack: Stack) -> None:
 def test_reports_handler_refuses_an_event_that_skipped_the_authorizer(stack: Stack) -> None:
     unauthorized = copy.deepcopy(event("api_call_report.json"))
     unauthorized["requestContext"].pop("authorizer")
-    response = handle_report(unauthorized, LambdaContext("ReportsFunction", "req-2"))
+    response = stack.api.invoke("ReportsFunction", unauthorized)
     assert response["statusCode"] == 401
 
 
 def test_authorizer_allows_the_sample_event_with_the_principal_in_context(stack: Stack, event_token: None) -> None:
-    decision = authorize(event("authorizer_request.json"), LambdaContext("AuthFunction", "req-3"))
+    decision = stack.api.invoke("AuthFunction", event("authorizer_request.json"))
     assert decision["principalId"] == "local-admin"
     assert decision["policyDocument"]["Statement"][0]["Effect"] == "Allow"
-    assert decision["context"] == {"token_name": "local-admin", "groups": "*", "permissions": "admin"}
+    token_id = stack.tokens.find_by_name("local-admin").owner_id  # type: ignore[union-attr]
+    assert decision["context"] == {
+        "token_name": "local-admin",
+        "token_id": token_id,
+        "groups": "*",
+        "permissions": "admin",
+    }
 
 
 def test_authorizer_denies_a_wrong_secret_with_the_reason(stack: Stack, event_token: None) -> None:
     wrong = copy.deepcopy(event("authorizer_request.json"))
     wrong["headers"]["Authorization"] = "Bearer rs_wrong"
-    decision = authorize(wrong, LambdaContext("AuthFunction", "req-4"))
+    decision = stack.api.invoke("AuthFunction", wrong)
     assert decision["policyDocument"]["Statement"][0]["Effect"] == "Deny"
     assert decision["context"] == {"message": "Invalid token"}
 
@@ -70,5 +74,5 @@ def test_authorizer_denies_a_wrong_secret_with_the_reason(stack: Stack, event_to
 def test_authorizer_reads_a_lower_case_header(stack: Stack, event_token: None) -> None:
     lower = copy.deepcopy(event("authorizer_request.json"))
     lower["headers"] = {"authorization": lower["headers"].pop("Authorization")}
-    decision = authorize(lower, LambdaContext("AuthFunction", "req-5"))
+    decision = stack.api.invoke("AuthFunction", lower)
     assert decision["policyDocument"]["Statement"][0]["Effect"] == "Allow"

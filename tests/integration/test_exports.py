@@ -21,7 +21,7 @@ from reportserver.domain.calls import ReportRunner
 from reportserver.domain.exports import ExportOrder, ExportPolicy, ExportService, ExportWorker, WorkerPolicy
 from reportserver.domain.reports import parse_report
 from reportserver.domain.tickets import TicketStatus
-from reportserver.domain.tokens import Principal
+from reportserver.domain.tokens import Principal, basic_header, issue_token
 from reportserver.render import renderer_for
 from reportserver.render.base import OutputKind, RenderFailed
 from reportserver.sources.registry import open_source
@@ -191,7 +191,7 @@ def test_the_cache_period_runs_from_the_render_and_a_cached_copy_never_extends_i
         clock,
     )
     period = catalog.report_by_slug("order-lines").cache_seconds  # type: ignore[union-attr]
-    principal = Principal("test-admin", ("*",), ())
+    principal = Principal("test-admin", ("*",), (), "test-admin-id")
     order = ExportOrder(report="order-lines", format="csv", parameters={"row_limit": ["7"]})
     rendered = service.request(principal, order)
     assert worker(stack, tickets, clock=clock).run(rendered.ticket_id) == "complete"
@@ -302,6 +302,68 @@ def test_bad_export_requests_are_refused_naming_the_problem(
 def test_a_token_outside_the_reports_groups_cannot_export_it(stack: Stack) -> None:
     status, _, _ = post(stack, "/api/exports/", {"report_name": "gst-balance", "format": "csv"}, auth="sales")
     assert status == 403
+
+
+def test_a_token_made_again_under_an_old_name_does_not_get_the_old_tokens_files(
+    stack: Stack, queue_pollers: list[QueuePoller]
+) -> None:
+    # Found: tickets were owned by the token's name, so the new "reused" token could read the old one's file.
+    now = datetime.now(UTC)
+
+    def token() -> str:
+        _, secret = issue_token(
+            stack.tokens,
+            name="reused",
+            groups=["*"],
+            permissions=[],
+            expires_at=now + timedelta(days=1),
+            created_by="tests",
+            now=now,
+        )
+        return basic_header("reused", secret)
+
+    old = token()
+    response = stack.api.handle(
+        "POST",
+        "/api/exports/",
+        [("Authorization", old), ("Content-Type", "application/json")],
+        json.dumps({"report_name": "gst-balance", "format": "csv", "force_update": True}).encode(),
+    )
+    ticket_id = json.loads(response.body)["ticket_id"]
+    drain(queue_pollers)
+    assert stack.get(f"/api/exports/{ticket_id}/", auth=old).status == 200
+    stack.tokens.delete("reused")
+    new = token()
+    stack.api.cold_start("AuthFunction")  # a container that has not cached the old token by its name
+    for path in (f"/api/exports/{ticket_id}/", f"/api/exports/{ticket_id}/download/"):
+        refused = stack.get(path, auth=new)
+        assert refused.status == 404, refused.body
+        assert json.loads(refused.body)["message"] == f"Unknown export '{ticket_id}'"
+
+
+@pytest.mark.parametrize(
+    ("report_default", "requested", "expected"),
+    [(True, None, "'=1+1"), (True, False, "=1+1"), (False, None, "=1+1"), (False, True, "'=1+1")],
+)
+def test_csv_formulas_are_neutralised_unless_the_report_or_the_request_says_not(
+    stack: Stack,
+    queue_pollers: list[QueuePoller],
+    tickets: DynamoTicketStore,
+    report_default: bool,
+    requested: bool | None,
+    expected: str,
+) -> None:
+    name = f"Formula Cells {int(report_default)}"
+    catalog = DynamoCatalog(stack.names["CatalogTable"])
+    if catalog.report_by_slug(name.lower().replace(" ", "-")) is None:
+        definition = {"name": name, "data_source_id": "demo", "csv_neutralise_formulas": report_default}
+        catalog.create_report(parse_report({**definition, "queries": [{"sql": "SELECT '=1+1' AS cell"}]}))
+    body: dict[str, Any] = {"report_name": name, "format": "csv", "force_update": True}
+    if requested is not None:
+        body["csv_neutralise_formulas"] = requested
+    view = export(stack, queue_pollers, body)
+    rows = list(csv.reader(io.StringIO(file_of(stack, view, tickets).decode("utf-8"))))
+    assert rows == [["cell"], [expected]]
 
 
 def test_another_tokens_ticket_is_not_found(stack: Stack, queue_pollers: list[QueuePoller]) -> None:

@@ -16,8 +16,8 @@ from reportserver.sources.registry import open_source
 from infra.demo.reports import DEMO_REPORTS, DEMO_SOURCE_ID
 from tests.fakes import MemoryCatalog
 
-ADMIN = Principal("admin", ("*",), ("admin",))
-SALES = Principal("sales-bot", ("sales",), ())
+ADMIN = Principal("admin", ("*",), ("admin",), "admin-id")
+SALES = Principal("sales-bot", ("sales",), (), "sales-id")
 LIMITS = CallLimits(max_rows=50_000, max_bytes=5_000_000)
 
 

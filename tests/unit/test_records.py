@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
 from reportserver import records
 
 
@@ -44,3 +47,32 @@ def test_non_finite_floats_become_null() -> None:
 
 def test_records_pair_columns_with_values() -> None:
     assert records.records(["a", "b"], [(1, 2), (3, None)]) == [{"a": 1, "b": 2}, {"a": 3, "b": None}]
+
+
+@given(
+    st.lists(st.text(max_size=8), min_size=1, max_size=6, unique=True).flatmap(
+        lambda names: st.tuples(
+            st.just(names),
+            st.lists(
+                st.tuples(
+                    *[
+                        st.one_of(
+                            st.none(),
+                            st.integers(),
+                            st.text(),
+                            st.booleans(),
+                            st.decimals(allow_nan=False, allow_infinity=False),
+                            st.floats(),
+                            st.dates(),
+                        )
+                        for _ in names
+                    ]
+                ),
+                max_size=5,
+            ),
+        )
+    )
+)
+def test_records_encode_as_dicts_of_their_columns_would(table: tuple[list[str], list[tuple[Any, ...]]]) -> None:
+    names, rows = table
+    assert records.encode_records(names, rows) == records.dumps(records.records(names, rows))

@@ -84,6 +84,35 @@ def test_csv_is_rfc_4180_with_a_header_and_values_as_text(tmp_path: Path) -> Non
     assert rows[3][7] == "line\nbreak"
 
 
+FORMULAS = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd", "plain", "a=b"]
+
+
+def _formula_rows() -> list[tuple[Any, ...]]:
+    return [(i, Decimal("-1.5"), -2.5, None, None, text, None, None) for i, text in enumerate(FORMULAS)]
+
+
+def test_csv_text_that_would_open_as_a_formula_starts_with_an_apostrophe(tmp_path: Path) -> None:
+    # Found: cells starting with = + - @ tab or CR were written as they are, and ran as formulas in Excel.
+    target, _, _ = render("csv", tmp_path, sheets=[("Data", _formula_rows())])
+    rows = list(csv.reader(io.StringIO(target.read_bytes().decode("utf-8"), newline="")))[1:]
+    assert [r[5] for r in rows] == ["'" + t for t in FORMULAS[:6]] + ["plain", "a=b"]
+    assert {(r[1], r[2]) for r in rows} == {("-1.5", "-2.5")}  # numbers are never changed
+
+
+def test_csv_formulas_are_kept_as_they_are_when_the_export_asks(tmp_path: Path) -> None:
+    target, _, _ = render("csv", tmp_path, sheets=[("Data", _formula_rows())], csv_neutralise_formulas=False)
+    rows = list(csv.reader(io.StringIO(target.read_bytes().decode("utf-8"), newline="")))[1:]
+    assert [r[5] for r in rows] == FORMULAS
+
+
+def test_xlsx_never_writes_a_formula(tmp_path: Path) -> None:
+    target, _, _ = render("xlsx", tmp_path, sheets=[("Data", _formula_rows())])
+    sheet = openpyxl.load_workbook(target)["Data"]
+    cells = [c for row in sheet.iter_rows(min_row=2) for c in row]
+    assert not [c.coordinate for c in cells if c.data_type == "f"]
+    assert [c.value for c in sheet["F"][1:]] == FORMULAS  # text, exactly as it was
+
+
 def test_csv_can_start_with_a_bom_for_excel(tmp_path: Path) -> None:
     target, _, _ = render("csv", tmp_path, csv_bom=True)
     assert target.read_bytes().startswith(b"\xef\xbb\xbfid,")

@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from reportserver.domain.errors import InvalidDefinition, InvalidParameter
 from reportserver.domain.reports import (
     Choice,
@@ -105,6 +107,19 @@ def test_empty_value_falls_back_to_the_default() -> None:
         ({"region": "NSW", "note": "x" * 21}, "note", "too long (at most 20 characters)"),
         ({"region": "NSW", "note": "x" * 10_240}, "note", "too long"),
         ({"region": ["NSW", "VIC"]}, "region", "given more than once"),
+        # Found: Python's own parsers accepted each of these.
+        ({"region": "NSW", "since": "2025-W01-1"}, "since", "must be a date as YYYY-MM-DD"),
+        ({"region": "NSW", "since": "20250101"}, "since", "must be a date"),
+        ({"region": "NSW", "since": "\uff12\uff10\uff12\uff15-01-01"}, "since", "must be a date"),
+        ({"region": "NSW", "at": "2025-W01-1T10:00"}, "at", "must be a date-time"),
+        ({"region": "NSW", "limit": "\u0661\u0662"}, "limit", "must be a whole number"),
+        ({"region": "NSW", "limit": "12\n"[:2] + "\u0663"}, "limit", "must be a whole number"),
+        ({"region": "NSW", "min_total": "1_000"}, "min_total", "must be a number"),
+        ({"region": "NSW", "min_total": "1e999999999"}, "min_total", "must be a number"),
+        ({"region": "NSW", "min_total": "Infinity"}, "min_total", "must be a number"),
+        ({"region": "NSW", "min_total": "\u0661.5"}, "min_total", "must be a number"),
+        ({"region": "NSW", "shipped": "on"}, "shipped", "must be true or false"),
+        ({"region": "NSW", "shipped": "t"}, "shipped", "must be true or false"),
     ],
 )
 def test_bad_parameters_are_refused_naming_the_parameter(
@@ -161,3 +176,44 @@ def test_public_view_sorts_fields_and_hides_sql() -> None:
     assert [f["name"] for f in view["fields"]] == ["a", "b"]
     assert "secret_column" not in str(view)
     assert view["slug"] == "orders-by-region"
+
+
+@pytest.mark.parametrize(
+    ("word", "truth"),
+    [(w, True) for w in ("true", "TRUE", "1", "yes", "Y")] + [(w, False) for w in ("false", "0", "no", "N", "False")],
+)
+def test_booleans_take_the_documented_words_in_any_case(word: str, truth: bool) -> None:
+    assert bind({"region": "NSW", "shipped": word})["shipped"] is truth
+
+
+@given(st.text(max_size=30))
+@example("1_000")
+@example("\u0661\u0662")
+@example("1e999999999")
+def test_a_number_parameter_is_refused_or_is_exactly_the_ascii_number_given(text: str) -> None:
+    # Given any text as a number parameter
+    try:
+        bound = bind({"region": "NSW", "min_total": text})["min_total"]
+    except InvalidParameter as refused:
+        # Then it is refused naming the parameter ...
+        assert refused.parameter == "min_total"
+        return
+    # ... or it is the finite number the ASCII text spells, digit for digit (empty: no value)
+    if not text.strip():
+        assert bound is None
+        return
+    assert text.strip().isascii() and "_" not in text
+    assert bound.is_finite() and bound == Decimal(text.strip())
+
+
+@given(st.text(max_size=12))
+@example("2025-W01-1")
+@example("20250101")
+def test_a_date_parameter_is_refused_or_is_the_yyyy_mm_dd_given(text: str) -> None:
+    try:
+        bound = bind({"region": "NSW", "since": text})["since"]
+    except InvalidParameter as refused:
+        assert refused.parameter == "since"
+        return
+    # ... or it is the date whose YYYY-MM-DD text was given, character for character
+    assert bound.isoformat() == (text.strip() or "2025-01-01")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -103,3 +104,38 @@ def test_layer_requirements_are_pinned_as_in_the_lock_file() -> None:
             name, version = line.split("==")
             assert locked[name] == version.split(";")[0].strip(), name
     assert importlib.util.find_spec("aws_lambda_powertools") is not None
+
+
+def test_every_function_logs_to_a_group_with_a_retention() -> None:
+    groups = TEMPLATE.of_type("AWS::Logs::LogGroup").values()
+    named = {g["Properties"]["LogGroupName"]["Fn::Sub"] for g in groups}
+    assert named == {f"/aws/lambda/${{{f}}}" for f in TEMPLATE.functions()}
+    assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups)
+    assert TEMPLATE.parameters["LogRetentionDays"]["Default"] == 30
+
+
+def test_the_export_bucket_refuses_requests_without_tls() -> None:
+    (policy,) = TEMPLATE.of_type("AWS::S3::BucketPolicy").values()
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Action"] == "s3:*" and statement["Principal"] == "*"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert policy["Properties"]["Bucket"] == {"Ref": "ExportBucket"}
+
+
+def test_a_dead_lettered_export_raises_an_alarm() -> None:
+    (alarm,) = TEMPLATE.of_type("AWS::CloudWatch::Alarm").values()
+    properties = alarm["Properties"]
+    assert properties["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert properties["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["ExportDeadLetterQueue", "QueueName"]}}
+    ]
+    assert properties["Threshold"] == 1 and properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_every_gateway_response_has_the_seed_shape() -> None:
+    responses = TEMPLATE.gateway_responses()
+    assert {"DEFAULT_4XX", "DEFAULT_5XX", "UNAUTHORIZED", "ACCESS_DENIED", "THROTTLED"} <= set(responses)
+    for kind, response in responses.items():
+        body = response.body.replace("$context.error.messageString", '"m"').replace("$context.authorizer.message", "m")
+        assert set(json.loads(body)) == {"ok", "message"}, kind
+        assert json.loads(body)["ok"] is False

@@ -83,9 +83,55 @@ def test_basic_and_bearer_headers_are_parsed() -> None:
 
 def test_valid_basic_token_gives_its_principal() -> None:
     store = MemoryTokenStore()
-    stored_token(store, "finance-bot", "rs_good", groups=["finance", "sales"], permissions=["refresh_data"])
+    token = stored_token(store, "finance-bot", "rs_good", groups=["finance", "sales"], permissions=["refresh_data"])
     principal = authenticate(basic_header("finance-bot", "rs_good"), store, NOW)
-    assert principal == Principal("finance-bot", ("finance", "sales"), ("refresh_data",))
+    assert principal == Principal("finance-bot", ("finance", "sales"), ("refresh_data",), token.owner_id)
+
+
+def test_a_token_made_again_under_the_same_name_is_another_owner() -> None:
+    # Found: tickets were owned by the token's name, so a re-created token inherited the old one's files.
+    store = MemoryTokenStore()
+    first, _ = issue_token(
+        store, name="bot", groups=["*"], permissions=[], expires_at=NOW + timedelta(days=1), created_by="t", now=NOW
+    )
+    store.tokens.pop("bot")
+    second, secret = issue_token(
+        store, name="bot", groups=["*"], permissions=[], expires_at=NOW + timedelta(days=1), created_by="t", now=NOW
+    )
+    assert first.token_id and second.token_id and first.token_id != second.token_id
+    assert authenticate(basic_header("bot", secret), store, NOW).token_id == second.token_id
+
+
+def test_a_token_stored_before_ids_has_an_owner_of_its_own_secret() -> None:
+    old = stored_token(MemoryTokenStore(), "old", "rs_a")
+    again = stored_token(MemoryTokenStore(), "old", "rs_b")
+    assert old.token_id == "" and old.owner_id != again.owner_id
+
+
+@pytest.mark.parametrize("name", ["API.USER", "Api.User", "api.USER"])
+def test_the_reserved_name_is_refused_in_any_letter_case(name: str) -> None:
+    with pytest.raises(Unauthenticated, match="reserved"):
+        authenticate(basic_header(name, "rs_x"), MemoryTokenStore(), NOW)
+    with pytest.raises(InvalidDefinition, match="reserved"):
+        issue_token(
+            MemoryTokenStore(),
+            name=name,
+            groups=["*"],
+            permissions=[],
+            expires_at=NOW + timedelta(days=1),
+            created_by="t",
+            now=NOW,
+        )
+
+
+@pytest.mark.parametrize("name", ["a" * 2100, "bot\n", "bot name", "\u0661bot"])
+def test_a_name_no_token_can_have_is_refused_before_any_lookup(name: str) -> None:
+    class Unreadable(MemoryTokenStore):
+        def find_by_name(self, name: str) -> ApiToken | None:
+            raise AssertionError("looked up")
+
+    with pytest.raises(Unauthenticated, match="Invalid token"):
+        authenticate(basic_header(name, "rs_x"), Unreadable(), NOW)
 
 
 def test_valid_bearer_secret_finds_its_token_by_hash() -> None:
@@ -209,7 +255,7 @@ def test_bad_expiry_is_refused(days: int | None, on: date | None, message: str) 
 
 
 def test_principal_round_trips_through_the_authorizer_context() -> None:
-    principal = Principal("bot", ("finance", "sales"), ("admin",))
+    principal = Principal("bot", ("finance", "sales"), ("admin",), "bot-id")
     assert Principal.from_context({**principal.to_context(), "principalId": "bot"}) == principal
 
 
@@ -231,4 +277,4 @@ def test_missing_authorizer_context_is_unauthenticated() -> None:
 def test_group_membership_decides_who_may_run_a_report(
     token_groups: tuple[str, ...], report_groups: list[str], allowed: bool
 ) -> None:
-    assert Principal("t", token_groups, ()).may_run(report_groups) is allowed
+    assert Principal("t", token_groups, (), "t-id").may_run(report_groups) is allowed

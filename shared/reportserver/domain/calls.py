@@ -13,7 +13,7 @@ from reportserver.domain.ports import DataSource, Source
 from reportserver.domain.reports import SLUG_PATTERN, Choice, FieldType, Report, ReportField, bind_parameters, slugify
 from reportserver.domain.tokens import Principal
 
-REPORT_ID = re.compile(r"^\d{1,18}$")
+REPORT_ID = re.compile(r"^[0-9]{1,18}$")
 MAX_CHOICES = 10_000
 MAX_NAME_LENGTH = 200
 
@@ -60,9 +60,9 @@ def find_report(catalog: Catalog, principal: Principal, reference: str) -> Repor
     """A report named by its numeric id, its slug, or its name ("GST Balance"), as seed 000 names them."""
     reference = reference.strip()
     report = None
-    if REPORT_ID.match(reference):
+    if REPORT_ID.fullmatch(reference):
         report = catalog.report_by_id(int(reference))
-    elif SLUG_PATTERN.match(reference):
+    elif SLUG_PATTERN.fullmatch(reference):
         report = catalog.report_by_slug(reference)
     if report is None and reference and len(reference) <= MAX_NAME_LENGTH:
         report = _by_name(catalog, reference)
@@ -76,7 +76,7 @@ def find_report(catalog: Catalog, principal: Principal, reference: str) -> Repor
 def _by_name(catalog: Catalog, name: str) -> Report | None:
     wanted = name.casefold()
     slug = slugify(name)
-    report = catalog.report_by_slug(slug) if SLUG_PATTERN.match(slug) else None
+    report = catalog.report_by_slug(slug) if SLUG_PATTERN.fullmatch(slug) else None
     if report is not None and report.name.casefold() == wanted:
         return report
     return next((r for r in catalog.list_reports() if r.name.casefold() == wanted), None)
@@ -130,7 +130,7 @@ class ReportRunner:
                         f"The result has more than {limits.max_rows} rows, more than a report call "
                         "returns; request it as a file with POST /api/exports/ instead"
                     )
-                chunk = records.dumps(records.records(names, batch))[1:-1]
+                chunk = records.encode_records(names, batch)[1:-1]
                 if not chunk:
                     continue
                 if len(pieces) > 1:
@@ -153,7 +153,7 @@ def _choice(row: Sequence[Any]) -> Choice:
 
 
 def field_by_id(catalog: Catalog, principal: Principal, field_id: str) -> tuple[Report, ReportField]:
-    report = catalog.report_by_field_id(int(field_id)) if REPORT_ID.match(field_id) else None
+    report = catalog.report_by_field_id(int(field_id)) if REPORT_ID.fullmatch(field_id) else None
     field = next((f for f in report.fields if str(f.id) == field_id), None) if report else None
     if report is None or field is None:
         raise NotFound(f"Unknown report field '{shown(field_id)}'")

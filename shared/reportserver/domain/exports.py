@@ -82,6 +82,7 @@ class ExportOrder:
     end_time: float | None = None
     force_update: bool = False
     csv_bom: bool = False
+    csv_neutralise_formulas: bool | None = None  # None: as the report says
 
 
 def check_format(report: Report, requested: str | None) -> str:
@@ -149,7 +150,11 @@ class ExportService:
         export_format = check_format(report, order.format)
         raw = order_parameters(report, order)
         bound = self.runner.bind(report, raw)  # bad values are refused now, not in the worker
-        key = cache_key(report, export_format, bound | {"__csv_bom": order.csv_bom})
+        neutralise = (
+            report.csv_neutralise_formulas if order.csv_neutralise_formulas is None else order.csv_neutralise_formulas
+        )
+        options = {"__csv_bom": order.csv_bom, "__csv_neutralise_formulas": neutralise}
+        key = cache_key(report, export_format, bound | options)
         now = self.clock()
         if report.cache_seconds and not order.force_update:
             cached = self._cached(principal, report, key, now)
@@ -157,7 +162,7 @@ class ExportService:
                 return cached
         ticket = ExportTicket(
             ticket_id=new_ticket_id(),
-            owner=principal.token_name,
+            owner=principal.token_id,
             report_id=report.id,
             report_slug=report.slug,
             report_name=report.name,
@@ -165,6 +170,7 @@ class ExportService:
             parameters=raw,
             cache_key=key,
             csv_bom=order.csv_bom,
+            csv_neutralise_formulas=neutralise,
             created_at=now,
             updated_at=now,
             expires_at=now + timedelta(days=self.policy.retention_days),
@@ -190,7 +196,7 @@ class ExportService:
         ticket = msgspec.structs.replace(
             found,
             ticket_id=new_ticket_id(),
-            owner=principal.token_name,
+            owner=principal.token_id,
             report_name=report.name,
             cache_key=key,
             created_at=now,
@@ -204,7 +210,7 @@ class ExportService:
         return ticket
 
     def status(self, principal: Principal, ticket_id: str) -> dict[str, Any]:
-        ticket = own_ticket(self.tickets, principal.token_name, ticket_id)
+        ticket = own_ticket(self.tickets, principal.token_id, ticket_id)
         view = ticket.public_view()
         if ticket.status is TicketStatus.COMPLETE:
             view["report_url"] = self._link(ticket)
@@ -212,7 +218,7 @@ class ExportService:
         return view
 
     def download_url(self, principal: Principal, ticket_id: str) -> str:
-        ticket = own_ticket(self.tickets, principal.token_name, ticket_id)
+        ticket = own_ticket(self.tickets, principal.token_id, ticket_id)
         if ticket.status is not TicketStatus.COMPLETE:
             reason = f": {ticket.error}" if ticket.error else ""
             raise NotReady(f"Export '{ticket_id}' is {ticket.status.value}{reason}; its file is not ready")
@@ -322,7 +328,7 @@ class ExportWorker:
             sheet_count=len(report.queries),
             generated_at=self.clock(),
             parameters=ticket.shown_parameters(),
-            options={"csv_bom": ticket.csv_bom},
+            options={"csv_bom": ticket.csv_bom, "csv_neutralise_formulas": ticket.csv_neutralise_formulas},
         )
 
     def record_progress(self, ticket: ExportTicket, rows: int) -> None:

@@ -21,11 +21,17 @@ from reportserver.domain.errors import InvalidDefinition, InvalidParameter, show
 
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 FIELD_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-INTEGER_TEXT = re.compile(r"^[+-]?\d{1,18}$")
+INTEGER_TEXT = re.compile(r"^[+-]?[0-9]{1,18}$")
 EXPORT_FORMATS = ("xlsx", "csv", "json", "pdf", "html", "parquet")
 DEFAULT_MAX_VALUE_LENGTH = 1000
-TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "on"})
-FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "off"})
+# ASCII only, and one form each: what a caller may send for a field of each type.
+NUMBER_TEXT = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?$")
+DATE_TEXT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+DATETIME_TEXT = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?(?:Z|[+-][0-9]{2}:[0-9]{2})?)?$"
+)
+TRUE_WORDS = frozenset({"true", "yes", "y", "1"})
+FALSE_WORDS = frozenset({"false", "no", "n", "0"})
 
 
 class FieldType(StrEnum):
@@ -58,7 +64,7 @@ class ReportField(msgspec.Struct, kw_only=True):
     max_length: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = DEFAULT_MAX_VALUE_LENGTH
 
     def __post_init__(self) -> None:
-        if not FIELD_NAME_PATTERN.match(self.name):
+        if not FIELD_NAME_PATTERN.fullmatch(self.name):
             raise ValueError(f"field name {self.name!r} must be an identifier (letters, digits, '_')")
         if not self.label:
             self.label = self.name.replace("_", " ").capitalize()
@@ -97,13 +103,16 @@ class Report(msgspec.Struct, kw_only=True):
     groups: list[str] = msgspec.field(default_factory=lambda: ["*"])
     formats: list[str] = msgspec.field(default_factory=lambda: list(EXPORT_FORMATS))
     cache_seconds: Annotated[int, msgspec.Meta(ge=0)] = 0
+    # CSV text cells that a spreadsheet would run as formulas (=, +, -, @, tab, CR first) get a leading
+    # apostrophe (OWASP's advice); a report whose CSV feeds programs, not spreadsheets, may turn it off.
+    csv_neutralise_formulas: bool = True
     time_range: TimeRange | None = None
     version: int = 0
 
     def __post_init__(self) -> None:
         if not self.slug:
             self.slug = slugify(self.name)
-        if not SLUG_PATTERN.match(self.slug) or self.slug.isdigit():
+        if not SLUG_PATTERN.fullmatch(self.slug) or self.slug.isdigit():
             raise ValueError(f"slug {self.slug!r} must be lower-case words joined by '-', not only digits")
         names = [f.name for f in self.fields]
         if len(set(names)) != len(names):
@@ -148,6 +157,7 @@ class Report(msgspec.Struct, kw_only=True):
             "sheets": [q.sheet_name for q in self.queries],
             "time_range": self.time_range is not None,
             "cache_seconds": self.cache_seconds,
+            "csv_neutralise_formulas": self.csv_neutralise_formulas,
             "fields": [field_view(f) for f in self.sorted_fields()],
         }
 
@@ -239,27 +249,31 @@ def convert_value(field: ReportField, text: str, load_choices: ChoicesLoader) ->
 
 def _to_integer(_field: ReportField, text: str, _load: ChoicesLoader) -> int:
     stripped = text.strip()
-    if not INTEGER_TEXT.match(stripped):
+    if not INTEGER_TEXT.fullmatch(stripped):
         raise ValueError(text)
     return int(stripped)
 
 
 def _to_number(_field: ReportField, text: str, _load: ChoicesLoader) -> Decimal:
-    number = Decimal(text.strip())
-    if not number.is_finite():
+    # Not Decimal's own grammar: it takes "1_000", "NaN", "Infinity" and exponents of any size.
+    stripped = text.strip()
+    if not NUMBER_TEXT.fullmatch(stripped):
         raise ValueError(text)
-    return number
+    return Decimal(stripped)
 
 
 def _to_date(_field: ReportField, text: str, _load: ChoicesLoader) -> date:
+    # YYYY-MM-DD only: fromisoformat also reads week dates (2025-W01-1) and basic forms (20250101).
     stripped = text.strip()
-    if len(stripped) != 10:
+    if not DATE_TEXT.fullmatch(stripped):
         raise ValueError(text)
     return date.fromisoformat(stripped)
 
 
 def _to_datetime(_field: ReportField, text: str, _load: ChoicesLoader) -> datetime:
     stripped = text.strip()
+    if not DATETIME_TEXT.fullmatch(stripped):
+        raise ValueError(text)
     if len(stripped) == 10:
         return datetime.combine(date.fromisoformat(stripped), datetime.min.time())
     value = datetime.fromisoformat(stripped.replace("Z", "+00:00"))
@@ -304,6 +318,6 @@ _EXPECTED = {
     FieldType.NUMBER: "a number",
     FieldType.DATE: "a date as YYYY-MM-DD",
     FieldType.DATETIME: "a date-time as YYYY-MM-DDTHH:MM[:SS]",
-    FieldType.BOOLEAN: "true or false",
+    FieldType.BOOLEAN: "true or false (also 1/0, yes/no, Y/N)",
     FieldType.CHOICE: "one of the field's choices (see /api/choices/<field id>/)",
 }

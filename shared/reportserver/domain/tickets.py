@@ -40,6 +40,7 @@ class ExportTicket(msgspec.Struct, kw_only=True):
     parameters: dict[str, list[str]]
     cache_key: str
     csv_bom: bool = False
+    csv_neutralise_formulas: bool = True
     status: TicketStatus = TicketStatus.PENDING
     created_at: datetime
     updated_at: datetime

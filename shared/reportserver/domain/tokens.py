@@ -12,13 +12,14 @@ import hashlib
 import hmac
 import re
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 
 import msgspec
 
-from reportserver.domain.errors import AlreadyExists, InvalidDefinition, Unauthenticated
+from reportserver.domain.errors import AlreadyExists, InvalidDefinition, Unauthenticated, shown
 
 RESERVED_TOKEN_NAMES = frozenset({"api.user"})
 TOKEN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -51,6 +52,14 @@ class ApiToken(msgspec.Struct, kw_only=True):
     created_at: datetime
     created_by: str
     description: str = ""
+    # Never reused: what a token owns (its export tickets) is owned by this, not by its name, so a token
+    # deleted and re-created under the same name owns nothing of the old one's.
+    token_id: str = ""
+
+    @property
+    def owner_id(self) -> str:
+        # Tokens made before ids existed: their secret's hash is as unique, and changes with a new token.
+        return self.token_id or f"h-{self.secret_hash[:32]}"
 
 
 class TokenStore(Protocol):
@@ -70,6 +79,7 @@ class Principal:
     token_name: str
     groups: tuple[str, ...]
     permissions: tuple[str, ...]
+    token_id: str  # what the caller's tickets are owned by (`ApiToken.owner_id`)
 
     def may_run(self, report_groups: list[str]) -> bool:
         if ALL_GROUPS in self.groups or ALL_GROUPS in report_groups:
@@ -80,19 +90,21 @@ class Principal:
         """Authorizer context values must be strings, numbers or booleans: join the lists."""
         return {
             "token_name": self.token_name,
+            "token_id": self.token_id,
             "groups": ",".join(self.groups),
             "permissions": ",".join(self.permissions),
         }
 
     @classmethod
     def from_context(cls, context: dict[str, object]) -> Principal:
-        name = context.get("token_name")
-        if not isinstance(name, str) or not name:
+        name, token_id = context.get("token_name"), context.get("token_id")
+        if not isinstance(name, str) or not name or not isinstance(token_id, str) or not token_id:
             raise Unauthenticated("Request did not pass through the authorizer")
         return cls(
             token_name=name,
             groups=_split(context.get("groups")),
             permissions=_split(context.get("permissions")),
+            token_id=token_id,
         )
 
 
@@ -116,6 +128,11 @@ def generate_secret() -> str:
 
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def is_reserved(name: str) -> bool:
+    """`api.user` in any letter case: DynamoDB keys are case-sensitive, people are not."""
+    return name.lower() in RESERVED_TOKEN_NAMES
 
 
 def basic_header(name: str, secret: str) -> str:
@@ -158,8 +175,11 @@ _NO_SUCH_TOKEN_HASH = hash_secret(generate_secret())
 def authenticate(header: str | None, store: TokenStore, now: datetime) -> Principal:
     """Turn an Authorization header into a principal, or raise `Unauthenticated` with the reason."""
     credentials = parse_authorization(header)
-    if credentials.name in RESERVED_TOKEN_NAMES:
-        raise Unauthenticated(f"The {credentials.name} token is reserved for internal duties")
+    if credentials.name is not None and is_reserved(credentials.name):
+        raise Unauthenticated(f"The {shown(credentials.name)} token is reserved for internal duties")
+    if credentials.name is not None and not TOKEN_NAME_PATTERN.fullmatch(credentials.name):
+        # No token can have this name (too long for a key, or other characters): refused unread.
+        raise Unauthenticated("Invalid token")
     presented = hash_secret(credentials.secret)
     if credentials.name is None:
         token = store.find_by_secret_hash(presented)
@@ -168,13 +188,13 @@ def authenticate(header: str | None, store: TokenStore, now: datetime) -> Princi
     expected = token.secret_hash if token else _NO_SUCH_TOKEN_HASH
     if not hmac.compare_digest(presented, expected) or token is None:
         raise Unauthenticated("Invalid token")
-    if token.name in RESERVED_TOKEN_NAMES:
+    if is_reserved(token.name):
         raise Unauthenticated(f"The {token.name} token is reserved for internal duties")
     if not token.active:
         raise Unauthenticated("Token deactivated")
     if token.expires_at <= now:
         raise Unauthenticated("Token expired")
-    return Principal(token.name, tuple(token.groups), tuple(token.permissions))
+    return Principal(token.name, tuple(token.groups), tuple(token.permissions), token.owner_id)
 
 
 def token_expiry(now: datetime, days: int | None = None, on: date | None = None) -> datetime:
@@ -206,16 +226,16 @@ def issue_token(
     description: str = "",
 ) -> tuple[ApiToken, str]:
     """Create a token and return it with its secret, which is shown once and never stored."""
-    if not TOKEN_NAME_PATTERN.match(name):
+    if not TOKEN_NAME_PATTERN.fullmatch(name):
         raise InvalidDefinition(
             "Token name must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
-    if name in RESERVED_TOKEN_NAMES:
+    if is_reserved(name):
         raise InvalidDefinition(f"The token name {name!r} is reserved for internal duties")
     if not groups:
         raise InvalidDefinition("A token needs at least one group ('*' for all)")
     for group in groups:
-        if not GROUP_PATTERN.match(group):
+        if not GROUP_PATTERN.fullmatch(group):
             raise InvalidDefinition(f"Invalid group name {group!r}")
     unknown = sorted(set(permissions) - Permission.ALL)
     if unknown:
@@ -232,6 +252,7 @@ def issue_token(
         created_at=now,
         created_by=created_by,
         description=description,
+        token_id=uuid.uuid4().hex,
     )
     try:
         store.create(token)

@@ -203,7 +203,7 @@ def _to_integer(value: Any, _column: Column) -> Any:
         return value if INT64_MIN <= value <= INT64_MAX else _UNFIT
     if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
         return int(value)
-    if isinstance(value, str) and _INTEGER.match(value):
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
         number = int(value)
         return number if INT64_MIN <= number <= INT64_MAX else _UNFIT
     return _UNFIT
@@ -217,7 +217,7 @@ def _to_float(value: Any, _column: Column) -> Any:
     if isinstance(value, int):
         number = float(value)
         return number if int(number) == value else _UNFIT  # an integer a float cannot hold exactly
-    if isinstance(value, str) and _DECIMAL.match(value):
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
         return float(value)
     return _UNFIT
 
@@ -233,7 +233,7 @@ def _to_decimal(value: Any, column: Column) -> Any:  # noqa: PLR0911 - one retur
             return _UNFIT
         text = repr(value)  # written as Arrow writes a double: 20.0 is 20, a whole number has no places
         number = Decimal(text[:-2] if text.endswith(".0") else text)
-    elif isinstance(value, str) and _DECIMAL.match(value.strip()):
+    elif isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
         number = Decimal(value.strip())
     elif isinstance(value, Decimal):
         number = value
@@ -265,19 +265,19 @@ def _to_boolean(value: Any, _column: Column) -> Any:
 
 
 def _to_date(value: Any, _column: Column) -> Any:
-    if isinstance(value, str) and _DATE.match(value):
+    if isinstance(value, str) and _DATE.fullmatch(value):
         return date.fromisoformat(value)
     return _UNFIT
 
 
 def _to_timestamp(value: Any, _column: Column) -> Any:
-    if isinstance(value, str) and _TIMESTAMP.match(value):
+    if isinstance(value, str) and _TIMESTAMP.fullmatch(value):
         return datetime.fromisoformat(value)
     return _UNFIT
 
 
 def _to_timestamptz(value: Any, _column: Column) -> Any:
-    if not isinstance(value, str) or not _TIMESTAMPTZ.match(value):
+    if not isinstance(value, str) or not _TIMESTAMPTZ.fullmatch(value):
         return _UNFIT
     moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     # A time without an offset in an instant column is UTC: SQLite's own date functions work in UTC.

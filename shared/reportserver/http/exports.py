@@ -23,6 +23,8 @@ class ExportRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     end_time: int | float | None = None
     force_update: bool = False
     csv_bom: bool = False
+    # None: as the report says (on unless the report turns it off); false for CSV that programs read.
+    csv_neutralise_formulas: bool | None = None
 
     def order(self) -> ExportOrder:
         return ExportOrder(
@@ -33,6 +35,7 @@ class ExportRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             end_time=self.end_time,
             force_update=self.force_update,
             csv_bom=self.csv_bom,
+            csv_neutralise_formulas=self.csv_neutralise_formulas,
         )
 
     def _report(self) -> str:

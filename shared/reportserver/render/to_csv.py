@@ -11,18 +11,39 @@ from pathlib import Path
 from typing import IO
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from reportserver.render import columns
 from reportserver.render.base import OutputKind, Progress, RenderContext, Sheet, member_name
 
 BOM = b"\xef\xbb\xbf"
+# What makes a spreadsheet read a cell as a formula (OWASP, "CSV injection"), and what defuses it.
+FORMULA_START = r"^[=+\-@\t\r]"
+DEFUSED = "'"
 
 
-def _header(names: list[str]) -> bytes:
+def _header(names: list[str], neutralise: bool) -> bytes:
     line = io.StringIO()
+    if neutralise:
+        names = [DEFUSED + n if n[:1] in ("=", "+", "-", "@", "\t", "\r") else n for n in names]
     csv.writer(line, lineterminator="\r\n").writerow(names)  # quoted only where a name needs it
     return line.getvalue().encode("utf-8")
+
+
+def _neutralised(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Text cells that would open as formulas, with an apostrophe first (text columns only: numbers,
+    dates and the base64 of binary values are never formulas)."""
+    if not any(pa.types.is_string(f.type) for f in batch.schema):
+        return batch
+    arrays = []
+    for column in batch.columns:
+        if pa.types.is_string(column.type):
+            risky = pc.match_substring_regex(column, FORMULA_START)
+            arrays.append(pc.if_else(risky, pc.binary_join_element_wise(DEFUSED, column, ""), column))
+        else:
+            arrays.append(column)
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
 def _rewritten(kind: pa.DataType) -> bool:
@@ -38,13 +59,13 @@ def _as_written(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
-def _write_sheet(sheet: Sheet, handle: IO[bytes], bom: bool, progress: Progress, written: int) -> int:
-    handle.write((BOM if bom else b"") + _header(sheet.columns))
+def _write_sheet(sheet: Sheet, handle: IO[bytes], bom: bool, neutralise: bool, progress: Progress, written: int) -> int:
+    handle.write((BOM if bom else b"") + _header(sheet.columns, neutralise))
     options = pcsv.WriteOptions(include_header=False, eol="\r\n", batch_size=8192)
     writer: pcsv.CSVWriter | None = None
     try:
         for batch in sheet.batches:
-            shaped = _as_written(batch)
+            shaped = _as_written(_neutralised(batch) if neutralise else batch)
             if writer is None:
                 writer = pcsv.CSVWriter(handle, shaped.schema, write_options=options)
             writer.write_batch(shaped)
@@ -64,17 +85,18 @@ class CsvRenderer:
 
     def render(self, sheets: Iterable[Sheet], target: Path, context: RenderContext, progress: Progress) -> int:
         bom = bool(context.options.get("csv_bom"))
+        neutralise = bool(context.options.get("csv_neutralise_formulas", True))
         written = 0
         if context.sheet_count == 1:
             with target.open("wb") as handle:
                 for sheet in sheets:
-                    written = _write_sheet(sheet, handle, bom, progress, written)
+                    written = _write_sheet(sheet, handle, bom, neutralise, progress, written)
             return written
         # Each sheet is read to its end before the next one starts: one open cursor at a time.
         with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
             for number, sheet in enumerate(sheets, start=1):
                 with archive.open(member_name(number, sheet.name, "csv"), "w", force_zip64=True) as entry:
-                    written = _write_sheet(sheet, entry, bom, progress, written)
+                    written = _write_sheet(sheet, entry, bom, neutralise, progress, written)
         return written
 
 
