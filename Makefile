@@ -51,6 +51,9 @@ pytest: install  ## unit, integration and e2e tests
 test-long: install  ## the property-based tests with thousands of examples each (not part of make test)
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q --timeout=3600 tests/unit
 
+fuzz: install  ## schemathesis over the whole OpenAPI document with many examples per operation (make test runs 25)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} $(PY) -m pytest -q --timeout=3600 tests/e2e/test_contract_fuzz.py
+
 bench: bench-calls bench-exports bench-lexer  ## all benchmarks (tests/performance), not part of the tests
 
 bench-calls: install  ## report-call overhead and cold imports
@@ -102,4 +105,4 @@ build-ExportDeadLettersFunction: ; $(call package_function,export_dead_letters)
 clean:  ## remove build outputs and local state (keeps .venv and .tools)
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install run test test-long lint format typecheck cfnlint pytest bench bench-calls bench-exports bench-lexer lock build deploy clean
+.PHONY: help install run test test-long fuzz lint format typecheck cfnlint pytest bench bench-calls bench-exports bench-lexer lock build deploy clean

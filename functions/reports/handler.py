@@ -96,10 +96,11 @@ def api_docs() -> Response[str]:
 
 
 def _stage_url() -> str:
-    """Where the API is, as the caller reached it: the stage's path on API Gateway's own domain."""
+    """Where the API is, as the caller reached it: `/<stage>/` on API Gateway's own domain (the stage is
+    in the URL there), `/` on a custom domain or the local stack."""
     context = app.current_event.request_context
-    path, resource = context.path or "", app.current_event.path or ""
-    return path[: len(path) - len(resource)] + "/" if resource and path.endswith(resource) else "/"
+    on_execute_api = ".execute-api." in (context.domain_name or "")
+    return f"/{context.stage}/" if on_execute_api and context.stage else "/"
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -61,7 +61,12 @@ class HttpResponse:
 
 
 class LocalApi:
-    def __init__(self, template: Template, identities: dict[str, dict[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        template: Template,
+        identities: dict[str, dict[str, str]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         # Each function's credentials (its role, see infra.local.iam); None: the process's own.
         self.identities = identities or {}
         self._routes = template.routes()
@@ -70,6 +75,11 @@ class LocalApi:
         self._responses = template.gateway_responses()
         self._stage = template.stage()
         self._handlers: dict[str, Handler] = {}
+        # API Gateway's authorizer cache: the decision for an identity (its headers' values) is reused,
+        # for every route, until ReauthorizeEvery has passed; the policy is checked against each route.
+        self._clock = clock
+        self._decisions: dict[tuple[str, ...], tuple[float, dict[str, Any]]] = {}
+        self._decisions_lock = threading.Lock()
         self._locks = {name: threading.Lock() for name in self._functions}
         default_timeout = template.document.get("Globals", {}).get("Function", {}).get("Timeout", 3)
         self._timeouts = {
@@ -218,18 +228,35 @@ class LocalApi:
             )
         }
         request.update(type="REQUEST", methodArn=method_arn)
-        try:
-            decision = self.invoke(self._authorizer.function, request)
-        except Exception as error:
-            kind = "UNAUTHORIZED" if str(error) == "Unauthorized" else "AUTHORIZER_FAILURE"
-            return {}, self._gateway_response(kind, {}, default_status=401 if kind == "UNAUTHORIZED" else 500)
+        identity = tuple(lowered.get(h.lower(), "") for h in self._authorizer.identity_headers)
+        decision = self._cached_decision(identity)
+        if decision is None:
+            try:
+                decision = self.invoke(self._authorizer.function, request)
+            except Exception as error:
+                kind = "UNAUTHORIZED" if str(error) == "Unauthorized" else "AUTHORIZER_FAILURE"
+                return {}, self._gateway_response(kind, {}, default_status=401 if kind == "UNAUTHORIZED" else 500)
+            self._cache_decision(identity, decision)
         context = {k: str(v) for k, v in (decision.get("context") or {}).items()}
         statements = decision.get("policyDocument", {}).get("Statement", [])
-        allowed = any(s.get("Effect") == "Allow" for s in statements)
-        denied = any(s.get("Effect") == "Deny" for s in statements)
+        allowed = any(s.get("Effect") == "Allow" and _covers(s, method_arn) for s in statements)
+        denied = any(s.get("Effect") == "Deny" and _covers(s, method_arn) for s in statements)
         if denied or not allowed:
             return {}, self._gateway_response("ACCESS_DENIED", context, default_status=403)
         return {**context, "principalId": decision.get("principalId", "")}, None
+
+    def _cached_decision(self, identity: tuple[str, ...]) -> dict[str, Any] | None:
+        with self._decisions_lock:
+            cached = self._decisions.get(identity)
+            if cached is None or cached[0] <= self._clock():
+                self._decisions.pop(identity, None)
+                return None
+            return cached[1]
+
+    def _cache_decision(self, identity: tuple[str, ...], decision: dict[str, Any]) -> None:
+        if self._authorizer.cache_seconds > 0:
+            with self._decisions_lock:
+                self._decisions[identity] = (self._clock() + self._authorizer.cache_seconds, decision)
 
     def gateway_refusal(self, kind: str, status: int) -> HttpResponse:
         """A refusal by API Gateway itself, before any function runs (a body too large, say)."""
@@ -263,6 +290,17 @@ _GATEWAY_MESSAGES = {
     "AUTHORIZER_FAILURE": "Internal server error",
     "DEFAULT_5XX": "Internal server error",
 }
+
+
+def _covers(statement: dict[str, Any], method_arn: str) -> bool:
+    """Whether a policy statement's Resource matches this request's method ARN (`*` and `?` wildcards),
+    as API Gateway checks a policy, cached or not, on every request."""
+    resources = statement.get("Resource", [])
+    for resource in [resources] if isinstance(resources, str) else resources:
+        pattern = "^" + re.escape(resource).replace(r"\*", ".*").replace(r"\?", ".") + "$"
+        if re.match(pattern, method_arn):
+            return True
+    return False
 
 
 def _http_response(result: dict[str, Any]) -> HttpResponse:

@@ -81,6 +81,7 @@ class FunctionSpec:
 class Authorizer:
     function: str
     identity_headers: tuple[str, ...]
+    cache_seconds: int = 300  # ReauthorizeEvery: API Gateway's default is 300 s, 0 turns the cache off
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,8 @@ class Template:
         auth = api["Auth"]
         definition = auth["Authorizers"][auth["DefaultAuthorizer"]]
         function = definition["FunctionArn"]["Fn::GetAtt"][0]
-        return Authorizer(function, tuple(definition.get("Identity", {}).get("Headers", [])))
+        identity = definition.get("Identity", {})
+        return Authorizer(function, tuple(identity.get("Headers", [])), int(identity.get("ReauthorizeEvery", 300)))
 
     def gateway_responses(self) -> dict[str, GatewayResponse]:
         api = next(iter(self.of_type("AWS::Serverless::Api").values()))["Properties"]

@@ -49,7 +49,7 @@ class FieldView(msgspec.Struct):
     default: str | None
     field_order: int
     has_choices: bool
-    choices: list[ChoiceView]
+    choices: list[ChoiceView] | None  # static choices; None when they come from a query
 
 
 class ReportView(msgspec.Struct):

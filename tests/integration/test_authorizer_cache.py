@@ -1,0 +1,82 @@
+"""The local front door caches the authorizer's decision as API Gateway does: per identity (the
+Authorization header), for the template's ReauthorizeEvery, and checks the cached policy's resource
+against each route. So the revocation delay the README states can be shown, and a policy that would
+only cover the first route asked for fails here as it would in AWS."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from reportserver.domain.tokens import basic_header, issue_token
+
+from infra.local.frontdoor import LocalApi
+from tests.integration.conftest import TEMPLATE, Stack
+
+REAUTHORIZE_EVERY = TEMPLATE.authorizer().cache_seconds
+TOKEN_CACHE_SECONDS = float(TEMPLATE.functions()["AuthFunction"].environment["TOKEN_CACHE_SECONDS"])
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _api(stack: Stack) -> tuple[LocalApi, Clock]:
+    clock = Clock()
+    return LocalApi(TEMPLATE, stack.api.identities, clock=clock), clock
+
+
+def _token(stack: Stack, name: str) -> str:
+    now = datetime.now(UTC)
+    _, secret = issue_token(
+        stack.tokens,
+        name=name,
+        groups=["*"],
+        permissions=[],
+        expires_at=now + timedelta(days=1),
+        created_by="tests",
+        now=now,
+    )
+    return basic_header(name, secret)
+
+
+def _status(api: LocalApi, header: str, path: str = "/api/server_time/") -> int:
+    return api.handle("GET", path, [("Authorization", header)], b"").status
+
+
+def test_the_template_caches_decisions_for_30_seconds_and_tokens_for_10() -> None:
+    assert REAUTHORIZE_EVERY == 30 and TOKEN_CACHE_SECONDS == 10
+
+
+def test_a_deleted_token_works_until_the_gateway_cache_expires_then_is_refused(stack: Stack) -> None:
+    api, clock = _api(stack)
+    header = _token(stack, "revoked-soon")
+    assert _status(api, header) == 200
+    stack.tokens.delete("revoked-soon")
+    clock.now += REAUTHORIZE_EVERY - 1
+    assert _status(api, header) == 200  # API Gateway's cached Allow: the authorizer is not asked
+    clock.now += 2
+    api.cold_start("AuthFunction")  # the authorizer's own container cache is the other 10 s
+    assert _status(api, header) == 401
+
+
+def test_a_cached_policy_is_checked_against_every_route(stack: Stack, monkeypatch: Any) -> None:
+    # An authorizer that allowed only the route first asked for would be cached for all: API Gateway
+    # refuses the other routes (ACCESS_DENIED, which the template answers as 401), and so does the front door.
+    api, _ = _api(stack)
+    header = _token(stack, "one-route")
+    real = api.invoke
+
+    def only_this_route(logical_id: str, event: dict[str, Any]) -> dict[str, Any]:
+        answer = real(logical_id, event)
+        if logical_id == "AuthFunction":
+            answer["policyDocument"]["Statement"][0]["Resource"] = [event["methodArn"]]
+        return answer
+
+    monkeypatch.setattr(api, "invoke", only_this_route)
+    assert _status(api, header, "/api/server_time/") == 200
+    assert _status(api, header, "/api/server_iso_time/") == 401
