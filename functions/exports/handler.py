@@ -26,7 +26,11 @@ service = ExportService(
     DynamoTicketStore(settings.tickets_table),
     SqsExportQueue(settings.export_queue_url),
     S3FileStore(settings.export_bucket),
-    ExportPolicy(retention_days=settings.retention_days, link_seconds=settings.download_url_seconds),
+    ExportPolicy(
+        retention_days=settings.retention_days,
+        link_seconds=settings.download_url_seconds,
+        max_open_tickets=settings.max_open_tickets,
+    ),
 )
 app = APIGatewayRestResolver()
 install_error_handlers(app)

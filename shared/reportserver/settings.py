@@ -62,6 +62,9 @@ class ExportsSettings(_Settings, frozen=True, kw_only=True):
     download_url_seconds: Annotated[int, msgspec.Meta(ge=10, le=3600)] = msgspec.field(
         name="DOWNLOAD_URL_SECONDS", default=300
     )
+    max_open_tickets: Annotated[int, msgspec.Meta(ge=1, le=1000)] = msgspec.field(
+        name="EXPORT_MAX_OPEN_TICKETS", default=10
+    )
     catalog_cache_seconds: CatalogCacheSeconds = msgspec.field(name="CATALOG_CACHE_SECONDS", default=30.0)
 
 

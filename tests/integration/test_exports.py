@@ -31,6 +31,7 @@ from reportserver.store.files import S3FileStore
 from reportserver.store.queue import SqsExportQueue
 from reportserver.store.tickets import DynamoTicketStore
 
+from infra.local.frontdoor import HttpResponse
 from infra.local.queues import QueuePoller, drain, pollers
 from tests.integration.conftest import TEMPLATE, Stack
 
@@ -576,3 +577,35 @@ def test_a_parquet_export_keeps_types(
     assert table.schema.field("order_date").type == pa.date32()
     assert table.schema.field("net").type == pa.decimal128(38, 2)
     assert table.schema.field("ordered_at").type == pa.timestamp("us")
+
+
+def test_a_token_with_as_many_open_exports_as_allowed_gets_429_until_one_finishes(
+    stack: Stack, queue_pollers: list[QueuePoller]
+) -> None:
+    # Found: any token could queue exports without end, each a worker for up to 15 minutes.
+    limit = int(TEMPLATE.functions()["ExportsFunction"].environment["EXPORT_MAX_OPEN_TICKETS"])
+    now = datetime.now(UTC)
+    _, secret = issue_token(
+        stack.tokens,
+        name="busy-bot",
+        groups=["*"],
+        permissions=[],
+        expires_at=now + timedelta(days=1),
+        created_by="tests",
+        now=now,
+    )
+    header = basic_header("busy-bot", secret)
+
+    def request() -> HttpResponse:
+        body = {"report_name": "gst-balance", "format": "csv", "force_update": True}
+        return stack.api.handle("POST", "/api/exports/", [("Authorization", header)], json.dumps(body).encode())
+
+    assert [request().status for _ in range(limit)] == [202] * limit
+    refused = request()
+    assert refused.status == 429
+    assert dict(refused.headers)["Retry-After"] == "30"
+    answer = json.loads(refused.body)
+    assert answer["ok"] is False and f"has {limit} exports pending or in progress" in answer["message"]
+    assert post(stack, "/api/exports/", {"report_name": "gst-balance", "force_update": True})[0] == 202  # others
+    drain(queue_pollers)
+    assert request().status == 202

@@ -50,6 +50,14 @@ class TicketConflict(DomainError):
     """A transition an export ticket's current state does not allow (already taken, already finished)."""
 
 
+class TooManyRequests(DomainError):
+    """A caller over one of its limits; `retry_after` seconds is when to try again."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NotReady(DomainError):
     """The file of an export that is not complete."""
 

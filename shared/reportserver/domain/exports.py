@@ -32,6 +32,7 @@ from reportserver.domain.errors import (
     OutOfTime,
     TicketBusy,
     TicketConflict,
+    TooManyRequests,
 )
 from reportserver.domain.ports import Progress, ReadAgain, ReadPlan, RenderContext, Renderer, Sheet, Source
 from reportserver.domain.reports import EXPORT_FORMATS, FieldType, Report, ReportQuery
@@ -133,6 +134,11 @@ def cache_key(report: Report, export_format: str, bound: Mapping[str, Any]) -> s
 class ExportPolicy:
     retention_days: int
     link_seconds: int
+    max_open_tickets: int = 10  # a token's pending and in-progress exports, at most
+    # Tickets older than this are not counted as open however they look: no retry runs that long, so
+    # one still pending is stranded (and left to its TTL), not work that holds a slot.
+    open_window: timedelta = timedelta(days=1)
+    retry_after_seconds: int = 30
 
 
 @dataclass(frozen=True)
@@ -160,6 +166,7 @@ class ExportService:
             cached = self._cached(principal, report, key, now)
             if cached is not None:
                 return cached
+        self._check_open(principal, now)
         ticket = ExportTicket(
             ticket_id=new_ticket_id(),
             owner=principal.token_id,
@@ -185,6 +192,19 @@ class ExportService:
             "export requested", extra={"ticket_id": ticket.ticket_id, "report": report.slug, "format": export_format}
         )
         return ticket
+
+    def _check_open(self, principal: Principal, now: datetime) -> None:
+        """One token's open exports are capped, so that it cannot fill the workers for everyone. A soft
+        cap: requests of the same token at the same instant may each see one slot left (API Gateway's
+        throttle bounds how many); a counter would need every path that ends a ticket to give its slot
+        back, and a stranded ticket would then hold one for ever."""
+        limit = self.policy.max_open_tickets
+        if self.tickets.count_open(principal.token_id, now - self.policy.open_window) >= limit:
+            raise TooManyRequests(
+                f"Token '{principal.token_name}' has {limit} exports pending or in progress, as many as it may; "
+                "wait for one to finish",
+                self.policy.retry_after_seconds,
+            )
 
     def _cached(self, principal: Principal, report: Report, key: str, now: datetime) -> ExportTicket | None:
         """A new ticket, complete at once, for a file rendered within the report's cache period. The

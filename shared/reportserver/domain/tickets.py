@@ -99,6 +99,10 @@ class TicketStore(Protocol):
 
     def find_complete_by_cache_key(self, cache_key: str, not_before: datetime) -> ExportTicket | None: ...
 
+    def count_open(self, owner: str, created_since: datetime) -> int:
+        """How many of an owner's tickets created since then are pending or in progress."""
+        ...
+
     def claim(self, ticket_id: str, now: datetime, lease_until: datetime) -> ExportTicket:
         """pending -> in_progress, or take over an in_progress ticket whose lease ran out (attempt + 1).
         Raise `TicketConflict` otherwise, `NotFound` if there is no such ticket."""

@@ -74,7 +74,8 @@ def install_error_handlers(app: APIGatewayRestResolver) -> None:
     def domain_error(error: DomainError) -> Response[str]:
         status = status_for(error)
         logger.info("request refused", extra={"status": status, "reason": error.message})
-        return json_response(error_body(error), status)
+        retry = getattr(error, "retry_after", None)
+        return json_response(error_body(error), status, {"Retry-After": str(retry)} if retry else None)
 
     @app.not_found
     def unknown_route(_: NotFoundError) -> Response[str]:

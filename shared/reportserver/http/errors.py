@@ -14,6 +14,7 @@ STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.InvalidDefinition: 400,
     errors.AlreadyExists: 409,
     errors.ResultTooLarge: 413,
+    errors.TooManyRequests: 429,
     errors.TicketConflict: 409,
     errors.NotReady: 409,
     errors.FileGone: 410,

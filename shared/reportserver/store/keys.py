@@ -36,4 +36,6 @@ def numeric_sort_key(number: int) -> str:
 #                  ticket completes, so the export cache finds the newest finished file for a request
 #     ttl          ttl (N, epoch seconds): the ticket goes with its file (the bucket's lifecycle rule)
 #     writes       every status change is conditional on the current status (and the worker's attempt)
+#     index        ByOwner: owner (S), created_at (S), with status: how many of a token's tickets are open
 CACHE_INDEX = "ByCompleteCacheKey"
+OWNER_INDEX = "ByOwner"

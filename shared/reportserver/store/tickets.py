@@ -53,6 +53,28 @@ class DynamoTicketStore:
         items = response.get("Items", [])
         return _ticket(items[0]) if items else None
 
+    def count_open(self, owner: str, created_since: datetime) -> int:
+        kwargs: dict[str, Any] = {
+            "IndexName": keys.OWNER_INDEX,
+            "KeyConditionExpression": "#o = :o AND created_at >= :t",
+            "FilterExpression": "#s IN (:pending, :running)",
+            "ExpressionAttributeNames": {"#o": "owner", "#s": "status"},
+            "ExpressionAttributeValues": {
+                ":o": owner,
+                ":t": stamp(created_since),
+                ":pending": TicketStatus.PENDING.value,
+                ":running": TicketStatus.IN_PROGRESS.value,
+            },
+            "Select": "COUNT",
+        }
+        count = 0
+        while True:
+            page = self._table.query(**kwargs)
+            count += int(page.get("Count", 0))
+            if "LastEvaluatedKey" not in page:
+                return count
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def _update(
         self, ticket_id: str, changes: dict[str, Any], condition: str, condition_values: dict[str, Any]
     ) -> ExportTicket:
