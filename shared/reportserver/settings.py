@@ -80,7 +80,8 @@ class ExportWorkerSettings(_Settings, frozen=True, kw_only=True):
     finish_seconds: Annotated[float, msgspec.Meta(ge=5, le=300)] = msgspec.field(
         name="EXPORT_FINISH_SECONDS", default=60.0
     )
-    scratch_dir: str = msgspec.field(name="EXPORT_SCRATCH_DIR", default="/tmp")  # noqa: S108 - Lambda's only disk
+    # A folder of its own on Lambda's only disk: emptied at the start of every export (see ExportWorker).
+    scratch_dir: str = msgspec.field(name="EXPORT_SCRATCH_DIR", default="/tmp/exports")  # noqa: S108
     catalog_cache_seconds: CatalogCacheSeconds = msgspec.field(name="CATALOG_CACHE_SECONDS", default=30.0)
 
 

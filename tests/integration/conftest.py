@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ TEMPLATE = load_template()
 os.environ.update(TEMPLATE.environment())  # before any handler module is imported, as at cold start
 # The test database is a tenth of the demo; a lower cap keeps its Order Lines report over it.
 os.environ["CALL_MAX_ROWS"] = "10000"
+# The worker empties its scratch folder before each export: one of this run's own, as a container's /tmp.
+os.environ["EXPORT_SCRATCH_DIR"] = tempfile.mkdtemp(prefix="reportserver-scratch-")
 
 
 @dataclass

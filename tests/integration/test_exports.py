@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,8 @@ from reportserver.store.tickets import DynamoTicketStore
 from infra.local.frontdoor import HttpResponse
 from infra.local.queues import QueuePoller, drain, pollers
 from tests.integration.conftest import TEMPLATE, Stack
+
+SCRATCH = Path(os.environ["EXPORT_SCRATCH_DIR"])  # set by conftest: a folder the worker empties
 
 
 @pytest.fixture(scope="module")
@@ -418,7 +421,7 @@ def worker(
         tickets,
         S3FileStore(stack.names["ExportBucket"]),
         render,
-        WorkerPolicy(lease_seconds=lease_seconds, progress_seconds=0.0, scratch_dir=Path("/tmp")),
+        WorkerPolicy(lease_seconds=lease_seconds, progress_seconds=0.0, scratch_dir=SCRATCH),
         clock,
     )
 
@@ -609,3 +612,16 @@ def test_a_token_with_as_many_open_exports_as_allowed_gets_429_until_one_finishe
     assert post(stack, "/api/exports/", {"report_name": "gst-balance", "force_update": True})[0] == 202  # others
     drain(queue_pollers)
     assert request().status == 202
+
+
+def test_a_scratch_file_left_by_an_attempt_cut_short_is_removed_by_the_next_export(
+    stack: Stack, tickets: DynamoTicketStore
+) -> None:
+    # Found: a worker killed mid-render left its file in /tmp, and each such attempt filled it further.
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    leftover = SCRATCH / "0f0f0f0f.csv"
+    leftover.write_bytes(b"x" * 1000)
+    ticket_id = pending_ticket(stack)
+    assert worker(stack, tickets).run(ticket_id) == "complete"
+    assert not leftover.exists()
+    assert list(SCRATCH.iterdir()) == []  # and the export's own file went after its upload

@@ -87,6 +87,15 @@ def test_export_queue_retries_then_dead_letters_with_a_long_enough_visibility_ti
     assert sources == {("ExportWorkerFunction", "ExportQueue"), ("ExportDeadLettersFunction", "ExportDeadLetterQueue")}
 
 
+def test_no_export_message_expires_before_its_retries_and_its_dead_letter_end() -> None:
+    # Found: a day's retention could delete a message waiting behind the worker's concurrency, unread.
+    queue = TEMPLATE.resources["ExportQueue"]["Properties"]
+    dead = TEMPLATE.resources["ExportDeadLetterQueue"]["Properties"]
+    retries = queue["RedrivePolicy"]["maxReceiveCount"] * queue["VisibilityTimeout"]
+    assert queue["MessageRetentionPeriod"] == 1_209_600 > retries  # SQS's longest, 14 days
+    assert dead["MessageRetentionPeriod"] == 1_209_600
+
+
 def test_each_function_may_read_only_its_own_table() -> None:
     policies = {
         name: str(r["Properties"]["Policies"]) for name, r in TEMPLATE.of_type("AWS::Serverless::Function").items()

@@ -284,6 +284,7 @@ class ExportWorker:
         ticket = self._claim(ticket_id)
         if ticket is None:
             return "skipped"
+        self._clear_scratch()
         scratch: Path | None = None
         rows = 0
         try:
@@ -334,6 +335,16 @@ class ExportWorker:
                 log.info("duplicate delivery of a finished export", extra={"ticket_id": ticket_id})
                 return None
             raise TicketBusy(f"export {ticket_id} is being rendered by another attempt") from None
+
+    def _clear_scratch(self) -> None:
+        """A container runs one export at a time, so anything in the scratch folder is left by an attempt
+        that was cut short (a timeout, a crash): removed, or /tmp would fill over a container's life."""
+        folder = self.policy.scratch_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        for leftover in folder.iterdir():
+            if leftover.is_file():
+                log.warning("removing a scratch file left by an earlier attempt", extra={"file": leftover.name})
+                leftover.unlink(missing_ok=True)
 
     def _release(self, ticket: ExportTicket, rows: int) -> None:
         now = self.clock()
