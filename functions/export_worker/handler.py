@@ -8,14 +8,15 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from reportserver.domain.calls import ReportRunner
-from reportserver.domain.exports import ExportWorker, WorkerPolicy
+from reportserver.domain.errors import TicketBusy
+from reportserver.domain.exports import ExportWorker, WorkerPolicy, retry_delay
 from reportserver.observability import logger
 from reportserver.render import renderer_for
 from reportserver.settings import ExportWorkerSettings
 from reportserver.sources.registry import open_source
 from reportserver.store.catalog import CachedCatalog, DynamoCatalog
 from reportserver.store.files import S3FileStore
-from reportserver.store.queue import ticket_id_of
+from reportserver.store.queue import SqsExportQueue, ticket_id_of
 from reportserver.store.tickets import DynamoTicketStore
 
 settings = ExportWorkerSettings.from_environ()
@@ -33,6 +34,7 @@ worker = ExportWorker(
         finish_seconds=settings.finish_seconds,
     ),
 )
+queue = SqsExportQueue(settings.export_queue_url)
 # Every record failed is reported as such (and retried), not raised as one batch error.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -46,9 +48,27 @@ def render_ticket(record: SQSRecord, lambda_context: LambdaContext | None = None
         )
         return "dropped"  # no retry can mend it: succeed, so that it leaves the queue
     logger.append_keys(ticket_id=ticket_id)
-    if lambda_context is None:
-        return worker.run(ticket_id)
-    return worker.run(ticket_id, lambda: lambda_context.get_remaining_time_in_millis() / 1000)
+    receives = int(record.raw_event.get("attributes", {}).get("ApproximateReceiveCount") or 1)
+    final = receives >= settings.max_receives
+    try:
+        if lambda_context is None:
+            return worker.run(ticket_id, final_attempt=final)
+        return worker.run(ticket_id, lambda: lambda_context.get_remaining_time_in_millis() / 1000, final)
+    except Exception as error:
+        _retry_soon(record, receives, isinstance(error, TicketBusy))
+        raise
+
+
+def _retry_soon(record: SQSRecord, receives: int, busy: bool) -> None:
+    """The failed message comes back in seconds to minutes (`retry_delay`), not after the queue's
+    visibility timeout; should that call fail, the queue's timeout still brings it back."""
+    delay = retry_delay(receives, busy, settings.lease_seconds)
+    try:
+        queue.retry_in(record.receipt_handle, delay)
+    except Exception:
+        logger.exception("could not shorten the failed message's visibility", extra={"delay": delay})
+        return
+    logger.info("export retried later", extra={"receives": receives, "delay_seconds": delay})
 
 
 @logger.inject_lambda_context(clear_state=True)

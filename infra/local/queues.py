@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 
 from infra.local.frontdoor import LocalApi
-from infra.local.template import LOCAL_REGION, QueueSource, Template
+from infra.local.template import LOCAL_ACCOUNT, LOCAL_REGION, QueueSource, Template
 
 WAIT_SECONDS = 1
 SQS_DEFAULT_VISIBILITY_SECONDS = 30
@@ -49,6 +49,19 @@ class QueuePoller:
         self._hidden: dict[str, tuple[float, str]] = {}  # message id -> (visible again at, receipt handle)
         self._lock = threading.Lock()
 
+    def hidden_for(self) -> float:
+        """Seconds by this poller's clock until the message that comes back next is delivered again."""
+        with self._lock:
+            return min((due for due, _ in self._hidden.values()), default=float("inf")) - self._clock()
+
+    def discard_waiting(self) -> None:
+        """Delete the messages this poller holds back (a test's, so that no later test receives them)."""
+        with self._lock:
+            handles = [handle for _, handle in self._hidden.values()]
+            self._hidden.clear()
+        for handle in handles:
+            self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=handle)
+
     @property
     def waiting(self) -> int:
         """Messages received and not deleted, hidden until their visibility timeout passes."""
@@ -75,14 +88,28 @@ class QueuePoller:
             failed = {m["MessageId"] for m in received}
         for message in received:
             if message["MessageId"] in failed:
-                # Left hidden (moto keeps it so for the queue's timeout in real time) until the
-                # visibility timeout has passed by this poller's clock.
+                # Left hidden (moto keeps it so in real time) until its visibility has passed by this
+                # poller's clock: the queue's timeout, or what the function set (ChangeMessageVisibility).
+                hidden = self._hidden_seconds(message["MessageId"])
                 with self._lock:
-                    due = received_at + self.visibility_seconds
+                    due = received_at + self.visibility_seconds if hidden is None else self._clock() + hidden
                     self._hidden[message["MessageId"]] = (due, message["ReceiptHandle"])
             else:
                 self._mapping.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
         return len(received)
+
+    def _hidden_seconds(self, message_id: str) -> float | None:
+        """How long from now moto keeps this message hidden: the queue's timeout, or what the function
+        set with ChangeMessageVisibility (moto runs in this process: under mock_aws, or as the stack's
+        threaded server, so its state can be read)."""
+        from moto.core.utils import unix_time_millis  # noqa: PLC0415
+        from moto.sqs.models import sqs_backends  # noqa: PLC0415
+
+        queue = sqs_backends[LOCAL_ACCOUNT][LOCAL_REGION].queues.get(self._name)
+        found = next((m for m in getattr(queue, "_messages", []) if m.id == message_id), None)
+        if found is None or not found.visible_at:
+            return None
+        return max(0.0, (found.visible_at - unix_time_millis()) / 1000)
 
     def _release_due(self) -> None:
         now = self._clock()

@@ -38,6 +38,9 @@ class AuthSettings(_Settings, frozen=True, kw_only=True):
 CatalogCacheSeconds = Annotated[float, msgspec.Meta(ge=0, le=3600)]
 
 
+QueueUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://\S+/\d{12}/\S+$")]
+
+
 class ReportsSettings(_Settings, frozen=True, kw_only=True):
     catalog_table: TableName = msgspec.field(name="CATALOG_TABLE")
     call_max_rows: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = msgspec.field(
@@ -53,9 +56,7 @@ class ReportsSettings(_Settings, frozen=True, kw_only=True):
 class ExportsSettings(_Settings, frozen=True, kw_only=True):
     catalog_table: TableName = msgspec.field(name="CATALOG_TABLE")
     tickets_table: TableName = msgspec.field(name="TICKETS_TABLE")
-    export_queue_url: Annotated[str, msgspec.Meta(pattern=r"^https?://\S+/\d{12}/\S+$")] = msgspec.field(
-        name="EXPORT_QUEUE_URL"
-    )
+    export_queue_url: QueueUrl = msgspec.field(name="EXPORT_QUEUE_URL")
     export_bucket: Annotated[str, msgspec.Meta(min_length=3)] = msgspec.field(name="EXPORT_BUCKET")
     retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = msgspec.field(name="EXPORT_RETENTION_DAYS", default=7)
     # Minutes, not days: a leaked link dies soon, and each status read signs a fresh one.
@@ -70,6 +71,9 @@ class ExportsSettings(_Settings, frozen=True, kw_only=True):
 
 class ExportWorkerSettings(_Settings, frozen=True, kw_only=True):
     catalog_table: TableName = msgspec.field(name="CATALOG_TABLE")
+    export_queue_url: QueueUrl = msgspec.field(name="EXPORT_QUEUE_URL")
+    # The queue's maxReceiveCount: on the last delivery a transient failure fails the ticket.
+    max_receives: Annotated[int, msgspec.Meta(ge=1, le=1000)] = msgspec.field(name="EXPORT_MAX_RECEIVES", default=3)
     tickets_table: TableName = msgspec.field(name="TICKETS_TABLE")
     export_bucket: Annotated[str, msgspec.Meta(min_length=3)] = msgspec.field(name="EXPORT_BUCKET")
     lease_seconds: Annotated[int, msgspec.Meta(ge=5, le=7200)] = msgspec.field(name="EXPORT_LEASE_SECONDS", default=960)

@@ -15,7 +15,11 @@ from typing import Any
 
 import boto3
 import pytest
+from reportserver.domain.exports import retry_delay
+from reportserver.domain.ports import DataSource
+from reportserver.domain.reports import parse_report
 from reportserver.domain.tickets import TicketStatus
+from reportserver.store.catalog import DynamoCatalog
 from reportserver.store.tickets import DynamoTicketStore
 
 from infra.local.queues import QueuePoller, pollers, visibility_timeout
@@ -163,3 +167,35 @@ def test_after_max_receives_the_message_dead_letters_and_its_ticket_fails(
     failed = tickets.get(ticket_id)
     assert failed is not None and failed.status is TicketStatus.FAILED
     assert failed.error == f"The export could not be completed after {MAX_RECEIVES} attempts; please request it again"
+
+
+def test_a_source_that_is_down_is_retried_within_minutes_then_fails_the_ticket_saying_so(
+    stack: Stack, queue: list[QueuePoller], tickets: DynamoTicketStore, clock: Clock
+) -> None:
+    # Found: a failed attempt came back only after the queue's 90 minutes, and a source that was down
+    # for a moment failed its ticket for good.
+    catalog = DynamoCatalog(stack.names["CatalogTable"])
+    if catalog.report_by_slug("flaky-source") is None:
+        catalog.put_data_source(DataSource(id="flaky", name="Flaky", database="/nonexistent/flaky.sqlite"))
+        catalog.create_report(
+            parse_report({"name": "Flaky Source", "data_source_id": "flaky", "queries": [{"sql": "SELECT 1"}]})
+        )
+    body = json.dumps({"report_name": "flaky-source", "format": "csv", "force_update": True}).encode()
+    headers = [("Authorization", stack.headers["admin"]), ("Content-Type", "application/json")]
+    ticket_id = json.loads(stack.api.handle("POST", "/api/exports/", headers, body).body)["ticket_id"]
+    worker_queue = next(p for p in queue if p.visibility_seconds == VISIBILITY)
+    for delay in (30, 120):  # retry_delay: 30 s after the first failure, 2 min after the second
+        assert worker_queue.poll_once() == 1
+        held = tickets.get(ticket_id)
+        assert held is not None and held.lease_until is not None and held.lease_until <= clock.now()  # given back
+        assert delay - 1 <= worker_queue.hidden_for() <= delay
+        clock.advance(delay - 2)
+        assert worker_queue.poll_once() == 0  # not yet
+        clock.advance(2)
+    assert worker_queue.poll_once() == 1  # the last delivery (maxReceiveCount) fails the ticket
+    failed = tickets.get(ticket_id)
+    assert failed is not None and failed.status is TicketStatus.FAILED
+    assert failed.error == (
+        "The report's data source is not available (after 3 attempts); please request the export again later"
+    )
+    assert [retry_delay(n) for n in (1, 2, 3, 4, 5)] == [30, 120, 480, 900, 900]

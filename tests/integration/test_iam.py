@@ -15,9 +15,12 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from reportserver.domain.ports import DataSource
+from reportserver.domain.reports import parse_report
 from reportserver.domain.tickets import TicketStatus
 from reportserver.domain.tokens import basic_header, issue_token
 from reportserver.store import aws
+from reportserver.store.catalog import DynamoCatalog
 from reportserver.store.tickets import DynamoTicketStore
 
 from infra.local import iam
@@ -87,14 +90,31 @@ def _exports(stack: Stack) -> bool:
 
 
 def _renders(stack: Stack) -> bool:
-    """The worker reads the report, claims and completes the ticket, and puts the file."""
+    """The worker reads the report, claims and completes the ticket, and puts the file; and when the
+    data source is down, it has the message come back soon (its visibility shortened)."""
     stack.api.cold_start("ExportsFunction")
     body = {"report_name": "sales-summary", "format": "csv", "force_update": True}
     status, ticket = _post_export(stack, body)
     assert status == 202, ticket
     drain(pollers(stack.api, TEMPLATE))
     done = DynamoTicketStore(stack.names["TicketsTable"]).get(str(ticket["ticket_id"]))
-    return done is not None and done.status is TicketStatus.COMPLETE
+    return done is not None and done.status is TicketStatus.COMPLETE and _retries_soon(stack)
+
+
+def _retries_soon(stack: Stack) -> bool:
+    catalog = DynamoCatalog(stack.names["CatalogTable"])
+    if catalog.report_by_slug("source-down") is None:
+        catalog.put_data_source(DataSource(id="down", name="Down", database="/nonexistent/down.sqlite"))
+        catalog.create_report(
+            parse_report({"name": "Source Down", "data_source_id": "down", "queries": [{"sql": "SELECT 1"}]})
+        )
+    status, ticket = _post_export(stack, {"report_name": "source-down", "format": "csv", "force_update": True})
+    assert status == 202, ticket
+    worker_poller = next(p for p in pollers(stack.api, TEMPLATE) if p.visibility_seconds == 5400)
+    worker_poller.poll_once()
+    hidden = worker_poller.hidden_for()
+    worker_poller.discard_waiting()
+    return 0 < hidden <= 31  # 30 s for the first retry, not the queue's 5,400 s
 
 
 def _fails_dead_letters(stack: Stack) -> bool:

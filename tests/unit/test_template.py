@@ -148,3 +148,10 @@ def test_every_gateway_response_has_the_seed_shape() -> None:
         body = response.body.replace("$context.error.messageString", '"m"').replace("$context.authorizer.message", "m")
         assert set(json.loads(body)) == {"ok", "message"}, kind
         assert json.loads(body)["ok"] is False
+
+
+def test_the_worker_knows_its_last_delivery_as_the_queue_counts_it() -> None:
+    queue = TEMPLATE.resources["ExportQueue"]["Properties"]
+    worker = TEMPLATE.functions()["ExportWorkerFunction"].environment
+    assert int(worker["EXPORT_MAX_RECEIVES"]) == queue["RedrivePolicy"]["maxReceiveCount"]
+    assert worker["EXPORT_QUEUE_URL"] == TEMPLATE.reference("ExportQueue")

@@ -77,6 +77,10 @@ class QueryTookTooLong(DataSourceFailed):
         super().__init__("The report's query took longer than its time limit")
 
 
+class SourceUnavailable(DataSourceFailed):
+    """The data source cannot be reached or opened now: worth another attempt, unlike a bad query."""
+
+
 class RenderFailed(DomainError):
     """A file that cannot be made from these rows (a format limit, say); the message is for the owner."""
 

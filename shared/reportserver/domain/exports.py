@@ -30,6 +30,7 @@ from reportserver.domain.errors import (
     NotFound,
     NotReady,
     OutOfTime,
+    SourceUnavailable,
     TicketBusy,
     TicketConflict,
     TooManyRequests,
@@ -251,6 +252,18 @@ class ExportService:
         return self.files.download_url(ticket.file_key, ticket.file_name, ticket.content_type, self.policy.link_seconds)
 
 
+class RetryLater(Exception):
+    """An attempt that failed for a reason that may pass (a source that is down): retry the message."""
+
+
+def retry_delay(receives: int, busy: bool = False, lease_seconds: int = 960) -> int:
+    """Seconds until a failed attempt's message comes back: 30 s, then 2 min, then 8 min (at most 15),
+    not the queue's visibility timeout (90 min); a ticket another attempt holds, after its lease."""
+    if busy:
+        return lease_seconds
+    return min(900, 30 * 4 ** max(receives - 1, 0))
+
+
 @dataclass(frozen=True)
 class WorkerPolicy:
     lease_seconds: int
@@ -273,7 +286,7 @@ class ExportWorker:
     policy: WorkerPolicy
     clock: Clock = utc_now
 
-    def run(self, ticket_id: str, time_left: Callable[[], float] = unlimited) -> str:
+    def run(self, ticket_id: str, time_left: Callable[[], float] = unlimited, final_attempt: bool = False) -> str:
         """Render one ticket; return "complete", "failed" or "skipped" (a finished or unknown ticket).
         Raise `TicketBusy` to have the message retried, and let unexpected errors raise for a retry.
 
@@ -305,6 +318,16 @@ class ExportWorker:
             self.tickets.complete(ticket, self.clock(), rows, size, key, name, kind.content_type)
             log.info("export complete", extra={"ticket_id": ticket_id, "rows": rows, "bytes": size})
             return "complete"
+        except SourceUnavailable as down:
+            if not final_attempt:
+                # Transient: the lease goes back and the message is retried (soon: see `retry_delay`).
+                self._release(ticket, rows)
+                log.warning("export source unavailable; retrying", extra={"ticket_id": ticket_id})
+                raise RetryLater(down.message) from None
+            message = f"{down.message} (after {ticket.attempt} attempts); please request the export again later"
+            self.tickets.fail(ticket.ticket_id, self.clock(), message, attempt=ticket.attempt)
+            log.info("export failed", extra={"ticket_id": ticket_id, "reason": message})
+            return "failed"
         except DomainError as refusal:
             message = refusal.message
             self.tickets.fail(ticket.ticket_id, self.clock(), message, attempt=ticket.attempt)

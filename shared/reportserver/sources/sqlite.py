@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import quote
 
 from reportserver import sqltext
-from reportserver.domain.errors import DataSourceFailed, InvalidParameter, QueryTookTooLong
+from reportserver.domain.errors import DataSourceFailed, InvalidParameter, QueryTookTooLong, SourceUnavailable
 from reportserver.domain.ports import (
     DEFAULT_BATCH_SIZE,
     ArrowResult,
@@ -56,7 +56,7 @@ class SqliteSource:
             described = _declared_columns(self._uri, sql)
         except _Unavailable as error:
             log.error("sqlite open failed", extra={"error": str(error)})
-            raise DataSourceFailed("The report's data source is not available") from None
+            raise SourceUnavailable("The report's data source is not available") from None
         except sqlite3.Error as error:
             raise _failure(error) from None
         names = unique_names([resolve(name, kind).name for name, kind in described])
@@ -80,7 +80,7 @@ class SqliteSource:
             connection = self._connect(clock)
         except sqlite3.Error as error:
             log.error("sqlite connect failed", extra={"error": str(error)})
-            raise DataSourceFailed("The report's data source is not available") from None
+            raise SourceUnavailable("The report's data source is not available") from None
         try:
             with clock.running():
                 try:
@@ -127,7 +127,7 @@ class SqliteSource:
             connection = adbc.connect(self._uri)
         except Exception as error:
             log.error("sqlite (adbc) connect failed", extra={"error": str(error)})
-            raise DataSourceFailed("The report's data source is not available") from None
+            raise SourceUnavailable("The report's data source is not available") from None
         cursor = connection.cursor()
         clock = arrow.QueryClock(self._timeout)
         read_ahead: Generator[Any, None, None] | None = None

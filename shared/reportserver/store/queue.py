@@ -14,6 +14,10 @@ class SqsExportQueue:
     def send(self, ticket_id: str) -> None:
         aws.sqs().send_message(QueueUrl=self._url, MessageBody=msgspec.json.encode({"ticket_id": ticket_id}).decode())
 
+    def retry_in(self, receipt_handle: str, seconds: int) -> None:
+        """A received message comes back after `seconds` instead of the queue's visibility timeout."""
+        aws.sqs().change_message_visibility(QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds)
+
 
 def ticket_id_of(message_body: str) -> str:
     """The ticket a queue message names; a malformed message raises ValueError."""
