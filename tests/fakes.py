@@ -12,7 +12,7 @@ class MemoryTokenStore:
     def __init__(self) -> None:
         self.tokens: dict[str, ApiToken] = {}
 
-    def find_by_name(self, name: str) -> ApiToken | None:
+    def find_by_name(self, name: str, fresh: bool = False) -> ApiToken | None:
         return self.tokens.get(name)
 
     def find_by_secret_hash(self, secret_hash: str) -> ApiToken | None:

@@ -30,6 +30,7 @@ from infra.local.template import LOCAL_ACCOUNT, LOCAL_REGION, GatewayResponse, R
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 API_ID = "local"
 MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit (REST APIs): 10 MB
+MAX_CACHED_DECISIONS = 10_000  # the local authorizer cache's bound (every new header is an entry)
 TEXT_TYPES = re.compile(r"^(text/|application/(json|xml|javascript))")
 
 
@@ -105,6 +106,9 @@ class LocalApi:
             self._handlers[logical_id] = getattr(module, function_name)
 
     def invoke(self, logical_id: str, event: dict[str, Any]) -> dict[str, Any]:
+        if self.identities and logical_id not in self.identities:
+            # IAM is enforced: a function without a role of its own never runs with another's rights.
+            raise PermissionError(f"{logical_id} has no role of its own")
         handler = self.handler(logical_id)
         with self._locks[logical_id]:
             # The context counts down from the function's own timeout, as Lambda's does.
@@ -256,6 +260,12 @@ class LocalApi:
     def _cache_decision(self, identity: tuple[str, ...], decision: dict[str, Any]) -> None:
         if self._authorizer.cache_seconds > 0:
             with self._decisions_lock:
+                if len(self._decisions) >= MAX_CACHED_DECISIONS:  # expired ones first, then the oldest
+                    now = self._clock()
+                    for stale in [k for k, (until, _) in self._decisions.items() if until <= now]:
+                        del self._decisions[stale]
+                    while len(self._decisions) >= MAX_CACHED_DECISIONS:
+                        del self._decisions[next(iter(self._decisions))]
                 self._decisions[identity] = (self._clock() + self._authorizer.cache_seconds, decision)
 
     def gateway_refusal(self, kind: str, status: int) -> HttpResponse:
@@ -318,12 +328,18 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server_version = "reportserver-local"
 
     def _serve(self) -> None:
-        declared = (self.headers.get("Content-Length") or "0").strip()
-        if not declared.isascii() or not declared.isdigit():
+        lengths = self.headers.get_all("Content-Length") or ["0"]
+        declared = lengths[0].strip()
+        if len(lengths) > 1 or self.headers.get("Transfer-Encoding"):
+            # Two lengths, or a chunked body next to (or instead of) one: refused, never guessed at, so
+            # that no body can be read as the next request (request smuggling).
+            self.close_connection = True
+            response = self.api.gateway_refusal("BAD_REQUEST_BODY", 400)
+        elif not declared.isascii() or not declared.isdigit():
             # A negative or malformed length: refused before anything is read, as the AWS front end does.
             self.close_connection = True
             response = self.api.gateway_refusal("BAD_REQUEST_BODY", 400)
-        elif int(declared) > MAX_REQUEST_BODY_BYTES:
+        elif len(declared) > len(str(MAX_REQUEST_BODY_BYTES)) or int(declared) > MAX_REQUEST_BODY_BYTES:
             self.close_connection = True  # the body is not read: the connection cannot be reused
             response = self.api.gateway_refusal("REQUEST_TOO_LARGE", 413)
         else:

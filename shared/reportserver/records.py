@@ -27,7 +27,7 @@ def encode_records(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> byt
     """`dumps(records(columns, rows))`, the same bytes, without a dict per row: each row becomes a
     struct of the result's own shape (made in C, about 40% less time for 10,000 rows x 14 columns)."""
     row_type = _row_type(tuple(columns))
-    if row_type is None:
+    if row_type is None:  # names that need escaping, or the same name twice (the last value wins)
         return dumps(records(columns, rows))
     return _encoder.encode([row_type(*row) for row in rows])
 
@@ -36,7 +36,7 @@ def encode_records(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> byt
 def _row_type(columns: tuple[str, ...]) -> type | None:
     """Field names f0, f1, ... written as the columns' own names, in their order; None for names msgspec
     cannot write as given (a quote, a backslash or a control character: they need escaping)."""
-    if any(_NEEDS_ESCAPING.search(name) for name in columns):
+    if len(set(columns)) < len(columns) or any(_NEEDS_ESCAPING.search(name) for name in columns):
         return None
     fields = [(f"f{i}", object) for i in range(len(columns))]
     return msgspec.defstruct("Record", fields, rename={f"f{i}": name for i, name in enumerate(columns)})

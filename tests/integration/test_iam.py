@@ -8,6 +8,7 @@ template does not allow fails a test, and so does an action the template grants 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -195,3 +196,31 @@ def test_each_function_needs_every_action_its_role_grants(stack: Stack, function
     finally:
         iam.replace_policies(role)
         stack.api.cold_start(function)
+
+
+def _link(stack: Stack, function: str, key: str, **params: object) -> str:
+    from botocore.config import Config
+
+    s3 = boto3.client("s3", config=Config(signature_version="s3v4"), **stack.api.identities[function])
+    return str(
+        s3.generate_presigned_url(
+            "get_object", Params={"Bucket": stack.names["ExportBucket"], "Key": key}, ExpiresIn=300, **params
+        )
+    )
+
+
+def test_a_download_link_works_only_when_signed_by_a_role_that_may_read_the_file(stack: Stack) -> None:
+    # Found: any request with an X-Amz-Signature parameter passed, even a PUT without credentials.
+    import requests
+
+    key = "exports/iam-link/file.csv"
+    boto3.client("s3").put_object(Bucket=stack.names["ExportBucket"], Key=key, Body=b"secret")
+    assert requests.get(_link(stack, "ExportsFunction", key), timeout=10).content == b"secret"
+    assert requests.get(_link(stack, "ReportsFunction", key), timeout=10).status_code == 403  # no S3 rights
+    signed = _link(stack, "ExportsFunction", key)
+    old = re.sub(r"X-Amz-Date=[0-9]{8}", "X-Amz-Date=20200101", signed)  # signed years ago
+    assert requests.get(old, timeout=10).status_code == 403  # past its X-Amz-Expires
+    assert requests.put(signed, data=b"evil", timeout=10).status_code == 403
+    forged = f"https://{stack.names['ExportBucket']}.s3.amazonaws.com/{key}?X-Amz-Signature=0"
+    assert requests.put(forged, data=b"evil", timeout=10).status_code == 403
+    assert boto3.client("s3").get_object(Bucket=stack.names["ExportBucket"], Key=key)["Body"].read() == b"secret"

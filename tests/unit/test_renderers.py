@@ -99,6 +99,17 @@ def test_csv_text_that_would_open_as_a_formula_starts_with_an_apostrophe(tmp_pat
     assert {(r[1], r[2]) for r in rows} == {("-1.5", "-2.5")}  # numbers are never changed
 
 
+def test_csv_binary_whose_base64_would_open_as_a_formula_is_neutralised_too(tmp_path: Path) -> None:
+    # Found: bytes f8 0d 34 are "+A00" in base64, which a spreadsheet reads as a formula.
+    schema = pa.schema([pa.field("blob", pa.binary()), pa.field("n", pa.float64())])
+    batch = pa.RecordBatch.from_arrays([pa.array([b"\xf8\x0d\x34", b"ok"]), pa.array([-1.5, 2.5])], schema=schema)
+    target = tmp_path / "b.csv"
+    context = RenderContext(CONTEXT.title, CONTEXT.generated_at, 1, {}, {})
+    renderer_for("csv").render(iter([Sheet("S", schema, iter([batch]))]), target, context, lambda _: None)
+    rows = list(csv.reader(io.StringIO(target.read_bytes().decode("utf-8"), newline="")))
+    assert rows[1:] == [["'+A00", "-1.5"], ["b2s=", "2.5"]]
+
+
 def test_csv_formulas_are_kept_as_they_are_when_the_export_asks(tmp_path: Path) -> None:
     target, _, _ = render("csv", tmp_path, sheets=[("Data", _formula_rows())], csv_neutralise_formulas=False)
     rows = list(csv.reader(io.StringIO(target.read_bytes().decode("utf-8"), newline="")))[1:]

@@ -120,6 +120,9 @@ def test_empty_value_falls_back_to_the_default() -> None:
         ({"region": "NSW", "min_total": "\u0661.5"}, "min_total", "must be a number"),
         ({"region": "NSW", "shipped": "on"}, "shipped", "must be true or false"),
         ({"region": "NSW", "shipped": "t"}, "shipped", "must be true or false"),
+        ({"region": "NSW", "limit": "\u20031"}, "limit", "must be a whole number"),  # an em space
+        ({"region": "NSW", "limit": "\x1c5\x1f"}, "limit", "must be a whole number"),
+        ({"region": "NSW", "shipped": "\xa0true"}, "shipped", "must be true or false"),
     ],
 )
 def test_bad_parameters_are_refused_naming_the_parameter(

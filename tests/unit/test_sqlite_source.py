@@ -313,3 +313,26 @@ def test_a_decimal_column_that_cannot_hold_both_values_exactly_is_refused_not_wr
     with pytest.raises(ValueDoesNotFit) as raised:
         arrow_rows(SqliteSource(str(path)), 'SELECT v AS "v [decimal]" FROM w ORDER BY id', native=native)
     assert raised.value.column == "v" and raised.value.row == 1
+
+
+@pytest.mark.parametrize(
+    ("names", "unique"),
+    [
+        (["id", "id"], ["id", "id_2"]),
+        (["a", "a", "a_2"], ["a", "a_3", "a_2"]),  # found: a, a_2, a_2, and the report call answered 500
+        (["a_2", "a", "a"], ["a_2", "a", "a_3"]),
+        (["x", "x", "x"], ["x", "x_2", "x_3"]),
+    ],
+)
+def test_result_column_names_are_made_unique_without_colliding(names: list[str], unique: list[str]) -> None:
+    from reportserver.domain.ports import unique_names
+
+    assert unique_names(names) == unique
+    assert len(set(unique_names(names))) == len(names)
+
+
+def test_a_number_with_more_digits_than_28_is_refused_not_rounded_to_fit(database: Path) -> None:
+    # Found: normalize() rounded 1.00000000000000000000000000001 to 1 in Decimal's 28-digit context.
+    source = SqliteSource(str(database))
+    with pytest.raises(InvalidParameter, match="more digits than this data source compares exactly"):
+        rows(source, "SELECT :v", {"v": Decimal("1.00000000000000000000000000001")})

@@ -116,10 +116,14 @@ def test_layer_requirements_are_pinned_as_in_the_lock_file() -> None:
 
 
 def test_every_function_logs_to_a_group_with_a_retention() -> None:
-    groups = TEMPLATE.of_type("AWS::Logs::LogGroup").values()
-    named = {g["Properties"]["LogGroupName"]["Fn::Sub"] for g in groups}
-    assert named == {f"/aws/lambda/${{{f}}}" for f in TEMPLATE.functions()}
-    assert all(g["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"} for g in groups)
+    groups = TEMPLATE.of_type("AWS::Logs::LogGroup")
+    for function in TEMPLATE.functions():
+        group = TEMPLATE.resources[function]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        properties = groups[group]["Properties"]
+        assert properties["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        # Not /aws/lambda/<function>: Lambda made that group when the function first ran (found).
+        assert properties["LogGroupName"] == {"Fn::Sub": f"/reportserver/${{AWS::StackName}}/{function}"}
+    assert len(groups) == len(TEMPLATE.functions())
     assert TEMPLATE.parameters["LogRetentionDays"]["Default"] == 30
 
 

@@ -127,7 +127,7 @@ def test_the_reserved_name_is_refused_in_any_letter_case(name: str) -> None:
 @pytest.mark.parametrize("name", ["a" * 2100, "bot\n", "bot name", "\u0661bot"])
 def test_a_name_no_token_can_have_is_refused_before_any_lookup(name: str) -> None:
     class Unreadable(MemoryTokenStore):
-        def find_by_name(self, name: str) -> ApiToken | None:
+        def find_by_name(self, name: str, fresh: bool = False) -> ApiToken | None:
             raise AssertionError("looked up")
 
     with pytest.raises(Unauthenticated, match="Invalid token"):

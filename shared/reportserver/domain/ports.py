@@ -99,13 +99,23 @@ class Source(Protocol):
 
 
 def unique_names(names: list[str]) -> list[str]:
-    """`SELECT a.id, b.id` gives two columns named id: keep both as id and id_2."""
+    """`SELECT a.id, b.id` gives two columns named id: keep both as id and id_2 (id_3... past a name
+    the result already has: `SELECT 1 AS a, 2 AS a, 3 AS a_2` is a, a_3, a_2)."""
+    taken = set(names)
     seen: dict[str, int] = {}
     unique = []
     for name in names:
         count = seen.get(name, 0) + 1
         seen[name] = count
-        unique.append(name if count == 1 else f"{name}_{count}")
+        if count == 1:
+            unique.append(name)
+            continue
+        candidate = f"{name}_{count}"
+        while candidate in taken:
+            count += 1
+            candidate = f"{name}_{count}"
+        taken.add(candidate)
+        unique.append(candidate)
     return unique
 
 

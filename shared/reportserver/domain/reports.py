@@ -30,6 +30,8 @@ DATE_TEXT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 DATETIME_TEXT = re.compile(
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?(?:Z|[+-][0-9]{2}:[0-9]{2})?)?$"
 )
+# Only ASCII spaces around a value are dropped: str.strip() also takes U+2003, U+00A0 and U+001C-U+001F.
+ASCII_SPACE = " \t\r\n\f\v"
 TRUE_WORDS = frozenset({"true", "yes", "y", "1"})
 FALSE_WORDS = frozenset({"false", "no", "n", "0"})
 
@@ -248,7 +250,7 @@ def convert_value(field: ReportField, text: str, load_choices: ChoicesLoader) ->
 
 
 def _to_integer(_field: ReportField, text: str, _load: ChoicesLoader) -> int:
-    stripped = text.strip()
+    stripped = text.strip(ASCII_SPACE)
     if not INTEGER_TEXT.fullmatch(stripped):
         raise ValueError(text)
     return int(stripped)
@@ -256,7 +258,7 @@ def _to_integer(_field: ReportField, text: str, _load: ChoicesLoader) -> int:
 
 def _to_number(_field: ReportField, text: str, _load: ChoicesLoader) -> Decimal:
     # Not Decimal's own grammar: it takes "1_000", "NaN", "Infinity" and exponents of any size.
-    stripped = text.strip()
+    stripped = text.strip(ASCII_SPACE)
     if not NUMBER_TEXT.fullmatch(stripped):
         raise ValueError(text)
     return Decimal(stripped)
@@ -264,14 +266,14 @@ def _to_number(_field: ReportField, text: str, _load: ChoicesLoader) -> Decimal:
 
 def _to_date(_field: ReportField, text: str, _load: ChoicesLoader) -> date:
     # YYYY-MM-DD only: fromisoformat also reads week dates (2025-W01-1) and basic forms (20250101).
-    stripped = text.strip()
+    stripped = text.strip(ASCII_SPACE)
     if not DATE_TEXT.fullmatch(stripped):
         raise ValueError(text)
     return date.fromisoformat(stripped)
 
 
 def _to_datetime(_field: ReportField, text: str, _load: ChoicesLoader) -> datetime:
-    stripped = text.strip()
+    stripped = text.strip(ASCII_SPACE)
     if not DATETIME_TEXT.fullmatch(stripped):
         raise ValueError(text)
     if len(stripped) == 10:
@@ -283,7 +285,7 @@ def _to_datetime(_field: ReportField, text: str, _load: ChoicesLoader) -> dateti
 
 
 def _to_boolean(_field: ReportField, text: str, _load: ChoicesLoader) -> bool:
-    word = text.strip().lower()
+    word = text.strip(ASCII_SPACE).lower()
     if word in TRUE_WORDS:
         return True
     if word in FALSE_WORDS:

@@ -63,7 +63,9 @@ class ApiToken(msgspec.Struct, kw_only=True):
 
 
 class TokenStore(Protocol):
-    def find_by_name(self, name: str) -> ApiToken | None: ...
+    def find_by_name(self, name: str, fresh: bool = False) -> ApiToken | None:
+        """The token of this name; `fresh`: read now, past any cache."""
+        ...
 
     def find_by_secret_hash(self, secret_hash: str) -> ApiToken | None: ...
 
@@ -185,6 +187,9 @@ def authenticate(header: str | None, store: TokenStore, now: datetime) -> Princi
         token = store.find_by_secret_hash(presented)
     else:
         token = store.find_by_name(credentials.name)
+        if token is not None and not hmac.compare_digest(presented, token.secret_hash):
+            # A cached copy may be of a token since deleted and made again under the same name.
+            token = store.find_by_name(credentials.name, fresh=True)
     expected = token.secret_hash if token else _NO_SUCH_TOKEN_HASH
     if not hmac.compare_digest(presented, expected) or token is None:
         raise Unauthenticated("Invalid token")

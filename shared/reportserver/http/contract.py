@@ -317,6 +317,15 @@ def openapi_document(server_url: str = "/") -> bytes:
     return msgspec.json.encode(document)
 
 
+# What API Gateway (or a failing function) may answer on any route, whatever the route itself does.
+_ANY_ROUTE: dict[int, tuple[type | None, str]] = {
+    400: (ErrorBody, "A malformed request (a bad Content-Length, a chunked body)"),
+    500: (ErrorBody, "An internal error (its request id is in the logs), or the authorizer failed"),
+    502: (ErrorBody, "The function failed or its response was over Lambda's 6 MB"),
+}
+_WITH_BODY: dict[int, tuple[type | None, str]] = {413: (ErrorBody, "A request body over API Gateway's 10 MB")}
+
+
 def _operation(op: Operation, refs: dict[type, dict[str, Any]]) -> dict[str, Any]:
     described: dict[str, Any] = {
         "summary": op.summary,
@@ -352,7 +361,8 @@ def _operation(op: Operation, refs: dict[type, dict[str, Any]]) -> dict[str, Any
             "content": {"application/json": {"schema": refs[op.request]}},
         }
     described["security"] = [{"basic": []}, {"bearer": []}] if op.authenticated else []
-    for status, (body, description) in sorted(op.responses.items()):
+    answers = _ANY_ROUTE | (_WITH_BODY if op.method in ("POST", "PUT", "PATCH") else {}) | op.responses
+    for status, (body, description) in sorted(answers.items()):
         answer: dict[str, Any] = {"description": description or "OK"}
         if body is not None:
             answer["content"] = {"application/json": {"schema": refs[body]}}

@@ -69,8 +69,15 @@ class DocumentExport(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         force_update = self.exportOptions.get("forceUpdate", False)
         if not isinstance(force_update, bool):
             raise InvalidParameter("forceUpdate", "exportOptions.forceUpdate must be true or false")
+        neutralise = self.exportOptions.get("csvNeutraliseFormulas")
+        if neutralise is not None and not isinstance(neutralise, bool):
+            raise InvalidParameter("csvNeutraliseFormulas", "exportOptions.csvNeutraliseFormulas must be true or false")
         return ExportOrder(
-            report=report_id, format=export_format, parameters=_text_lists(parameters), force_update=force_update
+            report=report_id,
+            format=export_format,
+            parameters=_text_lists(parameters),
+            force_update=force_update,
+            csv_neutralise_formulas=neutralise,
         )
 
 

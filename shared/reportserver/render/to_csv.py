@@ -31,14 +31,15 @@ def _header(names: list[str], neutralise: bool) -> bytes:
     return line.getvalue().encode("utf-8")
 
 
-def _neutralised(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Text cells that would open as formulas, with an apostrophe first (text columns only: numbers,
-    dates and the base64 of binary values are never formulas)."""
-    if not any(pa.types.is_string(f.type) for f in batch.schema):
+def _neutralised(batch: pa.RecordBatch, source: pa.Schema) -> pa.RecordBatch:
+    """Cells that would open as formulas, with an apostrophe first: in text columns, and in binary ones
+    (their base64 may start with '+'); numbers, dates and timestamps never start a formula."""
+    textual = [pa.types.is_string(f.type) or pa.types.is_binary(f.type) for f in source]
+    if not any(textual):
         return batch
     arrays = []
-    for column in batch.columns:
-        if pa.types.is_string(column.type):
+    for column, guarded in zip(batch.columns, textual, strict=True):
+        if guarded:
             risky = pc.match_substring_regex(column, FORMULA_START)
             arrays.append(pc.if_else(risky, pc.binary_join_element_wise(DEFUSED, column, ""), column))
         else:
@@ -65,7 +66,9 @@ def _write_sheet(sheet: Sheet, handle: IO[bytes], bom: bool, neutralise: bool, p
     writer: pcsv.CSVWriter | None = None
     try:
         for batch in sheet.batches:
-            shaped = _as_written(_neutralised(batch) if neutralise else batch)
+            shaped = _as_written(batch)
+            if neutralise:
+                shaped = _neutralised(shaped, batch.schema)
             if writer is None:
                 writer = pcsv.CSVWriter(handle, shaped.schema, write_options=options)
             writer.write_batch(shaped)

@@ -257,7 +257,8 @@ def _bound(name: str, value: Any) -> Any:
         if value == value.to_integral_value() and -(2**63) <= value < 2**63:
             return int(value)
         as_float = float(value)
-        if Decimal(repr(as_float)) != value.normalize():
+        # Compared as numbers (1.50 equals 1.5), never through normalize(), which rounds to 28 digits.
+        if Decimal(repr(as_float)) != value:
             raise InvalidParameter(
                 name, f"Parameter '{name}' has more digits than this data source compares exactly (about 15)"
             )

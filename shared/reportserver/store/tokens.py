@@ -19,7 +19,7 @@ class DynamoTokenStore:
     def _table(self) -> Any:
         return aws.dynamodb().Table(self._table_name)
 
-    def find_by_name(self, name: str) -> ApiToken | None:
+    def find_by_name(self, name: str, fresh: bool = False) -> ApiToken | None:
         item = self._table.get_item(Key={"name": name}, ConsistentRead=True).get("Item")
         return _token(item) if item else None
 
@@ -73,7 +73,9 @@ class CachedTokenStore:
         self._inner = inner
         self._cache: TtlCache[ApiToken] = TtlCache(ttl_seconds, keep_misses=False)
 
-    def find_by_name(self, name: str) -> ApiToken | None:
+    def find_by_name(self, name: str, fresh: bool = False) -> ApiToken | None:
+        if fresh:
+            self._cache.forget(("name", name))
         return self._cache.get_or_load(("name", name), lambda: self._inner.find_by_name(name))
 
     def find_by_secret_hash(self, secret_hash: str) -> ApiToken | None:

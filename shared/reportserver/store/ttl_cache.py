@@ -29,6 +29,9 @@ class TtlCache(Generic[V]):
         self._clock = clock
         self._entries: OrderedDict[Hashable, tuple[float, V | None]] = OrderedDict()
 
+    def forget(self, key: Hashable) -> None:
+        self._entries.pop(key, None)
+
     def get_or_load(self, key: Hashable, load: Callable[[], V | None]) -> V | None:
         now = self._clock()
         entry = self._entries.get(key)
