@@ -101,6 +101,7 @@ build-ReportsFunction: ; $(call package_function,reports)
 build-ExportsFunction: ; $(call package_function,exports)
 build-ExportWorkerFunction: ; $(call package_function,export_worker)
 build-ExportDeadLettersFunction: ; $(call package_function,export_dead_letters)
+build-ExportSweeperFunction: ; $(call package_function,export_sweeper)
 
 clean:  ## remove build outputs and local state (keeps .venv and .tools)
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache

@@ -165,3 +165,38 @@ def start_background(queue_pollers: list[QueuePoller], stopping: threading.Event
     for thread in threads:
         thread.start()
     return threads
+
+
+def scheduled_event(function: str) -> dict[str, Any]:
+    """The event EventBridge sends a scheduled function (the shape of events/scheduled_sweep.json)."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": LOCAL_ACCOUNT,
+        "time": now,
+        "region": LOCAL_REGION,
+        "resources": [f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT}:rule/{function}"],
+        "detail": {},
+    }
+
+
+def start_schedules(api: LocalApi, template: Template, stopping: threading.Event) -> list[threading.Thread]:
+    """Run each scheduled function every period of its `rate(...)`, as EventBridge does."""
+
+    def loop(function: str, period: float) -> None:
+        while not stopping.wait(period):
+            try:
+                api.invoke(function, scheduled_event(function))
+            except Exception as error:
+                print(f"[schedule] {function} failed: {error}", flush=True)
+
+    threads = [
+        threading.Thread(target=loop, args=(f, p), name=f"schedule-{f}", daemon=True)
+        for f, p in template.schedules().items()
+    ]
+    for thread in threads:
+        thread.start()
+    return threads

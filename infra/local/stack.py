@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     from infra.local import iam  # noqa: PLC0415
     from infra.local.frontdoor import LocalApi, serve  # noqa: PLC0415
     from infra.local.provision import provision  # noqa: PLC0415
-    from infra.local.queues import pollers, start_background  # noqa: PLC0415
+    from infra.local.queues import pollers, start_background, start_schedules  # noqa: PLC0415
     from infra.local.template import load_template  # noqa: PLC0415
 
     template = load_template()
@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stopping = threading.Event()
     start_background(pollers(api, template), stopping)  # the export worker and dead-letter loops
+    start_schedules(api, template, stopping)  # EventBridge schedules (the export sweeper)
 
     def stop(*_: object) -> None:
         if not stopping.is_set():

@@ -205,6 +205,15 @@ class Template:
                 sources.append(QueueSource(logical_id, queue, int(properties.get("BatchSize", 10)), failures))
         return sources
 
+    def schedules(self) -> dict[str, float]:
+        """Each function an EventBridge schedule runs, with its period in seconds (`rate(...)` events)."""
+        periods = {}
+        for logical_id, resource in self.of_type("AWS::Serverless::Function").items():
+            for event in resource["Properties"].get("Events", {}).values():
+                if event.get("Type") == "Schedule":
+                    periods[logical_id] = _rate_seconds(event["Properties"]["Schedule"])
+        return periods
+
     def authorizer(self) -> Authorizer:
         api = next(iter(self.of_type("AWS::Serverless::Api").values()))["Properties"]
         auth = api["Auth"]
@@ -225,6 +234,14 @@ class Template:
     def stage(self) -> str:
         api = next(iter(self.of_type("AWS::Serverless::Api").values()))["Properties"]
         return str(self.resolve(api.get("StageName", "Prod")))
+
+
+def _rate_seconds(expression: str) -> float:
+    found = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", expression.strip())
+    if not found:
+        raise ValueError(f"the local stack runs rate(...) schedules only, not {expression!r}")
+    unit = {"minute": 60, "hour": 3600, "day": 86_400}[found.group(2).rstrip("s")]
+    return float(found.group(1)) * unit
 
 
 def queue_url(name: str) -> str:

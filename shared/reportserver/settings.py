@@ -89,5 +89,14 @@ class ExportWorkerSettings(_Settings, frozen=True, kw_only=True):
     catalog_cache_seconds: CatalogCacheSeconds = msgspec.field(name="CATALOG_CACHE_SECONDS", default=30.0)
 
 
+class SweeperSettings(_Settings, frozen=True, kw_only=True):
+    tickets_table: TableName = msgspec.field(name="TICKETS_TABLE")
+    export_queue_url: QueueUrl = msgspec.field(name="EXPORT_QUEUE_URL")
+    stranded_seconds: Annotated[int, msgspec.Meta(ge=60, le=86_400)] = msgspec.field(
+        name="EXPORT_STRANDED_SECONDS", default=900
+    )
+    max_receives: Annotated[int, msgspec.Meta(ge=1, le=1000)] = msgspec.field(name="EXPORT_MAX_RECEIVES", default=3)
+
+
 class DeadLetterSettings(_Settings, frozen=True, kw_only=True):
     tickets_table: TableName = msgspec.field(name="TICKETS_TABLE")

@@ -131,12 +131,28 @@ def _fails_dead_letters(stack: Stack) -> bool:
     return failed and not response.get("batchItemFailures")
 
 
+def _sweeps(stack: Stack) -> bool:
+    """The sweeper finds a stranded ticket (the status index), nudges it and sends its message again,
+    and fails one out of attempts."""
+    from tests.integration.test_export_sweeper import get, stranded_ticket, sweep
+
+    lost = stranded_ticket(stack, TicketStatus.PENDING, 3600)
+    exhausted = stranded_ticket(stack, TicketStatus.IN_PROGRESS, 3600, attempt=3)
+    try:
+        sweep(stack)
+    except Exception:
+        return False
+    drain(pollers(stack.api, TEMPLATE))
+    return get(stack, lost).status is TicketStatus.COMPLETE and get(stack, exhausted).status is TicketStatus.FAILED
+
+
 WORK: dict[str, Callable[[Stack], bool]] = {
     "AuthFunction": _authorizes,
     "ReportsFunction": _calls_reports,
     "ExportsFunction": _exports,
     "ExportWorkerFunction": _renders,
     "ExportDeadLettersFunction": _fails_dead_letters,
+    "ExportSweeperFunction": _sweeps,
 }
 
 

@@ -453,6 +453,44 @@ def render_queries(
     raise DataSourceFailed("The report's columns kept changing type; declare their types in the report's SQL")
 
 
+@dataclass(frozen=True)
+class ExportSweeper:
+    """Run on a schedule: no ticket stays pending or in progress for ever.
+
+    A ticket pending and untouched for `stranded_seconds` lost its message (the request crashed between
+    the ticket and the message, or the message was never delivered): the message is sent again. One in
+    progress whose lease ran out that long ago lost its worker and its retry: sent again, or failed once
+    it has had `max_attempts`. Each ticket is nudged (its `updated_at` moved) with a conditional write,
+    so two sweeps never send it twice in one period, and a ticket a worker took meanwhile is left alone.
+    """
+
+    tickets: TicketStore
+    queue: ExportQueue
+    stranded_seconds: int
+    max_attempts: int
+    clock: Clock = utc_now
+
+    def sweep(self) -> dict[str, int]:
+        now = self.clock()
+        before = now - timedelta(seconds=self.stranded_seconds)
+        resent = failed = 0
+        for ticket in self.tickets.untouched(TicketStatus.PENDING, before):
+            if self.tickets.nudge(ticket, now):
+                self.queue.send(ticket.ticket_id)
+                resent += 1
+        for ticket in self.tickets.untouched(TicketStatus.IN_PROGRESS, before):
+            if ticket.lease_until is not None and ticket.lease_until > before:
+                continue  # a worker may still hold it
+            if ticket.attempt >= self.max_attempts:
+                message = f"The export could not be completed after {ticket.attempt} attempts; please request it again"
+                failed += self.tickets.fail(ticket.ticket_id, now, message, attempt=ticket.attempt) is not None
+            elif self.tickets.nudge(ticket, now):
+                self.queue.send(ticket.ticket_id)
+                resent += 1
+        log.info("exports swept", extra={"resent": resent, "failed": failed})
+        return {"resent": resent, "failed": failed}
+
+
 def fail_dead_letter(tickets: TicketStore, ticket_id: str, now: datetime) -> bool:
     """A message that died in the dead-letter queue leaves its ticket failed, never in progress for ever.
     The message counts the ticket's own attempts (the queue's receive count is one more by then: the

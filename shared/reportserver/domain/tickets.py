@@ -99,6 +99,14 @@ class TicketStore(Protocol):
 
     def find_complete_by_cache_key(self, cache_key: str, not_before: datetime) -> ExportTicket | None: ...
 
+    def untouched(self, status: TicketStatus, updated_before: datetime) -> list[ExportTicket]:
+        """Tickets in this state whose last change is older than `updated_before`."""
+        ...
+
+    def nudge(self, ticket: ExportTicket, now: datetime) -> bool:
+        """Mark a ticket as looked at now, if it is still as read; False when it changed meanwhile."""
+        ...
+
     def count_open(self, owner: str, created_since: datetime) -> int:
         """How many of an owner's tickets created since then are pending or in progress."""
         ...

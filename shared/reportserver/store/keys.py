@@ -39,3 +39,5 @@ def numeric_sort_key(number: int) -> str:
 #     index        ByOwner: owner (S), created_at (S), with status: how many of a token's tickets are open
 CACHE_INDEX = "ByCompleteCacheKey"
 OWNER_INDEX = "ByOwner"
+#     index        ByStatus: status (S), updated_at (S): the sweeper's pending and in-progress tickets
+STATUS_INDEX = "ByStatus"

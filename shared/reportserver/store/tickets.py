@@ -53,6 +53,33 @@ class DynamoTicketStore:
         items = response.get("Items", [])
         return _ticket(items[0]) if items else None
 
+    def untouched(self, status: TicketStatus, updated_before: datetime) -> list[ExportTicket]:
+        kwargs: dict[str, Any] = {
+            "IndexName": keys.STATUS_INDEX,
+            "KeyConditionExpression": "#s = :s AND updated_at < :t",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":s": status.value, ":t": stamp(updated_before)},
+        }
+        found: list[ExportTicket] = []
+        while True:
+            page = self._table.query(**kwargs)
+            found.extend(_ticket(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return found
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def nudge(self, ticket: ExportTicket, now: datetime) -> bool:
+        try:
+            self._update(
+                ticket.ticket_id,
+                {"updated_at": now},
+                "#status = :status AND #attempt = :attempt AND updated_at = :seen",
+                {":status": ticket.status.value, ":attempt": ticket.attempt, ":seen": stamp(ticket.updated_at)},
+            )
+        except TicketConflict:
+            return False
+        return True
+
     def count_open(self, owner: str, created_since: datetime) -> int:
         kwargs: dict[str, Any] = {
             "IndexName": keys.OWNER_INDEX,

@@ -1,0 +1,75 @@
+"""The sweeper (run by its schedule): no ticket is left pending or in progress for ever."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from reportserver.domain.tickets import ExportTicket, TicketStatus, new_ticket_id
+from reportserver.store.tickets import DynamoTicketStore
+
+from infra.local.queues import drain, pollers, scheduled_event
+from tests.integration.conftest import TEMPLATE, Stack
+
+STRANDED = int(TEMPLATE.functions()["ExportSweeperFunction"].environment["EXPORT_STRANDED_SECONDS"])
+
+
+def stranded_ticket(stack: Stack, status: TicketStatus, age_seconds: int, attempt: int = 0) -> str:
+    """A ticket whose last change is `age_seconds` old and whose message is gone (never sent)."""
+    report = stack.report("gst-balance")
+    then = datetime.now(UTC) - timedelta(seconds=age_seconds)
+    ticket = ExportTicket(
+        ticket_id=new_ticket_id(),
+        owner="sweeper-test",
+        report_id=report.id,
+        report_slug=report.slug,
+        report_name=report.name,
+        format="csv",
+        parameters={},
+        cache_key=f"sweep-{then.timestamp()}",
+        status=status,
+        created_at=then,
+        updated_at=then,
+        attempt=attempt,
+        lease_until=then if status is TicketStatus.IN_PROGRESS else None,
+        expires_at=then + timedelta(days=7),
+    )
+    DynamoTicketStore(stack.names["TicketsTable"]).create(ticket)
+    return ticket.ticket_id
+
+
+def sweep(stack: Stack) -> dict[str, int]:
+    return stack.api.invoke("ExportSweeperFunction", scheduled_event("ExportSweeperFunction"))
+
+
+def get(stack: Stack, ticket_id: str) -> ExportTicket:
+    found = DynamoTicketStore(stack.names["TicketsTable"]).get(ticket_id)
+    assert found is not None
+    return found
+
+
+def test_the_sweeper_runs_on_a_schedule_of_the_template() -> None:
+    assert TEMPLATE.schedules() == {"ExportSweeperFunction": 300.0}
+    assert STRANDED == 900
+
+
+def test_a_ticket_whose_message_was_lost_is_sent_again_and_completes(stack: Stack) -> None:
+    # Found: a crash between the ticket and its message left it pending until its TTL (7 days).
+    lost = stranded_ticket(stack, TicketStatus.PENDING, STRANDED + 60)
+    recent = stranded_ticket(stack, TicketStatus.PENDING, 30)  # may still have its message
+    assert sweep(stack)["resent"] >= 1
+    assert sweep(stack)["resent"] == 0  # nudged: not sent twice in one period
+    drain(pollers(stack.api, TEMPLATE))
+    assert get(stack, lost).status is TicketStatus.COMPLETE
+    assert get(stack, recent).status is TicketStatus.PENDING
+
+
+def test_a_ticket_whose_worker_and_retries_are_gone_is_retried_or_failed(stack: Stack) -> None:
+    retried = stranded_ticket(stack, TicketStatus.IN_PROGRESS, STRANDED + 60, attempt=1)
+    exhausted = stranded_ticket(stack, TicketStatus.IN_PROGRESS, STRANDED + 60, attempt=3)
+    answer = sweep(stack)
+    assert answer["failed"] >= 1 and answer["resent"] >= 1
+    drain(pollers(stack.api, TEMPLATE))
+    assert get(stack, retried).status is TicketStatus.COMPLETE
+    failed = get(stack, exhausted)
+    assert failed.status is TicketStatus.FAILED
+    assert failed.error == "The export could not be completed after 3 attempts; please request it again"
