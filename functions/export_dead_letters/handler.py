@@ -1,14 +1,13 @@
 """The export dead-letter queue -> failed tickets: a message that died there never leaves its ticket
 pending or in progress for ever."""
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from reportserver.domain.exports import fail_dead_letter
+from reportserver.domain.exports import fail_dead_letter, utc_now
 from reportserver.observability import logger
 from reportserver.settings import DeadLetterSettings
 from reportserver.store.queue import ticket_id_of
@@ -16,6 +15,7 @@ from reportserver.store.tickets import DynamoTicketStore
 
 settings = DeadLetterSettings.from_environ()
 tickets = DynamoTicketStore(settings.tickets_table)
+clock = utc_now  # (tests move it with the worker's)
 # Every record failed is reported as such (and retried), not raised as one batch error.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -26,7 +26,7 @@ def fail_ticket(record: SQSRecord) -> bool:
     except ValueError:
         logger.error("malformed message in the dead-letter queue", extra={"message_id": record.message_id})
         return False
-    failed = fail_dead_letter(tickets, ticket_id, datetime.now(UTC))
+    failed = fail_dead_letter(tickets, ticket_id, clock())
     logger.warning("export dead-lettered", extra={"ticket_id": ticket_id, "ticket_failed": failed})
     return failed
 

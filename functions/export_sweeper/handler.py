@@ -21,4 +21,4 @@ sweeper = ExportSweeper(
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
-    return sweeper.sweep()
+    return sweeper.sweep(lambda: context.get_remaining_time_in_millis() / 1000)

@@ -32,6 +32,7 @@ worker = ExportWorker(
         progress_seconds=settings.progress_seconds,
         scratch_dir=Path(settings.scratch_dir),
         finish_seconds=settings.finish_seconds,
+        max_attempts=settings.max_receives,
     ),
 )
 queue = SqsExportQueue(settings.export_queue_url)

@@ -58,6 +58,9 @@ def clock(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
     module = __import__("functions.export_worker.handler", fromlist=["worker"])
     stack.api.handler(WORKER)  # imported as the local stack imports it
     monkeypatch.setattr(module, "worker", dataclasses.replace(module.worker, clock=fake.now))
+    stack.api.handler("ExportDeadLettersFunction")
+    dead_letters = __import__("functions.export_dead_letters.handler", fromlist=["clock"])
+    monkeypatch.setattr(dead_letters, "clock", fake.now)  # one clock for every function, as in AWS
     sqs = boto3.client("sqs")
     for queue in ("ExportQueue", "ExportDeadLetterQueue"):  # (PurgeQueue is allowed once a minute)
         url = sqs.get_queue_url(QueueName=stack.names[queue])["QueueUrl"]

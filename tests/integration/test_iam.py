@@ -138,6 +138,7 @@ def _sweeps(stack: Stack) -> bool:
 
     lost = stranded_ticket(stack, TicketStatus.PENDING, 3600)
     exhausted = stranded_ticket(stack, TicketStatus.IN_PROGRESS, 3600, attempt=3)
+    drain(pollers(stack.api, TEMPLATE))  # no message waits: the sweeper then knows the lost one is lost
     try:
         sweep(stack)
     except Exception:

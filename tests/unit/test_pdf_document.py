@@ -3,7 +3,9 @@ upgrade changes what it relies on (read back with pypdf, measured against fpdf2'
 
 from __future__ import annotations
 
+import os
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,20 @@ TEXTS = [
 ]
 
 
+_OPEN: list[PdfDocument] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_fonts() -> Iterator[None]:
+    # fpdf2 keeps each font's file open (see PdfDocument.close_fonts): closed after every test.
+    yield
+    while _OPEN:
+        _OPEN.pop().close_fonts()
+
+
 def document() -> PdfDocument:
     pdf = PdfDocument("Adapter test")
+    _OPEN.append(pdf)
     pdf.add_page()
     pdf.set_font(SANS, size=SIZE)
     return pdf
@@ -159,3 +173,30 @@ def test_the_footer_says_page_n_of_m(tmp_path: Path) -> None:
     pages = read_back(pdf, tmp_path).pages
 
     assert ["Page 1 of 2" in pages[0].extract_text(), "Page 2 of 2" in pages[1].extract_text()] == [True, True]
+
+
+def test_a_pdf_that_is_never_written_leaves_no_font_file_open() -> None:
+    # Found: fpdf2 opens each font lazily and closes it only when it writes the file; a PDF refused
+    # part-way (too many rows, a stopped export) kept its fonts open until the garbage collector came
+    # (a ResourceWarning, and a file descriptor per such export in a warm worker).
+    before = _open_font_files()
+    pdf = PdfDocument("Never written")
+    pdf.add_page()
+    pdf.use_wide_font(SIZE)
+    pdf.write_text(10, 20, "中文", SIZE)
+    assert len(_open_font_files()) > len(before)
+    pdf.close_fonts()
+    assert _open_font_files() == before
+
+
+def _open_font_files() -> list[str]:
+    """This process's open files that are the PDF fonts (Linux: /proc/self/fd)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.endswith(".ttf"):
+            found.append(target)
+    return found

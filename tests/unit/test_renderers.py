@@ -338,14 +338,17 @@ def test_pdf_right_aligns_numbers_and_dates_and_goes_landscape_when_wide(tmp_pat
     assert float(page.mediabox.width) > float(page.mediabox.height)  # eight columns: landscape
     _, batches = typed_batches(COLUMNS, ROWS, batch=len(ROWS))
     pdf = PdfDocument("t")
-    layout = _Layout(pdf, COLUMNS, next(batches), landscape=True)
-    pdf.set_font("Sans", size=7.5)
-    assert layout.right == [True, True, True, True, True, False, False, False]
-    price = COLUMNS.index("price")
-    short, long = (layout.place(pdf, price, t) + pdf.text_width(t) for t in ("0.10", "-12345.67"))
-    assert short == pytest.approx(long)  # numbers end at the same right edge
-    name = COLUMNS.index("name")
-    assert layout.place(pdf, name, "a") == layout.place(pdf, name, "a much longer name")  # text starts left
+    try:
+        layout = _Layout(pdf, COLUMNS, next(batches), landscape=True)
+        pdf.set_font("Sans", size=7.5)
+        assert layout.right == [True, True, True, True, True, False, False, False]
+        price = COLUMNS.index("price")
+        short, long = (layout.place(pdf, price, t) + pdf.text_width(t) for t in ("0.10", "-12345.67"))
+        assert short == pytest.approx(long)  # numbers end at the same right edge
+        name = COLUMNS.index("name")
+        assert layout.place(pdf, name, "a") == layout.place(pdf, name, "a much longer name")  # text starts left
+    finally:
+        pdf.close_fonts()
 
 
 def test_pdf_refuses_more_rows_than_a_reader_can_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

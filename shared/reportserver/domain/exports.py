@@ -59,6 +59,10 @@ def utc_now() -> datetime:
 class ExportQueue(Protocol):
     def send(self, ticket_id: str) -> None: ...
 
+    def waiting(self) -> int:
+        """Messages in the queue that no worker has received yet (SQS's approximate count)."""
+        ...
+
 
 class FileStore(Protocol):
     def place(self, ticket_id: str, report_slug: str, created_at: datetime, extension: str) -> tuple[str, str]:
@@ -270,6 +274,7 @@ class WorkerPolicy:
     progress_seconds: float
     scratch_dir: Path
     finish_seconds: float = 60.0  # kept back from the time left to upload the file and complete the ticket
+    max_attempts: int = 3  # the queue's maxReceiveCount: attempts a ticket gets, over all its messages
 
 
 def unlimited() -> float:
@@ -297,6 +302,12 @@ class ExportWorker:
         ticket = self._claim(ticket_id)
         if ticket is None:
             return "skipped"
+        if ticket.attempt > self.policy.max_attempts:
+            # Messages of one ticket (a retry, the sweeper's) each count from one; the ticket counts all.
+            message = f"The export could not be completed after {ticket.attempt - 1} attempts; please request it again"
+            self.tickets.fail(ticket.ticket_id, self.clock(), message, attempt=ticket.attempt)
+            return "failed"
+        final_attempt = final_attempt or ticket.attempt >= self.policy.max_attempts
         self._clear_scratch()
         scratch: Path | None = None
         rows = 0
@@ -453,6 +464,9 @@ def render_queries(
     raise DataSourceFailed("The report's columns kept changing type; declare their types in the report's SQL")
 
 
+SWEEP_RESERVE_SECONDS = 10.0  # the sweep stops this long before its invocation's end
+
+
 @dataclass(frozen=True)
 class ExportSweeper:
     """Run on a schedule: no ticket stays pending or in progress for ever.
@@ -470,25 +484,43 @@ class ExportSweeper:
     max_attempts: int
     clock: Clock = utc_now
 
-    def sweep(self) -> dict[str, int]:
+    def sweep(self, time_left: Callable[[], float] = unlimited) -> dict[str, int]:
+        """In-progress tickets first (they hold workers' attempts), then pending ones, while more than
+        `SWEEP_RESERVE_SECONDS` of the invocation is left; one ticket's error never stops the rest."""
         now = self.clock()
         before = now - timedelta(seconds=self.stranded_seconds)
-        resent = failed = 0
-        for ticket in self.tickets.untouched(TicketStatus.PENDING, before):
-            if self.tickets.nudge(ticket, now):
-                self.queue.send(ticket.ticket_id)
-                resent += 1
+        counts = {"resent": 0, "failed": 0, "skipped": 0}
         for ticket in self.tickets.untouched(TicketStatus.IN_PROGRESS, before):
+            if time_left() < SWEEP_RESERVE_SECONDS:
+                break
             if ticket.lease_until is not None and ticket.lease_until > before:
-                continue  # a worker may still hold it
-            if ticket.attempt >= self.max_attempts:
+                counts["skipped"] += 1  # a worker may still hold it
+            elif ticket.attempt >= self.max_attempts:
                 message = f"The export could not be completed after {ticket.attempt} attempts; please request it again"
-                failed += self.tickets.fail(ticket.ticket_id, now, message, attempt=ticket.attempt) is not None
-            elif self.tickets.nudge(ticket, now):
-                self.queue.send(ticket.ticket_id)
-                resent += 1
-        log.info("exports swept", extra={"resent": resent, "failed": failed})
-        return {"resent": resent, "failed": failed}
+                counts["failed"] += (
+                    self.tickets.fail(ticket.ticket_id, now, message, attempt=ticket.attempt) is not None
+                )
+            else:
+                counts["resent"] += self._send_again(ticket, now)
+        # A pending ticket's message may be waiting behind the workers' concurrency: only while no message
+        # waits in the queue is an old pending ticket sure to have lost its message.
+        if self.queue.waiting() == 0:
+            for ticket in self.tickets.untouched(TicketStatus.PENDING, before):
+                if time_left() < SWEEP_RESERVE_SECONDS:
+                    break
+                counts["resent"] += self._send_again(ticket, now)
+        log.info("exports swept", extra=counts)
+        return counts
+
+    def _send_again(self, ticket: ExportTicket, now: datetime) -> int:
+        try:
+            if not self.tickets.nudge(ticket, now):
+                return 0  # changed since it was read: taken by a worker, or by another sweep
+            self.queue.send(ticket.ticket_id)
+        except Exception:
+            log.exception("could not send an export's message again", extra={"ticket_id": ticket.ticket_id})
+            return 0
+        return 1
 
 
 def fail_dead_letter(tickets: TicketStore, ticket_id: str, now: datetime) -> bool:
@@ -496,9 +528,18 @@ def fail_dead_letter(tickets: TicketStore, ticket_id: str, now: datetime) -> boo
     The message counts the ticket's own attempts (the queue's receive count is one more by then: the
     dead-letter queue's own delivery counts too)."""
     ticket = tickets.get(ticket_id)
+    if (
+        ticket is not None
+        and ticket.status is TicketStatus.IN_PROGRESS
+        and ticket.lease_until
+        and ticket.lease_until > now
+    ):
+        # A message of this ticket died while another attempt renders it: that attempt finishes it.
+        log.info("dead-lettered message of a ticket still rendering", extra={"ticket_id": ticket_id})
+        return False
     attempts = ticket.attempt if ticket is not None else 0
     if attempts:
         message = f"The export could not be completed after {attempts} attempts; please request it again"
     else:
         message = "The export could not be started; please request it again"
-    return tickets.fail(ticket_id, now, message) is not None
+    return tickets.fail(ticket_id, now, message, attempt=ticket.attempt if ticket is not None else None) is not None

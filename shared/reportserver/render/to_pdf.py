@@ -90,6 +90,14 @@ class PdfRenderer:
 
     def render(self, sheets: Iterable[Sheet], target: Path, context: RenderContext, progress: Progress) -> int:
         pdf = PdfDocument(context.title)
+        try:
+            return self._render(pdf, sheets, target, context, progress)
+        finally:
+            pdf.close_fonts()
+
+    def _render(
+        self, pdf: PdfDocument, sheets: Iterable[Sheet], target: Path, context: RenderContext, progress: Progress
+    ) -> int:
         written = 0
         first_page = True
         for sheet in sheets:

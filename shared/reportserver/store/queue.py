@@ -14,6 +14,10 @@ class SqsExportQueue:
     def send(self, ticket_id: str) -> None:
         aws.sqs().send_message(QueueUrl=self._url, MessageBody=msgspec.json.encode({"ticket_id": ticket_id}).decode())
 
+    def waiting(self) -> int:
+        attributes = aws.sqs().get_queue_attributes(QueueUrl=self._url, AttributeNames=["ApproximateNumberOfMessages"])
+        return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
     def retry_in(self, receipt_handle: str, seconds: int) -> None:
         """A received message comes back after `seconds` instead of the queue's visibility timeout."""
         aws.sqs().change_message_visibility(QueueUrl=self._url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds)
