@@ -164,6 +164,15 @@ BAD_INPUTS = [
 INJECTIONS = ["' OR 1=1 --", "1; DROP TABLE orders", "%' OR '1'='1", "Smith'); DELETE FROM customers; --"]
 
 
+def new_token(store: TokenStore, name: str) -> str:
+    """A token for every group, valid for a day: its secret (Basic: `basic_header(name, secret)`)."""
+    now = datetime.now(UTC)
+    _, secret = issue_token(
+        store, name=name, groups=["*"], permissions=[], expires_at=now + timedelta(days=1), created_by="tests", now=now
+    )
+    return secret
+
+
 def prepare_tokens(store: TokenStore, prefix: str) -> dict[str, str]:
     """Tokens of every kind the table names, as Authorization headers keyed as it names them."""
     now = datetime.now(UTC)

@@ -5,12 +5,12 @@ only cover the first route asked for fails here as it would in AWS."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from reportserver.domain.tokens import basic_header, issue_token
+from reportserver.domain.tokens import basic_header
 
 from infra.local.frontdoor import LocalApi
+from tests.bad_inputs import new_token
 from tests.integration.conftest import TEMPLATE, Stack
 
 REAUTHORIZE_EVERY = TEMPLATE.authorizer().cache_seconds
@@ -31,17 +31,7 @@ def _api(stack: Stack) -> tuple[LocalApi, Clock]:
 
 
 def _token(stack: Stack, name: str) -> str:
-    now = datetime.now(UTC)
-    _, secret = issue_token(
-        stack.tokens,
-        name=name,
-        groups=["*"],
-        permissions=[],
-        expires_at=now + timedelta(days=1),
-        created_by="tests",
-        now=now,
-    )
-    return basic_header(name, secret)
+    return basic_header(name, new_token(stack.tokens, name))
 
 
 def _status(api: LocalApi, header: str, path: str = "/api/server_time/") -> int:

@@ -22,7 +22,7 @@ from reportserver.domain.calls import ReportRunner
 from reportserver.domain.exports import ExportOrder, ExportPolicy, ExportService, ExportWorker, WorkerPolicy
 from reportserver.domain.reports import parse_report
 from reportserver.domain.tickets import TicketStatus
-from reportserver.domain.tokens import Principal, basic_header, issue_token
+from reportserver.domain.tokens import Principal, basic_header
 from reportserver.render import renderer_for
 from reportserver.render.base import OutputKind, RenderFailed
 from reportserver.sources.registry import open_source
@@ -34,6 +34,7 @@ from reportserver.store.tickets import DynamoTicketStore
 
 from infra.local.frontdoor import HttpResponse
 from infra.local.queues import QueuePoller, drain, pollers
+from tests.bad_inputs import new_token
 from tests.integration.conftest import TEMPLATE, Stack
 
 SCRATCH = Path(os.environ["EXPORT_SCRATCH_DIR"])  # set by conftest: a folder the worker empties
@@ -312,19 +313,9 @@ def test_a_token_made_again_under_an_old_name_does_not_get_the_old_tokens_files(
     stack: Stack, queue_pollers: list[QueuePoller]
 ) -> None:
     # Found: tickets were owned by the token's name, so the new "reused" token could read the old one's file.
-    now = datetime.now(UTC)
 
     def token() -> str:
-        _, secret = issue_token(
-            stack.tokens,
-            name="reused",
-            groups=["*"],
-            permissions=[],
-            expires_at=now + timedelta(days=1),
-            created_by="tests",
-            now=now,
-        )
-        return basic_header("reused", secret)
+        return basic_header("reused", new_token(stack.tokens, "reused"))
 
     old = token()
     response = stack.api.handle(
@@ -586,17 +577,7 @@ def test_a_token_with_as_many_open_exports_as_allowed_gets_429_until_one_finishe
 ) -> None:
     # Found: any token could queue exports without end, each a worker for up to 15 minutes.
     limit = int(TEMPLATE.functions()["ExportsFunction"].environment["EXPORT_MAX_OPEN_TICKETS"])
-    now = datetime.now(UTC)
-    _, secret = issue_token(
-        stack.tokens,
-        name="busy-bot",
-        groups=["*"],
-        permissions=[],
-        expires_at=now + timedelta(days=1),
-        created_by="tests",
-        now=now,
-    )
-    header = basic_header("busy-bot", secret)
+    header = basic_header("busy-bot", new_token(stack.tokens, "busy-bot"))
 
     def request() -> HttpResponse:
         body = {"report_name": "gst-balance", "format": "csv", "force_update": True}

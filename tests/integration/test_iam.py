@@ -11,7 +11,6 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -19,13 +18,14 @@ from botocore.exceptions import ClientError
 from reportserver.domain.ports import DataSource
 from reportserver.domain.reports import parse_report
 from reportserver.domain.tickets import TicketStatus
-from reportserver.domain.tokens import basic_header, issue_token
+from reportserver.domain.tokens import basic_header
 from reportserver.store import aws
 from reportserver.store.catalog import DynamoCatalog
 from reportserver.store.tickets import DynamoTicketStore
 
 from infra.local import iam
 from infra.local.queues import drain, pollers
+from tests.bad_inputs import new_token
 from tests.integration.conftest import TEMPLATE, Stack
 
 ROLES = iam.function_roles(TEMPLATE)
@@ -42,17 +42,8 @@ NOT_OBSERVABLE = {
 
 
 def _fresh_token(stack: Stack) -> tuple[str, str]:
-    now = datetime.now(UTC)
     name = f"iam-{uuid.uuid4().hex[:8]}"
-    _, secret = issue_token(
-        stack.tokens,
-        name=name,
-        groups=["*"],
-        permissions=[],
-        expires_at=now + timedelta(days=1),
-        created_by="iam",
-        now=now,
-    )
+    secret = new_token(stack.tokens, name)
     return basic_header(name, secret), f"Bearer {secret}"
 
 
