@@ -200,10 +200,13 @@ def _expired(query: dict[str, list[str]]) -> bool:
 
     try:
         signed = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-        lifetime = timedelta(seconds=int(query["X-Amz-Expires"][0]))
+        seconds = int(query["X-Amz-Expires"][0])
     except (KeyError, IndexError, ValueError):
         return True
-    return datetime.now(UTC) > signed + lifetime
+    # SigV4 links live at most 7 days (S3 refuses a longer X-Amz-Expires), and none before it was signed.
+    if not 1 <= seconds <= 604_800:
+        return True
+    return not signed - timedelta(minutes=15) <= datetime.now(UTC) <= signed + timedelta(seconds=seconds)
 
 
 def _dynamodb_resource(handler: Any) -> str:

@@ -228,6 +228,8 @@ def test_a_download_link_works_only_when_signed_by_a_role_that_may_read_the_file
     signed = _link(stack, "ExportsFunction", key)
     old = re.sub(r"X-Amz-Date=[0-9]{8}", "X-Amz-Date=20200101", signed)  # signed years ago
     assert requests.get(old, timeout=10).status_code == 403  # past its X-Amz-Expires
+    forever = re.sub(r"X-Amz-Expires=[0-9]+", "X-Amz-Expires=604801", signed)
+    assert requests.get(forever, timeout=10).status_code == 403  # longer than SigV4 allows (7 days)
     assert requests.put(signed, data=b"evil", timeout=10).status_code == 403
     forged = f"https://{stack.names['ExportBucket']}.s3.amazonaws.com/{key}?X-Amz-Signature=0"
     assert requests.put(forged, data=b"evil", timeout=10).status_code == 403
