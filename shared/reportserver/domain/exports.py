@@ -256,6 +256,11 @@ class ExportService:
         return self.files.download_url(ticket.file_key, ticket.file_name, ticket.content_type, self.policy.link_seconds)
 
 
+def out_of_attempts(attempts: int) -> str:
+    """What a ticket that has had every attempt says (the worker's cap, the sweeper, the dead letters)."""
+    return f"The export could not be completed after {attempts} attempts; please request it again"
+
+
 class RetryLater(Exception):
     """An attempt that failed for a reason that may pass (a source that is down): retry the message."""
 
@@ -304,7 +309,7 @@ class ExportWorker:
             return "skipped"
         if ticket.attempt > self.policy.max_attempts:
             # Messages of one ticket (a retry, the sweeper's) each count from one; the ticket counts all.
-            message = f"The export could not be completed after {ticket.attempt - 1} attempts; please request it again"
+            message = out_of_attempts(ticket.attempt - 1)
             self.tickets.fail(ticket.ticket_id, self.clock(), message, attempt=ticket.attempt)
             return "failed"
         final_attempt = final_attempt or ticket.attempt >= self.policy.max_attempts
@@ -496,7 +501,7 @@ class ExportSweeper:
             if ticket.lease_until is not None and ticket.lease_until > before:
                 counts["skipped"] += 1  # a worker may still hold it
             elif ticket.attempt >= self.max_attempts:
-                message = f"The export could not be completed after {ticket.attempt} attempts; please request it again"
+                message = out_of_attempts(ticket.attempt)
                 counts["failed"] += (
                     self.tickets.fail(ticket.ticket_id, now, message, attempt=ticket.attempt) is not None
                 )
@@ -539,7 +544,7 @@ def fail_dead_letter(tickets: TicketStore, ticket_id: str, now: datetime) -> boo
         return False
     attempts = ticket.attempt if ticket is not None else 0
     if attempts:
-        message = f"The export could not be completed after {attempts} attempts; please request it again"
+        message = out_of_attempts(attempts)
     else:
         message = "The export could not be started; please request it again"
     return tickets.fail(ticket_id, now, message, attempt=ticket.attempt if ticket is not None else None) is not None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -73,6 +73,16 @@ def _sqs(credentials: Credentials | None) -> Any:
 def reset() -> None:
     for cached in (_session, _dynamodb, _s3, _sqs):
         cached.cache_clear()
+
+
+def pages(call: Callable[..., dict[str, Any]], **request: Any) -> Iterator[dict[str, Any]]:
+    """Every page of a DynamoDB query or scan (`table.query`, `table.scan`), following LastEvaluatedKey."""
+    while True:
+        page = call(**request)
+        yield page
+        if "LastEvaluatedKey" not in page:
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def error_code(error: Exception) -> str:

@@ -38,17 +38,10 @@ class DynamoCatalog:
         return self.report_by_id(int(pointer["report_id"])) if pointer else None
 
     def list_reports(self) -> list[Report]:
-        reports: list[Report] = []
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": keys.REPORT},
-        }
-        while True:
-            page = self._table.query(**kwargs)
-            reports.extend(from_document(i["definition"], Report) for i in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return reports
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        found = aws.pages(
+            self._table.query, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": keys.REPORT}
+        )
+        return [from_document(i["definition"], Report) for page in found for i in page.get("Items", [])]
 
     def data_source(self, data_source_id: str) -> DataSource | None:
         item = self._get(keys.DATASOURCE, data_source_id)

@@ -54,19 +54,14 @@ class DynamoTicketStore:
         return _ticket(items[0]) if items else None
 
     def untouched(self, status: TicketStatus, updated_before: datetime) -> list[ExportTicket]:
-        kwargs: dict[str, Any] = {
-            "IndexName": keys.STATUS_INDEX,
-            "KeyConditionExpression": "#s = :s AND updated_at < :t",
-            "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": {":s": status.value, ":t": stamp(updated_before)},
-        }
-        found: list[ExportTicket] = []
-        while True:
-            page = self._table.query(**kwargs)
-            found.extend(_ticket(item) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return found
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        found = aws.pages(
+            self._table.query,
+            IndexName=keys.STATUS_INDEX,
+            KeyConditionExpression="#s = :s AND updated_at < :t",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": status.value, ":t": stamp(updated_before)},
+        )
+        return [_ticket(item) for page in found for item in page.get("Items", [])]
 
     def nudge(self, ticket: ExportTicket, now: datetime) -> bool:
         try:
@@ -81,26 +76,21 @@ class DynamoTicketStore:
         return True
 
     def count_open(self, owner: str, created_since: datetime) -> int:
-        kwargs: dict[str, Any] = {
-            "IndexName": keys.OWNER_INDEX,
-            "KeyConditionExpression": "#o = :o AND created_at >= :t",
-            "FilterExpression": "#s IN (:pending, :running)",
-            "ExpressionAttributeNames": {"#o": "owner", "#s": "status"},
-            "ExpressionAttributeValues": {
+        found = aws.pages(
+            self._table.query,
+            IndexName=keys.OWNER_INDEX,
+            KeyConditionExpression="#o = :o AND created_at >= :t",
+            FilterExpression="#s IN (:pending, :running)",
+            ExpressionAttributeNames={"#o": "owner", "#s": "status"},
+            ExpressionAttributeValues={
                 ":o": owner,
                 ":t": stamp(created_since),
                 ":pending": TicketStatus.PENDING.value,
                 ":running": TicketStatus.IN_PROGRESS.value,
             },
-            "Select": "COUNT",
-        }
-        count = 0
-        while True:
-            page = self._table.query(**kwargs)
-            count += int(page.get("Count", 0))
-            if "LastEvaluatedKey" not in page:
-                return count
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            Select="COUNT",
+        )
+        return sum(int(page.get("Count", 0)) for page in found)
 
     def _update(
         self, ticket_id: str, changes: dict[str, Any], condition: str, condition_values: dict[str, Any]

@@ -50,14 +50,7 @@ class DynamoTokenStore:
         self._table.delete_item(Key={"name": name})
 
     def list_tokens(self) -> list[ApiToken]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {}
-        while True:
-            page = self._table.scan(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = (item for page in aws.pages(self._table.scan) for item in page.get("Items", []))
         return sorted((_token(i) for i in items), key=lambda t: t.name)
 
 
