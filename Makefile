@@ -27,7 +27,7 @@ $(UV):
 install: .venv/.synced  ## install the project and its dev tools from the lock file into .venv
 
 run: install  ## start the local stack with demo data; prints a token and a curl line
-	$(PY) -m infra.local.stack --port $(PORT)
+	$(PY) -m infra.local.stack --port $(PORT) $(if $(PARAMS),--parameter-overrides $(PARAMS))
 
 test: install lint typecheck cfnlint pytest  ## lint, type checks, cfn-lint and the whole test suite
 

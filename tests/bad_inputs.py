@@ -7,7 +7,7 @@ import base64
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from reportserver.domain.tokens import ApiToken, TokenStore, basic_header, hash_secret, issue_token
+from reportserver.domain.tokens import ApiToken, TokenStore, UsageKeys, basic_header, hash_secret, issue_token
 
 TEN_KB = "x" * 10_240
 
@@ -164,22 +164,30 @@ BAD_INPUTS = [
 INJECTIONS = ["' OR 1=1 --", "1; DROP TABLE orders", "%' OR '1'='1", "Smith'); DELETE FROM customers; --"]
 
 
-def new_token(store: TokenStore, name: str) -> str:
+def new_token(store: TokenStore, usage: UsageKeys, name: str) -> str:
     """A token for every group, valid for a day: its secret (Basic: `basic_header(name, secret)`)."""
     now = datetime.now(UTC)
     _, secret = issue_token(
-        store, name=name, groups=["*"], permissions=[], expires_at=now + timedelta(days=1), created_by="tests", now=now
+        store,
+        usage,
+        name=name,
+        groups=["*"],
+        permissions=[],
+        expires_at=now + timedelta(days=1),
+        created_by="tests",
+        now=now,
     )
     return secret
 
 
-def prepare_tokens(store: TokenStore, prefix: str) -> dict[str, str]:
+def prepare_tokens(store: TokenStore, usage: UsageKeys, prefix: str) -> dict[str, str]:
     """Tokens of every kind the table names, as Authorization headers keyed as it names them."""
     now = datetime.now(UTC)
     headers = {}
     for kind, groups in (("admin", ["*"]), ("sales", ["sales"])):
         _, secret = issue_token(
             store,
+            usage,
             name=f"{prefix}-{kind}",
             groups=groups,
             permissions=[],

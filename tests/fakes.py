@@ -24,6 +24,23 @@ class MemoryTokenStore:
         self.tokens[token.name] = token
 
 
+class MemoryUsageKeys:
+    """API keys of a usage plan, by id: what `issue_token` adds and a deletion removes."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, str] = {}
+
+    def add(self, token: ApiToken) -> str:
+        if token.usage_key in self.keys.values():
+            raise AssertionError("API Gateway refuses a second key of the same value")
+        key_id = f"key-{len(self.keys) + 1}"
+        self.keys[key_id] = token.usage_key
+        return key_id
+
+    def remove(self, key_id: str) -> None:
+        self.keys.pop(key_id, None)
+
+
 class MemoryCatalog:
     def __init__(self, reports: list[Report], sources: list[DataSource]) -> None:
         self.reports = {r.id: r for r in reports}

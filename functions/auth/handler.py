@@ -35,7 +35,11 @@ def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaConte
         return denial.asdict()
     logger.append_keys(token_name=principal.token_name)
     grant = APIGatewayAuthorizerResponse.from_route_arn(
-        event.method_arn, principal_id=principal.token_name, context=principal.to_context()
+        event.method_arn,
+        principal_id=principal.token_name,
+        context=principal.to_context(),
+        # The token's own API key in the usage plan: API Gateway counts its requests there (rate, burst).
+        usage_identifier_key=principal.usage_key or None,
     )
     # Allow every route: API Gateway caches this policy per token for all of the API's paths.
     grant.allow_all_routes()

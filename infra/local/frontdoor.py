@@ -25,10 +25,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from reportserver.http.lambda_proxy import LAMBDA_RESPONSE_LIMIT_BYTES, serialised_size
 from reportserver.store import aws
 
-from infra.local.template import LOCAL_ACCOUNT, LOCAL_REGION, GatewayResponse, Route, Template
+from infra.local.template import LOCAL_ACCOUNT, LOCAL_API_ID, LOCAL_REGION, GatewayResponse, Route, Template
+from infra.local.usage import Throttles
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-API_ID = "local"
+API_ID = LOCAL_API_ID
 MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit (REST APIs): 10 MB
 MAX_CACHED_DECISIONS = 10_000  # the local authorizer cache's bound (every new header is an entry)
 TEXT_TYPES = re.compile(r"^(text/|application/(json|xml|javascript))")
@@ -67,6 +68,7 @@ class LocalApi:
         template: Template,
         identities: dict[str, dict[str, str]] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        throttled: bool = True,
     ) -> None:
         # Each function's credentials (its role, see infra.local.iam); None: the process's own.
         self.identities = identities or {}
@@ -82,6 +84,10 @@ class LocalApi:
         self._decisions: dict[tuple[str, ...], tuple[float, dict[str, Any]]] = {}
         self._decisions_lock = threading.Lock()
         self._locks = {name: threading.Lock() for name in self._functions}
+        # The stage's throttle and each token's usage plan, as API Gateway applies them (False: none, as
+        # an API without either; the benchmark's baseline).
+        self._key_source = template.api_key_source()
+        self._throttles = Throttles(API_ID, self._stage, template.stage_throttle(), clock) if throttled else None
         default_timeout = template.document.get("Globals", {}).get("Function", {}).get("Timeout", 3)
         self._timeouts = {
             name: float(resource["Properties"].get("Timeout", default_timeout))
@@ -129,6 +135,8 @@ class LocalApi:
         route, path_parameters = self._route(method, raw_path)
         if route is None:
             return self._gateway_response("MISSING_AUTHENTICATION_TOKEN", {}, default_status=404)
+        if self._throttles is not None and not self._throttles.admit_stage():
+            return self._gateway_response("THROTTLED", {}, default_status=429)
         event = self._proxy_event(
             method=method,
             raw_path=raw_path,
@@ -139,11 +147,17 @@ class LocalApi:
             path_parameters=path_parameters,
             source_ip=source_ip,
         )
+        usage_key, refusal = None, None
         if route.authorized:
-            authorizer_context, refusal = self._authorize(event, route)
-            if refusal is not None:
-                return refusal
+            authorizer_context, usage_key, refusal = self._authorize(event, route)
             event["requestContext"]["authorizer"] = authorizer_context
+        refusal = refusal or self._count_against_key(route, usage_key, headers, event)
+        if refusal is not None:
+            return refusal
+        return self._integrate(route, event)
+
+    def _integrate(self, route: Route, event: dict[str, Any]) -> HttpResponse:
+        """The Lambda proxy integration: the function's answer, or API Gateway's 502 for a failure."""
         try:
             result = self.invoke(route.function, event)
         except Exception:
@@ -152,6 +166,20 @@ class LocalApi:
             # As on AWS: Lambda refuses to return a response over 6 MB, and API Gateway answers 502.
             return self._gateway_response("DEFAULT_5XX", {}, default_status=502)
         return _http_response(result)
+
+    def _count_against_key(
+        self, route: Route, usage_key: str | None, headers: list[tuple[str, str]], event: dict[str, Any]
+    ) -> HttpResponse | None:
+        """A method that requires an API key: the key's usage plan admits the request, or refuses it."""
+        if not route.api_key_required or self._throttles is None:
+            return None
+        if self._key_source == "HEADER":
+            usage_key = next((v for k, v in headers if k.lower() == "x-api-key"), None)
+        refused = self._throttles.admit_key(usage_key)
+        if refused is not None:
+            return self._gateway_response(refused, {}, default_status=429 if refused == "THROTTLED" else 403)
+        event["requestContext"]["identity"]["apiKey"] = usage_key
+        return None
 
     def _route(self, method: str, raw_path: str) -> tuple[Route | None, dict[str, str]]:
         for route in self._routes:
@@ -210,10 +238,11 @@ class LocalApi:
             "isBase64Encoded": not is_text,
         }
 
-    def _authorize(self, event: dict[str, Any], route: Route) -> tuple[dict[str, Any], HttpResponse | None]:
+    def _authorize(self, event: dict[str, Any], route: Route) -> tuple[dict[str, Any], str | None, HttpResponse | None]:
+        """The authorizer's context, the API key it names (usageIdentifierKey), or the refusal."""
         lowered = {k.lower(): v for k, v in event["headers"].items()}
         if any(not lowered.get(h.lower(), "").strip() for h in self._authorizer.identity_headers):
-            return {}, self._gateway_response("UNAUTHORIZED", {}, default_status=401)
+            return {}, None, self._gateway_response("UNAUTHORIZED", {}, default_status=401)
         api_arn = f"arn:aws:execute-api:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{API_ID}"
         method_arn = f"{api_arn}/{self._stage}/{event['httpMethod']}{event['path']}"
         request = {
@@ -239,15 +268,17 @@ class LocalApi:
                 decision = self.invoke(self._authorizer.function, request)
             except Exception as error:
                 kind = "UNAUTHORIZED" if str(error) == "Unauthorized" else "AUTHORIZER_FAILURE"
-                return {}, self._gateway_response(kind, {}, default_status=401 if kind == "UNAUTHORIZED" else 500)
+                status = 401 if kind == "UNAUTHORIZED" else 500
+                return {}, None, self._gateway_response(kind, {}, default_status=status)
             self._cache_decision(identity, decision)
         context = {k: str(v) for k, v in (decision.get("context") or {}).items()}
         statements = decision.get("policyDocument", {}).get("Statement", [])
         allowed = any(s.get("Effect") == "Allow" and _covers(s, method_arn) for s in statements)
         denied = any(s.get("Effect") == "Deny" and _covers(s, method_arn) for s in statements)
         if denied or not allowed:
-            return {}, self._gateway_response("ACCESS_DENIED", context, default_status=403)
-        return {**context, "principalId": decision.get("principalId", "")}, None
+            return {}, None, self._gateway_response("ACCESS_DENIED", context, default_status=403)
+        usage_key = decision.get("usageIdentifierKey")
+        return {**context, "principalId": decision.get("principalId", "")}, usage_key, None
 
     def _cached_decision(self, identity: tuple[str, ...]) -> dict[str, Any] | None:
         with self._decisions_lock:
@@ -281,7 +312,8 @@ class LocalApi:
         )
         # API Gateway's own message, quoted (messageString is the JSON string of $context.error.message).
         body = body.replace("$context.error.messageString", json.dumps(_GATEWAY_MESSAGES.get(kind, "Bad request")))
-        return HttpResponse(configured.status or default_status, [("Content-Type", "application/json")], body.encode())
+        headers = [("Content-Type", "application/json"), *configured.headers]
+        return HttpResponse(configured.status or default_status, headers, body.encode())
 
     def _default_response(self, kind: str, status: int) -> GatewayResponse:
         fallback = self._responses.get("DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX")
@@ -298,6 +330,8 @@ _GATEWAY_MESSAGES = {
     "REQUEST_TOO_LARGE": "Request Too Long",
     "BAD_REQUEST_BODY": "Invalid request body",
     "AUTHORIZER_FAILURE": "Internal server error",
+    "THROTTLED": "Too Many Requests",
+    "INVALID_API_KEY": "Forbidden",
     "DEFAULT_5XX": "Internal server error",
 }
 

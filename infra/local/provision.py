@@ -23,6 +23,8 @@ def provision(template: Template) -> dict[str, str]:
     # Dead-letter queues first: a queue's redrive policy names one that must already exist.
     for logical_id in sorted(queues, key=lambda q: "RedrivePolicy" in queues[q].get("Properties", {})):
         names[logical_id] = _queue(template, logical_id, template.resolve(queues[logical_id].get("Properties", {})))
+    for logical_id, resource in template.of_type("AWS::ApiGateway::UsagePlan").items():
+        names[logical_id] = _usage_plan(template, logical_id, template.resolve(resource["Properties"]))
     return names
 
 
@@ -62,6 +64,20 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
         days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
         converted["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
     return converted
+
+
+def _usage_plan(template: Template, logical_id: str, properties: dict[str, Any]) -> str:
+    """A usage plan in API Gateway (moto), for the local API's stage: the front door reads it back."""
+    request: dict[str, Any] = {
+        "name": template.physical_name(logical_id),
+        "apiStages": [{"apiId": s["ApiId"], "stage": s["Stage"]} for s in properties.get("ApiStages", [])],
+    }
+    throttle = properties.get("Throttle")
+    if throttle:
+        request["throttle"] = {"rateLimit": float(throttle["RateLimit"]), "burstLimit": int(throttle["BurstLimit"])}
+    if "Description" in properties:
+        request["description"] = properties["Description"]
+    return str(boto3.client("apigateway").create_usage_plan(**request)["id"])
 
 
 _QUEUE_ATTRIBUTES = (

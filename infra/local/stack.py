@@ -66,7 +66,21 @@ def main(argv: list[str] | None = None) -> int:
         "--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)), help="0 picks a free port"
     )
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".local")
+    parser.add_argument(
+        "--parameter-overrides",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="template parameters, as sam deploy takes them (e.g. TokenRateLimit=50)",
+    )
     args = parser.parse_args(argv)
+    from infra.local.template import load_template, parse_overrides  # noqa: PLC0415
+
+    try:
+        template = load_template(overrides=parse_overrides(args.parameter_overrides))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if args.port and not _port_is_free(args.host, args.port):
         print(
             f"Port {args.port} on {args.host} is in use: stop what holds it, or run with PORT=<another>",
@@ -87,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     from reportserver.domain.tokens import Permission, basic_header, issue_token  # noqa: PLC0415
     from reportserver.store.catalog import DynamoCatalog  # noqa: PLC0415
     from reportserver.store.tokens import DynamoTokenStore  # noqa: PLC0415
+    from reportserver.store.usage import UsagePlanKeys  # noqa: PLC0415
 
     from infra.demo.database import build_demo_database, is_current  # noqa: PLC0415
     from infra.demo.seed import seed_demo  # noqa: PLC0415
@@ -94,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     from infra.local.frontdoor import LocalApi, serve  # noqa: PLC0415
     from infra.local.provision import provision  # noqa: PLC0415
     from infra.local.queues import pollers, start_background, start_schedules  # noqa: PLC0415
-    from infra.local.template import load_template  # noqa: PLC0415
 
-    template = load_template()
     # From here on IAM is enforced: this process acts as the operator, each function as its own role.
     identities = iam.local_iam(template)
     names = provision(template)
@@ -114,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     now = datetime.now(UTC)
     _, secret = issue_token(
         DynamoTokenStore(names["TokensTable"]),
+        UsagePlanKeys(names["TokenUsagePlan"]),
         name=ADMIN_TOKEN_NAME,
         groups=["*"],
         permissions=[Permission.ADMIN],
@@ -136,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "operator": identities.operator,
         "region": LOCAL_REGION,
         "resources": names,
+        "parameters": template.values,
         "reports": [{"id": r.id, "slug": r.slug, "name": r.name} for r in reports],
         "pid": os.getpid(),
     }

@@ -5,6 +5,8 @@ The local stack takes everything from the template so that it cannot drift from 
 
 from __future__ import annotations
 
+import copy
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,7 @@ TEMPLATE_PATH = ROOT / "template.yaml"
 LOCAL_PREFIX = "reportserver-local"
 LOCAL_ACCOUNT = "123456789012"
 LOCAL_REGION = "us-east-1"
+LOCAL_API_ID = "local"  # the REST API's id (what `Ref` of the AWS::Serverless::Api gives)
 _PSEUDO = {
     "AWS::Region": LOCAL_REGION,
     "AWS::AccountId": LOCAL_ACCOUNT,
@@ -54,6 +57,7 @@ class Route:
     pattern: re.Pattern[str]
     parameters: tuple[str, ...]
     authorized: bool = True  # False: `Auth: {Authorizer: NONE}`, reached without the authorizer
+    api_key_required: bool = False  # Auth.ApiKeyRequired (the API's, or the event's own)
 
     def match(self, raw_path: str) -> dict[str, str] | None:
         found = self.pattern.match(raw_path)
@@ -88,13 +92,25 @@ class Authorizer:
 class GatewayResponse:
     status: int | None  # None: the status of what happened (the response type's default)
     body: str
+    headers: tuple[tuple[str, str], ...] = ()  # ResponseParameters.Headers, their quotes removed
+
+
+@dataclass(frozen=True)
+class Throttle:
+    rate: float  # requests per second, on average
+    burst: int  # requests at once
 
 
 class Template:
-    def __init__(self, document: dict[str, Any]) -> None:
+    def __init__(self, document: dict[str, Any], overrides: dict[str, str] | None = None) -> None:
         self.document = document
         self.resources: dict[str, dict[str, Any]] = document.get("Resources", {})
         self.parameters: dict[str, dict[str, Any]] = document.get("Parameters", {})
+        # Parameter values given at deploy time (`sam deploy --parameter-overrides`), checked as
+        # CloudFormation checks them.
+        self.values = {name: spec.get("Default") for name, spec in self.parameters.items()}
+        for name, text in (overrides or {}).items():
+            self.values[name] = _parameter_value(name, self.parameters.get(name), text)
 
     def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {name: r for name, r in self.resources.items() if r.get("Type") == resource_type}
@@ -110,7 +126,9 @@ class Template:
             ((key, argument),) = value.items()
             if key == "Ref":
                 if argument in self.parameters:
-                    return self.parameters[argument].get("Default")
+                    return self.values[argument]
+                if argument.endswith(".Stage") and argument.removesuffix(".Stage") in self.resources:
+                    return self.stage()  # SAM's reference to an API's stage
                 if argument in self.resources:
                     return self.reference(argument)
                 return _PSEUDO.get(argument, argument)
@@ -140,6 +158,8 @@ class Template:
         name = self.physical_name(logical_id)
         if self.resources[logical_id]["Type"] == "AWS::SQS::Queue":
             return queue_url(name)
+        if self.resources[logical_id]["Type"] == "AWS::Serverless::Api":
+            return LOCAL_API_ID
         return name
 
     def attribute(self, logical_id: str, attribute: str) -> str:
@@ -181,6 +201,7 @@ class Template:
 
     def routes(self) -> list[Route]:
         routes = []
+        keys_required = bool(self._api().get("Auth", {}).get("ApiKeyRequired", False))
         for logical_id, resource in self.of_type("AWS::Serverless::Function").items():
             for event in resource["Properties"].get("Events", {}).values():
                 if event.get("Type") != "Api":
@@ -188,8 +209,10 @@ class Template:
                 path = event["Properties"]["Path"]
                 method = event["Properties"]["Method"].upper()
                 pattern, names = _path_pattern(path)
-                authorized = event["Properties"].get("Auth", {}).get("Authorizer") != "NONE"
-                routes.append(Route(method, path, logical_id, pattern, names, authorized))
+                auth = event["Properties"].get("Auth", {})
+                authorized = auth.get("Authorizer") != "NONE"
+                key_required = bool(auth.get("ApiKeyRequired", keys_required))
+                routes.append(Route(method, path, logical_id, pattern, names, authorized, key_required))
         # Literal segments before parameters, as API Gateway prefers the most specific resource.
         return sorted(routes, key=lambda r: (r.path.count("{"), -len(r.path)))
 
@@ -214,26 +237,60 @@ class Template:
                     periods[logical_id] = _rate_seconds(event["Properties"]["Schedule"])
         return periods
 
+    def _api(self) -> dict[str, Any]:
+        return dict(next(iter(self.of_type("AWS::Serverless::Api").values()))["Properties"])
+
+    def api_key_source(self) -> str:
+        """Where API Gateway takes a request's API key: the x-api-key header, or the authorizer's answer."""
+        return str(self._api().get("ApiKeySourceType", "HEADER"))
+
+    def stage_throttle(self) -> Throttle | None:
+        """The stage's throttle for all its methods (MethodSettings on `/*`, `*`)."""
+        for setting in self.resolve(self._api().get("MethodSettings", [])):
+            stage_wide = setting.get("ResourcePath") == "/*" and setting.get("HttpMethod") == "*"
+            if stage_wide and "ThrottlingRateLimit" in setting:
+                return Throttle(float(setting["ThrottlingRateLimit"]), int(setting["ThrottlingBurstLimit"]))
+        return None
+
     def authorizer(self) -> Authorizer:
-        api = next(iter(self.of_type("AWS::Serverless::Api").values()))["Properties"]
-        auth = api["Auth"]
+        auth = self._api()["Auth"]
         definition = auth["Authorizers"][auth["DefaultAuthorizer"]]
         function = definition["FunctionArn"]["Fn::GetAtt"][0]
         identity = definition.get("Identity", {})
         return Authorizer(function, tuple(identity.get("Headers", [])), int(identity.get("ReauthorizeEvery", 300)))
 
     def gateway_responses(self) -> dict[str, GatewayResponse]:
-        api = next(iter(self.of_type("AWS::Serverless::Api").values()))["Properties"]
         responses = {}
-        for kind, spec in api.get("GatewayResponses", {}).items():
+        for kind, spec in self._api().get("GatewayResponses", {}).items():
             body = spec.get("ResponseTemplates", {}).get("application/json", "")
+            headers = spec.get("ResponseParameters", {}).get("Headers", {})
+            # Static header values are quoted ('1'), as in API Gateway's mapping expressions.
+            fixed = tuple((name, str(value).strip("'")) for name, value in headers.items())
             # Without a StatusCode, API Gateway keeps the status of what happened (502 for a failed Lambda).
-            responses[kind] = GatewayResponse(int(spec["StatusCode"]) if "StatusCode" in spec else None, body)
+            status = int(spec["StatusCode"]) if "StatusCode" in spec else None
+            responses[kind] = GatewayResponse(status, body, fixed)
         return responses
 
     def stage(self) -> str:
-        api = next(iter(self.of_type("AWS::Serverless::Api").values()))["Properties"]
-        return str(self.resolve(api.get("StageName", "Prod")))
+        return str(self.resolve(self._api().get("StageName", "Prod")))
+
+
+def sam_translated(template: Template) -> dict[str, Any]:
+    """The template as SAM deploys it (CloudFormation resources), by `aws-sam-translator`, the library
+    `sam build` and `sam deploy` use."""
+    import boto3  # noqa: PLC0415
+    from samtranslator.parser.parser import Parser  # noqa: PLC0415 - a dev-only dependency
+    from samtranslator.translator.translator import Translator  # noqa: PLC0415
+
+    document = copy.deepcopy(template.document)
+    for resource in document["Resources"].values():
+        # SAM checks that code locations are S3 URIs; sam build puts them there. The code is not needed here.
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"]["CodeUri"] = "s3://local/code"
+        elif resource["Type"] == "AWS::Serverless::LayerVersion":
+            resource["Properties"]["ContentUri"] = "s3://local/layer"
+    translator = Translator({}, Parser(), boto_session=boto3.Session(region_name=LOCAL_REGION))
+    return dict(translator.translate(document, parameter_values={}, get_managed_policy_map=dict))
 
 
 def _rate_seconds(expression: str) -> float:
@@ -266,6 +323,40 @@ def _path_pattern(path: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
     return re.compile("^/" + "/".join(parts) + "/?$"), tuple(names)
 
 
-def load_template(path: Path = TEMPLATE_PATH) -> Template:
+def load_template(path: Path = TEMPLATE_PATH, overrides: dict[str, str] | None = None) -> Template:
     with path.open(encoding="utf-8") as handle:
-        return Template(yaml.load(handle, Loader=_CfnLoader))  # noqa: S506 - SafeLoader subclass
+        return Template(yaml.load(handle, Loader=_CfnLoader), overrides)  # noqa: S506 - SafeLoader subclass
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """`Name=Value` pairs, as `sam deploy --parameter-overrides` takes them."""
+    overrides = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name:
+            raise ValueError(f"a parameter override is Name=Value, not {pair!r}")
+        overrides[name.strip()] = value.strip()
+    return overrides
+
+
+def _parameter_value(name: str, spec: dict[str, Any] | None, text: str) -> Any:
+    if spec is None:
+        raise ValueError(f"the template has no parameter {name}")
+    allowed = spec.get("AllowedValues")
+    if spec.get("Type") != "Number":
+        if allowed is not None and text not in [str(v) for v in allowed]:
+            raise ValueError(f"parameter {name} must be one of {allowed}")
+        return text
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"parameter {name} must be a number, not {text!r}")
+    value: float | int = int(number) if number.is_integer() else number
+    low, high = spec.get("MinValue"), spec.get("MaxValue")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"parameter {name} must be between {low} and {high}")
+    if allowed is not None and value not in allowed:
+        raise ValueError(f"parameter {name} must be one of {allowed}")
+    return value

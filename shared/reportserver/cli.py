@@ -3,7 +3,9 @@
     python -m reportserver.cli token create --name NAME --groups '*' --permissions admin --days 90
     python -m reportserver.cli --local token create ...   # against the running local stack
 
-It talks to the TokensTable named by --table or TOKENS_TABLE, with the usual AWS credentials.
+It talks to the TokensTable named by --table or TOKENS_TABLE, and adds each new token's API key to the
+usage plan named by --usage-plan or TOKEN_USAGE_PLAN_ID (the stack's outputs TokensTableName and
+TokenUsagePlanId), with the usual AWS credentials.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from reportserver.domain.errors import DomainError
 from reportserver.domain.tokens import basic_header, issue_token, token_expiry
 from reportserver.store.tokens import DynamoTokenStore
+from reportserver.store.usage import UsagePlanKeys
 
 
 def _csv(text: str) -> list[str]:
@@ -31,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--table", default=os.environ.get("TOKENS_TABLE"), help="TokensTable name")
+    parser.add_argument(
+        "--usage-plan",
+        default=os.environ.get("TOKEN_USAGE_PLAN_ID"),
+        help="TokenUsagePlan id: each token gets its own API key there (its rate and burst)",
+    )
     parser.add_argument("--local", action="store_true", help="use the running local stack (see --stack-json)")
     parser.add_argument("--stack-json", default=".local/stack.json", help="the local stack's state file")
     commands = parser.add_subparsers(dest="area", required=True)
@@ -55,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _use_local_stack(stack_json: str) -> str:
+def _use_local_stack(stack_json: str) -> tuple[str, str]:
     path = Path(stack_json)
     if not path.is_file():
         raise DomainError(f"no running local stack: {path} does not exist (start one with `make run`)")
@@ -70,20 +78,24 @@ def _use_local_stack(stack_json: str) -> str:
         }
     )
     os.environ.pop("AWS_SESSION_TOKEN", None)
-    return str(state["resources"]["TokensTable"])
+    return str(state["resources"]["TokensTable"]), str(state["resources"]["TokenUsagePlan"])
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        table = _use_local_stack(args.stack_json) if args.local else args.table
+        table, usage_plan = _use_local_stack(args.stack_json) if args.local else (args.table, args.usage_plan)
     except DomainError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2
     if not table:
         print("error: name the tokens table with --table or TOKENS_TABLE (or use --local)", file=sys.stderr)
         return 2
+    if args.action == "create" and not usage_plan:
+        print("error: name the usage plan with --usage-plan or TOKEN_USAGE_PLAN_ID (or use --local)", file=sys.stderr)
+        return 2
     store = DynamoTokenStore(table)
+    usage = UsagePlanKeys(usage_plan or "")
     now = datetime.now(UTC)
     try:
         if args.action == "create":
@@ -91,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             expires_at = token_expiry(now, days=days if not args.expires_on else None, on=args.expires_on)
             token, secret = issue_token(
                 store,
+                usage,
                 name=args.name,
                 groups=args.groups,
                 permissions=args.permissions,
@@ -128,7 +141,12 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
         else:
+            found = store.find_by_name(args.name, fresh=True)
+            if found is None:
+                print(f"error: no token named {args.name!r}", file=sys.stderr)
+                return 1
             store.delete(args.name)
+            usage.remove(found.usage_key_id)  # after the token: a failure here leaves a key nobody can name
             print(f"deleted token {args.name!r}")
     except DomainError as error:
         print(f"error: {error.message}", file=sys.stderr)

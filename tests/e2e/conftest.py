@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from reportserver.store import aws
 from reportserver.store.tokens import DynamoTokenStore
+from reportserver.store.usage import UsagePlanKeys
 
 from tests.bad_inputs import prepare_tokens
 
@@ -63,7 +64,8 @@ def _tokens_on_the_stack(state: dict[str, Any], monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", state["operator"]["aws_secret_access_key"])
     aws.reset()
     try:
-        return prepare_tokens(DynamoTokenStore(state["resources"]["TokensTable"]), "e2e")
+        store = DynamoTokenStore(state["resources"]["TokensTable"])
+        return prepare_tokens(store, UsagePlanKeys(state["resources"]["TokenUsagePlan"]), "e2e")
     finally:
         aws.reset()
 

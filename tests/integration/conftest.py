@@ -14,6 +14,7 @@ from reportserver.domain.reports import Report
 from reportserver.store import aws
 from reportserver.store.catalog import DynamoCatalog
 from reportserver.store.tokens import DynamoTokenStore
+from reportserver.store.usage import UsagePlanKeys
 
 from infra.demo.seed import seed_demo
 from infra.local import iam
@@ -38,6 +39,7 @@ class Stack:
     reports: list[Report]
     headers: dict[str, str]
     api: LocalApi
+    usage: UsagePlanKeys
 
     def get(self, path: str, auth: str | None = "admin") -> HttpResponse:
         header = self.headers.get(auth, auth) if auth else None
@@ -61,8 +63,9 @@ def stack(demo_database: Path) -> Iterator[Stack]:
             catalog = DynamoCatalog(names["CatalogTable"])
             reports = seed_demo(catalog, demo_database)
             tokens = DynamoTokenStore(names["TokensTable"])
+            usage = UsagePlanKeys(names["TokenUsagePlan"])
             api = LocalApi(TEMPLATE, identities.functions)
-            yield Stack(names, tokens, catalog, reports, prepare_tokens(tokens, "test"), api)
+            yield Stack(names, tokens, catalog, reports, prepare_tokens(tokens, usage, "test"), api, usage)
         finally:
             iam.relax()
             for name, value in saved.items():

@@ -31,7 +31,7 @@ def _api(stack: Stack) -> tuple[LocalApi, Clock]:
 
 
 def _token(stack: Stack, name: str) -> str:
-    return basic_header(name, new_token(stack.tokens, name))
+    return basic_header(name, new_token(stack.tokens, stack.usage, name))
 
 
 def _status(api: LocalApi, header: str, path: str = "/api/server_time/") -> int:

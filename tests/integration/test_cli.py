@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import boto3
 import pytest
 from reportserver import cli
 
@@ -17,6 +18,8 @@ def test_cli_creates_a_token_that_the_api_accepts(stack: Stack, capsys: pytest.C
             [
                 "--table",
                 table,
+                "--usage-plan",
+                stack.names["TokenUsagePlan"],
                 "token",
                 "create",
                 "--name",
@@ -36,6 +39,30 @@ def test_cli_creates_a_token_that_the_api_accepts(stack: Stack, capsys: pytest.C
     assert stack.get("/api/call/gst-balance/", created["authorization"]).status == 200
     stored = stack.tokens.find_by_name("cli-admin")
     assert stored is not None and created["secret"] not in str(stored)
+    # Its own API key, in the usage plan: its requests are counted apart from every other token's.
+    members = boto3.client("apigateway").get_usage_plan_keys(usagePlanId=stack.names["TokenUsagePlan"])["items"]
+    assert [m["value"] for m in members if m["id"] == stored.usage_key_id] == [stored.usage_key]
+
+
+def test_cli_deletes_a_token_with_its_api_key(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    table, plan = stack.names["TokensTable"], stack.names["TokenUsagePlan"]
+    assert cli.main(["--table", table, "--usage-plan", plan, "token", "create", "--name", "cli-short"]) == 0
+    capsys.readouterr()
+    stored = stack.tokens.find_by_name("cli-short")
+    assert stored is not None and stored.usage_key_id
+    assert cli.main(["--table", table, "token", "delete", "--name", "cli-short"]) == 0
+    assert stack.tokens.find_by_name("cli-short") is None
+    keys = boto3.client("apigateway").get_api_keys(limit=500)["items"]
+    assert stored.usage_key_id not in {k["id"] for k in keys}
+    assert cli.main(["--table", table, "token", "delete", "--name", "cli-short"]) == 1
+    assert "no token named 'cli-short'" in capsys.readouterr().err
+
+
+def test_cli_will_not_make_a_token_without_a_usage_plan(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    # Without its API key in the plan API Gateway would refuse every request of the token (403).
+    assert cli.main(["--table", stack.names["TokensTable"], "token", "create", "--name", "cli-nokey"]) == 2
+    assert "usage plan" in capsys.readouterr().err
+    assert stack.tokens.find_by_name("cli-nokey") is None
 
 
 @pytest.mark.parametrize(
@@ -49,7 +76,8 @@ def test_cli_creates_a_token_that_the_api_accepts(stack: Stack, capsys: pytest.C
 def test_cli_refuses_bad_tokens(
     stack: Stack, capsys: pytest.CaptureFixture[str], arguments: list[str], message: str
 ) -> None:
-    assert cli.main(["--table", stack.names["TokensTable"], "token", "create", *arguments]) == 1
+    plan = stack.names["TokenUsagePlan"]
+    assert cli.main(["--table", stack.names["TokensTable"], "--usage-plan", plan, "token", "create", *arguments]) == 1
     assert message in capsys.readouterr().err
 
 

@@ -315,7 +315,7 @@ def test_a_token_made_again_under_an_old_name_does_not_get_the_old_tokens_files(
     # Found: tickets were owned by the token's name, so the new "reused" token could read the old one's file.
 
     def token() -> str:
-        return basic_header("reused", new_token(stack.tokens, "reused"))
+        return basic_header("reused", new_token(stack.tokens, stack.usage, "reused"))
 
     old = token()
     response = stack.api.handle(
@@ -577,7 +577,7 @@ def test_a_token_with_as_many_open_exports_as_allowed_gets_429_until_one_finishe
 ) -> None:
     # Found: any token could queue exports without end, each a worker for up to 15 minutes.
     limit = int(TEMPLATE.functions()["ExportsFunction"].environment["EXPORT_MAX_OPEN_TICKETS"])
-    header = basic_header("busy-bot", new_token(stack.tokens, "busy-bot"))
+    header = basic_header("busy-bot", new_token(stack.tokens, stack.usage, "busy-bot"))
 
     def request() -> HttpResponse:
         body = {"report_name": "gst-balance", "format": "csv", "force_update": True}

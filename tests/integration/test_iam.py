@@ -43,7 +43,7 @@ NOT_OBSERVABLE = {
 
 def _fresh_token(stack: Stack) -> tuple[str, str]:
     name = f"iam-{uuid.uuid4().hex[:8]}"
-    secret = new_token(stack.tokens, name)
+    secret = new_token(stack.tokens, stack.usage, name)
     return basic_header(name, secret), f"Bearer {secret}"
 
 

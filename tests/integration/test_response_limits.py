@@ -51,14 +51,14 @@ def test_body_weight_counts_what_lambda_sends() -> None:
 
 
 def test_the_local_front_door_refuses_a_response_lambda_would_refuse(monkeypatch: pytest.MonkeyPatch) -> None:
-    api = LocalApi(load_template())
+    api = LocalApi(load_template(), throttled=False)  # no API Gateway here: this is about Lambda's limit
     huge = {"statusCode": 200, "headers": {}, "body": '"' * (LAMBDA_RESPONSE_LIMIT_BYTES // 2)}
 
     def invoke(_logical_id: str, _event: dict[str, Any]) -> dict[str, Any]:
         return huge
 
     monkeypatch.setattr(api, "invoke", invoke)
-    monkeypatch.setattr(api, "_authorize", lambda event, route: ({}, None))
+    monkeypatch.setattr(api, "_authorize", lambda event, route: ({}, None, None))
     response = api.handle("GET", "/api/server_time/", [], b"")
     # The body alone is under the limit; escaped inside the envelope it is over it, as Lambda counts.
     assert len(huge["body"]) < LAMBDA_RESPONSE_LIMIT_BYTES < serialised_size(huge)

@@ -49,7 +49,7 @@ from moto import mock_aws  # noqa: E402
 
 from infra.demo.database import build_demo_database, is_current  # noqa: E402
 from infra.demo.seed import seed_demo  # noqa: E402
-from infra.local.frontdoor import LambdaContext  # noqa: E402
+from infra.local.frontdoor import LambdaContext, LocalApi  # noqa: E402
 from infra.local.provision import provision  # noqa: E402
 from infra.local.template import load_template  # noqa: E402
 
@@ -65,6 +65,7 @@ from reportserver.sources.sqlite import SqliteSource  # noqa: E402
 from reportserver.store import aws  # noqa: E402
 from reportserver.store.catalog import DynamoCatalog  # noqa: E402
 from reportserver.store.tokens import DynamoTokenStore  # noqa: E402
+from reportserver.store.usage import UsagePlanKeys  # noqa: E402
 
 from functions.auth import handler as auth_handler  # noqa: E402
 from functions.auth.handler import lambda_handler as authorize  # noqa: E402
@@ -74,6 +75,7 @@ from functions.reports.handler import runner  # noqa: E402
 
 TARGETS_MS = {100: 2.0, 10_000: 30.0}
 COLD_IMPORT_TARGET_MS = 300.0
+LIMIT_TARGET_MS = 1.0
 HANDLERS = ("functions.auth.handler", "functions.reports.handler")
 
 
@@ -126,6 +128,7 @@ def warm_request_figures(database: Path, rounds: int) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
         _, secret = issue_token(
             DynamoTokenStore(names["TokensTable"]),
+            UsagePlanKeys(names["TokenUsagePlan"]),
             name="bench",
             groups=["*"],
             permissions=[],
@@ -197,6 +200,68 @@ def warm_request_figures(database: Path, rounds: int) -> list[dict[str, Any]]:
     return results
 
 
+# Limits high enough that the benchmark never trips them: what is timed is the check, on every request.
+UNTRIPPED_LIMITS = {
+    "TokenRateLimit": "10000",
+    "TokenBurstLimit": "5000",
+    "StageRateLimit": "10000",
+    "StageBurstLimit": "5000",
+}
+
+
+def limit_figures(database: Path, rounds: int) -> dict[str, float]:
+    """The per-token limit's cost on the warm /api/call/ path, through the local front door: the same
+    request through a front door that applies the stage's throttle and the token's usage plan, and
+    through one that applies neither, alternating (ABBA) in one process, plus the check alone.
+    On AWS API Gateway applies the limit itself; what the service adds is the authorizer naming the
+    token's key (timed in the authorizer figures above, with the key in its answer)."""
+    template = load_template(overrides=UNTRIPPED_LIMITS)
+    with mock_aws():
+        aws.reset()
+        names = provision(template)
+        seed_demo(DynamoCatalog(names["CatalogTable"]), database)
+        now = datetime.now(UTC)
+        _, secret = issue_token(
+            DynamoTokenStore(names["TokensTable"]),
+            UsagePlanKeys(names["TokenUsagePlan"]),
+            name="bench",
+            groups=["*"],
+            permissions=[],
+            expires_at=now + timedelta(days=1),
+            created_by="bench",
+            now=now,
+        )
+        headers = [("Authorization", basic_header("bench", secret))]
+        limited, plain = LocalApi(template, throttled=True), LocalApi(template, throttled=False)
+        path = "/api/call/order-lines/?row_limit=100"
+        samples: dict[str, list[float]] = {"limited": [], "plain": []}
+        for api in (limited, plain):
+            for _ in range(20):
+                assert api.handle("GET", path, headers, b"").status == 200  # warm: caches, decisions
+        for i in range(rounds):
+            order = (
+                (("limited", limited), ("plain", plain))
+                if i % 4 in (0, 3)
+                else (("plain", plain), ("limited", limited))
+            )
+            for name, api in order:
+                started = time.perf_counter()
+                response = api.handle("GET", path, headers, b"")
+                samples[name].append(time.perf_counter() - started)
+                assert response.status == 200, response.body[:200]
+        throttles = limited._throttles
+        assert throttles is not None
+        key = DynamoTokenStore(names["TokensTable"]).find_by_name("bench").usage_key  # type: ignore[union-attr]
+        check = timed(lambda: (throttles.admit_stage(), throttles.admit_key(key)), rounds * 10)
+        aws.reset()
+    return {
+        "rounds": rounds,
+        "limited_ms": median_ms(samples["limited"]),
+        "plain_ms": median_ms(samples["plain"]),
+        "check_us": median_ms(check) * 1000,
+    }
+
+
 def cold_import_figures(repeats: int) -> dict[str, float]:
     env = {
         **os.environ,
@@ -244,6 +309,17 @@ def main() -> int:
             f"{row['difference_ms']:>9.2f}ms {row['overhead_ms']:>7.2f}ms {row['target_ms']:>5.0f}ms "
             f"{'ok' if ok else 'MISSED'}"
         )
+    limit = limit_figures(database, args.rounds * 2)
+    added = limit["limited_ms"] - limit["plain_ms"]
+    ok = added <= LIMIT_TARGET_MS
+    failures += not ok
+    print(
+        f"\nPer-token limit on the warm /api/call/order-lines/?row_limit=100 path (local front door, "
+        f"{limit['rounds']} alternating rounds, medians):\n"
+        f"  with the stage throttle and usage plan {limit['limited_ms']:.3f} ms, without {limit['plain_ms']:.3f} ms: "
+        f"added {added:+.3f} ms (target {LIMIT_TARGET_MS} ms) {'ok' if ok else 'MISSED'}; "
+        f"the check alone {limit['check_us']:.2f} us"
+    )
     print(f"\nCold import of each API function's module (median of {args.imports} fresh interpreters):")
     for module, ms in cold_import_figures(args.imports).items():
         ok = ms <= COLD_IMPORT_TARGET_MS

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.local.template import load_template
+from infra.local.template import load_template, parse_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template()
@@ -159,3 +159,37 @@ def test_the_worker_knows_its_last_delivery_as_the_queue_counts_it() -> None:
     worker = TEMPLATE.functions()["ExportWorkerFunction"].environment
     assert int(worker["EXPORT_MAX_RECEIVES"]) == queue["RedrivePolicy"]["maxReceiveCount"]
     assert worker["EXPORT_QUEUE_URL"] == TEMPLATE.reference("ExportQueue")
+
+
+def test_parameter_overrides_are_checked_as_cloudformation_checks_them() -> None:
+    template = load_template(overrides=parse_overrides(["TokenRateLimit=50", "TokenBurstLimit = 80"]))
+    assert (template.values["TokenRateLimit"], template.values["TokenBurstLimit"]) == (50, 80)
+    plan = template.resolve(template.resources["TokenUsagePlan"]["Properties"])
+    assert plan["Throttle"] == {"RateLimit": 50, "BurstLimit": 80}
+    assert plan["ApiStages"] == [{"ApiId": "local", "Stage": template.stage()}]
+    assert load_template().values["TokenRateLimit"] == 20  # the default otherwise
+
+
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        (["NoSuchParameter=1"], "no parameter NoSuchParameter"),
+        (["TokenRateLimit=fast"], "must be a number"),
+        (["TokenRateLimit=nan"], "must be a number"),
+        (["TokenRateLimit=inf"], "must be a number"),
+        (["TokenRateLimit=0"], "between 1 and 10000"),
+        (["TokenBurstLimit=5001"], "between 1 and 5000"),
+        (["LogLevel=LOUD"], "must be one of"),
+        (["LogRetentionDays=2"], "must be one of"),
+        (["TokenRateLimit"], "Name=Value"),
+    ],
+)
+def test_bad_parameter_overrides_are_refused(pairs: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_template(overrides=parse_overrides(pairs))
+
+
+def test_throttled_answers_carry_retry_after() -> None:
+    throttled = load_template().gateway_responses()["THROTTLED"]
+    assert throttled.status == 429 and ("Retry-After", "1") in throttled.headers
+    assert json.loads(throttled.body)["ok"] is False

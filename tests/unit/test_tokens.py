@@ -20,7 +20,7 @@ from reportserver.domain.tokens import (
     token_expiry,
 )
 
-from tests.fakes import MemoryTokenStore
+from tests.fakes import MemoryTokenStore, MemoryUsageKeys
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -92,11 +92,25 @@ def test_a_token_made_again_under_the_same_name_is_another_owner() -> None:
     # Found: tickets were owned by the token's name, so a re-created token inherited the old one's files.
     store = MemoryTokenStore()
     first, _ = issue_token(
-        store, name="bot", groups=["*"], permissions=[], expires_at=NOW + timedelta(days=1), created_by="t", now=NOW
+        store,
+        MemoryUsageKeys(),
+        name="bot",
+        groups=["*"],
+        permissions=[],
+        expires_at=NOW + timedelta(days=1),
+        created_by="t",
+        now=NOW,
     )
     store.tokens.pop("bot")
     second, secret = issue_token(
-        store, name="bot", groups=["*"], permissions=[], expires_at=NOW + timedelta(days=1), created_by="t", now=NOW
+        store,
+        MemoryUsageKeys(),
+        name="bot",
+        groups=["*"],
+        permissions=[],
+        expires_at=NOW + timedelta(days=1),
+        created_by="t",
+        now=NOW,
     )
     assert first.token_id and second.token_id and first.token_id != second.token_id
     assert authenticate(basic_header("bot", secret), store, NOW).token_id == second.token_id
@@ -115,6 +129,7 @@ def test_the_reserved_name_is_refused_in_any_letter_case(name: str) -> None:
     with pytest.raises(InvalidDefinition, match="reserved"):
         issue_token(
             MemoryTokenStore(),
+            MemoryUsageKeys(),
             name=name,
             groups=["*"],
             permissions=[],
@@ -173,6 +188,7 @@ def test_issued_token_stores_only_the_hash_and_authenticates() -> None:
     store = MemoryTokenStore()
     token, secret = issue_token(
         store,
+        MemoryUsageKeys(),
         name="one-week",
         groups=["sales"],
         permissions=[Permission.EXECUTE_SUBSCRIPTION],
@@ -196,7 +212,7 @@ def issue(store: MemoryTokenStore, **changes: object) -> tuple[ApiToken, str]:
         "now": NOW,
     }
     values.update(changes)
-    return issue_token(store, **values)  # type: ignore[arg-type]
+    return issue_token(store, MemoryUsageKeys(), **values)  # type: ignore[arg-type]
 
 
 def test_two_issued_secrets_differ() -> None:

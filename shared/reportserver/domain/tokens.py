@@ -29,6 +29,7 @@ EXPIRY_PERIODS_DAYS = (30, 60, 90)
 MAX_EXPIRY = timedelta(days=366)
 SECRET_PREFIX = "rs_"  # noqa: S105 - a marker that makes leaked secrets greppable
 MAX_HEADER_LENGTH = 4096
+USAGE_KEY_PREFIX = "rs-usage-"  # API Gateway wants 20+ characters; the token id gives 32 more
 
 
 class Permission:
@@ -55,11 +56,28 @@ class ApiToken(msgspec.Struct, kw_only=True):
     # Never reused: what a token owns (its export tickets) is owned by this, not by its name, so a token
     # deleted and re-created under the same name owns nothing of the old one's.
     token_id: str = ""
+    # The token's API key in the API's usage plan (its own request rate and burst): the value the
+    # authorizer hands API Gateway as `usageIdentifierKey`, and the key's id to delete it with the token.
+    # Callers never send or see it. Empty: a token made before rate limits, which API Gateway refuses.
+    usage_key: str = ""
+    usage_key_id: str = ""
 
     @property
     def owner_id(self) -> str:
         # Tokens made before ids existed: their secret's hash is as unique, and changes with a new token.
         return self.token_id or f"h-{self.secret_hash[:32]}"
+
+
+class UsageKeys(Protocol):
+    """Where a token's requests are counted: one API key per token in the API's usage plan."""
+
+    def add(self, token: ApiToken) -> str:
+        """Create the token's key (`token.usage_key`) in the usage plan; return the key's id."""
+        ...
+
+    def remove(self, key_id: str) -> None:
+        """Delete a key (a deleted token's, or one whose token could not be stored); a missing one is fine."""
+        ...
 
 
 class TokenStore(Protocol):
@@ -82,6 +100,7 @@ class Principal:
     groups: tuple[str, ...]
     permissions: tuple[str, ...]
     token_id: str  # what the caller's tickets are owned by (`ApiToken.owner_id`)
+    usage_key: str = ""  # for API Gateway (the authorizer's usageIdentifierKey), never in the context
 
     def may_run(self, report_groups: list[str]) -> bool:
         if ALL_GROUPS in self.groups or ALL_GROUPS in report_groups:
@@ -199,7 +218,7 @@ def authenticate(header: str | None, store: TokenStore, now: datetime) -> Princi
         raise Unauthenticated("Token deactivated")
     if token.expires_at <= now:
         raise Unauthenticated("Token expired")
-    return Principal(token.name, tuple(token.groups), tuple(token.permissions), token.owner_id)
+    return Principal(token.name, tuple(token.groups), tuple(token.permissions), token.owner_id, token.usage_key)
 
 
 def token_expiry(now: datetime, days: int | None = None, on: date | None = None) -> datetime:
@@ -221,6 +240,7 @@ def token_expiry(now: datetime, days: int | None = None, on: date | None = None)
 
 def issue_token(
     store: TokenStore,
+    usage: UsageKeys,
     *,
     name: str,
     groups: list[str],
@@ -230,7 +250,9 @@ def issue_token(
     now: datetime,
     description: str = "",
 ) -> tuple[ApiToken, str]:
-    """Create a token and return it with its secret, which is shown once and never stored."""
+    """Create a token, with its API key in the usage plan, and return it with its secret, which is
+    shown once and never stored. The key comes first, so no stored token lacks one; a key whose token
+    could not be stored is deleted again."""
     if not TOKEN_NAME_PATTERN.fullmatch(name):
         raise InvalidDefinition(
             "Token name must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -247,7 +269,10 @@ def issue_token(
         raise InvalidDefinition(f"Unknown permissions {unknown}; allowed: {sorted(Permission.ALL)}")
     if expires_at <= now or expires_at - now > MAX_EXPIRY:
         raise InvalidDefinition("Token expiry must be in the future and within a year")
+    if store.find_by_name(name, fresh=True) is not None:
+        raise AlreadyExists(f"A token named {name!r} already exists")
     secret = generate_secret()
+    token_id = uuid.uuid4().hex
     token = ApiToken(
         name=name,
         secret_hash=hash_secret(secret),
@@ -257,10 +282,16 @@ def issue_token(
         created_at=now,
         created_by=created_by,
         description=description,
-        token_id=uuid.uuid4().hex,
+        token_id=token_id,
+        usage_key=f"{USAGE_KEY_PREFIX}{token_id}",
     )
+    token.usage_key_id = usage.add(token)
     try:
         store.create(token)
     except AlreadyExists:
+        usage.remove(token.usage_key_id)
         raise AlreadyExists(f"A token named {name!r} already exists") from None
+    except BaseException:
+        usage.remove(token.usage_key_id)
+        raise
     return token, secret

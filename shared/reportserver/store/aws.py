@@ -44,6 +44,10 @@ def sqs() -> Any:
     return _sqs(_acting_as.get())
 
 
+def apigateway() -> Any:
+    return _apigateway(_acting_as.get())
+
+
 @functools.cache
 def _session(credentials: Credentials | None) -> Any:
     import boto3  # noqa: PLC0415 - deferred: boto3 is the heaviest import of the API functions
@@ -70,8 +74,13 @@ def _sqs(credentials: Credentials | None) -> Any:
     return _session(credentials).client("sqs")
 
 
+@functools.cache
+def _apigateway(credentials: Credentials | None) -> Any:
+    return _session(credentials).client("apigateway")
+
+
 def reset() -> None:
-    for cached in (_session, _dynamodb, _s3, _sqs):
+    for cached in (_session, _dynamodb, _s3, _sqs, _apigateway):
         cached.cache_clear()
 
 
