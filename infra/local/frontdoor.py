@@ -87,7 +87,7 @@ class LocalApi:
         # The stage's throttle and each token's usage plan, as API Gateway applies them (False: none, as
         # an API without either; the benchmark's baseline).
         self._key_source = template.api_key_source()
-        self._throttles = Throttles(API_ID, self._stage, template.stage_throttle(), clock) if throttled else None
+        self._throttles = Throttles(API_ID, self._stage, template.method_throttles(), clock) if throttled else None
         default_timeout = template.document.get("Globals", {}).get("Function", {}).get("Timeout", 3)
         self._timeouts = {
             name: float(resource["Properties"].get("Timeout", default_timeout))
@@ -135,7 +135,7 @@ class LocalApi:
         route, path_parameters = self._route(method, raw_path)
         if route is None:
             return self._gateway_response("MISSING_AUTHENTICATION_TOKEN", {}, default_status=404)
-        if self._throttles is not None and not self._throttles.admit_stage():
+        if self._throttles is not None and not self._throttles.admit_method(route.path, route.method):
             return self._gateway_response("THROTTLED", {}, default_status=429)
         event = self._proxy_event(
             method=method,

@@ -74,7 +74,9 @@ def _usage_plan(template: Template, logical_id: str, properties: dict[str, Any])
     }
     throttle = properties.get("Throttle")
     if throttle:
-        request["throttle"] = {"rateLimit": float(throttle["RateLimit"]), "burstLimit": int(throttle["BurstLimit"])}
+        if not isinstance(throttle["BurstLimit"], int):  # an Integer property: CloudFormation refuses 40.5
+            raise ValueError(f"{logical_id} BurstLimit must be a whole number, not {throttle['BurstLimit']!r}")
+        request["throttle"] = {"rateLimit": float(throttle["RateLimit"]), "burstLimit": throttle["BurstLimit"]}
     if "Description" in properties:
         request["description"] = properties["Description"]
     return str(boto3.client("apigateway").create_usage_plan(**request)["id"])

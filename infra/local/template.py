@@ -6,7 +6,6 @@ The local stack takes everything from the template so that it cannot drift from 
 from __future__ import annotations
 
 import copy
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,10 @@ _PSEUDO = {
     "AWS::AccountId": LOCAL_ACCOUNT,
     "AWS::Partition": "aws",
     "AWS::URLSuffix": "amazonaws.com",
+    "AWS::StackName": LOCAL_PREFIX,
+    "AWS::NoValue": None,
 }
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")  # what a Number parameter takes: ASCII digits, no exponent
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -127,11 +129,14 @@ class Template:
             if key == "Ref":
                 if argument in self.parameters:
                     return self.values[argument]
-                if argument.endswith(".Stage") and argument.removesuffix(".Stage") in self.resources:
+                api = argument.removesuffix(".Stage")
+                if argument != api and self.resources.get(api, {}).get("Type") == "AWS::Serverless::Api":
                     return self.stage()  # SAM's reference to an API's stage
                 if argument in self.resources:
                     return self.reference(argument)
-                return _PSEUDO.get(argument, argument)
+                if argument in _PSEUDO:
+                    return _PSEUDO[argument]
+                raise ValueError(f"the template refers to {argument}, which it does not define")
             if key == "Fn::GetAtt":
                 logical_id, attribute = argument
                 return self.attribute(logical_id, attribute)
@@ -244,13 +249,21 @@ class Template:
         """Where API Gateway takes a request's API key: the x-api-key header, or the authorizer's answer."""
         return str(self._api().get("ApiKeySourceType", "HEADER"))
 
-    def stage_throttle(self) -> Throttle | None:
-        """The stage's throttle for all its methods (MethodSettings on `/*`, `*`)."""
+    def method_throttles(self) -> dict[tuple[str, str], Throttle]:
+        """The stage's MethodSettings throttles by (resource path, method): `("/*", "*")` is the setting
+        every other method gets, each method on its own (API Gateway applies them per method)."""
+        throttles = {}
         for setting in self.resolve(self._api().get("MethodSettings", [])):
-            stage_wide = setting.get("ResourcePath") == "/*" and setting.get("HttpMethod") == "*"
-            if stage_wide and "ThrottlingRateLimit" in setting:
-                return Throttle(float(setting["ThrottlingRateLimit"]), int(setting["ThrottlingBurstLimit"]))
-        return None
+            if "ThrottlingRateLimit" not in setting:
+                continue
+            path = str(setting["ResourcePath"])
+            # MethodSettings name a path with its slashes as ~1 (/~1api~1docs); `/*` stands for all.
+            path = path if path == "/*" else path.replace("~1", "/")[1:]
+            burst = setting["ThrottlingBurstLimit"]
+            if not isinstance(burst, int):
+                raise ValueError(f"ThrottlingBurstLimit must be a whole number, not {burst!r}")
+            throttles[(path, str(setting["HttpMethod"]))] = Throttle(float(setting["ThrottlingRateLimit"]), burst)
+        return throttles
 
     def authorizer(self) -> Authorizer:
         auth = self._api()["Auth"]
@@ -264,8 +277,9 @@ class Template:
         for kind, spec in self._api().get("GatewayResponses", {}).items():
             body = spec.get("ResponseTemplates", {}).get("application/json", "")
             headers = spec.get("ResponseParameters", {}).get("Headers", {})
-            # Static header values are quoted ('1'), as in API Gateway's mapping expressions.
-            fixed = tuple((name, str(value).strip("'")) for name, value in headers.items())
+            # Static header values are quoted ('1'), as in API Gateway's mapping expressions; the local
+            # front door resolves no other expression, so it refuses them rather than send them as text.
+            fixed = tuple((name, _static_header(kind, name, value)) for name, value in headers.items())
             # Without a StatusCode, API Gateway keeps the status of what happened (502 for a failed Lambda).
             status = int(spec["StatusCode"]) if "StatusCode" in spec else None
             responses[kind] = GatewayResponse(status, body, fixed)
@@ -273,6 +287,13 @@ class Template:
 
     def stage(self) -> str:
         return str(self.resolve(self._api().get("StageName", "Prod")))
+
+
+def _static_header(kind: str, name: str, value: object) -> str:
+    text = str(value)
+    if len(text) < 2 or not (text.startswith("'") and text.endswith("'")):
+        raise ValueError(f"{kind} header {name}: the local stack takes quoted static values only, not {text}")
+    return text[1:-1]
 
 
 def sam_translated(template: Template) -> dict[str, Any]:
@@ -346,14 +367,16 @@ def _parameter_value(name: str, spec: dict[str, Any] | None, text: str) -> Any:
     if spec.get("Type") != "Number":
         if allowed is not None and text not in [str(v) for v in allowed]:
             raise ValueError(f"parameter {name} must be one of {allowed}")
+        pattern = spec.get("AllowedPattern")
+        if pattern is not None and not re.fullmatch(pattern, text):
+            raise ValueError(f"parameter {name} must match {pattern}")
+        if not spec.get("MinLength", 0) <= len(text) <= spec.get("MaxLength", 4096):
+            raise ValueError(f"parameter {name} must be {spec.get('MinLength', 0)} to {spec.get('MaxLength')} long")
         return text
-    try:
-        number = float(text)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number):
+    if not _NUMBER.fullmatch(text):
         raise ValueError(f"parameter {name} must be a number, not {text!r}")
-    value: float | int = int(number) if number.is_integer() else number
+    number = float(text)
+    value: float | int = int(text) if "." not in text else number
     low, high = spec.get("MinValue"), spec.get("MaxValue")
     if (low is not None and value < low) or (high is not None and value > high):
         raise ValueError(f"parameter {name} must be between {low} and {high}")

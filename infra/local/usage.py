@@ -1,10 +1,12 @@
 """API Gateway's throttles for the local front door: the stage's, and each API key's in its usage plan.
 
-API Gateway counts every request against the stage's throttle and, on a method that requires an API
-key, against the key's usage plan: a token bucket per key that holds `burst` requests and refills at
-`rate` per second. A request finds its key (the authorizer's `usageIdentifierKey`, or the x-api-key
-header) among the keys of a usage plan of this API's stage; a key that is missing, disabled or in no
-such plan is refused (403, INVALID_API_KEY), one over its bucket is throttled (429, THROTTLED).
+API Gateway counts every request against its method's throttle (the stage's MethodSettings: one for a
+method named there, else the stage-wide `/*` `*` one, applied to each method on its own) and, on a
+method that requires an API key, against the key's usage plan: a token bucket per key that holds
+`burst` requests and refills at `rate` per second. A request finds its key (the authorizer's
+`usageIdentifierKey`, or the x-api-key header) among the keys of a usage plan of this API's stage; a
+key that is missing, disabled or in no such plan is refused (403, INVALID_API_KEY), one over its
+bucket is throttled (429, THROTTLED).
 
 The keys and plans are read from API Gateway (moto) itself, where the token CLI creates them, and read
 again every few seconds or when a key is not known yet; the buckets live across those reads.
@@ -14,11 +16,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from reportserver.store import aws
+from reportserver.store.usage import listing
 
 from infra.local.template import Throttle
 
@@ -61,25 +63,32 @@ class Throttles:
         self,
         api_id: str,
         stage: str,
-        stage_throttle: Throttle | None,
+        method_throttles: dict[tuple[str, str], Throttle],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._api_id = api_id
         self._stage = stage
         self._clock = clock
         self._lock = threading.Lock()
-        self._stage_bucket = TokenBucket(stage_throttle, clock()) if stage_throttle else None
+        self._method_throttles = method_throttles
+        self._method_buckets: dict[tuple[str, str], TokenBucket] = {}
         self._keys: dict[str, _PlanKey] = {}
         self._read_at = float("-inf")
         self._misses: dict[str, float] = {}
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
 
-    def admit_stage(self) -> bool:
-        """Whether the stage's throttle lets one more request in (every request counts)."""
-        if self._stage_bucket is None:
+    def admit_method(self, path: str, method: str) -> bool:
+        """Whether this method's throttle lets one more request in (every request to it counts, with a
+        token or without): its own setting, or the stage-wide one, each method with a bucket of its own."""
+        throttle = self._method_throttles.get((path, method)) or self._method_throttles.get(("/*", "*"))
+        if throttle is None:
             return True
         with self._lock:
-            return self._stage_bucket.take(self._clock())
+            now = self._clock()
+            bucket = self._method_buckets.get((path, method))
+            if bucket is None:
+                bucket = self._method_buckets[(path, method)] = TokenBucket(throttle, now)
+            return bucket.take(now)
 
     def admit_key(self, key: str | None) -> str | None:
         """None if the key may make this request; else the gateway response's type that refuses it."""
@@ -100,7 +109,14 @@ class Throttles:
     def _key(self, key: str, now: float) -> _PlanKey | None:
         stale = now - self._read_at >= REFRESH_SECONDS
         if stale or (key not in self._keys and now - self._misses.get(key, float("-inf")) >= MISS_RETRY_SECONDS):
-            self._keys = self._read(now)
+            try:
+                self._keys = self._read(now)
+            except Exception as error:  # API Gateway (moto) unreadable: the keys read last stand
+                print(f"[usage plans] could not read the keys: {error}", flush=True)
+                self._read_at = now
+            # Buckets of keys gone from every plan go too (memory stays bounded by the plans' keys).
+            live = {(found.plan_id, value) for value, found in self._keys.items()}
+            self._buckets = {k: b for k, b in self._buckets.items() if k in live}
         found = self._keys.get(key)
         if found is None:
             if len(self._misses) > 10_000:
@@ -111,27 +127,17 @@ class Throttles:
     def _read(self, now: float) -> dict[str, _PlanKey]:
         """Every enabled key of every usage plan of this stage, by its value, as API Gateway holds them."""
         client = aws.apigateway()
-        enabled = {item["id"] for item in _items(client.get_api_keys) if item.get("enabled")}
+        enabled = {item["id"] for item in listing(client.get_api_keys) if item.get("enabled")}
         keys: dict[str, _PlanKey] = {}
-        for plan in _items(client.get_usage_plans):
+        for plan in listing(client.get_usage_plans):
             stages = plan.get("apiStages", [])
             if not any(s.get("apiId") == self._api_id and s.get("stage") == self._stage for s in stages):
                 continue
             limits = plan.get("throttle")
             throttle = Throttle(float(limits["rateLimit"]), int(limits["burstLimit"])) if limits else None
-            for member in _items(client.get_usage_plan_keys, usagePlanId=plan["id"]):
+            for member in listing(client.get_usage_plan_keys, usagePlanId=plan["id"]):
                 # moto keeps a deleted key in its plans; API Gateway does not: only live keys count.
                 if member.get("type") == "API_KEY" and member["id"] in enabled:
                     keys[member["value"]] = _PlanKey(plan["id"], throttle)
         self._read_at = now
         return keys
-
-
-def _items(call: Callable[..., dict[str, Any]], **request: Any) -> Iterator[dict[str, Any]]:
-    """Every item of an API Gateway listing, following `position`."""
-    while True:
-        page = call(limit=500, **request)
-        yield from page.get("items", [])
-        if not page.get("position"):
-            return
-        request["position"] = page["position"]

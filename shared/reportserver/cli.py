@@ -2,6 +2,7 @@
 
     python -m reportserver.cli token create --name NAME --groups '*' --permissions admin --days 90
     python -m reportserver.cli --local token create ...   # against the running local stack
+    python -m reportserver.cli token list | delete --name NAME | add-keys | prune-keys
 
 It talks to the TokensTable named by --table or TOKENS_TABLE, and adds each new token's API key to the
 usage plan named by --usage-plan or TOKEN_USAGE_PLAN_ID (the stack's outputs TokensTableName and
@@ -14,11 +15,12 @@ import argparse
 import json
 import os
 import sys
-from datetime import UTC, date, datetime
+import uuid
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from reportserver.domain.errors import DomainError
-from reportserver.domain.tokens import basic_header, issue_token, token_expiry
+from reportserver.domain.tokens import USAGE_KEY_PREFIX, basic_header, issue_token, token_expiry
 from reportserver.store.tokens import DynamoTokenStore
 from reportserver.store.usage import UsagePlanKeys
 
@@ -58,8 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--description", default="")
     create.add_argument("--created-by", default=os.environ.get("USER", "cli"))
     token.add_parser("list", help="list tokens (never their secrets)")
-    delete = token.add_parser("delete")
+    delete = token.add_parser("delete", help="delete a token and its API key")
     delete.add_argument("--name", required=True)
+    token.add_parser("add-keys", help="give every token made before rate limits its API key (run once after upgrading)")
+    token.add_parser("prune-keys", help="delete the usage plan's API keys that no token names (left by failures)")
     return parser
 
 
@@ -81,6 +85,24 @@ def _use_local_stack(stack_json: str) -> tuple[str, str]:
     return str(state["resources"]["TokensTable"]), str(state["resources"]["TokenUsagePlan"])
 
 
+ORPHAN_GRACE = timedelta(minutes=10)  # a key younger than this may belong to a token being issued
+
+
+def add_missing_keys(store: DynamoTokenStore, usage: UsagePlanKeys) -> int:
+    """Give each token without an API key (made before rate limits) its own, as `issue_token` does."""
+    added = 0
+    for token in store.list_tokens():
+        if token.usage_key:
+            continue
+        token.usage_key = USAGE_KEY_PREFIX + (token.token_id or uuid.uuid4().hex)
+        key_id = usage.add(token)
+        if store.set_usage_key(token, token.usage_key, key_id):
+            added += 1
+        else:
+            usage.remove(key_id)  # deleted, made again or given a key meanwhile: this key names nothing
+    return added
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -91,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     if not table:
         print("error: name the tokens table with --table or TOKENS_TABLE (or use --local)", file=sys.stderr)
         return 2
-    if args.action == "create" and not usage_plan:
+    if args.action in ("create", "add-keys", "prune-keys") and not usage_plan:
         print("error: name the usage plan with --usage-plan or TOKEN_USAGE_PLAN_ID (or use --local)", file=sys.stderr)
         return 2
     store = DynamoTokenStore(table)
@@ -140,14 +162,22 @@ def main(argv: list[str] | None = None) -> int:
                         }
                     )
                 )
-        else:
+        elif args.action == "delete":
             found = store.find_by_name(args.name, fresh=True)
-            if found is None:
+            # Only the token read: if the name was deleted and made again meanwhile, the new one stays.
+            if found is None or not store.delete(args.name, found.token_id or None):
                 print(f"error: no token named {args.name!r}", file=sys.stderr)
                 return 1
-            store.delete(args.name)
-            usage.remove(found.usage_key_id)  # after the token: a failure here leaves a key nobody can name
+            usage.remove(found.usage_key_id)  # after the token: a failure here leaves a key no token names
             print(f"deleted token {args.name!r}")
+        elif args.action == "add-keys":
+            print(f"gave {add_missing_keys(store, usage)} token(s) an API key")
+        else:
+            live = {t.usage_key for t in store.list_tokens() if t.usage_key}
+            orphans = usage.orphans(live, now, ORPHAN_GRACE)
+            for key_id in orphans:
+                usage.remove(key_id)
+            print(f"deleted {len(orphans)} API key(s) that no token names")
     except DomainError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 1

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import boto3
 import pytest
 from reportserver import cli
+from reportserver.domain.tokens import USAGE_KEY_PATTERN, ApiToken, basic_header, hash_secret
 
-from tests.integration.conftest import Stack
+from infra.local.frontdoor import LocalApi
+from tests.bad_inputs import new_token
+from tests.integration.conftest import TEMPLATE, Stack
 
 
 def test_cli_creates_a_token_that_the_api_accepts(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
@@ -58,8 +62,11 @@ def test_cli_deletes_a_token_with_its_api_key(stack: Stack, capsys: pytest.Captu
     assert "no token named 'cli-short'" in capsys.readouterr().err
 
 
-def test_cli_will_not_make_a_token_without_a_usage_plan(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_will_not_make_a_token_without_a_usage_plan(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Without its API key in the plan API Gateway would refuse every request of the token (403).
+    monkeypatch.delenv("TOKEN_USAGE_PLAN_ID", raising=False)
     assert cli.main(["--table", stack.names["TokensTable"], "token", "create", "--name", "cli-nokey"]) == 2
     assert "usage plan" in capsys.readouterr().err
     assert stack.tokens.find_by_name("cli-nokey") is None
@@ -90,3 +97,71 @@ def test_cli_lists_tokens_without_secrets(stack: Stack, capsys: pytest.CaptureFi
 def test_cli_without_a_running_local_stack_says_so(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--local", "--stack-json", "/nonexistent/stack.json", "token", "list"]) == 2
     assert "no running local stack" in capsys.readouterr().err
+
+
+def test_cli_delete_leaves_a_token_made_again_under_the_name(stack: Stack) -> None:
+    # Read, then deleted by name: a token deleted and made again in between must not be the one deleted.
+    old_secret = new_token(stack.tokens, stack.usage, "cli-race")
+    old = stack.tokens.find_by_name("cli-race")
+    assert old is not None and old_secret
+    assert stack.tokens.delete("cli-race", old.token_id)
+    new_token(stack.tokens, stack.usage, "cli-race")
+    assert not stack.tokens.delete("cli-race", old.token_id)  # the old token's id: the new one stays
+    assert stack.tokens.find_by_name("cli-race") is not None
+
+
+def test_cli_gives_tokens_made_before_rate_limits_their_keys(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    api = LocalApi(TEMPLATE, stack.api.identities)
+    template = stack.tokens.find_by_name("test-admin")
+    assert template is not None
+    stack.tokens.create(
+        ApiToken(
+            name="cli-legacy",
+            secret_hash=hash_secret("rs_legacy"),
+            groups=["*"],
+            expires_at=template.expires_at,
+            created_at=template.created_at,
+            created_by="tests",
+        )
+    )
+    header = [("Authorization", basic_header("cli-legacy", "rs_legacy"))]
+    assert api.handle("GET", "/api/server_time", header, b"").status == 403
+    plan = stack.names["TokenUsagePlan"]
+    arguments = ["--table", stack.names["TokensTable"], "--usage-plan", plan, "token", "add-keys"]
+    keyless = sorted(t.name for t in stack.tokens.list_tokens() if not t.usage_key)
+    assert "cli-legacy" in keyless and "test-admin" not in keyless
+    assert cli.main(arguments) == 0
+    assert f"gave {len(keyless)} token(s) an API key" in capsys.readouterr().out
+    assert all(t.usage_key for t in stack.tokens.list_tokens())
+    legacy = stack.tokens.find_by_name("cli-legacy")
+    assert legacy is not None and USAGE_KEY_PATTERN.fullmatch(legacy.usage_key) and legacy.usage_key_id
+    # Within the revocation delay the cached keyless decision stands; a new container and cache see the key.
+    fresh = LocalApi(TEMPLATE, stack.api.identities)
+    fresh.cold_start("AuthFunction")
+    assert fresh.handle("GET", "/api/server_time", header, b"").status == 200
+    assert cli.main(arguments) == 0
+    assert "gave 0 token(s)" in capsys.readouterr().out  # run again, nothing to do
+
+
+def test_cli_prunes_keys_no_token_names_but_not_young_ones(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = boto3.client("apigateway")
+    plan = stack.names["TokenUsagePlan"]
+    orphan = client.create_api_key(name="orphan", value="reportserver" + "0" * 32, enabled=True)
+    client.create_usage_plan_key(usagePlanId=plan, keyId=orphan["id"], keyType="API_KEY")
+    arguments = ["--table", stack.names["TokensTable"], "--usage-plan", plan, "token", "prune-keys"]
+    assert cli.main(arguments) == 0
+    assert "deleted 0 API key(s)" in capsys.readouterr().out  # too young: it may belong to a token being issued
+    monkeypatch.setattr(cli, "ORPHAN_GRACE", timedelta(seconds=-1))
+    named = {t.usage_key for t in stack.tokens.list_tokens()}
+    members = client.get_usage_plan_keys(usagePlanId=plan, limit=500)["items"]
+    live = {k["id"] for k in client.get_api_keys(limit=500)["items"]}  # moto lists deleted keys in plans
+    unnamed = [m["id"] for m in members if m["value"] not in named and m["id"] in live]
+    assert orphan["id"] in unnamed
+    assert cli.main(arguments) == 0
+    assert f"deleted {len(unnamed)} API key(s)" in capsys.readouterr().out
+    remaining = {k["id"] for k in client.get_api_keys(limit=500)["items"]}
+    assert orphan["id"] not in remaining
+    admin = stack.tokens.find_by_name("test-admin")
+    assert admin is not None and admin.usage_key_id in remaining  # every token's key stays

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.local.template import load_template, parse_overrides
+from infra.local.template import Throttle, load_template, parse_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template()
@@ -182,6 +182,13 @@ def test_parameter_overrides_are_checked_as_cloudformation_checks_them() -> None
         (["LogLevel=LOUD"], "must be one of"),
         (["LogRetentionDays=2"], "must be one of"),
         (["TokenRateLimit"], "Name=Value"),
+        (["TokenRateLimit=\u0665\u0660"], "must be a number"),  # Arabic-Indic 50
+        (["TokenRateLimit=5_0"], "must be a number"),
+        (["TokenRateLimit=1e1"], "must be a number"),
+        (["TokenRateLimit=+50"], "must be a number"),
+        (["TokenRateLimit=50."], "must be a number"),
+        (["StageName="], "must match"),
+        (["StageName=a/b"], "must match"),
     ],
 )
 def test_bad_parameter_overrides_are_refused(pairs: list[str], message: str) -> None:
@@ -193,3 +200,22 @@ def test_throttled_answers_carry_retry_after() -> None:
     throttled = load_template().gateway_responses()["THROTTLED"]
     assert throttled.status == 429 and ("Retry-After", "1") in throttled.headers
     assert json.loads(throttled.body)["ok"] is False
+
+
+def test_a_fractional_burst_is_refused_where_cloudformation_wants_a_whole_number() -> None:
+    template = load_template(overrides={"StageBurstLimit": "40.5"})
+    with pytest.raises(ValueError, match="whole number"):
+        template.method_throttles()
+
+
+def test_the_stage_throttles_each_method_and_the_documents_get_a_smaller_one() -> None:
+    throttles = load_template().method_throttles()
+    assert throttles[("/*", "*")] == Throttle(100.0, 200)
+    assert throttles[("/api/docs", "GET")] == throttles[("/api/openapi.json", "GET")] == Throttle(10.0, 20)
+
+
+def test_a_reference_to_nothing_is_refused() -> None:
+    with pytest.raises(ValueError, match="does not define"):
+        load_template().resolve({"Ref": "NoSuchThing"})
+    with pytest.raises(ValueError, match="does not define"):
+        load_template().resolve({"Ref": "TokensTable.Stage"})  # only an API has a stage

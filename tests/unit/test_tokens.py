@@ -9,6 +9,7 @@ import msgspec
 import pytest
 from reportserver.domain.errors import AlreadyExists, InvalidDefinition, Unauthenticated
 from reportserver.domain.tokens import (
+    USAGE_KEY_PATTERN,
     ApiToken,
     Permission,
     Principal,
@@ -197,12 +198,14 @@ def test_issued_token_stores_only_the_hash_and_authenticates() -> None:
         now=NOW,
     )
     assert secret.startswith("rs_") and len(secret) > 40
+    # Its API key's value, as API Gateway takes one: 20 to 128 letters and digits, its own.
+    assert USAGE_KEY_PATTERN.fullmatch(token.usage_key) and token.token_id in token.usage_key
     assert secret not in msgspec.json.encode(token).decode()
     assert token.secret_hash == hash_secret(secret)
     assert authenticate(basic_header("one-week", secret), store, NOW).groups == ("sales",)
 
 
-def issue(store: MemoryTokenStore, **changes: object) -> tuple[ApiToken, str]:
+def issue(store: MemoryTokenStore, usage: MemoryUsageKeys | None = None, **changes: object) -> tuple[ApiToken, str]:
     values: dict[str, object] = {
         "name": "ok",
         "groups": ["*"],
@@ -212,7 +215,7 @@ def issue(store: MemoryTokenStore, **changes: object) -> tuple[ApiToken, str]:
         "now": NOW,
     }
     values.update(changes)
-    return issue_token(store, MemoryUsageKeys(), **values)  # type: ignore[arg-type]
+    return issue_token(store, usage or MemoryUsageKeys(), **values)  # type: ignore[arg-type]
 
 
 def test_two_issued_secrets_differ() -> None:
@@ -294,3 +297,33 @@ def test_group_membership_decides_who_may_run_a_report(
     token_groups: tuple[str, ...], report_groups: list[str], allowed: bool
 ) -> None:
     assert Principal("t", token_groups, (), "t-id").may_run(report_groups) is allowed
+
+
+def test_a_token_is_stored_only_with_its_api_key_and_a_key_never_outlives_a_refused_token() -> None:
+    store, usage = MemoryTokenStore(), MemoryUsageKeys()
+    token, _ = issue(store, name="keyed", usage=usage)
+    assert usage.keys == {token.usage_key_id: token.usage_key}
+
+    class Unwritable(MemoryTokenStore):
+        def create(self, token: ApiToken) -> None:
+            raise OSError("DynamoDB is down")
+
+    with pytest.raises(OSError, match="down"):
+        issue(Unwritable(), name="lost", usage=usage)
+    assert list(usage.keys) == [token.usage_key_id]  # the second key was deleted again
+
+    class NoGateway(MemoryUsageKeys):
+        def add(self, token: ApiToken) -> str:
+            raise OSError("API Gateway is down")
+
+    with pytest.raises(OSError, match="API Gateway"):
+        issue(store, name="unkeyed", usage=NoGateway())
+    assert store.find_by_name("unkeyed") is None
+
+
+def test_a_taken_name_makes_no_api_key() -> None:
+    store, usage = MemoryTokenStore(), MemoryUsageKeys()
+    issue(store, name="taken", usage=usage)
+    with pytest.raises(AlreadyExists, match="already exists"):
+        issue(store, name="taken", usage=usage)
+    assert len(usage.keys) == 1

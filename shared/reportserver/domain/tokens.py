@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import re
@@ -29,7 +30,9 @@ EXPIRY_PERIODS_DAYS = (30, 60, 90)
 MAX_EXPIRY = timedelta(days=366)
 SECRET_PREFIX = "rs_"  # noqa: S105 - a marker that makes leaked secrets greppable
 MAX_HEADER_LENGTH = 4096
-USAGE_KEY_PREFIX = "rs-usage-"  # API Gateway wants 20+ characters; the token id gives 32 more
+# An API key's value is 20 to 128 letters and digits (API Gateway's rule): this and the token id's 32 hex.
+USAGE_KEY_PREFIX = "reportserver"
+USAGE_KEY_PATTERN = re.compile(r"^[A-Za-z0-9]{20,128}$")
 
 
 class Permission:
@@ -289,9 +292,16 @@ def issue_token(
     try:
         store.create(token)
     except AlreadyExists:
-        usage.remove(token.usage_key_id)
+        _forget_key(usage, token.usage_key_id)
         raise AlreadyExists(f"A token named {name!r} already exists") from None
     except BaseException:
-        usage.remove(token.usage_key_id)
+        _forget_key(usage, token.usage_key_id)
         raise
     return token, secret
+
+
+def _forget_key(usage: UsageKeys, key_id: str) -> None:
+    """Delete the key of a token that was not stored; if that fails too, the first failure is the one
+    to report (the key left names no token: `token prune-keys` removes it)."""
+    with contextlib.suppress(Exception):
+        usage.remove(key_id)

@@ -46,8 +46,39 @@ class DynamoTokenStore:
                 raise AlreadyExists(f"A token named {token.name!r} already exists") from None
             raise
 
-    def delete(self, name: str) -> None:
-        self._table.delete_item(Key={"name": name})
+    def delete(self, name: str, token_id: str | None = None) -> bool:
+        """Delete the token of this name; with `token_id`, only while it is still that token (not one
+        made again under the name meanwhile). False: there is no such token (any more)."""
+        condition, values = "attribute_exists(#n)", {}
+        if token_id is not None:
+            condition, values = condition + " AND token_id = :id", {":id": token_id}
+        try:
+            self._table.delete_item(
+                Key={"name": name},
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#n": "name"},
+                **({"ExpressionAttributeValues": values} if values else {}),
+            )
+        except Exception as error:
+            if aws.error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def set_usage_key(self, token: ApiToken, usage_key: str, usage_key_id: str) -> bool:
+        """Give a token made before rate limits its API key, if it is still that token and has none."""
+        try:
+            self._table.update_item(
+                Key={"name": token.name},
+                UpdateExpression="SET usage_key = :k, usage_key_id = :i",
+                ConditionExpression="secret_hash = :h AND (attribute_not_exists(usage_key) OR usage_key = :none)",
+                ExpressionAttributeValues={":k": usage_key, ":i": usage_key_id, ":h": token.secret_hash, ":none": ""},
+            )
+        except Exception as error:
+            if aws.error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def list_tokens(self) -> list[ApiToken]:
         items = (item for page in aws.pages(self._table.scan) for item in page.get("Items", []))
