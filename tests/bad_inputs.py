@@ -180,6 +180,23 @@ def new_token(store: TokenStore, usage: UsageKeys, name: str) -> str:
     return secret
 
 
+def keyless_token(store: TokenStore, name: str, secret: str, token_id: str = "") -> str:
+    """A valid token as stored before rate limits: no API key in the usage plan. Its Basic header."""
+    now = datetime.now(UTC)
+    store.create(
+        ApiToken(
+            name=name,
+            secret_hash=hash_secret(secret),
+            groups=["*"],
+            expires_at=now + timedelta(days=1),
+            created_at=now,
+            created_by="tests",
+            token_id=token_id,
+        )
+    )
+    return basic_header(name, secret)
+
+
 def prepare_tokens(store: TokenStore, usage: UsageKeys, prefix: str) -> dict[str, str]:
     """Tokens of every kind the table names, as Authorization headers keyed as it names them."""
     now = datetime.now(UTC)

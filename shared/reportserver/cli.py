@@ -94,7 +94,8 @@ def add_missing_keys(store: DynamoTokenStore, usage: UsagePlanKeys) -> int:
     for token in store.list_tokens():
         if token.usage_key:
             continue
-        token.usage_key = USAGE_KEY_PREFIX + (token.token_id or uuid.uuid4().hex)
+        # A fresh value: an old token's id may hold characters an API key's value may not.
+        token.usage_key = USAGE_KEY_PREFIX + uuid.uuid4().hex
         key_id = usage.add(token)
         if store.set_usage_key(token, token.usage_key, key_id):
             added += 1

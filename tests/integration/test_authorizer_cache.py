@@ -7,31 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from reportserver.domain.tokens import basic_header
-
 from infra.local.frontdoor import LocalApi
-from tests.bad_inputs import new_token
 from tests.integration.conftest import TEMPLATE, Stack
+from tests.integration.gateway import clocked_api, token_header
 
 REAUTHORIZE_EVERY = TEMPLATE.authorizer().cache_seconds
 TOKEN_CACHE_SECONDS = float(TEMPLATE.functions()["AuthFunction"].environment["TOKEN_CACHE_SECONDS"])
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _api(stack: Stack) -> tuple[LocalApi, Clock]:
-    clock = Clock()
-    return LocalApi(TEMPLATE, stack.api.identities, clock=clock), clock
-
-
-def _token(stack: Stack, name: str) -> str:
-    return basic_header(name, new_token(stack.tokens, stack.usage, name))
 
 
 def _status(api: LocalApi, header: str, path: str = "/api/server_time/") -> int:
@@ -43,8 +24,8 @@ def test_the_template_caches_decisions_for_30_seconds_and_tokens_for_10() -> Non
 
 
 def test_a_deleted_token_works_until_the_gateway_cache_expires_then_is_refused(stack: Stack) -> None:
-    api, clock = _api(stack)
-    header = _token(stack, "revoked-soon")
+    api, clock = clocked_api(stack)
+    header = token_header(stack, "revoked-soon")
     assert _status(api, header) == 200
     stack.tokens.delete("revoked-soon")
     clock.now += REAUTHORIZE_EVERY - 1
@@ -57,8 +38,8 @@ def test_a_deleted_token_works_until_the_gateway_cache_expires_then_is_refused(s
 def test_a_cached_policy_is_checked_against_every_route(stack: Stack, monkeypatch: Any) -> None:
     # An authorizer that allowed only the route first asked for would be cached for all: API Gateway
     # refuses the other routes (ACCESS_DENIED, which the template answers as 401), and so does the front door.
-    api, _ = _api(stack)
-    header = _token(stack, "one-route")
+    api, _ = clocked_api(stack)
+    header = token_header(stack, "one-route")
     real = api.invoke
 
     def only_this_route(logical_id: str, event: dict[str, Any]) -> dict[str, Any]:

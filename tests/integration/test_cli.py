@@ -8,10 +8,10 @@ from datetime import timedelta
 import boto3
 import pytest
 from reportserver import cli
-from reportserver.domain.tokens import USAGE_KEY_PATTERN, ApiToken, basic_header, hash_secret
+from reportserver.domain.tokens import USAGE_KEY_PATTERN
 
 from infra.local.frontdoor import LocalApi
-from tests.bad_inputs import new_token
+from tests.bad_inputs import keyless_token, new_token
 from tests.integration.conftest import TEMPLATE, Stack
 
 
@@ -112,19 +112,7 @@ def test_cli_delete_leaves_a_token_made_again_under_the_name(stack: Stack) -> No
 
 def test_cli_gives_tokens_made_before_rate_limits_their_keys(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     api = LocalApi(TEMPLATE, stack.api.identities)
-    template = stack.tokens.find_by_name("test-admin")
-    assert template is not None
-    stack.tokens.create(
-        ApiToken(
-            name="cli-legacy",
-            secret_hash=hash_secret("rs_legacy"),
-            groups=["*"],
-            expires_at=template.expires_at,
-            created_at=template.created_at,
-            created_by="tests",
-        )
-    )
-    header = [("Authorization", basic_header("cli-legacy", "rs_legacy"))]
+    header = [("Authorization", keyless_token(stack.tokens, "cli-legacy", "rs_legacy"))]
     assert api.handle("GET", "/api/server_time", header, b"").status == 403
     plan = stack.names["TokenUsagePlan"]
     arguments = ["--table", stack.names["TokensTable"], "--usage-plan", plan, "token", "add-keys"]

@@ -10,35 +10,18 @@ from typing import Any
 
 import boto3
 import pytest
-from reportserver.domain.tokens import ApiToken, basic_header, hash_secret
 
 from infra.local.frontdoor import HttpResponse, LocalApi
 from infra.local.template import sam_translated
 from infra.local.usage import REFRESH_SECONDS
-from tests.bad_inputs import new_token
+from tests.bad_inputs import keyless_token
 from tests.integration.conftest import TEMPLATE, Stack
+from tests.integration.gateway import clocked_api, token_header
 
 TEMPLATE_EVENTS = Path(__file__).resolve().parents[2] / "events"
 RATE = float(TEMPLATE.values["TokenRateLimit"])
 BURST = int(TEMPLATE.values["TokenBurstLimit"])
 STAGE = TEMPLATE.method_throttles()[("/*", "*")]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _api(stack: Stack) -> tuple[LocalApi, Clock]:
-    clock = Clock()
-    return LocalApi(TEMPLATE, stack.api.identities, clock=clock), clock
-
-
-def _token(stack: Stack, name: str) -> str:
-    return basic_header(name, new_token(stack.tokens, stack.usage, name))
 
 
 def _get(api: LocalApi, header: str, path: str = "/api/server_time") -> HttpResponse:
@@ -51,8 +34,8 @@ def test_the_template_limits_each_token_below_each_method() -> None:
 
 
 def test_a_token_past_its_burst_is_throttled_with_retry_after_and_the_seed_shape(stack: Stack) -> None:
-    api, clock = _api(stack)
-    busy, calm = _token(stack, "rate-busy"), _token(stack, "rate-calm")
+    api, clock = clocked_api(stack)
+    busy, calm = token_header(stack, "rate-busy"), token_header(stack, "rate-calm")
     assert [_get(api, busy).status for _ in range(BURST)] == [200] * BURST
     refused = _get(api, busy)
     assert refused.status == 429
@@ -67,8 +50,8 @@ def test_a_token_past_its_burst_is_throttled_with_retry_after_and_the_seed_shape
 
 
 def test_a_throttled_request_runs_no_function(stack: Stack, monkeypatch: Any) -> None:
-    api, _ = _api(stack)
-    header = _token(stack, "rate-nofunction")
+    api, _ = clocked_api(stack)
+    header = token_header(stack, "rate-nofunction")
     for _ in range(BURST):
         assert _get(api, header, "/api/reports").status == 200
     invoked: list[str] = []
@@ -81,8 +64,8 @@ def test_a_throttled_request_runs_no_function(stack: Stack, monkeypatch: Any) ->
 def test_every_token_together_is_held_to_each_methods_throttle(stack: Stack) -> None:
     # API Gateway applies the stage's `/*` `*` setting to each method on its own (found: the front door
     # had one bucket for the whole API, which AWS does not).
-    api, _ = _api(stack)
-    tokens = [_token(stack, f"rate-crowd-{i}") for i in range(STAGE.burst // BURST + 1)]
+    api, _ = clocked_api(stack)
+    tokens = [token_header(stack, f"rate-crowd-{i}") for i in range(STAGE.burst // BURST + 1)]
     statuses = [_get(api, tokens[i // BURST]).status for i in range(STAGE.burst)]
     assert statuses == [200] * STAGE.burst
     assert _get(api, tokens[-1]).status == 429  # a token with its own burst left: the method is spent
@@ -92,8 +75,8 @@ def test_every_token_together_is_held_to_each_methods_throttle(stack: Stack) -> 
 
 
 def test_the_documents_need_no_key_are_not_counted_per_token_and_have_a_small_bucket(stack: Stack) -> None:
-    api, _ = _api(stack)
-    header = _token(stack, "rate-reader")
+    api, _ = clocked_api(stack)
+    header = token_header(stack, "rate-reader")
     for _ in range(BURST):
         assert _get(api, header).status == 200
     assert _get(api, header).status == 429  # the token is spent ...
@@ -104,9 +87,9 @@ def test_the_documents_need_no_key_are_not_counted_per_token_and_have_a_small_bu
 
 def test_a_callers_own_api_key_header_is_ignored(stack: Stack) -> None:
     # The key source is the authorizer: a spent token cannot borrow another token's key by sending it.
-    api, _ = _api(stack)
-    spent, other = _token(stack, "rate-spent"), "rate-lender"
-    _token(stack, other)
+    api, _ = clocked_api(stack)
+    spent, other = token_header(stack, "rate-spent"), "rate-lender"
+    token_header(stack, other)
     lender = stack.tokens.find_by_name(other)
     assert lender is not None
     for _ in range(BURST):
@@ -116,8 +99,8 @@ def test_a_callers_own_api_key_header_is_ignored(stack: Stack) -> None:
 
 
 def test_a_key_in_a_plan_of_another_stage_is_refused_and_a_changed_plan_applies(stack: Stack) -> None:
-    api, clock = _api(stack)
-    header = _token(stack, "rate-moved")
+    api, clock = clocked_api(stack)
+    header = token_header(stack, "rate-moved")
     token = stack.tokens.find_by_name("rate-moved")
     assert token is not None
     client = boto3.client("apigateway")
@@ -142,29 +125,15 @@ def test_a_key_in_a_plan_of_another_stage_is_refused_and_a_changed_plan_applies(
 
 def test_a_token_without_an_api_key_is_refused_by_the_gateway(stack: Stack) -> None:
     # A token stored before rate limits (no usage key): the authorizer allows it, API Gateway does not.
-    api, _ = _api(stack)
-    stored = new_token(stack.tokens, stack.usage, "rate-template")
-    template = stack.tokens.find_by_name("rate-template")
-    assert template is not None and stored
-    stack.tokens.create(
-        ApiToken(
-            name="rate-keyless",
-            secret_hash=hash_secret("rs_keyless"),
-            groups=["*"],
-            expires_at=template.expires_at,
-            created_at=template.created_at,
-            created_by="tests",
-            token_id="keyless-id",
-        )
-    )
-    refused = _get(api, basic_header("rate-keyless", "rs_keyless"))
+    api, _ = clocked_api(stack)
+    refused = _get(api, keyless_token(stack.tokens, "rate-keyless", "rs_keyless", token_id="keyless-id"))
     assert refused.status == 403
     assert json.loads(refused.body)["ok"] is False and "token add-keys" in json.loads(refused.body)["message"]
 
 
 def test_a_deleted_api_key_stops_its_token_within_the_refresh(stack: Stack) -> None:
-    api, clock = _api(stack)
-    header = _token(stack, "rate-unkeyed")
+    api, clock = clocked_api(stack)
+    header = token_header(stack, "rate-unkeyed")
     assert _get(api, header).status == 200
     token = stack.tokens.find_by_name("rate-unkeyed")
     assert token is not None
@@ -174,13 +143,13 @@ def test_a_deleted_api_key_stops_its_token_within_the_refresh(stack: Stack) -> N
 
 
 def test_a_new_token_works_at_once(stack: Stack) -> None:
-    api, _ = _api(stack)
-    assert _get(api, _token(stack, "rate-first")).status == 200  # keys read before it was made
-    assert _get(api, _token(stack, "rate-second")).status == 200
+    api, _ = clocked_api(stack)
+    assert _get(api, token_header(stack, "rate-first")).status == 200  # keys read before it was made
+    assert _get(api, token_header(stack, "rate-second")).status == 200
 
 
 def test_the_authorizer_names_the_tokens_own_key(stack: Stack) -> None:
-    header = _token(stack, "rate-named")
+    header = token_header(stack, "rate-named")
     event = json.loads((TEMPLATE_EVENTS / "authorizer_request.json").read_text(encoding="utf-8"))
     event["headers"]["Authorization"] = header
     decision = stack.api.invoke("AuthFunction", event)

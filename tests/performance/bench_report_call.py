@@ -119,23 +119,29 @@ def events(secret: str, rows: int) -> tuple[dict[str, Any], dict[str, Any]]:
     return template, request
 
 
+def bench_token(names: dict[str, str]) -> str:
+    """The token "bench" (every group, a day, its API key in the usage plan): its secret."""
+    now = datetime.now(UTC)
+    _, secret = issue_token(
+        DynamoTokenStore(names["TokensTable"]),
+        UsagePlanKeys(names["TokenUsagePlan"]),
+        name="bench",
+        groups=["*"],
+        permissions=[],
+        expires_at=now + timedelta(days=1),
+        created_by="bench",
+        now=now,
+    )
+    return secret
+
+
 def warm_request_figures(database: Path, rounds: int) -> list[dict[str, Any]]:
     results = []
     with mock_aws():
         aws.reset()
         names = provision(TEMPLATE)
         reports: list[Report] = seed_demo(DynamoCatalog(names["CatalogTable"]), database)
-        now = datetime.now(UTC)
-        _, secret = issue_token(
-            DynamoTokenStore(names["TokensTable"]),
-            UsagePlanKeys(names["TokenUsagePlan"]),
-            name="bench",
-            groups=["*"],
-            permissions=[],
-            expires_at=now + timedelta(days=1),
-            created_by="bench",
-            now=now,
-        )
+        secret = bench_token(names)
 
         uncached_tokens = DynamoTokenStore(names["TokensTable"])  # every request reads DynamoDB (moto)
         order_lines = next(r for r in reports if r.slug == "order-lines")
@@ -226,17 +232,7 @@ def limit_figures(database: Path, rounds: int) -> dict[str, float]:
         params = runner.bind(order_lines, {"row_limit": ["100"]})
         with SqliteSource(str(database)).run(order_lines.queries[0].sql, params) as result:
             prefetched = PrefetchedSource(result.columns, [r for batch in result.batches for r in batch])
-        now = datetime.now(UTC)
-        _, secret = issue_token(
-            DynamoTokenStore(names["TokensTable"]),
-            UsagePlanKeys(names["TokenUsagePlan"]),
-            name="bench",
-            groups=["*"],
-            permissions=[],
-            expires_at=now + timedelta(days=1),
-            created_by="bench",
-            now=now,
-        )
+        secret = bench_token(names)
         headers = [("Authorization", basic_header("bench", secret))]
         limited, plain = LocalApi(template, throttled=True), LocalApi(template, throttled=False)
         path = "/api/call/order-lines/?row_limit=100"

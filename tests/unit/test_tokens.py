@@ -92,27 +92,9 @@ def test_valid_basic_token_gives_its_principal() -> None:
 def test_a_token_made_again_under_the_same_name_is_another_owner() -> None:
     # Found: tickets were owned by the token's name, so a re-created token inherited the old one's files.
     store = MemoryTokenStore()
-    first, _ = issue_token(
-        store,
-        MemoryUsageKeys(),
-        name="bot",
-        groups=["*"],
-        permissions=[],
-        expires_at=NOW + timedelta(days=1),
-        created_by="t",
-        now=NOW,
-    )
+    first, _ = issue(store, name="bot")
     store.tokens.pop("bot")
-    second, secret = issue_token(
-        store,
-        MemoryUsageKeys(),
-        name="bot",
-        groups=["*"],
-        permissions=[],
-        expires_at=NOW + timedelta(days=1),
-        created_by="t",
-        now=NOW,
-    )
+    second, secret = issue(store, name="bot")
     assert first.token_id and second.token_id and first.token_id != second.token_id
     assert authenticate(basic_header("bot", secret), store, NOW).token_id == second.token_id
 
