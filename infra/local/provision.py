@@ -24,7 +24,7 @@ def provision(template: Template) -> dict[str, str]:
     for logical_id in sorted(queues, key=lambda q: "RedrivePolicy" in queues[q].get("Properties", {})):
         names[logical_id] = _queue(template, logical_id, template.resolve(queues[logical_id].get("Properties", {})))
     for logical_id, resource in template.of_type("AWS::ApiGateway::UsagePlan").items():
-        names[logical_id] = _usage_plan(template, logical_id, template.resolve(resource["Properties"]))
+        names[logical_id] = usage_plan(template, logical_id, template.resolve(resource["Properties"]))
     return names
 
 
@@ -66,7 +66,7 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
-def _usage_plan(template: Template, logical_id: str, properties: dict[str, Any]) -> str:
+def usage_plan(template: Template, logical_id: str, properties: dict[str, Any]) -> str:
     """A usage plan in API Gateway (moto), for the local API's stage: the front door reads it back."""
     request: dict[str, Any] = {
         "name": template.physical_name(logical_id),

@@ -27,7 +27,9 @@ _PSEUDO = {
     "AWS::StackName": LOCAL_PREFIX,
     "AWS::NoValue": None,
 }
-_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")  # what a Number parameter takes: ASCII digits, no exponent
+# The numbers the local stack takes for a Number parameter: plain ASCII decimals (CloudFormation says
+# "an integer or float"; exponents, signs and digits of other scripts are refused here, never guessed at).
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -108,8 +110,8 @@ class Template:
         self.document = document
         self.resources: dict[str, dict[str, Any]] = document.get("Resources", {})
         self.parameters: dict[str, dict[str, Any]] = document.get("Parameters", {})
-        # Parameter values given at deploy time (`sam deploy --parameter-overrides`), checked as
-        # CloudFormation checks them.
+        # Parameter values given at deploy time (`sam deploy --parameter-overrides`), checked against the
+        # template's constraints (type, range, allowed values and patterns, lengths).
         self.values = {name: spec.get("Default") for name, spec in self.parameters.items()}
         for name, text in (overrides or {}).items():
             self.values[name] = _parameter_value(name, self.parameters.get(name), text)
@@ -253,12 +255,16 @@ class Template:
         """The stage's MethodSettings throttles by (resource path, method): `("/*", "*")` is the setting
         every other method gets, each method on its own (API Gateway applies them per method)."""
         throttles = {}
+        paths = {route.path for route in self.routes()}
         for setting in self.resolve(self._api().get("MethodSettings", [])):
             if "ThrottlingRateLimit" not in setting:
                 continue
             path = str(setting["ResourcePath"])
-            # MethodSettings name a path with its slashes as ~1 (/~1api~1docs); `/*` stands for all.
-            path = path if path == "/*" else path.replace("~1", "/")[1:]
+            # MethodSettings name a path with its slashes as ~1 (/~1api~1docs, `~` as ~0); `/*` is all.
+            if path != "/*":
+                path = path[1:].replace("~1", "/").replace("~0", "~") or "/"
+                if path not in paths:
+                    raise ValueError(f"MethodSettings name {setting['ResourcePath']}, which no route has")
             burst = setting["ThrottlingBurstLimit"]
             if not isinstance(burst, int):
                 raise ValueError(f"ThrottlingBurstLimit must be a whole number, not {burst!r}")
@@ -368,10 +374,15 @@ def _parameter_value(name: str, spec: dict[str, Any] | None, text: str) -> Any:
         if allowed is not None and text not in [str(v) for v in allowed]:
             raise ValueError(f"parameter {name} must be one of {allowed}")
         pattern = spec.get("AllowedPattern")
-        if pattern is not None and not re.fullmatch(pattern, text):
+        try:
+            matches = pattern is None or re.fullmatch(pattern, text) is not None
+        except re.error:  # a Java-only construct (\p{...}): refused, not skipped
+            raise ValueError(f"parameter {name}: the local stack cannot check the pattern {pattern}") from None
+        if not matches:
             raise ValueError(f"parameter {name} must match {pattern}")
-        if not spec.get("MinLength", 0) <= len(text) <= spec.get("MaxLength", 4096):
-            raise ValueError(f"parameter {name} must be {spec.get('MinLength', 0)} to {spec.get('MaxLength')} long")
+        shortest, longest = int(spec.get("MinLength", 0)), int(spec.get("MaxLength", 4096))
+        if not shortest <= len(text) <= longest:
+            raise ValueError(f"parameter {name} must be {shortest} to {longest} characters long")
         return text
     if not _NUMBER.fullmatch(text):
         raise ValueError(f"parameter {name} must be a number, not {text!r}")

@@ -80,7 +80,10 @@ class Throttles:
     def admit_method(self, path: str, method: str) -> bool:
         """Whether this method's throttle lets one more request in (every request to it counts, with a
         token or without): its own setting, or the stage-wide one, each method with a bucket of its own."""
-        throttle = self._method_throttles.get((path, method)) or self._method_throttles.get(("/*", "*"))
+        settings = self._method_throttles
+        # The most specific setting: this method, this path's any method, this method anywhere, all.
+        candidates = ((path, method), (path, "*"), ("/*", method), ("/*", "*"))
+        throttle = next((settings[c] for c in candidates if c in settings), None)
         if throttle is None:
             return True
         with self._lock:

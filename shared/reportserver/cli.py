@@ -19,6 +19,8 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import msgspec
+
 from reportserver.domain.errors import DomainError
 from reportserver.domain.tokens import USAGE_KEY_PREFIX, basic_header, issue_token, token_expiry
 from reportserver.store.tokens import DynamoTokenStore
@@ -63,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     delete = token.add_parser("delete", help="delete a token and its API key")
     delete.add_argument("--name", required=True)
     token.add_parser("add-keys", help="give every token made before rate limits its API key (run once after upgrading)")
-    token.add_parser("prune-keys", help="delete the usage plan's API keys that no token names (left by failures)")
+    prune = token.add_parser("prune-keys", help="list (--apply: delete) the plan's API keys that no token names")
+    prune.add_argument("--apply", action="store_true", help="delete them (without it, only list them)")
     return parser
 
 
@@ -89,19 +92,57 @@ ORPHAN_GRACE = timedelta(minutes=10)  # a key younger than this may belong to a 
 
 
 def add_missing_keys(store: DynamoTokenStore, usage: UsagePlanKeys) -> int:
-    """Give each token without an API key (made before rate limits) its own, as `issue_token` does."""
+    """Give each token whose API key is not in the usage plan (made before rate limits, or its key
+    deleted) a key of its own, as `issue_token` does."""
     added = 0
+    members = usage.member_ids()
     for token in store.list_tokens():
-        if token.usage_key:
+        if token.usage_key and token.usage_key_id in members:
             continue
         # A fresh value: an old token's id may hold characters an API key's value may not.
-        token.usage_key = USAGE_KEY_PREFIX + uuid.uuid4().hex
-        key_id = usage.add(token)
-        if store.set_usage_key(token, token.usage_key, key_id):
+        keyed = msgspec.structs.replace(token, usage_key=USAGE_KEY_PREFIX + uuid.uuid4().hex)
+        key_id = usage.add(keyed)
+        if store.set_usage_key(token, keyed.usage_key, key_id):  # if it still has the key it was read with
             added += 1
         else:
             usage.remove(key_id)  # deleted, made again or given a key meanwhile: this key names nothing
     return added
+
+
+def _delete(store: DynamoTokenStore, usage: UsagePlanKeys, name: str) -> int:
+    found = store.find_by_name(name, fresh=True)
+    if found is None:
+        print(f"error: no token named {name!r}", file=sys.stderr)
+        return 1
+    # Only the token read: if the name was deleted and made again meanwhile, the new one stays.
+    if not store.delete(name, found.secret_hash):
+        print(f"error: token {name!r} changed while it was being deleted; nothing deleted", file=sys.stderr)
+        return 1
+    usage.remove(found.usage_key_id)  # after the token: a failure here leaves a key no token names
+    print(f"deleted token {name!r}")
+    return 0
+
+
+def _prune(store: DynamoTokenStore, usage: UsagePlanKeys, now: datetime, *, apply: bool) -> int:
+    tokens = store.list_tokens()
+    orphans = usage.orphans({t.usage_key for t in tokens if t.usage_key}, now, ORPHAN_GRACE)
+    if orphans and not tokens:
+        # A plan with keys and a table without tokens: the wrong table, most likely. Refused.
+        print("error: the tokens table has no tokens; is it this usage plan's table?", file=sys.stderr)
+        return 1
+    for key_id in orphans if apply else []:
+        usage.remove(key_id)
+    verb = "deleted" if apply else "would delete (run again with --apply)"
+    print(f"{verb} {len(orphans)} API key(s) that no token names: {', '.join(orphans) or '-'}")
+    return 0
+
+
+def _missing_names(action: str, table: str | None, usage_plan: str | None) -> str:
+    if not table:
+        return "name the tokens table with --table or TOKENS_TABLE (or use --local)"
+    if action in ("create", "add-keys", "prune-keys") and not usage_plan:
+        return "name the usage plan with --usage-plan or TOKEN_USAGE_PLAN_ID (or use --local)"
+    return ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,11 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     except DomainError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 2
-    if not table:
-        print("error: name the tokens table with --table or TOKENS_TABLE (or use --local)", file=sys.stderr)
-        return 2
-    if args.action in ("create", "add-keys", "prune-keys") and not usage_plan:
-        print("error: name the usage plan with --usage-plan or TOKEN_USAGE_PLAN_ID (or use --local)", file=sys.stderr)
+    missing = _missing_names(args.action, table, usage_plan)
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
         return 2
     store = DynamoTokenStore(table)
     usage = UsagePlanKeys(usage_plan or "")
@@ -164,21 +203,11 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
         elif args.action == "delete":
-            found = store.find_by_name(args.name, fresh=True)
-            # Only the token read: if the name was deleted and made again meanwhile, the new one stays.
-            if found is None or not store.delete(args.name, found.token_id or None):
-                print(f"error: no token named {args.name!r}", file=sys.stderr)
-                return 1
-            usage.remove(found.usage_key_id)  # after the token: a failure here leaves a key no token names
-            print(f"deleted token {args.name!r}")
+            return _delete(store, usage, args.name)
         elif args.action == "add-keys":
             print(f"gave {add_missing_keys(store, usage)} token(s) an API key")
         else:
-            live = {t.usage_key for t in store.list_tokens() if t.usage_key}
-            orphans = usage.orphans(live, now, ORPHAN_GRACE)
-            for key_id in orphans:
-                usage.remove(key_id)
-            print(f"deleted {len(orphans)} API key(s) that no token names")
+            return _prune(store, usage, now, apply=args.apply)
     except DomainError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 1

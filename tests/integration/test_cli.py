@@ -1,4 +1,4 @@
-"""The operator CLI creates the first admin token without needing one."""
+"""The operator CLI: the first admin token without needing one, tokens' keys in the usage plan."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from datetime import timedelta
 import boto3
 import pytest
 from reportserver import cli
-from reportserver.domain.tokens import USAGE_KEY_PATTERN
+from reportserver.domain.tokens import USAGE_KEY_PATTERN, ApiToken, basic_header, hash_secret
+from reportserver.store.tokens import DynamoTokenStore
+from reportserver.store.usage import KEY_DESCRIPTION
 
 from infra.local.frontdoor import LocalApi
 from tests.bad_inputs import keyless_token, new_token
@@ -99,57 +101,118 @@ def test_cli_without_a_running_local_stack_says_so(tmp_path: object, capsys: pyt
     assert "no running local stack" in capsys.readouterr().err
 
 
-def test_cli_delete_leaves_a_token_made_again_under_the_name(stack: Stack) -> None:
-    # Read, then deleted by name: a token deleted and made again in between must not be the one deleted.
-    old_secret = new_token(stack.tokens, stack.usage, "cli-race")
-    old = stack.tokens.find_by_name("cli-race")
-    assert old is not None and old_secret
-    assert stack.tokens.delete("cli-race", old.token_id)
-    new_token(stack.tokens, stack.usage, "cli-race")
-    assert not stack.tokens.delete("cli-race", old.token_id)  # the old token's id: the new one stays
-    assert stack.tokens.find_by_name("cli-race") is not None
+def test_cli_delete_leaves_a_token_made_again_under_the_name(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read, then deleted by name: a token deleted and made again in between (by another admin) must stay,
+    # with its key. The old token is one made before token ids: the guard is its secret's hash.
+    keyless_token(stack.tokens, "cli-race", "rs_old")
+    real_find = DynamoTokenStore.find_by_name
+
+    def read_then_replaced(self: DynamoTokenStore, name: str, fresh: bool = False) -> ApiToken | None:
+        found = real_find(self, name, fresh)
+        if name == "cli-race" and found is not None and found.secret_hash == hash_secret("rs_old"):
+            self.delete(name)
+            new_token(self, stack.usage, name)
+        return found
+
+    monkeypatch.setattr(DynamoTokenStore, "find_by_name", read_then_replaced)
+    assert cli.main(["--table", stack.names["TokensTable"], "token", "delete", "--name", "cli-race"]) == 1
+    assert "changed while it was being deleted" in capsys.readouterr().err
+    monkeypatch.undo()
+    survivor = stack.tokens.find_by_name("cli-race")
+    assert survivor is not None and survivor.secret_hash != hash_secret("rs_old")
+    assert survivor.usage_key_id in stack.usage.member_ids()
 
 
-def test_cli_gives_tokens_made_before_rate_limits_their_keys(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
-    api = LocalApi(TEMPLATE, stack.api.identities)
+def test_cli_gives_tokens_without_a_live_key_their_keys(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
     header = [("Authorization", keyless_token(stack.tokens, "cli-legacy", "rs_legacy"))]
+    api = LocalApi(TEMPLATE, stack.api.identities)
     assert api.handle("GET", "/api/server_time", header, b"").status == 403
+    token_header_of_lost_key = basic_header("cli-lostkey", new_token(stack.tokens, stack.usage, "cli-lostkey"))
+    lost = stack.tokens.find_by_name("cli-lostkey")
+    assert lost is not None
+    stack.usage.remove(lost.usage_key_id)  # its key deleted (say by a prune of the wrong table)
+    keyed = stack.tokens.find_by_name("test-admin")
+    assert keyed is not None
+    members = stack.usage.member_ids()
+    unkeyed = sorted(t.name for t in stack.tokens.list_tokens() if t.usage_key_id not in members)
+    assert {"cli-legacy", "cli-lostkey"} <= set(unkeyed) and "test-admin" not in unkeyed
     plan = stack.names["TokenUsagePlan"]
     arguments = ["--table", stack.names["TokensTable"], "--usage-plan", plan, "token", "add-keys"]
-    keyless = sorted(t.name for t in stack.tokens.list_tokens() if not t.usage_key)
-    assert "cli-legacy" in keyless and "test-admin" not in keyless
     assert cli.main(arguments) == 0
-    assert f"gave {len(keyless)} token(s) an API key" in capsys.readouterr().out
-    assert all(t.usage_key for t in stack.tokens.list_tokens())
+    assert f"gave {len(unkeyed)} token(s) an API key" in capsys.readouterr().out
+    members = stack.usage.member_ids()
+    assert all(t.usage_key_id in members for t in stack.tokens.list_tokens())
+    again = stack.tokens.find_by_name("test-admin")
+    assert again is not None and again.usage_key_id == keyed.usage_key_id  # a token with a live key keeps it
     legacy = stack.tokens.find_by_name("cli-legacy")
-    assert legacy is not None and USAGE_KEY_PATTERN.fullmatch(legacy.usage_key) and legacy.usage_key_id
-    # Within the revocation delay the cached keyless decision stands; a new container and cache see the key.
+    assert legacy is not None and USAGE_KEY_PATTERN.fullmatch(legacy.usage_key)
+    # Within the revocation delay the cached decisions stand; a new container and cache see the keys.
     fresh = LocalApi(TEMPLATE, stack.api.identities)
     fresh.cold_start("AuthFunction")
     assert fresh.handle("GET", "/api/server_time", header, b"").status == 200
+    assert fresh.handle("GET", "/api/server_time", [("Authorization", token_header_of_lost_key)], b"").status == 200
     assert cli.main(arguments) == 0
     assert "gave 0 token(s)" in capsys.readouterr().out  # run again, nothing to do
 
 
-def test_cli_prunes_keys_no_token_names_but_not_young_ones(
+def test_cli_add_keys_drops_its_key_when_the_token_changed_meanwhile(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyless_token(stack.tokens, "cli-moving", "rs_moving")
+    before = stack.usage.member_ids()
+    monkeypatch.setattr(DynamoTokenStore, "set_usage_key", lambda self, token, key, key_id: False)
+    plan = stack.names["TokenUsagePlan"]
+    assert cli.main(["--table", stack.names["TokensTable"], "--usage-plan", plan, "token", "add-keys"]) == 0
+    assert "gave 0 token(s)" in capsys.readouterr().out
+    assert stack.usage.member_ids() == before  # every key it made for a token it lost was deleted again
+
+
+def test_a_token_is_given_a_key_only_while_it_is_the_token_read_with_the_key_read(stack: Stack) -> None:
+    keyless_token(stack.tokens, "cli-cas", "rs_cas")
+    read = stack.tokens.find_by_name("cli-cas")
+    assert read is not None
+    assert stack.tokens.set_usage_key(read, "reportserver" + "1" * 32, "k1")
+    assert not stack.tokens.set_usage_key(read, "reportserver" + "2" * 32, "k2")  # it has a key now
+    stack.tokens.delete("cli-cas")
+    keyless_token(stack.tokens, "cli-cas", "rs_other")
+    assert not stack.tokens.set_usage_key(read, "reportserver" + "3" * 32, "k3")  # another token now
+    current = stack.tokens.find_by_name("cli-cas")
+    assert current is not None and current.usage_key == ""
+
+
+def test_cli_prunes_only_its_own_unnamed_old_keys_of_the_plan(
     stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = boto3.client("apigateway")
     plan = stack.names["TokenUsagePlan"]
-    orphan = client.create_api_key(name="orphan", value="reportserver" + "0" * 32, enabled=True)
-    client.create_usage_plan_key(usagePlanId=plan, keyId=orphan["id"], keyType="API_KEY")
+
+    def key(value: str, description: str, in_plan: bool = True) -> str:
+        made = client.create_api_key(name="k", value=value, enabled=True, description=description)
+        if in_plan:
+            client.create_usage_plan_key(usagePlanId=plan, keyId=made["id"], keyType="API_KEY")
+        return str(made["id"])
+
+    orphan = key("reportserver" + "0" * 32, f"{KEY_DESCRIPTION} gone (x)")
+    foreign = key("someoneelse" + "0" * 32, "a partner's key in the same plan")
+    elsewhere = key("reportserver" + "9" * 32, f"{KEY_DESCRIPTION} of another stack (y)", in_plan=False)
     arguments = ["--table", stack.names["TokensTable"], "--usage-plan", plan, "token", "prune-keys"]
-    assert cli.main(arguments) == 0
-    assert "deleted 0 API key(s)" in capsys.readouterr().out  # too young: it may belong to a token being issued
+    assert cli.main([*arguments, "--apply"]) == 0
+    assert orphan not in capsys.readouterr().out  # too young: it may belong to a token being issued
     monkeypatch.setattr(cli, "ORPHAN_GRACE", timedelta(seconds=-1))
-    named = {t.usage_key for t in stack.tokens.list_tokens()}
-    members = client.get_usage_plan_keys(usagePlanId=plan, limit=500)["items"]
-    live = {k["id"] for k in client.get_api_keys(limit=500)["items"]}  # moto lists deleted keys in plans
-    unnamed = [m["id"] for m in members if m["value"] not in named and m["id"] in live]
-    assert orphan["id"] in unnamed
     assert cli.main(arguments) == 0
-    assert f"deleted {len(unnamed)} API key(s)" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "would delete" in listed and orphan in listed and foreign not in listed and elsewhere not in listed
+    assert orphan in stack.usage.member_ids()  # listed, not deleted
+    monkeypatch.setattr(DynamoTokenStore, "list_tokens", lambda self: [])
+    assert cli.main([*arguments, "--apply"]) == 1  # a table without tokens: the wrong table, refused
+    assert "no tokens" in capsys.readouterr().err
+    monkeypatch.undo()
+    monkeypatch.setattr(cli, "ORPHAN_GRACE", timedelta(seconds=-1))
+    assert cli.main([*arguments, "--apply"]) == 0
+    assert orphan in capsys.readouterr().out
     remaining = {k["id"] for k in client.get_api_keys(limit=500)["items"]}
-    assert orphan["id"] not in remaining
+    assert orphan not in remaining and {foreign, elsewhere} <= remaining
     admin = stack.tokens.find_by_name("test-admin")
     assert admin is not None and admin.usage_key_id in remaining  # every token's key stays

@@ -12,7 +12,8 @@ import boto3
 import pytest
 
 from infra.local.frontdoor import HttpResponse, LocalApi
-from infra.local.template import sam_translated
+from infra.local.provision import usage_plan
+from infra.local.template import load_template, sam_translated
 from infra.local.usage import REFRESH_SECONDS
 from tests.bad_inputs import keyless_token
 from tests.integration.conftest import TEMPLATE, Stack
@@ -191,3 +192,10 @@ def test_api_gateway_reads_are_signed_and_checked_locally(stack: Stack, secret_o
     else:
         with pytest.raises(Exception, match="SignatureDoesNotMatch"):
             other.get_usage_plan(usagePlanId=stack.names["TokenUsagePlan"])
+
+
+def test_a_fractional_usage_plan_burst_is_refused_as_cloudformation_refuses_it(stack: Stack) -> None:
+    template = load_template(overrides={"TokenBurstLimit": "40.5"})  # a Number parameter takes it ...
+    plan = template.resolve(template.resources["TokenUsagePlan"]["Properties"])
+    with pytest.raises(ValueError, match="whole number"):  # ... the plan's Integer BurstLimit does not
+        usage_plan(template, "TokenUsagePlan", plan)

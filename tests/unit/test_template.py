@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.local.template import Throttle, load_template, parse_overrides
+from infra.local.template import Template, Throttle, load_template, parse_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template()
@@ -219,3 +219,39 @@ def test_a_reference_to_nothing_is_refused() -> None:
         load_template().resolve({"Ref": "NoSuchThing"})
     with pytest.raises(ValueError, match="does not define"):
         load_template().resolve({"Ref": "TokensTable.Stage"})  # only an API has a stage
+
+
+def test_gateway_response_headers_must_be_static_quoted_values() -> None:
+    document = load_template().document
+    api = next(r for r in document["Resources"].values() if r["Type"] == "AWS::Serverless::Api")
+    api["Properties"]["GatewayResponses"]["THROTTLED"]["ResponseParameters"]["Headers"]["Retry-After"] = (
+        "method.request.header.X"
+    )
+    with pytest.raises(ValueError, match="quoted static values only"):
+        Template(document).gateway_responses()
+
+
+@pytest.mark.parametrize(
+    ("spec", "text", "message"),
+    [
+        ({"Type": "String", "MinLength": 3}, "ab", "3 to 4096 characters"),
+        ({"Type": "String", "MaxLength": "3"}, "abcd", "0 to 3 characters"),
+        ({"Type": "String", "AllowedPattern": "\\p{Alnum}+"}, "abc", "cannot check the pattern"),
+        ({"Type": "String", "AllowedPattern": "[a-z]+"}, "abc1", "must match"),
+    ],
+)
+def test_string_parameters_are_held_to_their_constraints(spec: dict[str, object], text: str, message: str) -> None:
+    document = load_template().document
+    document["Parameters"]["Probe"] = spec
+    with pytest.raises(ValueError, match=message):
+        Template(document, {"Probe": text})
+
+
+def test_method_settings_must_name_a_route() -> None:
+    document = load_template().document
+    api = next(r for r in document["Resources"].values() if r["Type"] == "AWS::Serverless::Api")
+    api["Properties"]["MethodSettings"].append(
+        {"ResourcePath": "/~1api~1nosuch", "HttpMethod": "GET", "ThrottlingRateLimit": 1, "ThrottlingBurstLimit": 1}
+    )
+    with pytest.raises(ValueError, match="no route has"):
+        Template(document).method_throttles()

@@ -309,3 +309,46 @@ def test_a_taken_name_makes_no_api_key() -> None:
     with pytest.raises(AlreadyExists, match="already exists"):
         issue(store, name="taken", usage=usage)
     assert len(usage.keys) == 1
+
+
+def test_a_write_that_landed_with_its_answer_lost_keeps_the_token_and_its_key() -> None:
+    # A retried PutItem whose first try landed fails its own condition: the token is stored, and is kept.
+    class LostAnswer(MemoryTokenStore):
+        def create(self, token: ApiToken) -> None:
+            super().create(token)
+            raise AlreadyExists(token.name)
+
+    store, usage = LostAnswer(), MemoryUsageKeys()
+    token, secret = issue(store, name="landed", usage=usage)
+    assert store.find_by_name("landed") is token and usage.keys == {token.usage_key_id: token.usage_key}
+    assert authenticate(basic_header("landed", secret), store, NOW).token_id == token.token_id
+
+
+def test_when_the_key_cannot_be_deleted_either_the_first_failure_is_reported() -> None:
+    class Unwritable(MemoryTokenStore):
+        def create(self, token: ApiToken) -> None:
+            raise OSError("DynamoDB is down")
+
+    class Stuck(MemoryUsageKeys):
+        def remove(self, key_id: str) -> None:
+            raise RuntimeError("API Gateway is down too")
+
+    with pytest.raises(OSError, match="DynamoDB is down"):
+        issue(Unwritable(), name="twice", usage=Stuck())
+
+
+def test_a_key_is_kept_when_whether_its_token_landed_cannot_be_read() -> None:
+    class Blind(MemoryTokenStore):
+        def create(self, token: ApiToken) -> None:
+            raise OSError("timed out")
+
+        def find_by_name(self, name: str, fresh: bool = False) -> ApiToken | None:
+            if fresh and name == "unknown" and getattr(self, "asked", False):
+                raise OSError("still down")
+            self.asked = True
+            return None
+
+    usage = MemoryUsageKeys()
+    with pytest.raises(OSError, match="timed out"):
+        issue(Blind(), name="unknown", usage=usage)
+    assert len(usage.keys) == 1  # maybe stored: `token prune-keys` removes it if not

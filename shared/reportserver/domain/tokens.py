@@ -291,17 +291,26 @@ def issue_token(
     token.usage_key_id = usage.add(token)
     try:
         store.create(token)
-    except AlreadyExists:
-        _forget_key(usage, token.usage_key_id)
-        raise AlreadyExists(f"A token named {name!r} already exists") from None
-    except BaseException:
-        _forget_key(usage, token.usage_key_id)
+    except Exception as failure:
+        # The write may have landed with its answer lost (a retried PutItem then fails its condition):
+        # read again before deleting the key of what may be a stored token.
+        landed = _stored(store, token)
+        if landed:
+            return token, secret
+        if landed is not None:  # surely not stored: its key goes (if that fails too, the first error stands)
+            with contextlib.suppress(Exception):
+                usage.remove(token.usage_key_id)
+        if isinstance(failure, AlreadyExists):
+            raise AlreadyExists(f"A token named {name!r} already exists") from None
         raise
     return token, secret
 
 
-def _forget_key(usage: UsageKeys, key_id: str) -> None:
-    """Delete the key of a token that was not stored; if that fails too, the first failure is the one
-    to report (the key left names no token: `token prune-keys` removes it)."""
-    with contextlib.suppress(Exception):
-        usage.remove(key_id)
+def _stored(store: TokenStore, token: ApiToken) -> bool | None:
+    """Whether this very token is stored; None when that cannot be read (its key is then kept, and
+    `token prune-keys` removes it if the token never landed)."""
+    try:
+        found = store.find_by_name(token.name, fresh=True)
+    except Exception:
+        return None
+    return found is not None and found.token_id == token.token_id

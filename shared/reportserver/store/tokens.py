@@ -46,12 +46,13 @@ class DynamoTokenStore:
                 raise AlreadyExists(f"A token named {token.name!r} already exists") from None
             raise
 
-    def delete(self, name: str, token_id: str | None = None) -> bool:
-        """Delete the token of this name; with `token_id`, only while it is still that token (not one
-        made again under the name meanwhile). False: there is no such token (any more)."""
+    def delete(self, name: str, secret_hash: str | None = None) -> bool:
+        """Delete the token of this name; with `secret_hash`, only while it is still that token (every
+        token has its own secret's hash, also those made before token ids), not one made again under the
+        name meanwhile. False: there is no such token (any more)."""
         condition, values = "attribute_exists(#n)", {}
-        if token_id is not None:
-            condition, values = condition + " AND token_id = :id", {":id": token_id}
+        if secret_hash is not None:
+            condition, values = condition + " AND secret_hash = :h", {":h": secret_hash}
         try:
             self._table.delete_item(
                 Key={"name": name},
@@ -66,13 +67,18 @@ class DynamoTokenStore:
         return True
 
     def set_usage_key(self, token: ApiToken, usage_key: str, usage_key_id: str) -> bool:
-        """Give a token made before rate limits its API key, if it is still that token and has none."""
+        """Give a token a new API key, if it is still that token (its secret's hash) and still has the key
+        it was read with (`token.usage_key`: none for a token made before rate limits)."""
+        if token.usage_key:
+            held, values = "usage_key = :old", {":old": token.usage_key}
+        else:
+            held, values = "(attribute_not_exists(usage_key) OR usage_key = :old)", {":old": ""}
         try:
             self._table.update_item(
                 Key={"name": token.name},
                 UpdateExpression="SET usage_key = :k, usage_key_id = :i",
-                ConditionExpression="secret_hash = :h AND (attribute_not_exists(usage_key) OR usage_key = :none)",
-                ExpressionAttributeValues={":k": usage_key, ":i": usage_key_id, ":h": token.secret_hash, ":none": ""},
+                ConditionExpression=f"secret_hash = :h AND {held}",
+                ExpressionAttributeValues={":k": usage_key, ":i": usage_key_id, ":h": token.secret_hash, **values},
             )
         except Exception as error:
             if aws.error_code(error) == "ConditionalCheckFailedException":

@@ -12,6 +12,8 @@ from typing import Any
 from reportserver.domain.tokens import USAGE_KEY_PATTERN, ApiToken
 from reportserver.store import aws
 
+KEY_DESCRIPTION = "reportserver token"  # how each key this service makes starts its description
+
 
 class UsagePlanKeys:
     def __init__(self, usage_plan_id: str) -> None:
@@ -24,7 +26,7 @@ class UsagePlanKeys:
         client = aws.apigateway()
         key = client.create_api_key(
             name=token.name,
-            description=f"reportserver token {token.name} ({token.token_id}); made and deleted with the token",
+            description=f"{KEY_DESCRIPTION} {token.name} ({token.token_id}); made and deleted with the token",
             value=token.usage_key,
             enabled=True,
         )
@@ -35,15 +37,25 @@ class UsagePlanKeys:
             raise
         return str(key["id"])
 
+    def member_ids(self) -> set[str]:
+        """The ids of the live keys in the plan."""
+        client = aws.apigateway()
+        members = {m["id"] for m in listing(client.get_usage_plan_keys, usagePlanId=self._usage_plan_id)}
+        return members & {key["id"] for key in listing(client.get_api_keys)}
+
     def orphans(self, live_values: Set[str], now: datetime, grace: timedelta) -> list[str]:
-        """The ids of the plan's keys whose value is no token's, made more than `grace` ago (a token
-        being issued has its key a moment before it is stored: a young key may still get its token)."""
+        """The ids of the plan's keys that this service made (by their description), whose value is no
+        token's, made more than `grace` ago (a token being issued has its key a moment before it is
+        stored: a young key may still get its token). Keys of the plan made otherwise are left alone."""
         client = aws.apigateway()
         members = {m["id"] for m in listing(client.get_usage_plan_keys, usagePlanId=self._usage_plan_id)}
         return [
             key["id"]
             for key in listing(client.get_api_keys, includeValues=True)
-            if key["id"] in members and key.get("value") not in live_values and key["createdDate"] < now - grace
+            if key["id"] in members
+            and str(key.get("description", "")).startswith(KEY_DESCRIPTION)
+            and key.get("value") not in live_values
+            and key["createdDate"] < now - grace
         ]
 
     def remove(self, key_id: str) -> None:
