@@ -36,6 +36,8 @@ BAD_INPUTS = [
     BadInput("basic empty secret", "/api/call/gst-balance/", _basic("local-admin:"), 401, "empty token name or secret"),
     BadInput("unknown token", "/api/call/gst-balance/", _basic("ghost:rs_nothing"), 401, "Invalid token"),
     BadInput("unknown bearer", "/api/call/gst-balance/", "Bearer rs_nothing", 401, "Invalid token"),
+    # Of the checksummed form, but its checksum fails (a mistyped secret): refused before any lookup.
+    BadInput("checksum-invalid bearer", "/api/call/gst-balance/", "Bearer rsk_" + "A" * 49, 401, "Invalid token"),
     BadInput("wrong secret", "/api/call/gst-balance/", "wrong_secret", 401, "Invalid token"),
     BadInput("unsupported scheme", "/api/call/gst-balance/", "Digest abc", 401, "Unsupported authorization scheme"),
     BadInput("expired token", "/api/call/gst-balance/", "expired", 401, "Token expired"),

@@ -8,7 +8,7 @@ from datetime import timedelta
 import boto3
 import pytest
 from reportserver import cli
-from reportserver.domain.tokens import USAGE_KEY_PATTERN, ApiToken, basic_header, hash_secret
+from reportserver.domain.tokens import USAGE_KEY_PATTERN, ApiToken, basic_header, hash_secret, well_formed_secret
 from reportserver.store.tokens import DynamoTokenStore
 from reportserver.store.usage import KEY_DESCRIPTION
 
@@ -41,7 +41,7 @@ def test_cli_creates_a_token_that_the_api_accepts(stack: Stack, capsys: pytest.C
         == 0
     )
     created = json.loads(capsys.readouterr().out)
-    assert created["secret"].startswith("rs_")
+    assert created["secret"].startswith("rsk_") and well_formed_secret(created["secret"])
     assert stack.get("/api/call/gst-balance/", created["authorization"]).status == 200
     stored = stack.tokens.find_by_name("cli-admin")
     assert stored is not None and created["secret"] not in str(stored)

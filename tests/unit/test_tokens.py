@@ -7,18 +7,24 @@ from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from reportserver.domain.errors import AlreadyExists, InvalidDefinition, Unauthenticated
 from reportserver.domain.tokens import (
+    BASE62,
+    SECRET_PREFIX,
     USAGE_KEY_PATTERN,
     ApiToken,
     Permission,
     Principal,
     authenticate,
     basic_header,
+    generate_secret,
     hash_secret,
     issue_token,
     parse_authorization,
     token_expiry,
+    well_formed_secret,
 )
 
 from tests.fakes import MemoryTokenStore, MemoryUsageKeys
@@ -179,7 +185,7 @@ def test_issued_token_stores_only_the_hash_and_authenticates() -> None:
         created_by="admin@example.com",
         now=NOW,
     )
-    assert secret.startswith("rs_") and len(secret) > 40
+    assert secret.startswith("rsk_") and len(secret) == 53 and well_formed_secret(secret)
     # Its API key's value, as API Gateway takes one: 20 to 128 letters and digits, its own.
     assert USAGE_KEY_PATTERN.fullmatch(token.usage_key) and token.token_id in token.usage_key
     assert secret not in msgspec.json.encode(token).decode()
@@ -352,3 +358,59 @@ def test_a_key_is_kept_when_whether_its_token_landed_cannot_be_read() -> None:
     with pytest.raises(OSError, match="timed out"):
         issue(Blind(), name="unknown", usage=usage)
     assert len(usage.keys) == 1  # maybe stored: `token prune-keys` removes it if not
+
+
+@given(st.integers(0, 48), st.sampled_from(BASE62))
+def test_any_one_character_changed_in_a_secret_fails_its_checksum(position: int, replacement: str) -> None:
+    secret = generate_secret()
+    index = len(SECRET_PREFIX) + position
+    assume(secret[index] != replacement)
+    assert well_formed_secret(secret)
+    assert not well_formed_secret(secret[:index] + replacement + secret[index + 1 :])
+
+
+@given(st.integers(0, 47))
+def test_two_neighbouring_characters_swapped_fail_the_checksum(position: int) -> None:
+    secret = generate_secret()
+    index = len(SECRET_PREFIX) + position
+    assume(secret[index] != secret[index + 1])
+    swapped = secret[:index] + secret[index + 1] + secret[index] + secret[index + 2 :]
+    assert not well_formed_secret(swapped)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "rsk_",
+        "rsk_" + "A" * 49,
+        "rsk_" + "A" * 43 + "é" * 6,
+        "ghp_" + "A" * 49,
+        "plain-secret",
+        "",
+        lambda: generate_secret()[:-1],
+        lambda: generate_secret() + "0",
+    ],
+)
+def test_a_secret_of_no_issued_form_is_refused_before_any_lookup(secret: object) -> None:
+    presented = secret() if callable(secret) else secret
+
+    class Unreadable(MemoryTokenStore):
+        def find_by_name(self, name: str, fresh: bool = False) -> ApiToken | None:
+            raise AssertionError("looked up")
+
+        def find_by_secret_hash(self, secret_hash: str) -> ApiToken | None:
+            raise AssertionError("looked up")
+
+    assert isinstance(presented, str)
+    with pytest.raises(Unauthenticated, match="Invalid token"):
+        authenticate(basic_header("bot", presented) if presented else "Bearer x", Unreadable(), NOW)
+    if presented:
+        with pytest.raises(Unauthenticated, match="Invalid token"):
+            authenticate(f"Bearer {presented}", Unreadable(), NOW)
+
+
+def test_secrets_issued_before_checksums_still_work() -> None:
+    store = MemoryTokenStore()
+    stored_token(store, "old-bot", "rs_" + "x" * 43)
+    assert authenticate(basic_header("old-bot", "rs_" + "x" * 43), store, NOW).token_name == "old-bot"
+    assert authenticate("Bearer rs_" + "x" * 43, store, NOW).token_name == "old-bot"

@@ -14,6 +14,7 @@ import hmac
 import re
 import secrets
 import uuid
+import zlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
@@ -28,7 +29,15 @@ GROUP_PATTERN = re.compile(r"^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$")
 ALL_GROUPS = "*"
 EXPIRY_PERIODS_DAYS = (30, 60, 90)
 MAX_EXPIRY = timedelta(days=366)
-SECRET_PREFIX = "rs_"  # noqa: S105 - a marker that makes leaked secrets greppable
+# A secret is `rsk_`, 43 random base62 characters (256 bits) and 6 more: the CRC32 of the random part in
+# base62 (as GitHub's token formats do). Secret scanners find a leaked one by its shape
+# (`rsk_[0-9A-Za-z]{49}`); a mistyped one fails its checksum and is refused before any lookup.
+SECRET_PREFIX = "rsk_"  # noqa: S105 - a marker, not a secret
+LEGACY_SECRET_PREFIX = "rs_"  # noqa: S105 - secrets issued before checksums: looked up until they expire
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+SECRET_RANDOM_CHARS = 43  # 62**43 > 2**256
+SECRET_CHECKSUM_CHARS = 6  # 62**6 > 2**32
+_BASE62_SET = frozenset(BASE62)
 MAX_HEADER_LENGTH = 4096
 # An API key's value is 20 to 128 letters and digits (API Gateway's rule): this and the token id's 32 hex.
 USAGE_KEY_PREFIX = "reportserver"
@@ -147,7 +156,30 @@ class Credentials:
 
 
 def generate_secret() -> str:
-    return SECRET_PREFIX + secrets.token_urlsafe(32)
+    body = "".join(secrets.choice(BASE62) for _ in range(SECRET_RANDOM_CHARS))
+    return SECRET_PREFIX + body + _checksum(body)
+
+
+def _checksum(body: str) -> str:
+    value = zlib.crc32(body.encode("ascii"))
+    digits = []
+    for _ in range(SECRET_CHECKSUM_CHARS):
+        value, digit = divmod(value, 62)
+        digits.append(BASE62[digit])
+    return "".join(reversed(digits))
+
+
+def well_formed_secret(secret: str) -> bool:
+    """Whether a presented secret could be one this server issued: of the checksummed form with a
+    checksum that holds, or of the form issued before checksums. Others are refused unread."""
+    if secret.startswith(SECRET_PREFIX):
+        body = secret[len(SECRET_PREFIX) : -SECRET_CHECKSUM_CHARS]
+        return (
+            len(secret) == len(SECRET_PREFIX) + SECRET_RANDOM_CHARS + SECRET_CHECKSUM_CHARS
+            and _BASE62_SET.issuperset(secret[len(SECRET_PREFIX) :])
+            and _checksum(body) == secret[-SECRET_CHECKSUM_CHARS:]
+        )
+    return secret.startswith(LEGACY_SECRET_PREFIX)
 
 
 def hash_secret(secret: str) -> str:
@@ -203,6 +235,9 @@ def authenticate(header: str | None, store: TokenStore, now: datetime) -> Princi
         raise Unauthenticated(f"The {shown(credentials.name)} token is reserved for internal duties")
     if credentials.name is not None and not TOKEN_NAME_PATTERN.fullmatch(credentials.name):
         # No token can have this name (too long for a key, or other characters): refused unread.
+        raise Unauthenticated("Invalid token")
+    if not well_formed_secret(credentials.secret):
+        # A mistyped secret (its checksum fails) or one of no form this server issues: refused unread.
         raise Unauthenticated("Invalid token")
     presented = hash_secret(credentials.secret)
     if credentials.name is None:
