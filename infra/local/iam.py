@@ -21,6 +21,7 @@ import copy
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 
@@ -124,12 +125,17 @@ def enforce() -> None:
     moto runs in this process (under `mock_aws`, or as the local stack's threaded server), so its
     settings are this process's."""
     from moto import settings  # noqa: PLC0415
+    from moto.apigateway.responses import APIGatewayResponse  # noqa: PLC0415
     from moto.core.authorization import ActionAuthenticatorMixin  # noqa: PLC0415
     from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415
     from moto.iam.access_control import IAMRequestBase  # noqa: PLC0415
     from moto.s3.responses import S3Response  # noqa: PLC0415
 
     DynamoHandler._determine_resource = _dynamodb_resource  # type: ignore[attr-defined]
+    if not getattr(APIGatewayResponse, "_aws_action_names", False):
+        authorize = APIGatewayResponse._authenticate_and_authorize_normal_action
+        setattr(APIGatewayResponse, "_authenticate_and_authorize_normal_action", _as_api_gateway(authorize))  # noqa: B010
+        setattr(APIGatewayResponse, "_aws_action_names", True)  # noqa: B010
     if not getattr(IAMRequestBase, "_bodiless_pass", False):
         IAMRequestBase._create_aws_request = _bodiless(IAMRequestBase._create_aws_request)  # type: ignore[method-assign]
         setattr(IAMRequestBase, "_bodiless_pass", True)  # noqa: B010
@@ -148,6 +154,21 @@ def relax() -> None:
 
     settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
     ActionAuthenticatorMixin.request_count = 0
+
+
+def _as_api_gateway(authorize: Any) -> Any:
+    """IAM names API Gateway's management calls by their HTTP method on the resource's path
+    (`apigateway:POST` on `arn:aws:apigateway:<region>::/apikeys`); moto checked its operation names
+    (`apigateway:CreateApiKey`) on `*`, which no AWS policy grants. Checked as AWS checks them."""
+
+    def checked(self: Any, resource: str = "*") -> None:
+        self._get_action = lambda: self.method  # the name IAM checks; moto's dispatch is left as it was
+        try:
+            authorize(self, f"arn:aws:apigateway:{self.region}::{urlsplit(self.uri).path}")
+        finally:
+            del self._get_action  # the class's own again
+
+    return checked
 
 
 def _bodiless(create: Any) -> Any:

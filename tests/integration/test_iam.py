@@ -11,6 +11,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import boto3
 import pytest
@@ -234,3 +235,36 @@ def test_a_download_link_works_only_when_signed_by_a_role_that_may_read_the_file
     forged = f"https://{stack.names['ExportBucket']}.s3.amazonaws.com/{key}?X-Amz-Signature=0"
     assert requests.put(forged, data=b"evil", timeout=10).status_code == 403
     assert boto3.client("s3").get_object(Bucket=stack.names["ExportBucket"], Key=key)["Body"].read() == b"secret"
+
+
+def _user_with(policy_actions: list[str], resource: str) -> Any:
+    """An IAM user in moto allowed these actions on this resource, and an API Gateway client as it."""
+    iam_client = boto3.client("iam")
+    name = f"apigw-{len(iam_client.list_users()['Users'])}"
+    iam_client.create_user(UserName=name)
+    statement = {"Effect": "Allow", "Action": policy_actions, "Resource": resource}
+    iam_client.put_user_policy(
+        UserName=name, PolicyName="p", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    )
+    key = iam_client.create_access_key(UserName=name)["AccessKey"]
+    return boto3.client(
+        "apigateway", aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"]
+    )
+
+
+def test_api_gateway_calls_are_authorised_by_http_method_and_resource_path_as_in_aws(stack: Stack) -> None:
+    # moto checked its operation names (apigateway:CreateApiKey on *), which no AWS policy uses; a
+    # function managing tokens' keys must be granted what AWS checks: apigateway:POST on /apikeys.
+    plan = stack.names["TokenUsagePlan"]
+    reader = _user_with(["apigateway:GET"], f"arn:aws:apigateway:us-east-1::/usageplans/{plan}")
+    assert reader.get_usage_plan(usagePlanId=plan)["id"] == plan
+    with pytest.raises(ClientError, match=r"AccessDenied|not authorized"):
+        reader.get_api_keys()  # another path
+    with pytest.raises(ClientError, match=r"AccessDenied|not authorized"):
+        reader.create_api_key(name="x", value="reportserver" + "5" * 32, enabled=True)  # another method
+    moto_named = _user_with(["apigateway:CreateApiKey"], "*")
+    with pytest.raises(ClientError, match=r"AccessDenied|not authorized"):
+        moto_named.create_api_key(name="x", value="reportserver" + "6" * 32, enabled=True)
+    writer = _user_with(["apigateway:POST", "apigateway:DELETE"], "arn:aws:apigateway:us-east-1::/apikeys*")
+    made = writer.create_api_key(name="x", value="reportserver" + "7" * 32, enabled=True)
+    writer.delete_api_key(apiKey=made["id"])
