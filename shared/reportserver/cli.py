@@ -2,7 +2,7 @@
 
     python -m reportserver.cli token create --name NAME --groups '*' --permissions admin --days 90
     python -m reportserver.cli --local token create ...   # against the running local stack
-    python -m reportserver.cli token list | delete --name NAME | add-keys | prune-keys
+    python -m reportserver.cli token list | delete|deactivate|activate --name NAME | add-keys | prune-keys
 
 It talks to the TokensTable named by --table or TOKENS_TABLE, and adds each new token's API key to the
 usage plan named by --usage-plan or TOKEN_USAGE_PLAN_ID (the stack's outputs TokensTableName and
@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -64,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     token.add_parser("list", help="list tokens (never their secrets)")
     delete = token.add_parser("delete", help="delete a token and its API key")
     delete.add_argument("--name", required=True)
+    for action, what in (("deactivate", "refuse a token (401) until it is activated"), ("activate", "let it in again")):
+        token.add_parser(action, help=what).add_argument("--name", required=True)
     token.add_parser("add-keys", help="give every token made before rate limits its API key (run once after upgrading)")
     prune = token.add_parser("prune-keys", help="list (--apply: delete) the plan's API keys that no token names")
     prune.add_argument("--apply", action="store_true", help="delete them (without it, only list them)")
@@ -123,6 +126,19 @@ def _delete(store: DynamoTokenStore, usage: UsagePlanKeys, name: str) -> int:
     return 0
 
 
+def _set_active(store: DynamoTokenStore, name: str, *, active: bool) -> int:
+    found = store.find_by_name(name, fresh=True)
+    if found is None:
+        print(f"error: no token named {name!r}", file=sys.stderr)
+        return 1
+    if not store.set_active(found, active):
+        print(f"error: token {name!r} changed meanwhile; nothing changed", file=sys.stderr)
+        return 1
+    # Within the revocation delay (README) a deactivated token may still be let in by cached decisions.
+    print(f"{'activated' if active else 'deactivated'} token {name!r}")
+    return 0
+
+
 def _prune(store: DynamoTokenStore, usage: UsagePlanKeys, now: datetime, *, apply: bool) -> int:
     tokens = store.list_tokens()
     orphans = usage.orphans({t.usage_key for t in tokens if t.usage_key}, now, ORPHAN_GRACE)
@@ -145,6 +161,52 @@ def _missing_names(action: str, table: str | None, usage_plan: str | None) -> st
     return ""
 
 
+def _create(store: DynamoTokenStore, usage: UsagePlanKeys, args: argparse.Namespace, now: datetime) -> int:
+    days = args.days if args.days or args.expires_on else 90
+    expires_at = token_expiry(now, days=days if not args.expires_on else None, on=args.expires_on)
+    token, secret = issue_token(
+        store,
+        usage,
+        name=args.name,
+        groups=args.groups,
+        permissions=args.permissions,
+        expires_at=expires_at,
+        created_by=args.created_by,
+        now=now,
+        description=args.description,
+    )
+    shown = {
+        "name": token.name,
+        "secret": secret,
+        "expires_at": token.expires_at.isoformat(),
+        "groups": token.groups,
+        "permissions": token.permissions,
+        "authorization": basic_header(token.name, secret),
+    }
+    print(json.dumps(shown, indent=2))
+    return 0
+
+
+def _list(store: DynamoTokenStore) -> int:
+    for token in store.list_tokens():
+        listed = {
+            "name": token.name,
+            "groups": token.groups,
+            "permissions": token.permissions,
+            "expires_at": token.expires_at.isoformat(),
+            "active": token.active,
+            "created_by": token.created_by,
+            "description": token.description,
+        }
+        print(json.dumps(listed))
+    return 0
+
+
+def _add_keys(store: DynamoTokenStore, usage: UsagePlanKeys) -> int:
+    print(f"gave {add_missing_keys(store, usage)} token(s) an API key")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -159,59 +221,20 @@ def main(argv: list[str] | None = None) -> int:
     store = DynamoTokenStore(table)
     usage = UsagePlanKeys(usage_plan or "")
     now = datetime.now(UTC)
+    actions: dict[str, Callable[[], int]] = {
+        "create": lambda: _create(store, usage, args, now),
+        "list": lambda: _list(store),
+        "delete": lambda: _delete(store, usage, args.name),
+        "deactivate": lambda: _set_active(store, args.name, active=False),
+        "activate": lambda: _set_active(store, args.name, active=True),
+        "add-keys": lambda: _add_keys(store, usage),
+        "prune-keys": lambda: _prune(store, usage, now, apply=args.apply),
+    }
     try:
-        if args.action == "create":
-            days = args.days if args.days or args.expires_on else 90
-            expires_at = token_expiry(now, days=days if not args.expires_on else None, on=args.expires_on)
-            token, secret = issue_token(
-                store,
-                usage,
-                name=args.name,
-                groups=args.groups,
-                permissions=args.permissions,
-                expires_at=expires_at,
-                created_by=args.created_by,
-                now=now,
-                description=args.description,
-            )
-            print(
-                json.dumps(
-                    {
-                        "name": token.name,
-                        "secret": secret,
-                        "expires_at": token.expires_at.isoformat(),
-                        "groups": token.groups,
-                        "permissions": token.permissions,
-                        "authorization": basic_header(token.name, secret),
-                    },
-                    indent=2,
-                )
-            )
-        elif args.action == "list":
-            for token in store.list_tokens():
-                print(
-                    json.dumps(
-                        {
-                            "name": token.name,
-                            "groups": token.groups,
-                            "permissions": token.permissions,
-                            "expires_at": token.expires_at.isoformat(),
-                            "active": token.active,
-                            "created_by": token.created_by,
-                            "description": token.description,
-                        }
-                    )
-                )
-        elif args.action == "delete":
-            return _delete(store, usage, args.name)
-        elif args.action == "add-keys":
-            print(f"gave {add_missing_keys(store, usage)} token(s) an API key")
-        else:
-            return _prune(store, usage, now, apply=args.apply)
+        return actions[args.action]()
     except DomainError as error:
         print(f"error: {error.message}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -216,3 +216,22 @@ def test_cli_prunes_only_its_own_unnamed_old_keys_of_the_plan(
     assert orphan not in remaining and {foreign, elsewhere} <= remaining
     admin = stack.tokens.find_by_name("test-admin")
     assert admin is not None and admin.usage_key_id in remaining  # every token's key stays
+
+
+def test_cli_deactivates_and_activates_a_token(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    header = [("Authorization", basic_header("cli-paused", new_token(stack.tokens, stack.usage, "cli-paused")))]
+    table = ["--table", stack.names["TokensTable"], "token"]
+
+    def status() -> int:
+        fresh = LocalApi(TEMPLATE, stack.api.identities)  # past the caches (the revocation delay)
+        fresh.cold_start("AuthFunction")
+        return fresh.handle("GET", "/api/server_time", header, b"").status
+
+    assert status() == 200
+    assert cli.main([*table, "deactivate", "--name", "cli-paused"]) == 0
+    assert "deactivated token 'cli-paused'" in capsys.readouterr().out
+    assert status() == 401
+    assert cli.main([*table, "activate", "--name", "cli-paused"]) == 0
+    assert status() == 200
+    assert cli.main([*table, "deactivate", "--name", "cli-nobody"]) == 1
+    assert "no token named 'cli-nobody'" in capsys.readouterr().err

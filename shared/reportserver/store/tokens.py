@@ -66,6 +66,21 @@ class DynamoTokenStore:
             raise
         return True
 
+    def set_active(self, token: ApiToken, active: bool) -> bool:
+        """Deactivate or activate a token, if it is still that token (its secret's hash). False: not."""
+        try:
+            self._table.update_item(
+                Key={"name": token.name},
+                UpdateExpression="SET active = :a",
+                ConditionExpression="secret_hash = :h",
+                ExpressionAttributeValues={":a": active, ":h": token.secret_hash},
+            )
+        except Exception as error:
+            if aws.error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def set_usage_key(self, token: ApiToken, usage_key: str, usage_key_id: str) -> bool:
         """Give a token a new API key, if it is still that token (its secret's hash) and still has the key
         it was read with (`token.usage_key`: none for a token made before rate limits)."""
