@@ -32,21 +32,63 @@ BAD_INPUTS = [
     BadInput(
         "basic without colon", "/api/call/gst-balance/", _basic("nocolon"), 401, "expected <token name>:<token secret>"
     ),
-    BadInput("basic empty name", "/api/call/gst-balance/", _basic(":rs_secret"), 401, "empty token name or secret"),
+    BadInput(
+        "basic empty name",
+        "/api/call/gst-balance/",
+        _basic(":rs_secret-------------------------------------"),
+        401,
+        "empty token name or secret",
+    ),
     BadInput("basic empty secret", "/api/call/gst-balance/", _basic("local-admin:"), 401, "empty token name or secret"),
-    BadInput("unknown token", "/api/call/gst-balance/", _basic("ghost:rs_nothing"), 401, "Invalid token"),
-    BadInput("unknown bearer", "/api/call/gst-balance/", "Bearer rs_nothing", 401, "Invalid token"),
+    BadInput(
+        "unknown token",
+        "/api/call/gst-balance/",
+        _basic("ghost:rs_nothing------------------------------------"),
+        401,
+        "Invalid token",
+    ),
+    BadInput(
+        "unknown bearer",
+        "/api/call/gst-balance/",
+        "Bearer rs_nothing------------------------------------",
+        401,
+        "Invalid token",
+    ),
     # Of the checksummed form, but its checksum fails (a mistyped secret): refused before any lookup.
     BadInput("checksum-invalid bearer", "/api/call/gst-balance/", "Bearer rsk_" + "A" * 49, 401, "Invalid token"),
     BadInput("wrong secret", "/api/call/gst-balance/", "wrong_secret", 401, "Invalid token"),
     BadInput("unsupported scheme", "/api/call/gst-balance/", "Digest abc", 401, "Unsupported authorization scheme"),
     BadInput("expired token", "/api/call/gst-balance/", "expired", 401, "Token expired"),
     BadInput("deactivated token", "/api/call/gst-balance/", "deactivated", 401, "Token deactivated"),
-    BadInput("reserved api.user", "/api/call/gst-balance/", _basic("api.user:rs_x"), 401, "reserved for internal"),
-    BadInput("reserved in capitals", "/api/call/gst-balance/", _basic("API.User:rs_x"), 401, "reserved for internal"),
+    BadInput(
+        "reserved api.user",
+        "/api/call/gst-balance/",
+        _basic("api.user:rs_x------------------------------------------"),
+        401,
+        "reserved for internal",
+    ),
+    BadInput(
+        "reserved in capitals",
+        "/api/call/gst-balance/",
+        _basic("API.User:rs_x------------------------------------------"),
+        401,
+        "reserved for internal",
+    ),
     # Found: a name past DynamoDB's 2,048-byte key limit crashed the authorizer (500).
-    BadInput("basic name too long", "/api/call/gst-balance/", _basic("a" * 2100 + ":rs_x"), 401, "Invalid token"),
-    BadInput("basic name with a newline", "/api/call/gst-balance/", _basic("test-admin\n:rs_x"), 401, "Invalid token"),
+    BadInput(
+        "basic name too long",
+        "/api/call/gst-balance/",
+        _basic("a" * 2100 + ":rs_x------------------------------------------"),
+        401,
+        "Invalid token",
+    ),
+    BadInput(
+        "basic name with a newline",
+        "/api/call/gst-balance/",
+        _basic("test-admin\n:rs_x------------------------------------------"),
+        401,
+        "Invalid token",
+    ),
     BadInput(
         "token without the report's group",
         "/api/call/gst-balance/",
@@ -223,7 +265,7 @@ def prepare_tokens(store: TokenStore, usage: UsageKeys, prefix: str) -> dict[str
         store.create(
             ApiToken(
                 name=f"{prefix}-{kind}",
-                secret_hash=hash_secret("rs_known"),
+                secret_hash=hash_secret("rs_known--------------------------------------"),
                 groups=["*"],
                 expires_at=expires,
                 active=active,
@@ -231,6 +273,6 @@ def prepare_tokens(store: TokenStore, usage: UsageKeys, prefix: str) -> dict[str
                 created_by="tests",
             )
         )
-        headers[kind] = basic_header(f"{prefix}-{kind}", "rs_known")
-    headers["wrong_secret"] = basic_header(f"{prefix}-admin", "rs_not_the_secret")
+        headers[kind] = basic_header(f"{prefix}-{kind}", "rs_known--------------------------------------")
+    headers["wrong_secret"] = basic_header(f"{prefix}-admin", "rs_not_the_secret-----------------------------")
     return headers

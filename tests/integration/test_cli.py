@@ -106,12 +106,16 @@ def test_cli_delete_leaves_a_token_made_again_under_the_name(
 ) -> None:
     # Read, then deleted by name: a token deleted and made again in between (by another admin) must stay,
     # with its key. The old token is one made before token ids: the guard is its secret's hash.
-    keyless_token(stack.tokens, "cli-race", "rs_old")
+    keyless_token(stack.tokens, "cli-race", "rs_old----------------------------------------")
     real_find = DynamoTokenStore.find_by_name
 
     def read_then_replaced(self: DynamoTokenStore, name: str, fresh: bool = False) -> ApiToken | None:
         found = real_find(self, name, fresh)
-        if name == "cli-race" and found is not None and found.secret_hash == hash_secret("rs_old"):
+        if (
+            name == "cli-race"
+            and found is not None
+            and found.secret_hash == hash_secret("rs_old----------------------------------------")
+        ):
             self.delete(name)
             new_token(self, stack.usage, name)
         return found
@@ -121,12 +125,16 @@ def test_cli_delete_leaves_a_token_made_again_under_the_name(
     assert "changed while it was being deleted" in capsys.readouterr().err
     monkeypatch.undo()
     survivor = stack.tokens.find_by_name("cli-race")
-    assert survivor is not None and survivor.secret_hash != hash_secret("rs_old")
+    assert survivor is not None and survivor.secret_hash != hash_secret(
+        "rs_old----------------------------------------"
+    )
     assert survivor.usage_key_id in stack.usage.member_ids()
 
 
 def test_cli_gives_tokens_without_a_live_key_their_keys(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
-    header = [("Authorization", keyless_token(stack.tokens, "cli-legacy", "rs_legacy"))]
+    header = [
+        ("Authorization", keyless_token(stack.tokens, "cli-legacy", "rs_legacy-------------------------------------"))
+    ]
     api = LocalApi(TEMPLATE, stack.api.identities)
     assert api.handle("GET", "/api/server_time", header, b"").status == 403
     token_header_of_lost_key = basic_header("cli-lostkey", new_token(stack.tokens, stack.usage, "cli-lostkey"))
@@ -160,7 +168,7 @@ def test_cli_gives_tokens_without_a_live_key_their_keys(stack: Stack, capsys: py
 def test_cli_add_keys_drops_its_key_when_the_token_changed_meanwhile(
     stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    keyless_token(stack.tokens, "cli-moving", "rs_moving")
+    keyless_token(stack.tokens, "cli-moving", "rs_moving-------------------------------------")
     before = stack.usage.member_ids()
     monkeypatch.setattr(DynamoTokenStore, "set_usage_key", lambda self, token, key, key_id: False)
     plan = stack.names["TokenUsagePlan"]
@@ -170,13 +178,13 @@ def test_cli_add_keys_drops_its_key_when_the_token_changed_meanwhile(
 
 
 def test_a_token_is_given_a_key_only_while_it_is_the_token_read_with_the_key_read(stack: Stack) -> None:
-    keyless_token(stack.tokens, "cli-cas", "rs_cas")
+    keyless_token(stack.tokens, "cli-cas", "rs_cas----------------------------------------")
     read = stack.tokens.find_by_name("cli-cas")
     assert read is not None
     assert stack.tokens.set_usage_key(read, "reportserver" + "1" * 32, "k1")
     assert not stack.tokens.set_usage_key(read, "reportserver" + "2" * 32, "k2")  # it has a key now
     stack.tokens.delete("cli-cas")
-    keyless_token(stack.tokens, "cli-cas", "rs_other")
+    keyless_token(stack.tokens, "cli-cas", "rs_other--------------------------------------")
     assert not stack.tokens.set_usage_key(read, "reportserver" + "3" * 32, "k3")  # another token now
     current = stack.tokens.find_by_name("cli-cas")
     assert current is not None and current.usage_key == ""
@@ -235,3 +243,24 @@ def test_cli_deactivates_and_activates_a_token(stack: Stack, capsys: pytest.Capt
     assert status() == 200
     assert cli.main([*table, "deactivate", "--name", "cli-nobody"]) == 1
     assert "no token named 'cli-nobody'" in capsys.readouterr().err
+
+
+def test_cli_deactivate_leaves_a_token_made_again_under_the_name(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old_secret = new_token(stack.tokens, stack.usage, "cli-swapped")
+    real_find = DynamoTokenStore.find_by_name
+
+    def read_then_replaced(self: DynamoTokenStore, name: str, fresh: bool = False) -> ApiToken | None:
+        found = real_find(self, name, fresh)
+        if name == "cli-swapped" and found is not None and found.secret_hash == hash_secret(old_secret):
+            self.delete(name)
+            new_token(self, stack.usage, name)
+        return found
+
+    monkeypatch.setattr(DynamoTokenStore, "find_by_name", read_then_replaced)
+    assert cli.main(["--table", stack.names["TokensTable"], "token", "deactivate", "--name", "cli-swapped"]) == 1
+    assert "changed meanwhile" in capsys.readouterr().err
+    monkeypatch.undo()
+    survivor = stack.tokens.find_by_name("cli-swapped")
+    assert survivor is not None and survivor.active and survivor.secret_hash != hash_secret(old_secret)

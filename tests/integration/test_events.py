@@ -21,12 +21,12 @@ def event(name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def event_token(stack: Stack) -> None:
-    """The token the sample authorizer event carries: local-admin / rs_secret."""
+    """The token the sample authorizer event carries (local-admin and the secret in events/README.md)."""
     now = datetime.now(UTC)
     stack.tokens.create(
         ApiToken(
             name="local-admin",
-            secret_hash=hash_secret("rs_secret"),
+            secret_hash=hash_secret("rsk_t0JTNlhIVEPIT1amR8V5oND9JloXxV6BjPJuZA19LuB4GVNkG"),
             groups=["*"],
             permissions=["admin"],
             expires_at=now + timedelta(days=1),
@@ -65,7 +65,7 @@ def test_authorizer_allows_the_sample_event_with_the_principal_in_context(stack:
 
 def test_authorizer_denies_a_wrong_secret_with_the_reason(stack: Stack, event_token: None) -> None:
     wrong = copy.deepcopy(event("authorizer_request.json"))
-    wrong["headers"]["Authorization"] = "Bearer rs_wrong"
+    wrong["headers"]["Authorization"] = "Bearer rs_wrong--------------------------------------"
     decision = stack.api.invoke("AuthFunction", wrong)
     assert decision["policyDocument"]["Statement"][0]["Effect"] == "Deny"
     assert decision["context"] == {"message": "Invalid token"}

@@ -240,7 +240,7 @@ def test_a_download_link_works_only_when_signed_by_a_role_that_may_read_the_file
 def _user_with(policy_actions: list[str], resource: str) -> Any:
     """An IAM user in moto allowed these actions on this resource, and an API Gateway client as it."""
     iam_client = boto3.client("iam")
-    name = f"apigw-{len(iam_client.list_users()['Users'])}"
+    name = f"apigw-{uuid.uuid4().hex[:12]}"
     iam_client.create_user(UserName=name)
     statement = {"Effect": "Allow", "Action": policy_actions, "Resource": resource}
     iam_client.put_user_policy(
@@ -267,4 +267,8 @@ def test_api_gateway_calls_are_authorised_by_http_method_and_resource_path_as_in
         moto_named.create_api_key(name="x", value="reportserver" + "6" * 32, enabled=True)
     writer = _user_with(["apigateway:POST", "apigateway:DELETE"], "arn:aws:apigateway:us-east-1::/apikeys*")
     made = writer.create_api_key(name="x", value="reportserver" + "7" * 32, enabled=True)
+    with pytest.raises(ClientError, match=r"AccessDenied|not authorized"):  # the plan's keys: another path
+        writer.create_usage_plan_key(usagePlanId=plan, keyId=made["id"], keyType="API_KEY")
+    member = _user_with(["apigateway:POST"], f"arn:aws:apigateway:us-east-1::/usageplans/{plan}/keys")
+    member.create_usage_plan_key(usagePlanId=plan, keyId=made["id"], keyType="API_KEY")
     writer.delete_api_key(apiKey=made["id"])

@@ -127,7 +127,12 @@ def test_a_key_in_a_plan_of_another_stage_is_refused_and_a_changed_plan_applies(
 def test_a_token_without_an_api_key_is_refused_by_the_gateway(stack: Stack) -> None:
     # A token stored before rate limits (no usage key): the authorizer allows it, API Gateway does not.
     api, _ = clocked_api(stack)
-    refused = _get(api, keyless_token(stack.tokens, "rate-keyless", "rs_keyless", token_id="keyless-id"))
+    refused = _get(
+        api,
+        keyless_token(
+            stack.tokens, "rate-keyless", "rs_keyless------------------------------------", token_id="keyless-id"
+        ),
+    )
     assert refused.status == 403
     assert json.loads(refused.body)["ok"] is False and "token add-keys" in json.loads(refused.body)["message"]
 

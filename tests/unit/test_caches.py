@@ -59,14 +59,14 @@ def test_cached_tokens_are_still_checked_for_expiry_on_every_request() -> None:
     inner = MemoryTokenStore()
     inner.tokens["bot"] = ApiToken(
         name="bot",
-        secret_hash=hash_secret("rs_s"),
+        secret_hash=hash_secret("rs_s------------------------------------------"),
         groups=["*"],
         expires_at=now + timedelta(seconds=5),
         created_at=now,
         created_by="t",
     )
     cached = CachedTokenStore(inner, ttl_seconds=30)
-    header = basic_header("bot", "rs_s")
+    header = basic_header("bot", "rs_s------------------------------------------")
     assert authenticate(header, cached, now).token_name == "bot"
     with pytest.raises(Unauthenticated, match="Token expired"):
         authenticate(header, cached, now + timedelta(seconds=6))

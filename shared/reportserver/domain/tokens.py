@@ -33,7 +33,10 @@ MAX_EXPIRY = timedelta(days=366)
 # base62 (as GitHub's token formats do). Secret scanners find a leaked one by its shape
 # (`rsk_[0-9A-Za-z]{49}`); a mistyped one fails its checksum and is refused before any lookup.
 SECRET_PREFIX = "rsk_"  # noqa: S105 - a marker, not a secret
-LEGACY_SECRET_PREFIX = "rs_"  # noqa: S105 - secrets issued before checksums: looked up until they expire
+# Secrets issued before checksums: `rs_` and 43 characters of token_urlsafe(32), looked up until the last
+# token that can have one has expired (checksums came on 2026-12-01; a token lives a year at most).
+LEGACY_SECRET = re.compile(r"rs_[A-Za-z0-9_-]{43}")
+LEGACY_SECRETS_UNTIL = datetime(2027, 12, 3, tzinfo=UTC)
 BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 SECRET_RANDOM_CHARS = 43  # 62**43 > 2**256
 SECRET_CHECKSUM_CHARS = 6  # 62**6 > 2**32
@@ -169,9 +172,10 @@ def _checksum(body: str) -> str:
     return "".join(reversed(digits))
 
 
-def well_formed_secret(secret: str) -> bool:
+def well_formed_secret(secret: str, now: datetime | None = None) -> bool:
     """Whether a presented secret could be one this server issued: of the checksummed form with a
-    checksum that holds, or of the form issued before checksums. Others are refused unread."""
+    checksum that holds, or of the form issued before checksums while such tokens may live. Others are
+    refused unread. (The checksum catches typos; it is public, so it is no defence against guesses.)"""
     if secret.startswith(SECRET_PREFIX):
         body = secret[len(SECRET_PREFIX) : -SECRET_CHECKSUM_CHARS]
         return (
@@ -179,7 +183,7 @@ def well_formed_secret(secret: str) -> bool:
             and _BASE62_SET.issuperset(secret[len(SECRET_PREFIX) :])
             and _checksum(body) == secret[-SECRET_CHECKSUM_CHARS:]
         )
-    return secret.startswith(LEGACY_SECRET_PREFIX)
+    return LEGACY_SECRET.fullmatch(secret) is not None and (now is None or now < LEGACY_SECRETS_UNTIL)
 
 
 def hash_secret(secret: str) -> str:
@@ -236,7 +240,7 @@ def authenticate(header: str | None, store: TokenStore, now: datetime) -> Princi
     if credentials.name is not None and not TOKEN_NAME_PATTERN.fullmatch(credentials.name):
         # No token can have this name (too long for a key, or other characters): refused unread.
         raise Unauthenticated("Invalid token")
-    if not well_formed_secret(credentials.secret):
+    if not well_formed_secret(credentials.secret, now):
         # A mistyped secret (its checksum fails) or one of no form this server issues: refused unread.
         raise Unauthenticated("Invalid token")
     presented = hash_secret(credentials.secret)
