@@ -113,10 +113,10 @@ class Throttles:
         stale = now - self._read_at >= REFRESH_SECONDS
         if stale or (key not in self._keys and now - self._misses.get(key, float("-inf")) >= MISS_RETRY_SECONDS):
             try:
-                self._keys = self._read(now)
+                self._keys = self._read()
             except Exception as error:  # API Gateway (moto) unreadable: the keys read last stand
                 print(f"[usage plans] could not read the keys: {error}", flush=True)
-                self._read_at = now
+            self._read_at = now  # read or not, not again before the next refresh
             # Buckets of keys gone from every plan go too (memory stays bounded by the plans' keys).
             live = {(found.plan_id, value) for value, found in self._keys.items()}
             self._buckets = {k: b for k, b in self._buckets.items() if k in live}
@@ -127,7 +127,7 @@ class Throttles:
             self._misses[key] = now
         return found
 
-    def _read(self, now: float) -> dict[str, _PlanKey]:
+    def _read(self) -> dict[str, _PlanKey]:
         """Every enabled key of every usage plan of this stage, by its value, as API Gateway holds them."""
         client = aws.apigateway()
         enabled = {item["id"] for item in listing(client.get_api_keys) if item.get("enabled")}
@@ -142,5 +142,4 @@ class Throttles:
                 # moto keeps a deleted key in its plans; API Gateway does not: only live keys count.
                 if member.get("type") == "API_KEY" and member["id"] in enabled:
                     keys[member["value"]] = _PlanKey(plan["id"], throttle)
-        self._read_at = now
         return keys

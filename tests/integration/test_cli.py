@@ -101,26 +101,28 @@ def test_cli_without_a_running_local_stack_says_so(tmp_path: object, capsys: pyt
     assert "no running local stack" in capsys.readouterr().err
 
 
+def _replaced_once_read(monkeypatch: pytest.MonkeyPatch, stack: Stack, name: str, secret_hash: str) -> None:
+    """Another admin's race: right after the CLI reads the token (this secret's), it is deleted and a
+    token of the same name made again."""
+    real_find = DynamoTokenStore.find_by_name
+
+    def read_then_replaced(self: DynamoTokenStore, wanted: str, fresh: bool = False) -> ApiToken | None:
+        found = real_find(self, wanted, fresh)
+        if wanted == name and found is not None and found.secret_hash == secret_hash:
+            self.delete(wanted)
+            new_token(self, stack.usage, wanted)
+        return found
+
+    monkeypatch.setattr(DynamoTokenStore, "find_by_name", read_then_replaced)
+
+
 def test_cli_delete_leaves_a_token_made_again_under_the_name(
     stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Read, then deleted by name: a token deleted and made again in between (by another admin) must stay,
     # with its key. The old token is one made before token ids: the guard is its secret's hash.
     keyless_token(stack.tokens, "cli-race", "rs_old----------------------------------------")
-    real_find = DynamoTokenStore.find_by_name
-
-    def read_then_replaced(self: DynamoTokenStore, name: str, fresh: bool = False) -> ApiToken | None:
-        found = real_find(self, name, fresh)
-        if (
-            name == "cli-race"
-            and found is not None
-            and found.secret_hash == hash_secret("rs_old----------------------------------------")
-        ):
-            self.delete(name)
-            new_token(self, stack.usage, name)
-        return found
-
-    monkeypatch.setattr(DynamoTokenStore, "find_by_name", read_then_replaced)
+    _replaced_once_read(monkeypatch, stack, "cli-race", hash_secret("rs_old----------------------------------------"))
     assert cli.main(["--table", stack.names["TokensTable"], "token", "delete", "--name", "cli-race"]) == 1
     assert "changed while it was being deleted" in capsys.readouterr().err
     monkeypatch.undo()
@@ -249,16 +251,7 @@ def test_cli_deactivate_leaves_a_token_made_again_under_the_name(
     stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     old_secret = new_token(stack.tokens, stack.usage, "cli-swapped")
-    real_find = DynamoTokenStore.find_by_name
-
-    def read_then_replaced(self: DynamoTokenStore, name: str, fresh: bool = False) -> ApiToken | None:
-        found = real_find(self, name, fresh)
-        if name == "cli-swapped" and found is not None and found.secret_hash == hash_secret(old_secret):
-            self.delete(name)
-            new_token(self, stack.usage, name)
-        return found
-
-    monkeypatch.setattr(DynamoTokenStore, "find_by_name", read_then_replaced)
+    _replaced_once_read(monkeypatch, stack, "cli-swapped", hash_secret(old_secret))
     assert cli.main(["--table", stack.names["TokensTable"], "token", "deactivate", "--name", "cli-swapped"]) == 1
     assert "changed meanwhile" in capsys.readouterr().err
     monkeypatch.undo()

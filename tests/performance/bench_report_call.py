@@ -27,7 +27,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +51,7 @@ from infra.demo.seed import seed_demo  # noqa: E402
 from infra.local.frontdoor import LambdaContext, LocalApi  # noqa: E402
 from infra.local.provision import provision  # noqa: E402
 from infra.local.template import load_template  # noqa: E402
+from tests.bad_inputs import new_token  # noqa: E402
 
 TEMPLATE = load_template()
 os.environ.update(TEMPLATE.environment())  # the handlers read their settings at import, as at cold start
@@ -60,7 +60,7 @@ os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # one INFO line per call would t
 from reportserver.domain.calls import ReportRunner  # noqa: E402
 from reportserver.domain.ports import QueryResult, Row  # noqa: E402
 from reportserver.domain.reports import Report  # noqa: E402
-from reportserver.domain.tokens import basic_header, issue_token  # noqa: E402
+from reportserver.domain.tokens import basic_header  # noqa: E402
 from reportserver.sources.sqlite import SqliteSource  # noqa: E402
 from reportserver.store import aws  # noqa: E402
 from reportserver.store.catalog import DynamoCatalog  # noqa: E402
@@ -121,18 +121,7 @@ def events(secret: str, rows: int) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def bench_token(names: dict[str, str]) -> str:
     """The token "bench" (every group, a day, its API key in the usage plan): its secret."""
-    now = datetime.now(UTC)
-    _, secret = issue_token(
-        DynamoTokenStore(names["TokensTable"]),
-        UsagePlanKeys(names["TokenUsagePlan"]),
-        name="bench",
-        groups=["*"],
-        permissions=[],
-        expires_at=now + timedelta(days=1),
-        created_by="bench",
-        now=now,
-    )
-    return secret
+    return new_token(DynamoTokenStore(names["TokensTable"]), UsagePlanKeys(names["TokenUsagePlan"]), "bench")
 
 
 def warm_request_figures(database: Path, rounds: int) -> list[dict[str, Any]]:

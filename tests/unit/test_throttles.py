@@ -65,11 +65,10 @@ class FakePlans(Throttles):
         self.plans: dict[str, _PlanKey] | Exception = {}
         self.reads = 0
 
-    def _read(self, now: float) -> dict[str, _PlanKey]:
+    def _read(self) -> dict[str, _PlanKey]:
         self.reads += 1
         if isinstance(self.plans, Exception):
             raise self.plans
-        self._read_at = now
         return dict(self.plans)
 
 

@@ -94,6 +94,18 @@ def pages(call: Callable[..., dict[str, Any]], **request: Any) -> Iterator[dict[
         request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+def written(call: Callable[..., Any], **request: Any) -> bool:
+    """A DynamoDB conditional write (`table.put_item`, `update_item`, `delete_item`): False when its
+    condition did not hold; any other error is raised."""
+    try:
+        call(**request)
+    except Exception as error:
+        if error_code(error) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
 def error_code(error: Exception) -> str:
     response = getattr(error, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))

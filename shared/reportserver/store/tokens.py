@@ -34,17 +34,13 @@ class DynamoTokenStore:
         return _token(items[0]) if len(items) == 1 else None
 
     def create(self, token: ApiToken) -> None:
-        item = to_item(token)
-        try:
-            self._table.put_item(
-                Item=item,
-                ConditionExpression="attribute_not_exists(#n)",
-                ExpressionAttributeNames={"#n": "name"},
-            )
-        except Exception as error:
-            if aws.error_code(error) == "ConditionalCheckFailedException":
-                raise AlreadyExists(f"A token named {token.name!r} already exists") from None
-            raise
+        if not aws.written(
+            self._table.put_item,
+            Item=to_item(token),
+            ConditionExpression="attribute_not_exists(#n)",
+            ExpressionAttributeNames={"#n": "name"},
+        ):
+            raise AlreadyExists(f"A token named {token.name!r} already exists")
 
     def delete(self, name: str, secret_hash: str | None = None) -> bool:
         """Delete the token of this name; with `secret_hash`, only while it is still that token (every
@@ -53,33 +49,23 @@ class DynamoTokenStore:
         condition, values = "attribute_exists(#n)", {}
         if secret_hash is not None:
             condition, values = condition + " AND secret_hash = :h", {":h": secret_hash}
-        try:
-            self._table.delete_item(
-                Key={"name": name},
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#n": "name"},
-                **({"ExpressionAttributeValues": values} if values else {}),
-            )
-        except Exception as error:
-            if aws.error_code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return aws.written(
+            self._table.delete_item,
+            Key={"name": name},
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#n": "name"},
+            **({"ExpressionAttributeValues": values} if values else {}),
+        )
 
     def set_active(self, token: ApiToken, active: bool) -> bool:
         """Deactivate or activate a token, if it is still that token (its secret's hash). False: not."""
-        try:
-            self._table.update_item(
-                Key={"name": token.name},
-                UpdateExpression="SET active = :a",
-                ConditionExpression="secret_hash = :h",
-                ExpressionAttributeValues={":a": active, ":h": token.secret_hash},
-            )
-        except Exception as error:
-            if aws.error_code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return aws.written(
+            self._table.update_item,
+            Key={"name": token.name},
+            UpdateExpression="SET active = :a",
+            ConditionExpression="secret_hash = :h",
+            ExpressionAttributeValues={":a": active, ":h": token.secret_hash},
+        )
 
     def set_usage_key(self, token: ApiToken, usage_key: str, usage_key_id: str) -> bool:
         """Give a token a new API key, if it is still that token (its secret's hash) and still has the key
@@ -88,18 +74,13 @@ class DynamoTokenStore:
             held, values = "usage_key = :old", {":old": token.usage_key}
         else:
             held, values = "(attribute_not_exists(usage_key) OR usage_key = :old)", {":old": ""}
-        try:
-            self._table.update_item(
-                Key={"name": token.name},
-                UpdateExpression="SET usage_key = :k, usage_key_id = :i",
-                ConditionExpression=f"secret_hash = :h AND {held}",
-                ExpressionAttributeValues={":k": usage_key, ":i": usage_key_id, ":h": token.secret_hash, **values},
-            )
-        except Exception as error:
-            if aws.error_code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return aws.written(
+            self._table.update_item,
+            Key={"name": token.name},
+            UpdateExpression="SET usage_key = :k, usage_key_id = :i",
+            ConditionExpression=f"secret_hash = :h AND {held}",
+            ExpressionAttributeValues={":k": usage_key, ":i": usage_key_id, ":h": token.secret_hash, **values},
+        )
 
     def list_tokens(self) -> list[ApiToken]:
         items = (item for page in aws.pages(self._table.scan) for item in page.get("Items", []))
