@@ -94,7 +94,7 @@ BAD_INPUTS = [
         "/api/call/gst-balance/",
         "sales",
         403,
-        "is not in a group that may run this report",
+        "may not run this report (not in its groups, no read permission)",
     ),
     BadInput("unknown report id", "/api/call/999999/", "admin", 404, "Unknown report '999999'"),
     BadInput("unknown report slug", "/api/call/no-such-report/", "admin", 404, "Unknown report 'no-such-report'"),
@@ -245,13 +245,14 @@ def prepare_tokens(store: TokenStore, usage: UsageKeys, prefix: str) -> dict[str
     """Tokens of every kind the table names, as Authorization headers keyed as it names them."""
     now = datetime.now(UTC)
     headers = {}
-    for kind, groups in (("admin", ["*"]), ("sales", ["sales"])):
+    # admin: every report and the admin permission; reader: every report, nothing more; sales: its group's.
+    for kind, groups, permissions in (("admin", ["*"], ["admin"]), ("reader", ["*"], []), ("sales", ["sales"], [])):
         _, secret = issue_token(
             store,
             usage,
             name=f"{prefix}-{kind}",
             groups=groups,
-            permissions=[],
+            permissions=permissions,
             expires_at=now + timedelta(days=30),
             created_by="tests",
             now=now,

@@ -1,4 +1,5 @@
-"""Lambda REQUEST authorizer: a Basic or Bearer API token in, an IAM policy and the principal out."""
+"""Lambda REQUEST authorizer: an API token (Basic or Bearer) or a user's access token (Bearer) in, an IAM
+policy and the principal out."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -10,13 +11,22 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from reportserver.domain.errors import Unauthenticated
-from reportserver.domain.tokens import authenticate
+from reportserver.domain.principals import Authenticator
 from reportserver.observability import logger
 from reportserver.settings import AuthSettings
+from reportserver.store.identity import CachedGroups, DynamoIdentityStore
 from reportserver.store.tokens import CachedTokenStore, DynamoTokenStore
 
 settings = AuthSettings.from_environ()
 tokens = CachedTokenStore(DynamoTokenStore(settings.tokens_table), settings.token_cache_seconds)
+identity = DynamoIdentityStore(settings.identity_table)
+authenticator = Authenticator(
+    tokens=tokens,
+    identity=CachedGroups(identity, settings.group_cache_seconds),
+    sessions=identity,
+    guest_enabled=settings.guest_account == "on",
+    note_use=tokens.note_use,
+)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -24,23 +34,23 @@ tokens = CachedTokenStore(DynamoTokenStore(settings.tokens_table), settings.toke
 def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> dict[str, Any]:
     header = event.headers.get("authorization")  # case-insensitive in Powertools v3
     try:
-        principal = authenticate(header, tokens, datetime.now(UTC))
+        principal = authenticator.principal(header, datetime.now(UTC))
     except Unauthenticated as rejected:
         # A Deny carries the reason; the template's ACCESS_DENIED gateway response shows it as a 401.
-        logger.info("token rejected", extra={"reason": rejected.message})
+        logger.info("credentials rejected", extra={"reason": rejected.message})
         denial = APIGatewayAuthorizerResponse.from_route_arn(
             event.method_arn, principal_id="anonymous", context={"message": rejected.message}
         )
         denial.deny_all_routes()
         return denial.asdict()
-    logger.append_keys(token_name=principal.token_name)
+    logger.append_keys(principal=principal.label)
     grant = APIGatewayAuthorizerResponse.from_route_arn(
         event.method_arn,
-        principal_id=principal.token_name,
+        principal_id=f"{principal.kind}:{principal.name}",
         context=principal.to_context(),
-        # The token's own API key in the usage plan: API Gateway counts its requests there (rate, burst).
+        # The caller's own API key in the usage plan: API Gateway counts its requests there (rate, burst).
         usage_identifier_key=principal.usage_key or None,
     )
-    # Allow every route: API Gateway caches this policy per token for all of the API's paths.
+    # Allow every route: API Gateway caches this policy per Authorization header for all of the API's paths.
     grant.allow_all_routes()
     return grant.asdict()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+# The user groups the demo reports and the tests' tokens name (made by `seed_groups`).
+DEMO_GROUPS = ("finance", "sales")
 DEMO_SOURCE_ID = "demo"
 
 _DATE_RANGE: list[dict[str, Any]] = [

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+from reportserver.domain.access import Grant, Principal
+from reportserver.domain.identity import GroupCreate, IdentityAdmin, IdentityStore
+from reportserver.domain.passwords import PasswordHasher
 from reportserver.domain.ports import DataSource
 from reportserver.domain.reports import Report, parse_report
 from reportserver.store.catalog import DynamoCatalog
 
-from infra.demo.reports import DEMO_REPORTS, DEMO_SOURCE_ID
+from infra.demo.reports import DEMO_GROUPS, DEMO_REPORTS, DEMO_SOURCE_ID
 
 
 def seed_demo(catalog: DynamoCatalog, database: Path) -> list[Report]:
     catalog.put_data_source(DataSource(id=DEMO_SOURCE_ID, name="Demo shop (SQLite)", database=str(database)))
     return [catalog.create_report(parse_report({**d, "data_source_id": DEMO_SOURCE_ID})) for d in DEMO_REPORTS]
+
+
+def seed_groups(store: IdentityStore) -> None:
+    """The user groups the demo reports and tokens name, through the same domain code as the API."""
+    operator = Principal("token", "demo-seed", ("*",), (Grant("admin"),), "demo-seed")
+    identity = IdentityAdmin(store, _NoKeys(), PasswordHasher(), lambda: datetime.now(UTC))
+    for name in DEMO_GROUPS:
+        identity.create_group(operator, GroupCreate(name=name))
+
+
+class _NoKeys:
+    """Groups have no API keys; nothing here makes one."""
+
+    def add(self, name: str, owner_id: str, value: str) -> str:
+        raise AssertionError("a group has no API key")
+
+    def remove(self, key_id: str) -> None:
+        raise AssertionError("a group has no API key")

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from reportserver.http.lambda_proxy import LAMBDA_RESPONSE_LIMIT_BYTES, serialised_size
 from reportserver.store import aws
 
+from infra.local import gateway_cache
 from infra.local.template import LOCAL_ACCOUNT, LOCAL_API_ID, LOCAL_REGION, GatewayResponse, Route, Template
 from infra.local.usage import Throttles
 
@@ -83,6 +84,7 @@ class LocalApi:
         self._clock = clock
         self._decisions: dict[tuple[str, ...], tuple[float, dict[str, Any]]] = {}
         self._decisions_lock = threading.Lock()
+        gateway_cache.register(API_ID, self._stage, self.flush_authorizer_cache)
         self._locks = {name: threading.Lock() for name in self._functions}
         # The stage's throttle and each token's usage plan, as API Gateway applies them (False: none, as
         # an API without either; the benchmark's baseline).
@@ -279,6 +281,11 @@ class LocalApi:
             return {}, None, self._gateway_response("ACCESS_DENIED", context, default_status=403)
         usage_key = decision.get("usageIdentifierKey")
         return {**context, "principalId": decision.get("principalId", "")}, usage_key, None
+
+    def flush_authorizer_cache(self) -> None:
+        """What FlushStageAuthorizersCache does: every cached decision goes (see infra.local.gateway_cache)."""
+        with self._decisions_lock:
+            self._decisions.clear()
 
     def _cached_decision(self, identity: tuple[str, ...]) -> dict[str, Any] | None:
         with self._decisions_lock:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import boto3
 
+from infra.local import dynamodb_atomic, gateway_cache
 from infra.local.template import LOCAL_PREFIX, Template, sam_translated
 
 OPERATOR = f"{LOCAL_PREFIX}-operator"
@@ -74,6 +75,10 @@ def function_roles(template: Template) -> dict[str, Role]:
             p["PolicyName"]: {"Version": "2012-10-17", **template.resolve(p["PolicyDocument"])}
             for p in properties.get("Policies", [])
         }
+        # Policies of their own (AWS::IAM::Policy) that name this role: attached to it as in AWS.
+        for policy in (r["Properties"] for r in resources.values() if r["Type"] == "AWS::IAM::Policy"):
+            if {"Ref": role_id} in policy.get("Roles", []):
+                policies[policy["PolicyName"]] = template.resolve(policy["PolicyDocument"])
         managed = tuple(template.resolve(arn) for arn in properties.get("ManagedPolicyArns", []))
         roles[logical_id] = Role(logical_id, f"{LOCAL_PREFIX}-{role_id}"[:64], policies, managed)
     return roles
@@ -132,6 +137,12 @@ def enforce() -> None:
     from moto.s3.responses import S3Response  # noqa: PLC0415
 
     DynamoHandler._determine_resource = _dynamodb_resource  # type: ignore[attr-defined]
+    gateway_cache.install()
+    dynamodb_atomic.install()  # not IAM, but moto's, patched once with the rest before anything runs
+    if not getattr(DynamoHandler, "_per_item_transactions", False):
+        authorize_dynamodb = DynamoHandler._authenticate_and_authorize_normal_action
+        setattr(DynamoHandler, "_authenticate_and_authorize_normal_action", _per_item(authorize_dynamodb))  # noqa: B010
+        setattr(DynamoHandler, "_per_item_transactions", True)  # noqa: B010
     if not getattr(APIGatewayResponse, "_aws_action_names", False):
         authorize = APIGatewayResponse._authenticate_and_authorize_normal_action
         setattr(APIGatewayResponse, "_authenticate_and_authorize_normal_action", _as_api_gateway(authorize))  # noqa: B010
@@ -167,6 +178,36 @@ def _as_api_gateway(authorize: Any) -> Any:
             authorize(self, f"arn:aws:apigateway:{self.region}::{urlsplit(self.uri).path}")
         finally:
             del self._get_action  # the class's own again
+
+    return checked
+
+
+_TRANSACTION_PARTS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+    "Get": "GetItem",
+}
+
+
+def _per_item(authorize: Any) -> Any:
+    """IAM has no action for a DynamoDB transaction: each of its parts needs its own action on its own
+    table (`dynamodb:PutItem` for a Put, ...), as AWS checks them; moto checked `TransactWriteItems`."""
+
+    def checked(self: Any, resource: str = "*") -> None:
+        if self._get_action() not in ("TransactWriteItems", "TransactGetItems"):
+            authorize(self, resource)
+            return
+        body = self.body if isinstance(self.body, dict) else json.loads(self.body or "{}")
+        for part in body.get("TransactItems", []):
+            for kind, request in part.items():
+                arn = f"arn:aws:dynamodb:{self.region}:{self.current_account}:table/{request.get('TableName', '')}"
+                self._get_action = lambda kind=kind: _TRANSACTION_PARTS[kind]
+                try:
+                    authorize(self, arn)
+                finally:
+                    del self._get_action
 
     return checked
 

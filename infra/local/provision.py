@@ -7,7 +7,7 @@ from typing import Any
 
 import boto3
 
-from infra.local.template import Template
+from infra.local.template import LOCAL_ACCOUNT, LOCAL_REGION, Template
 
 _TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "LocalSecondaryIndexes")
 
@@ -69,7 +69,7 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
 def usage_plan(template: Template, logical_id: str, properties: dict[str, Any]) -> str:
     """A usage plan in API Gateway (moto), for the local API's stage: the front door reads it back."""
     request: dict[str, Any] = {
-        "name": template.physical_name(logical_id),
+        "name": properties.get("UsagePlanName") or template.physical_name(logical_id),
         "apiStages": [{"apiId": s["ApiId"], "stage": s["Stage"]} for s in properties.get("ApiStages", [])],
     }
     throttle = properties.get("Throttle")
@@ -79,7 +79,17 @@ def usage_plan(template: Template, logical_id: str, properties: dict[str, Any]) 
         request["throttle"] = {"rateLimit": float(throttle["RateLimit"]), "burstLimit": throttle["BurstLimit"]}
     if "Description" in properties:
         request["description"] = properties["Description"]
-    return str(boto3.client("apigateway").create_usage_plan(**request)["id"])
+    # The plan's id is what `Ref` gives (functions' settings, IAM resources name it): moto is told to use
+    # the template's local name as the id, rather than one of its own choosing.
+    from moto.apigateway.utils import ApigwUsagePlanIdentifier  # noqa: PLC0415 - moto runs in this process
+    from moto.utilities.id_generator import moto_id_manager  # noqa: PLC0415
+
+    wanted = template.reference(logical_id)
+    moto_id_manager.set_custom_id(ApigwUsagePlanIdentifier(LOCAL_ACCOUNT, LOCAL_REGION, request["name"]), wanted)
+    made = str(boto3.client("apigateway").create_usage_plan(**request)["id"])
+    if made != wanted:
+        raise RuntimeError(f"moto gave the usage plan the id {made!r}, not {wanted!r}")
+    return made
 
 
 _QUEUE_ATTRIBUTES = (

@@ -100,11 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     # Imported after the environment is set: handlers read their settings at import, as at cold start.
     from reportserver.domain.tokens import Permission, basic_header, issue_token  # noqa: PLC0415
     from reportserver.store.catalog import DynamoCatalog  # noqa: PLC0415
+    from reportserver.store.identity import DynamoIdentityStore  # noqa: PLC0415
     from reportserver.store.tokens import DynamoTokenStore  # noqa: PLC0415
     from reportserver.store.usage import UsagePlanKeys  # noqa: PLC0415
 
     from infra.demo.database import build_demo_database, is_current  # noqa: PLC0415
-    from infra.demo.seed import seed_demo  # noqa: PLC0415
+    from infra.demo.seed import seed_demo, seed_groups  # noqa: PLC0415
     from infra.local import iam  # noqa: PLC0415
     from infra.local.frontdoor import LocalApi, serve  # noqa: PLC0415
     from infra.local.provision import provision  # noqa: PLC0415
@@ -123,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         print("Building the demo database ...", flush=True)
         build_demo_database(database)
     reports = seed_demo(DynamoCatalog(names["CatalogTable"]), database)
+    seed_groups(DynamoIdentityStore(names["IdentityTable"]))
 
     now = datetime.now(UTC)
     _, secret = issue_token(
@@ -190,6 +192,12 @@ def _print_banner(api_url: str, secret: str, authorization: str, reports: list[A
         "",
         "Try it:",
         f"  curl -s -H 'Authorization: {authorization}' {api_url}/api/call/gst-balance/",
+        "",
+        "Make a user (in the demo group 'finance', id 1) and log in as it (OAuth password grant):",
+        f"  curl -s -H 'Authorization: {authorization}' -H 'Content-Type: application/json' {api_url}/api/users/ \\",
+        """    -d '{"userName": "ada", "password": "a long passphrase", "groupsId": [1]}'""",
+        f"  curl -s -d 'grant_type=password&username=ada&password=a long passphrase' {api_url}/oauth/token",
+        f"  curl -s -H 'Authorization: Bearer <access_token>' {api_url}/api/reports/",
         "",
         "Demo reports: " + ", ".join(r.slug for r in reports),
         f"Scripts can read {state_file}. Stop with Ctrl-C.",

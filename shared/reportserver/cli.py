@@ -104,7 +104,7 @@ def add_missing_keys(store: DynamoTokenStore, usage: UsagePlanKeys) -> int:
             continue
         # A fresh value: an old token's id may hold characters an API key's value may not.
         keyed = msgspec.structs.replace(token, usage_key=USAGE_KEY_PREFIX + uuid.uuid4().hex)
-        key_id = usage.add(keyed)
+        key_id = usage.add(keyed.name, keyed.owner_id, keyed.usage_key)
         if store.set_usage_key(token, keyed.usage_key, key_id):  # if it still has the key it was read with
             added += 1
         else:

@@ -27,8 +27,18 @@ class _Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(f"{cls.__name__} is not configured: {error}") from None
 
 
+Flag = Annotated[str, msgspec.Meta(pattern=r"^(on|off)$")]
+# scrypt's cost: OWASP's floor (2**17) in AWS; the tests run with less.
+ScryptCost = Annotated[int, msgspec.Meta(ge=2**10, le=2**20)]
+
+
 class AuthSettings(_Settings, frozen=True, kw_only=True):
     tokens_table: TableName = msgspec.field(name="TOKENS_TABLE")
+    identity_table: TableName = msgspec.field(name="IDENTITY_TABLE")
+    guest_account: Flag = msgspec.field(name="GUEST_ACCOUNT", default="off")
+    group_cache_seconds: Annotated[float, msgspec.Meta(ge=0, le=30)] = msgspec.field(
+        name="GROUP_CACHE_SECONDS", default=10.0
+    )
     # Bounded by API Gateway's own authorizer cache (30 s): revocation is never slower than that.
     token_cache_seconds: Annotated[float, msgspec.Meta(ge=0, le=30)] = msgspec.field(
         name="TOKEN_CACHE_SECONDS", default=10.0
@@ -100,3 +110,22 @@ class SweeperSettings(_Settings, frozen=True, kw_only=True):
 
 class DeadLetterSettings(_Settings, frozen=True, kw_only=True):
     tickets_table: TableName = msgspec.field(name="TICKETS_TABLE")
+
+
+class AdminSettings(_Settings, frozen=True, kw_only=True):
+    tokens_table: TableName = msgspec.field(name="TOKENS_TABLE")
+    identity_table: TableName = msgspec.field(name="IDENTITY_TABLE")
+    catalog_table: TableName = msgspec.field(name="CATALOG_TABLE")
+    usage_plan_name: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] = msgspec.field(
+        name="TOKEN_USAGE_PLAN_NAME"
+    )
+    scrypt_cost: ScryptCost = msgspec.field(name="PASSWORD_SCRYPT_N", default=2**17)
+
+
+class LoginSettings(_Settings, frozen=True, kw_only=True):
+    identity_table: TableName = msgspec.field(name="IDENTITY_TABLE")
+    access_token_seconds: Annotated[int, msgspec.Meta(ge=60, le=86_400)] = msgspec.field(
+        name="ACCESS_TOKEN_SECONDS", default=1200
+    )
+    guest_account: Flag = msgspec.field(name="GUEST_ACCOUNT", default="off")
+    scrypt_cost: ScryptCost = msgspec.field(name="PASSWORD_SCRYPT_N", default=2**17)

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from moto import mock_aws
+from reportserver.domain.access import Grant
 from reportserver.domain.reports import Report
 from reportserver.store import aws
 from reportserver.store.catalog import DynamoCatalog
+from reportserver.store.identity import DynamoIdentityStore
 from reportserver.store.tokens import DynamoTokenStore
 from reportserver.store.usage import UsagePlanKeys
 
-from infra.demo.seed import seed_demo
+from infra.demo.seed import seed_demo, seed_groups
 from infra.local import iam
 from infra.local.frontdoor import HttpResponse, LocalApi
 from infra.local.provision import provision
@@ -29,6 +36,9 @@ os.environ.update(TEMPLATE.environment())  # before any handler module is import
 os.environ["CALL_MAX_ROWS"] = "10000"
 # The worker empties its scratch folder before each export: one of this run's own, as a container's /tmp.
 os.environ["EXPORT_SCRATCH_DIR"] = tempfile.mkdtemp(prefix="reportserver-scratch-")
+
+
+USER_PASSWORD = "correct horse battery staple"
 
 
 @dataclass
@@ -49,6 +59,46 @@ class Stack:
     def report(self, slug: str) -> Report:
         return next(r for r in self.reports if r.slug == slug)
 
+    def send(self, method: str, path: str, body: object = None, auth: str | None = "admin") -> tuple[int, Any]:
+        """A request with a JSON body (None: none); its status and its JSON answer."""
+        header = self.headers.get(auth, auth) if auth else None
+        headers = [("Authorization", header)] if header else []
+        payload = b"" if body is None else json.dumps(body).encode()
+        if payload:
+            headers.append(("Content-Type", "application/json"))
+        response = self.api.handle(method, path, headers, payload)
+        return response.status, json.loads(response.body) if response.body else None
+
+    def login(self, user_name: str, password: str, source_ip: str = "198.51.100.7") -> HttpResponse:
+        form = urlencode({"grant_type": "password", "username": user_name, "password": password}).encode()
+        headers = [("Content-Type", "application/x-www-form-urlencoded")]
+        return self.api.handle("POST", "/oauth/token", headers, form, source_ip)
+
+    def new_user(self, groups: list[int] | None = None, password: str = USER_PASSWORD, **fields: Any) -> dict[str, Any]:
+        """A user made by the admin token (a fresh name each time); its view."""
+        body = {"userName": f"user-{uuid.uuid4().hex[:10]}", "password": password, "groupsId": groups or []}
+        status, answer = self.send("POST", "/api/users/", body | fields)
+        assert status == 201, answer
+        return dict(answer["user"])
+
+    def operator_user(self, groups: list[int] | None = None) -> dict[str, Any]:
+        """A user made as the operator, past the API (for tests of the functions the API needs)."""
+        from reportserver.domain.access import Principal
+        from reportserver.domain.identity import IdentityAdmin, UserCreate
+        from reportserver.domain.passwords import PasswordHasher
+        from reportserver.store.identity import DynamoIdentityStore
+
+        admin = Principal("token", "operator", ("*",), (Grant("admin"),), "operator")
+        store = DynamoIdentityStore(self.names["IdentityTable"])
+        identity = IdentityAdmin(store, self.usage, PasswordHasher(n=2**14), lambda: datetime.now(UTC))
+        body = UserCreate(userName=f"user-{uuid.uuid4().hex[:10]}", password=USER_PASSWORD, groupsId=groups or [])
+        return identity.create_user(admin, body).view()
+
+    def bearer_of(self, user_name: str, password: str = USER_PASSWORD) -> str:
+        response = self.login(user_name, password)
+        assert response.status == 200, response.body
+        return "Bearer " + json.loads(response.body)["access_token"]
+
 
 @pytest.fixture(scope="session")
 def stack(demo_database: Path) -> Iterator[Stack]:
@@ -62,6 +112,7 @@ def stack(demo_database: Path) -> Iterator[Stack]:
             names = provision(TEMPLATE)
             catalog = DynamoCatalog(names["CatalogTable"])
             reports = seed_demo(catalog, demo_database)
+            seed_groups(DynamoIdentityStore(names["IdentityTable"]))
             tokens = DynamoTokenStore(names["TokensTable"])
             usage = UsagePlanKeys(names["TokenUsagePlan"])
             api = LocalApi(TEMPLATE, identities.functions)

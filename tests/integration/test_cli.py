@@ -78,7 +78,7 @@ def test_cli_will_not_make_a_token_without_a_usage_plan(
     ("arguments", "message"),
     [
         (["--name", "api.user"], "reserved"),
-        (["--name", "cli-bad", "--permissions", "root"], "Unknown permissions"),
+        (["--name", "cli-bad", "--permissions", "root"], "Unknown permission or scope 'root'"),
         (["--name", "cli-old", "--expires-on", "2020-01-01"], "in the future"),
     ],
 )

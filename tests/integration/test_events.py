@@ -52,14 +52,17 @@ def test_reports_handler_refuses_an_event_that_skipped_the_authorizer(stack: Sta
 
 def test_authorizer_allows_the_sample_event_with_the_principal_in_context(stack: Stack, event_token: None) -> None:
     decision = stack.api.invoke("AuthFunction", event("authorizer_request.json"))
-    assert decision["principalId"] == "local-admin"
+    assert decision["principalId"] == "token:local-admin"
     assert decision["policyDocument"]["Statement"][0]["Effect"] == "Allow"
     token_id = stack.tokens.find_by_name("local-admin").owner_id  # type: ignore[union-attr]
     assert decision["context"] == {
-        "token_name": "local-admin",
-        "token_id": token_id,
+        "kind": "token",
+        "name": "local-admin",
+        "owner_id": token_id,
         "groups": "*",
-        "permissions": "admin",
+        "grants": "admin:0:",
+        "only_report": "",
+        "user_id": "",
     }
 
 

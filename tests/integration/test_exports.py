@@ -22,7 +22,7 @@ from reportserver.domain.calls import ReportRunner
 from reportserver.domain.exports import ExportOrder, ExportPolicy, ExportService, ExportWorker, WorkerPolicy
 from reportserver.domain.reports import parse_report
 from reportserver.domain.tickets import TicketStatus
-from reportserver.domain.tokens import Principal, basic_header
+from reportserver.domain.tokens import basic_header
 from reportserver.render import renderer_for
 from reportserver.render.base import OutputKind, RenderFailed
 from reportserver.sources.registry import open_source
@@ -35,6 +35,7 @@ from reportserver.store.tickets import DynamoTicketStore
 from infra.local.frontdoor import HttpResponse
 from infra.local.queues import QueuePoller, drain, pollers
 from tests.bad_inputs import new_token
+from tests.fakes import principal as fake_principal
 from tests.integration.conftest import TEMPLATE, Stack
 
 SCRATCH = Path(os.environ["EXPORT_SCRATCH_DIR"])  # set by conftest: a folder the worker empties
@@ -196,7 +197,7 @@ def test_the_cache_period_runs_from_the_render_and_a_cached_copy_never_extends_i
         clock,
     )
     period = catalog.report_by_slug("order-lines").cache_seconds  # type: ignore[union-attr]
-    principal = Principal("test-admin", ("*",), (), "test-admin-id")
+    principal = fake_principal("test-admin", ("*",))
     order = ExportOrder(report="order-lines", format="csv", parameters={"row_limit": ["7"]})
     rendered = service.request(principal, order)
     assert worker(stack, tickets, clock=clock).run(rendered.ticket_id) == "complete"

@@ -7,6 +7,7 @@ template does not allow fails a test, and so does an action the template grants 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import uuid
@@ -27,7 +28,7 @@ from reportserver.store.tickets import DynamoTicketStore
 from infra.local import iam
 from infra.local.queues import drain, pollers
 from tests.bad_inputs import new_token
-from tests.integration.conftest import TEMPLATE, Stack
+from tests.integration.conftest import TEMPLATE, USER_PASSWORD, Stack
 
 ROLES = iam.function_roles(TEMPLATE)
 
@@ -49,9 +50,52 @@ def _fresh_token(stack: Stack) -> tuple[str, str]:
 
 
 def _authorizes(stack: Stack) -> bool:
-    """A new token (never cached) by name (GetItem) and by its secret's hash (Query on the index)."""
+    """A new token (never cached) by name (GetItem) and by its secret's hash (Query on the index), its
+    use noted (UpdateItem); a user's access token (GetItem) and the groups (Query)."""
     basic, bearer = _fresh_token(stack)
-    return all(stack.get("/api/server_time/", auth=header).status == 200 for header in (basic, bearer))
+    if not all(stack.get("/api/server_time/", auth=header).status == 200 for header in (basic, bearer)):
+        return False
+    name = base64.b64decode(basic.split()[1]).decode().split(":")[0]
+    noted = stack.tokens.find_by_name(name)
+    user = stack.operator_user()
+    stack.api.cold_start("AuthFunction")
+    login = stack.login(user["userName"], USER_PASSWORD)
+    bearer = "Bearer " + json.loads(login.body).get("access_token", "")
+    by_user = stack.get("/api/server_time/", auth=bearer).status
+    return noted is not None and noted.last_used_at is not None and by_user == 200
+
+
+def _administers(stack: Stack) -> bool:
+    """Groups made (a counter, a transaction of two puts), listed (Query), renamed (a transaction with a
+    delete, after a Scan of the tokens and a Query of the reports); tokens made with their API keys,
+    listed, deactivated and deleted with their keys; a user made and deleted."""
+    name = f"iam-{uuid.uuid4().hex[:8]}"
+    made, group = stack.send("POST", "/api/usergroups/", {"name": name})
+    if made != 201:
+        return False
+    group_id, version = group["group"]["id"], group["group"]["optimisticLock"]
+    statuses = [
+        stack.send("GET", "/api/usergroups/")[0],
+        stack.send("PUT", f"/api/usergroups/{group_id}", {"name": name + "-b", "optimisticLock": version})[0],
+        stack.send("POST", "/api/tokens/", {"name": name, "expiry": 30, "groups": [name + "-b"]})[0],
+        stack.send("GET", "/api/tokens/")[0],
+        stack.send("POST", f"/api/tokens/{name}/deactivate")[0],
+        stack.send("DELETE", f"/api/tokens/{name}")[0],
+    ]
+    made_user, user = stack.send("POST", "/api/users/", {"userName": name, "password": USER_PASSWORD})
+    statuses.append(made_user)
+    if made_user == 201:
+        statuses.append(stack.send("DELETE", f"/api/users/{user['user']['id']}")[0])
+    return statuses == [200, 200, 201, 200, 200, 200, 201, 200]
+
+
+def _logs_in(stack: Stack) -> bool:
+    """A user found by name (GetItem), a failure counted (UpdateItem), then a login that clears the count
+    (DeleteItem) and stores the access token (PutItem)."""
+    user = stack.operator_user()
+    wrong = stack.login(user["userName"], "not the password at all")
+    right = stack.login(user["userName"], USER_PASSWORD)
+    return wrong.status == 400 and right.status == 200
 
 
 def _calls_reports(stack: Stack) -> bool:
@@ -141,6 +185,8 @@ def _sweeps(stack: Stack) -> bool:
 
 WORK: dict[str, Callable[[Stack], bool]] = {
     "AuthFunction": _authorizes,
+    "AdminFunction": _administers,
+    "LoginFunction": _logs_in,
     "ReportsFunction": _calls_reports,
     "ExportsFunction": _exports,
     "ExportWorkerFunction": _renders,

@@ -67,7 +67,7 @@ def test_cached_tokens_are_still_checked_for_expiry_on_every_request() -> None:
     )
     cached = CachedTokenStore(inner, ttl_seconds=30)
     header = basic_header("bot", "rs_s------------------------------------------")
-    assert authenticate(header, cached, now).token_name == "bot"
+    assert authenticate(header, cached, now).name == "bot"
     with pytest.raises(Unauthenticated, match="Token expired"):
         authenticate(header, cached, now + timedelta(seconds=6))
 

@@ -6,18 +6,18 @@ import json
 from pathlib import Path
 
 import pytest
+from reportserver.domain.access import Principal
 from reportserver.domain.calls import CallLimits, ReportRunner, field_by_id, find_report, readable_reports
 from reportserver.domain.errors import Forbidden, InvalidParameter, NotFound, ResultTooLarge
 from reportserver.domain.ports import DataSource
 from reportserver.domain.reports import Report, parse_report
-from reportserver.domain.tokens import Principal
 from reportserver.sources.registry import open_source
 
 from infra.demo.reports import DEMO_REPORTS, DEMO_SOURCE_ID
-from tests.fakes import MemoryCatalog
+from tests.fakes import MemoryCatalog, principal
 
-ADMIN = Principal("admin", ("*",), ("admin",), "admin-id")
-SALES = Principal("sales-bot", ("sales",), (), "sales-id")
+ADMIN = principal("admin", ("*",), ("admin",))
+SALES = principal("sales-bot", ("sales",))
 LIMITS = CallLimits(max_rows=50_000, max_bytes=5_000_000)
 
 

@@ -21,7 +21,54 @@ def test_every_function_handler_module_exists() -> None:
         assert (ROOT / (module.replace(".", "/") + ".py")).is_file(), spec.handler
 
 
-@pytest.mark.parametrize(("function", "folder"), [("ReportsFunction", "reports"), ("ExportsFunction", "exports")])
+def _references(value: object) -> set[str]:
+    """The logical ids a resource's properties name (Ref, GetAtt, ${...} in Sub)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref" and isinstance(inner, str):
+                found.add(inner)
+            elif key == "Fn::GetAtt":
+                found.add(inner[0] if isinstance(inner, list) else str(inner).split(".")[0])
+            elif key == "Fn::Sub":
+                text = inner if isinstance(inner, str) else inner[0]
+                found.update(name.split(".")[0] for name in re.findall(r"\$\{([^}!]+)\}", text))
+                found |= _references(inner)
+            else:
+                found |= _references(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= _references(inner)
+    return found
+
+
+def test_the_translated_template_has_no_dependency_cycle() -> None:
+    # Found: the admin function named the usage plan, which names the API's stage, whose methods name the
+    # function: CloudFormation refuses such a stack ("Circular dependency between resources").
+    from infra.local.template import sam_translated
+
+    resources = sam_translated(TEMPLATE)["Resources"]
+    needs = {}
+    for name, resource in resources.items():
+        depends = resource.get("DependsOn", [])
+        named = _references(resource.get("Properties", {})) | set([depends] if isinstance(depends, str) else depends)
+        needs[name] = named & set(resources)
+    done: set[str] = set()
+    while len(done) < len(needs):
+        ready = {name for name, wanted in needs.items() if name not in done and wanted <= done}
+        assert ready, f"a cycle among {sorted(set(needs) - done)}"
+        done |= ready
+
+
+@pytest.mark.parametrize(
+    ("function", "folder"),
+    [
+        ("ReportsFunction", "reports"),
+        ("ExportsFunction", "exports"),
+        ("AdminFunction", "admin"),
+        ("LoginFunction", "login"),
+    ],
+)
 def test_routes_declared_in_the_template_match_each_handlers_routes(function: str, folder: str) -> None:
     source = (ROOT / f"functions/{folder}/handler.py").read_text(encoding="utf-8")
     declared = re.findall(r'@app\.(get|post|put|delete)\("([^"]+)"\)', source)

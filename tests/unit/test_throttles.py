@@ -137,4 +137,4 @@ def test_a_key_value_api_gateway_would_refuse_is_refused_before_any_call() -> No
         usage_key="reportserver-has-a-hyphen-0000",
     )
     with pytest.raises(ValueError, match="letters and digits"):
-        UsagePlanKeys("plan").add(token)
+        UsagePlanKeys("plan").add(token.name, token.owner_id, token.usage_key)

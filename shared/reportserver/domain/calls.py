@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from reportserver import records
-from reportserver.domain.errors import Forbidden, NotFound, ResultTooLarge, shown
+from reportserver.domain.access import Action, Principal, ReportTarget, authorize, decide
+from reportserver.domain.errors import NotFound, ResultTooLarge, shown
 from reportserver.domain.ports import DataSource, Source
 from reportserver.domain.reports import SLUG_PATTERN, Choice, FieldType, Report, ReportField, bind_parameters, slugify
-from reportserver.domain.tokens import Principal
 
 REPORT_ID = re.compile(r"^[0-9]{1,18}$")
 MAX_CHOICES = 10_000
@@ -68,9 +68,12 @@ def find_report(catalog: Catalog, principal: Principal, reference: str) -> Repor
         report = _by_name(catalog, reference)
     if report is None:
         raise NotFound(f"Unknown report '{shown(reference)}'")
-    if not principal.may_run(report.groups):
-        raise Forbidden(f"Token '{principal.token_name}' is not in a group that may run this report")
+    authorize(principal, Action.RUN_REPORT, report_target(report))
     return report
+
+
+def report_target(report: Report) -> ReportTarget:
+    return ReportTarget(report.id, tuple(report.groups), report.category)
 
 
 def _by_name(catalog: Catalog, name: str) -> Report | None:
@@ -83,7 +86,7 @@ def _by_name(catalog: Catalog, name: str) -> Report | None:
 
 
 def readable_reports(catalog: Catalog, principal: Principal) -> list[Report]:
-    return [r for r in catalog.list_reports() if principal.may_run(r.groups)]
+    return [r for r in catalog.list_reports() if decide(principal, Action.RUN_REPORT, report_target(r)).allowed]
 
 
 class ReportRunner:
@@ -157,8 +160,7 @@ def field_by_id(catalog: Catalog, principal: Principal, field_id: str) -> tuple[
     field = next((f for f in report.fields if str(f.id) == field_id), None) if report else None
     if report is None or field is None:
         raise NotFound(f"Unknown report field '{shown(field_id)}'")
-    if not principal.may_run(report.groups):
-        raise Forbidden(f"Token '{principal.token_name}' is not in a group that may run this report")
+    authorize(principal, Action.RUN_REPORT, report_target(report))
     if field.type is not FieldType.CHOICE:
         raise NotFound(f"Report field '{field_id}' has no choices")
     return report, field

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import msgspec
 
 from reportserver import records
+from reportserver.domain.access import Principal
 from reportserver.domain.calls import Catalog, ReportRunner, find_report
 from reportserver.domain.errors import (
     DataSourceFailed,
@@ -45,7 +46,6 @@ from reportserver.domain.tickets import (
     new_ticket_id,
     own_ticket,
 )
-from reportserver.domain.tokens import Principal
 
 DEFAULT_FORMAT = "xlsx"
 Clock = Callable[[], datetime]
@@ -174,7 +174,7 @@ class ExportService:
         self._check_open(principal, now)
         ticket = ExportTicket(
             ticket_id=new_ticket_id(),
-            owner=principal.token_id,
+            owner=principal.owner_id,
             report_id=report.id,
             report_slug=report.slug,
             report_name=report.name,
@@ -204,9 +204,9 @@ class ExportService:
         throttle bounds how many); a counter would need every path that ends a ticket to give its slot
         back, and a stranded ticket would then hold one for ever."""
         limit = self.policy.max_open_tickets
-        if self.tickets.count_open(principal.token_id, now - self.policy.open_window) >= limit:
+        if self.tickets.count_open(principal.owner_id, now - self.policy.open_window) >= limit:
             raise TooManyRequests(
-                f"Token '{principal.token_name}' has {limit} exports pending or in progress, as many as it may; "
+                f"The {principal.label} has {limit} exports pending or in progress, as many as it may; "
                 "wait for one to finish",
                 self.policy.retry_after_seconds,
             )
@@ -221,7 +221,7 @@ class ExportService:
         ticket = msgspec.structs.replace(
             found,
             ticket_id=new_ticket_id(),
-            owner=principal.token_id,
+            owner=principal.owner_id,
             report_name=report.name,
             cache_key=key,
             created_at=now,
@@ -235,7 +235,7 @@ class ExportService:
         return ticket
 
     def status(self, principal: Principal, ticket_id: str) -> dict[str, Any]:
-        ticket = own_ticket(self.tickets, principal.token_id, ticket_id)
+        ticket = own_ticket(self.tickets, principal.owner_id, ticket_id)
         view = ticket.public_view()
         if ticket.status is TicketStatus.COMPLETE:
             view["report_url"] = self._link(ticket)
@@ -243,7 +243,7 @@ class ExportService:
         return view
 
     def download_url(self, principal: Principal, ticket_id: str) -> str:
-        ticket = own_ticket(self.tickets, principal.token_id, ticket_id)
+        ticket = own_ticket(self.tickets, principal.owner_id, ticket_id)
         if ticket.status is not TicketStatus.COMPLETE:
             reason = f": {ticket.error}" if ticket.error else ""
             raise NotReady(f"Export '{ticket_id}' is {ticket.status.value}{reason}; its file is not ready")

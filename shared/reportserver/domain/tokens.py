@@ -15,18 +15,21 @@ import re
 import secrets
 import uuid
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 
 import msgspec
 
-from reportserver.domain.errors import AlreadyExists, InvalidDefinition, Unauthenticated, shown
+from reportserver.domain.access import ALL_GROUPS, Grant, Permission, Principal, checked_grants, covers
+from reportserver.domain.errors import AlreadyExists, Forbidden, InvalidDefinition, Unauthenticated, shown
+
+__all__ = ["ALL_GROUPS", "Permission", "Principal"]
 
 RESERVED_TOKEN_NAMES = frozenset({"api.user"})
 TOKEN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 GROUP_PATTERN = re.compile(r"^(\*|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$")
-ALL_GROUPS = "*"
 EXPIRY_PERIODS_DAYS = (30, 60, 90)
 MAX_EXPIRY = timedelta(days=366)
 # A secret is `rsk_`, 43 random base62 characters (256 bits) and 6 more: the CRC32 of the random part in
@@ -47,22 +50,14 @@ USAGE_KEY_PREFIX = "reportserver"
 USAGE_KEY_PATTERN = re.compile(r"^[A-Za-z0-9]{20,128}$")
 
 
-class Permission:
-    """Named permissions a token may carry besides its groups (seed 004, seed 001's scopes)."""
-
-    ADMIN = "admin"
-    EXECUTE_SUBSCRIPTION = "execute_subscription"
-    REFRESH_DATA = "refresh_data"
-    ALL = frozenset({ADMIN, EXECUTE_SUBSCRIPTION, REFRESH_DATA})
-
-
 class ApiToken(msgspec.Struct, kw_only=True):
     """A stored token. The secret itself is never kept: only its hash."""
 
     name: str
     secret_hash: str
     groups: list[str]
-    permissions: list[str] = msgspec.field(default_factory=list)
+    permissions: list[str] = msgspec.field(default_factory=list)  # named permissions (seed 004)
+    grants: list[Grant] = msgspec.field(default_factory=list)  # seed 001's bitmask permissions
     expires_at: datetime
     active: bool = True
     created_at: datetime
@@ -76,18 +71,27 @@ class ApiToken(msgspec.Struct, kw_only=True):
     # Callers never send or see it. Empty: a token made before rate limits, which API Gateway refuses.
     usage_key: str = ""
     usage_key_id: str = ""
+    # Who made it, as its owner id (a token's, a user's): a non-admin sees and manages its own tokens.
+    # Empty: made on the command line (or before this was kept), so only an admin manages it.
+    creator_id: str = ""
+    last_used_at: datetime | None = None  # noted by the authorizer, to the hour (LAST_USE_PRECISION)
 
     @property
     def owner_id(self) -> str:
         # Tokens made before ids existed: their secret's hash is as unique, and changes with a new token.
         return self.token_id or f"h-{self.secret_hash[:32]}"
 
+    def own_grants(self) -> list[Grant]:
+        """Its named and bitmask permissions as one list (its groups' come on top when it authenticates)."""
+        return checked_grants([*self.permissions, *self.grants])
+
 
 class UsageKeys(Protocol):
     """Where a token's requests are counted: one API key per token in the API's usage plan."""
 
-    def add(self, token: ApiToken) -> str:
-        """Create the token's key (`token.usage_key`) in the usage plan; return the key's id."""
+    def add(self, name: str, owner_id: str, value: str) -> str:
+        """Create a key of this value in the usage plan for a token or user (`name`, `owner_id`: what
+        its description says it is for); return the key's id."""
         ...
 
     def remove(self, key_id: str) -> None:
@@ -108,49 +112,6 @@ class TokenStore(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: what the authorizer hands to every handler."""
-
-    token_name: str
-    groups: tuple[str, ...]
-    permissions: tuple[str, ...]
-    token_id: str  # what the caller's tickets are owned by (`ApiToken.owner_id`)
-    usage_key: str = ""  # for API Gateway (the authorizer's usageIdentifierKey), never in the context
-
-    def may_run(self, report_groups: list[str]) -> bool:
-        if ALL_GROUPS in self.groups or ALL_GROUPS in report_groups:
-            return True
-        return not set(self.groups).isdisjoint(report_groups)
-
-    def to_context(self) -> dict[str, str]:
-        """Authorizer context values must be strings, numbers or booleans: join the lists."""
-        return {
-            "token_name": self.token_name,
-            "token_id": self.token_id,
-            "groups": ",".join(self.groups),
-            "permissions": ",".join(self.permissions),
-        }
-
-    @classmethod
-    def from_context(cls, context: dict[str, object]) -> Principal:
-        name, token_id = context.get("token_name"), context.get("token_id")
-        if not isinstance(name, str) or not name or not isinstance(token_id, str) or not token_id:
-            raise Unauthenticated("Request did not pass through the authorizer")
-        return cls(
-            token_name=name,
-            groups=_split(context.get("groups")),
-            permissions=_split(context.get("permissions")),
-            token_id=token_id,
-        )
-
-
-def _split(value: object) -> tuple[str, ...]:
-    if not isinstance(value, str) or not value:
-        return ()
-    return tuple(part for part in value.split(",") if part)
-
-
-@dataclass(frozen=True, slots=True)
 class Credentials:
     """What the Authorization header carried: a name for Basic, none for Bearer."""
 
@@ -158,9 +119,22 @@ class Credentials:
     secret: str
 
 
-def generate_secret() -> str:
+def generate_secret(prefix: str = SECRET_PREFIX) -> str:
+    """A checksummed secret: `prefix`, 43 random base62 characters, their CRC32 in base62. API tokens'
+    secrets are `rsk_`; users' access tokens (`rsa_`) and embed nonces (`rsn_`) have the same form."""
     body = "".join(secrets.choice(BASE62) for _ in range(SECRET_RANDOM_CHARS))
-    return SECRET_PREFIX + body + _checksum(body)
+    return prefix + body + _checksum(body)
+
+
+def checksum_holds(secret: str, prefix: str) -> bool:
+    """Whether `secret` has the form `generate_secret(prefix)` gives, its checksum holding."""
+    body = secret[len(prefix) : -SECRET_CHECKSUM_CHARS]
+    return (
+        secret.startswith(prefix)
+        and len(secret) == len(prefix) + SECRET_RANDOM_CHARS + SECRET_CHECKSUM_CHARS
+        and _BASE62_SET.issuperset(secret[len(prefix) :])
+        and _checksum(body) == secret[-SECRET_CHECKSUM_CHARS:]
+    )
 
 
 def _checksum(body: str) -> str:
@@ -177,12 +151,7 @@ def well_formed_secret(secret: str, now: datetime | None = None) -> bool:
     checksum that holds, or of the form issued before checksums while such tokens may live. Others are
     refused unread. (The checksum catches typos; it is public, so it is no defence against guesses.)"""
     if secret.startswith(SECRET_PREFIX):
-        body = secret[len(SECRET_PREFIX) : -SECRET_CHECKSUM_CHARS]
-        return (
-            len(secret) == len(SECRET_PREFIX) + SECRET_RANDOM_CHARS + SECRET_CHECKSUM_CHARS
-            and _BASE62_SET.issuperset(secret[len(SECRET_PREFIX) :])
-            and _checksum(body) == secret[-SECRET_CHECKSUM_CHARS:]
-        )
+        return checksum_holds(secret, SECRET_PREFIX)
     return LEGACY_SECRET.fullmatch(secret) is not None and (now is None or now < LEGACY_SECRETS_UNTIL)
 
 
@@ -232,8 +201,8 @@ def parse_authorization(header: str | None) -> Credentials:
 _NO_SUCH_TOKEN_HASH = hash_secret(generate_secret())
 
 
-def authenticate(header: str | None, store: TokenStore, now: datetime) -> Principal:
-    """Turn an Authorization header into a principal, or raise `Unauthenticated` with the reason."""
+def authenticate(header: str | None, store: TokenStore, now: datetime) -> ApiToken:
+    """The live token an Authorization header names, or `Unauthenticated` with the reason."""
     credentials = parse_authorization(header)
     if credentials.name is not None and is_reserved(credentials.name):
         raise Unauthenticated(f"The {shown(credentials.name)} token is reserved for internal duties")
@@ -260,7 +229,20 @@ def authenticate(header: str | None, store: TokenStore, now: datetime) -> Princi
         raise Unauthenticated("Token deactivated")
     if token.expires_at <= now:
         raise Unauthenticated("Token expired")
-    return Principal(token.name, tuple(token.groups), tuple(token.permissions), token.owner_id, token.usage_key)
+    return token
+
+
+def token_principal(token: ApiToken, group_grants: Sequence[Grant] = ()) -> Principal:
+    """The principal a token acts as: its groups, its own permissions and its groups' (`group_grants`)."""
+    grants = checked_grants([*token.own_grants(), *group_grants])
+    return Principal(
+        kind="token",
+        name=token.name,
+        groups=tuple(token.groups),
+        grants=tuple(grants),
+        owner_id=token.owner_id,
+        usage_key=token.usage_key,
+    )
 
 
 def token_expiry(now: datetime, days: int | None = None, on: date | None = None) -> datetime:
@@ -280,37 +262,37 @@ def token_expiry(now: datetime, days: int | None = None, on: date | None = None)
     return expires
 
 
+MAX_DESCRIPTION = 500
+
+
 def issue_token(
     store: TokenStore,
     usage: UsageKeys,
     *,
     name: str,
     groups: list[str],
-    permissions: list[str],
+    permissions: Sequence[str | Grant],
     expires_at: datetime,
     created_by: str,
     now: datetime,
     description: str = "",
+    creator_id: str = "",
+    creator: Principal | None = None,
+    known_group: Callable[[str], bool] | None = None,
 ) -> tuple[ApiToken, str]:
     """Create a token, with its API key in the usage plan, and return it with its secret, which is
     shown once and never stored. The key comes first, so no stored token lacks one; a key whose token
-    could not be stored is deleted again."""
-    if not TOKEN_NAME_PATTERN.fullmatch(name):
-        raise InvalidDefinition(
-            "Token name must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
-    if is_reserved(name):
-        raise InvalidDefinition(f"The token name {name!r} is reserved for internal duties")
-    if not groups:
-        raise InvalidDefinition("A token needs at least one group ('*' for all)")
-    for group in groups:
-        if not GROUP_PATTERN.fullmatch(group):
-            raise InvalidDefinition(f"Invalid group name {group!r}")
-    unknown = sorted(set(permissions) - Permission.ALL)
-    if unknown:
-        raise InvalidDefinition(f"Unknown permissions {unknown}; allowed: {sorted(Permission.ALL)}")
+    could not be stored is deleted again. `creator`: the principal asking (over the API), which cannot
+    hand on more than it holds; None for the operator's command line. `known_group`: whether a group
+    exists (the API refuses unknown ones)."""
+    _check_fields(name, description, groups, known_group)
+    grants = checked_grants(permissions)
     if expires_at <= now or expires_at - now > MAX_EXPIRY:
         raise InvalidDefinition("Token expiry must be in the future and within a year")
+    if creator is not None:
+        lacking = covers(creator, groups, grants)
+        if lacking is not None:
+            raise Forbidden(f"A token cannot have more rights than its creator: the {creator.label} lacks {lacking}")
     if store.find_by_name(name, fresh=True) is not None:
         raise AlreadyExists(f"A token named {name!r} already exists")
     secret = generate_secret()
@@ -319,15 +301,17 @@ def issue_token(
         name=name,
         secret_hash=hash_secret(secret),
         groups=sorted(set(groups)),
-        permissions=sorted(set(permissions)),
+        permissions=[g.scope for g in grants if g.scope in Permission.ALL],
+        grants=[g for g in grants if g.scope not in Permission.ALL],
         expires_at=expires_at,
         created_at=now,
         created_by=created_by,
         description=description,
+        creator_id=creator_id,
         token_id=token_id,
         usage_key=f"{USAGE_KEY_PREFIX}{token_id}",
     )
-    token.usage_key_id = usage.add(token)
+    token.usage_key_id = usage.add(token.name, token.owner_id, token.usage_key)
     try:
         store.create(token)
     except Exception as failure:
@@ -343,6 +327,24 @@ def issue_token(
             raise AlreadyExists(f"A token named {name!r} already exists") from None
         raise
     return token, secret
+
+
+def _check_fields(name: str, description: str, groups: list[str], known_group: Callable[[str], bool] | None) -> None:
+    if not TOKEN_NAME_PATTERN.fullmatch(name):
+        raise InvalidDefinition(
+            "Token name must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    if is_reserved(name):
+        raise InvalidDefinition(f"The token name {name!r} is reserved for internal duties")
+    if len(description) > MAX_DESCRIPTION:
+        raise InvalidDefinition(f"A token's description is at most {MAX_DESCRIPTION} characters")
+    if not groups:
+        raise InvalidDefinition("A token needs at least one group ('*' for all)")
+    for group in groups:
+        if not GROUP_PATTERN.fullmatch(group):
+            raise InvalidDefinition(f"Invalid group name '{shown(group)}'")
+        if known_group is not None and group != ALL_GROUPS and not known_group(group):
+            raise InvalidDefinition(f"Unknown group '{group}'")
 
 
 def _stored(store: TokenStore, token: ApiToken) -> bool | None:

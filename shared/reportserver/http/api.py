@@ -9,8 +9,8 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from reportserver import records
+from reportserver.domain.access import Principal
 from reportserver.domain.errors import DomainError, InvalidParameter, shown
-from reportserver.domain.tokens import Principal
 from reportserver.http.errors import INTERNAL_ERROR_BODY, NOT_FOUND_BODY, error_body, status_for
 from reportserver.observability import logger
 
@@ -63,7 +63,7 @@ def caller(app: APIGatewayRestResolver) -> Principal:
     """The principal the authorizer put in the request context; it names every log line after it."""
     context = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
     principal = Principal.from_context(context)
-    logger.append_keys(token_name=principal.token_name)
+    logger.append_keys(principal=principal.label)
     return principal
 
 

@@ -15,7 +15,18 @@ from typing import Any, Literal
 
 import msgspec
 
+from reportserver.domain.access import Grant
+from reportserver.domain.identity import (
+    GroupChange,
+    GroupCreate,
+    PasswordChange,
+    PermissionsChange,
+    UserChange,
+    UserCreate,
+    VersionOnly,
+)
 from reportserver.domain.reports import EXPORT_FORMATS
+from reportserver.domain.token_admin import TokenRequest
 from reportserver.http.exports import DocumentExport, ExportRequest
 
 
@@ -149,6 +160,125 @@ class Redirect(msgspec.Struct):
     report_url: str
 
 
+class Done(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+
+
+class TokenView(msgspec.Struct, kw_only=True):
+    """Seed 000's token list entry, with permissions, description and last use (to the hour)."""
+
+    name: str
+    active: Literal["Y", "N"]
+    age_days: int
+    created: str
+    created_by: str
+    expiry: str
+    groups: str  # comma-separated, as seed 000 shows them
+    permissions: list[Grant | str]
+    description: str
+    last_used: str | None
+
+
+class TokenHeaders(msgspec.Struct):
+    basic: str
+    bearer: str
+
+
+class TokenCreated(msgspec.Struct, kw_only=True):
+    """The secret, shown this once, and the Authorization header values made of it."""
+
+    ok: Literal[True]
+    message: str
+    token: TokenView
+    secret: str
+    headers: TokenHeaders
+
+
+class TokenAnswer(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    token: TokenView
+
+
+class TokenList(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    tokens: list[TokenView]
+
+
+class GroupView(msgspec.Struct):
+    id: int
+    name: str
+    optimisticLock: int  # noqa: N815 - seed 001's names
+
+
+class GroupAnswer(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    group: GroupView
+
+
+class GroupList(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    groups: list[GroupView]
+
+
+class UserView(msgspec.Struct, kw_only=True):
+    """Seed 001's user; never its password."""
+
+    id: int
+    userName: str  # noqa: N815
+    firstName: str  # noqa: N815
+    lastName: str  # noqa: N815
+    email: str
+    groupsId: list[int]  # noqa: N815
+    accountType: Literal["reportServer", "windows", "external"]  # noqa: N815
+    active: bool
+    optimisticLock: int  # noqa: N815
+
+
+class UserAnswer(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    user: UserView
+
+
+class UserList(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    users: list[UserView]
+
+
+class PermissionsAnswer(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    optimisticLock: int  # noqa: N815
+    permissions: list[Grant]
+
+
+class PasswordGrantForm(msgspec.Struct):
+    """RFC 6749's password grant, as a form body."""
+
+    grant_type: Literal["password"]
+    username: str
+    password: str
+
+
+class AccessToken(msgspec.Struct):
+    access_token: str
+    token_type: Literal["bearer"]
+    expires_in: int
+
+
+class OAuthErrorBody(msgspec.Struct):
+    """RFC 6749's error answer."""
+
+    error: Literal["invalid_request", "unsupported_grant_type", "invalid_grant"]
+    error_description: str
+
+
 @dataclass(frozen=True)
 class Operation:
     """One route: what it takes and what it answers (status -> body type, None for a non-JSON body)."""
@@ -158,6 +288,8 @@ class Operation:
     summary: str
     responses: dict[int, tuple[type | None, str]]
     request: type | None = None
+    request_optional: bool = False  # a body that may be left out (a delete's optimisticLock)
+    form: bool = False  # the request body is a form (application/x-www-form-urlencoded), not JSON
     query: tuple[tuple[str, str], ...] = ()  # documented query parameters (name, description)
     free_query: bool = False  # the report's own fields, any names
     authenticated: bool = True
@@ -174,6 +306,13 @@ _REPORT_ERRORS: dict[int, tuple[type | None, str]] = {
     403: (ErrorBody, "The token is not in a group that may run the report"),
     404: (ErrorBody, "Unknown report"),
 }
+_ADMIN_ERRORS: dict[int, tuple[type | None, str]] = {
+    **_AUTH_ERRORS,
+    400: (ErrorBody, "A bad body, field, permission, scope or group (named in the message)"),
+    403: (ErrorBody, "Not an admin (or, for tokens, asking more rights than the caller holds)"),
+    404: (ErrorBody, "No such object, or not one the caller may see"),
+    409: (ErrorBody, "A stale optimisticLock, a name taken, or an object still in use"),
+}
 _TICKET_ERRORS: dict[int, tuple[type | None, str]] = {**_AUTH_ERRORS, 404: (ErrorBody, "Unknown export ticket")}
 _EXPORT_ANSWERS: dict[int, tuple[type | None, str]] = {
     **_REPORT_ERRORS,
@@ -185,6 +324,88 @@ _FILE_ANSWERS: dict[int, tuple[type | None, str]] = {
     410: (ErrorBody, "The file has expired or was deleted"),
     **_TICKET_ERRORS,
 }
+
+
+def _admin(method: str, path: str, summary: str, answer: type, tag: str, **extra: Any) -> Operation:
+    status = 201 if method == "POST" and path in ("/api/tokens", "/api/users", "/api/usergroups") else 200
+    return Operation(method, path, summary, {status: (answer, "")} | _ADMIN_ERRORS, tags=(tag,), **extra)
+
+
+_ADMIN_OPERATIONS = (
+    _admin(
+        "POST",
+        "/api/tokens",
+        "Make a token: its secret is shown this once",
+        TokenCreated,
+        "tokens",
+        request=TokenRequest,
+    ),
+    _admin("GET", "/api/tokens", "The tokens (an admin's: all; others': those they made)", TokenList, "tokens"),
+    _admin("GET", "/api/tokens/{name}", "One token", TokenAnswer, "tokens"),
+    _admin("DELETE", "/api/tokens/{name}", "Delete a token (and deactivate those it made)", Done, "tokens"),
+    _admin("POST", "/api/tokens/{name}/deactivate", "Deactivate a token", TokenAnswer, "tokens"),
+    _admin("POST", "/api/tokens/{name}/activate", "Activate a token again", TokenAnswer, "tokens"),
+    _admin("POST", "/api/usergroups", "Add a user group (seed 001)", GroupAnswer, "users", request=GroupCreate),
+    _admin("GET", "/api/usergroups", "The user groups", GroupList, "users"),
+    _admin("GET", "/api/usergroups/{group_id}", "One user group", GroupAnswer, "users"),
+    _admin("PUT", "/api/usergroups/{group_id}", "Rename a user group", GroupAnswer, "users", request=GroupChange),
+    _admin(
+        "DELETE",
+        "/api/usergroups/{group_id}",
+        "Delete a user group without members",
+        Done,
+        "users",
+        request=VersionOnly,
+        request_optional=True,
+    ),
+    _admin("GET", "/api/usergroups/{group_id}/permissions", "A group's permissions", PermissionsAnswer, "users"),
+    _admin(
+        "POST",
+        "/api/usergroups/{group_id}/permissions",
+        "Add permissions to a group",
+        PermissionsAnswer,
+        "users",
+        request=PermissionsChange,
+    ),
+    _admin(
+        "POST",
+        "/api/usergroups/{group_id}/permissions/delete",
+        "Remove permissions from a group",
+        PermissionsAnswer,
+        "users",
+        request=PermissionsChange,
+    ),
+    _admin("POST", "/api/users", "Add a user (seed 001), with a password", UserAnswer, "users", request=UserCreate),
+    _admin("GET", "/api/users", "The users", UserList, "users"),
+    _admin("GET", "/api/users/{user_id}", "One user (a user may read itself)", UserAnswer, "users"),
+    _admin("PUT", "/api/users/{user_id}", "Change a user", UserAnswer, "users", request=UserChange),
+    _admin("DELETE", "/api/users/{user_id}", "Delete a user (its access tokens stop at once)", Done, "users"),
+    _admin(
+        "PUT",
+        "/api/users/{user_id}/password",
+        "Set a user's password (a user its own, with currentPassword)",
+        UserAnswer,
+        "users",
+        request=PasswordChange,
+    ),
+    _admin("GET", "/api/users/{user_id}/permissions", "A user's own permissions", PermissionsAnswer, "users"),
+    _admin(
+        "POST",
+        "/api/users/{user_id}/permissions",
+        "Add permissions to a user",
+        PermissionsAnswer,
+        "users",
+        request=PermissionsChange,
+    ),
+    _admin(
+        "POST",
+        "/api/users/{user_id}/permissions/delete",
+        "Remove permissions from a user",
+        PermissionsAnswer,
+        "users",
+        request=PermissionsChange,
+    ),
+)
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -265,6 +486,21 @@ OPERATIONS: tuple[Operation, ...] = (
         _FILE_ANSWERS,
         tags=("exports",),
     ),
+    *_ADMIN_OPERATIONS,
+    Operation(
+        "POST",
+        "/oauth/token",
+        "Log in as a user: the OAuth 2.0 password grant (seed 001) gives a Bearer access token",
+        {
+            200: (AccessToken, "The access token, to send as Authorization: Bearer"),
+            400: (OAuthErrorBody, "An RFC 6749 error: invalid_request, unsupported_grant_type or invalid_grant"),
+            429: (OAuthErrorBody, "Too many failed logins for this user name: wait Retry-After seconds"),
+        },
+        request=PasswordGrantForm,
+        form=True,
+        authenticated=False,
+        tags=("users",),
+    ),
     Operation(
         "GET",
         "/api/openapi.json",
@@ -310,7 +546,11 @@ def openapi_document(server_url: str = "/") -> bytes:
             "schemas": components,
             "securitySchemes": {
                 "basic": {"type": "http", "scheme": "basic", "description": "token name : token secret"},
-                "bearer": {"type": "http", "scheme": "bearer", "description": "the token secret"},
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a token's secret, or a user's access token from POST /oauth/token",
+                },
             },
         },
     }
@@ -356,9 +596,10 @@ def _operation(op: Operation, refs: dict[type, dict[str, Any]]) -> dict[str, Any
     if parameters:
         described["parameters"] = parameters
     if op.request is not None:
+        media = "application/x-www-form-urlencoded" if op.form else "application/json"
         described["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": refs[op.request]}},
+            "required": not op.request_optional,
+            "content": {media: {"schema": refs[op.request]}},
         }
     described["security"] = [{"basic": []}, {"bearer": []}] if op.authenticated else []
     answers = _ANY_ROUTE | (_WITH_BODY if op.method in ("POST", "PUT", "PATCH") else {}) | op.responses

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from reportserver.domain import errors
+from reportserver.domain.sessions import OAuthError
 
 STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.Unauthenticated: 401,
@@ -12,7 +13,7 @@ STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.NotFound: 404,
     errors.InvalidParameter: 400,
     errors.InvalidDefinition: 400,
-    errors.AlreadyExists: 409,
+    errors.AlreadyExists: 409,  # and a stale optimisticLock (identity.VersionConflict)
     errors.ResultTooLarge: 413,
     errors.TooManyRequests: 429,
     errors.TicketConflict: 409,
@@ -23,6 +24,8 @@ STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
 
 
 def status_for(error: errors.DomainError) -> int:
+    if isinstance(error, OAuthError):
+        return error.status
     for kind in type(error).__mro__:
         if kind in STATUS_BY_ERROR:
             return STATUS_BY_ERROR[kind]
@@ -30,6 +33,8 @@ def status_for(error: errors.DomainError) -> int:
 
 
 def error_body(error: errors.DomainError) -> dict[str, Any]:
+    if isinstance(error, OAuthError):  # RFC 6749's shape, for OAuth clients
+        return {"error": error.code, "error_description": error.message}
     body: dict[str, Any] = {"ok": False, "message": error.message}
     if isinstance(error, errors.InvalidParameter):
         body["parameter"] = error.parameter

@@ -18,6 +18,24 @@ CatalogTable (reports, their fields, data sources; small and read-mostly)
     A report, its slug and its field pointers are written in one transaction.
 """
 
+# IdentityTable (users, user groups, users' access tokens, failed logins, embed nonces)
+#     key          pk (S), sk (S)
+#     pk=GROUP       sk=<group id, 12 digits>   the group (name, permissions, version)
+#     pk=GROUPNAME   sk=<name, lower case>      group_id: a name is unique; written with the group
+#     pk=USER        sk=<user id, 12 digits>    the user (password's scrypt hash, version, ...)
+#     pk=USERNAME    sk=<user name, lower case> user_id: written with the user
+#     pk=COUNTER     sk=user | group            value (N): atomic ADD allocates ids
+#     pk=SESSION<access token's SHA-256>, sk=SESSION   user_id, credential_epoch, expires_at; ttl
+#     pk=LOGIN<user:name | addr:name:ip>, sk=LOGIN      count (N, atomic ADD), hold_until; ttl
+#     writes       every update of a user or group is conditional on its version (optimisticLock)
+#     ttl          ttl (N, epoch seconds) on access tokens and failed-login counts
+GROUP = "GROUP"
+GROUP_NAME = "GROUPNAME"
+USER = "USER"
+USER_NAME = "USERNAME"
+SESSION = "SESSION"
+LOGIN = "LOGIN"
+
 REPORT = "REPORT"
 SLUG = "SLUG"
 FIELD = "FIELD"

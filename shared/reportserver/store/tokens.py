@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from reportserver.domain.errors import AlreadyExists
+from reportserver.domain.token_admin import LAST_USE_PRECISION
 from reportserver.domain.tokens import ApiToken, TokenStore
 from reportserver.store import aws, keys
-from reportserver.store.items import from_item, to_item
+from reportserver.store.items import from_item, stamp, to_item
 from reportserver.store.ttl_cache import TtlCache
 
 
@@ -82,6 +84,21 @@ class DynamoTokenStore:
             ExpressionAttributeValues={":k": usage_key, ":i": usage_key_id, ":h": token.secret_hash, **values},
         )
 
+    def note_use(self, token: ApiToken, now: datetime) -> None:
+        """Note when a token was last used, at most once an `LAST_USE_PRECISION` (a write an hour, not
+        one a request); a lost race or a token deleted meanwhile is nothing to report."""
+        aws.written(
+            self._table.update_item,
+            Key={"name": token.name},
+            UpdateExpression="SET last_used_at = :now",
+            ConditionExpression="secret_hash = :h AND (attribute_not_exists(last_used_at) OR last_used_at < :cutoff)",
+            ExpressionAttributeValues={
+                ":now": stamp(now),
+                ":h": token.secret_hash,
+                ":cutoff": stamp(now - LAST_USE_PRECISION),
+            },
+        )
+
     def list_tokens(self) -> list[ApiToken]:
         items = (item for page in aws.pages(self._table.scan) for item in page.get("Items", []))
         return sorted((_token(i) for i in items), key=lambda t: t.name)
@@ -98,17 +115,32 @@ class CachedTokenStore:
     def __init__(self, inner: TokenStore, ttl_seconds: float) -> None:
         self._inner = inner
         self._cache: TtlCache[ApiToken] = TtlCache(ttl_seconds, keep_misses=False)
+        self._read_last: str | None = None  # the name the last call read from the table, not the cache
 
     def find_by_name(self, name: str, fresh: bool = False) -> ApiToken | None:
-        if fresh:
+        """`fresh`: read past the cache, unless the call just before read this name from the table: so
+        a wrong secret for a known name costs one read, as an unknown name does (no timing tells them
+        apart), and a copy cached before the token was made again is still read anew."""
+        just_read, self._read_last = self._read_last == name, None
+        if fresh and not just_read:
             self._cache.forget(("name", name))
-        return self._cache.get_or_load(("name", name), lambda: self._inner.find_by_name(name))
+
+        def load() -> ApiToken | None:
+            self._read_last = name
+            return self._inner.find_by_name(name)
+
+        return self._cache.get_or_load(("name", name), load)
 
     def find_by_secret_hash(self, secret_hash: str) -> ApiToken | None:
         return self._cache.get_or_load(("hash", secret_hash), lambda: self._inner.find_by_secret_hash(secret_hash))
 
     def create(self, token: ApiToken) -> None:
         self._inner.create(token)
+
+    def note_use(self, token: ApiToken, now: datetime) -> None:
+        if isinstance(self._inner, DynamoTokenStore):
+            self._inner.note_use(token, now)
+        token.last_used_at = now  # the cached copy too: it is not noted again before the hour is out
 
 
 def _token(item: dict[str, Any]) -> ApiToken:

@@ -9,25 +9,39 @@ from collections.abc import Callable, Iterator, Set
 from datetime import datetime, timedelta
 from typing import Any
 
-from reportserver.domain.tokens import USAGE_KEY_PATTERN, ApiToken
+from reportserver.domain.tokens import USAGE_KEY_PATTERN
 from reportserver.store import aws
 
 KEY_DESCRIPTION = "reportserver token"  # how each key this service makes starts its description
 
 
 class UsagePlanKeys:
-    def __init__(self, usage_plan_id: str) -> None:
-        self._usage_plan_id = usage_plan_id
+    """A usage plan's keys; the plan named by its id, or by its name (found once, on first use)."""
 
-    def add(self, token: ApiToken) -> str:
-        if not USAGE_KEY_PATTERN.fullmatch(token.usage_key):
+    def __init__(self, usage_plan_id: str = "", usage_plan_name: str = "") -> None:
+        self._id = usage_plan_id
+        self._name = usage_plan_name
+
+    @property
+    def _usage_plan_id(self) -> str:
+        if not self._id and not self._name:
+            raise ValueError("name the usage plan by its id or its name")
+        if not self._id:
+            found = [p["id"] for p in listing(aws.apigateway().get_usage_plans) if p.get("name") == self._name]
+            if len(found) != 1:
+                raise RuntimeError(f"{len(found)} usage plans are named {self._name!r}; expected one")
+            self._id = str(found[0])
+        return self._id
+
+    def add(self, name: str, owner_id: str, value: str) -> str:
+        if not USAGE_KEY_PATTERN.fullmatch(value):
             # API Gateway refuses it; moto would not: refused here, so the local stack fails as AWS does.
             raise ValueError("an API key's value is 20 to 128 letters and digits")
         client = aws.apigateway()
         key = client.create_api_key(
-            name=token.name,
-            description=f"{KEY_DESCRIPTION} {token.name} ({token.token_id}); made and deleted with the token",
-            value=token.usage_key,
+            name=name,
+            description=f"{KEY_DESCRIPTION} {name} ({owner_id}); made and deleted with it",
+            value=value,
             enabled=True,
         )
         try:
@@ -66,6 +80,14 @@ class UsagePlanKeys:
         except Exception as error:
             if aws.error_code(error) != "NotFoundException":
                 raise
+
+
+class AuthorizerCache:
+    """API Gateway's cache of the authorizer's decisions, for one stage."""
+
+    def flush(self, api_id: str, stage: str) -> None:
+        """Forget every cached decision: the next request of each caller is authorized anew."""
+        aws.apigateway().flush_stage_authorizers_cache(restApiId=api_id, stageName=stage)
 
 
 def listing(call: Callable[..., dict[str, Any]], **request: Any) -> Iterator[dict[str, Any]]:
