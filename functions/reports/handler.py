@@ -1,25 +1,48 @@
 """Report calls (seed 000): run a report and answer `{message, ok, records}`, plus its neighbours."""
 
+import dataclasses
+import json
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import msgspec
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from reportserver.domain.calls import CallLimits, ReportRunner, field_by_id, find_report, readable_reports
+from reportserver.domain.calls import (
+    CallLimits,
+    ReportRunner,
+    field_by_id,
+    find_report,
+    readable_reports,
+    report_target,
+)
+from reportserver.domain.embed import VIEW_COOKIE, NonceRequest, create_nonce
+from reportserver.domain.errors import Forbidden, InvalidParameter
 from reportserver.domain.reports import field_view
-from reportserver.http.api import caller, install_error_handlers, json_response
+from reportserver.http.api import caller, install_error_handlers, json_body, json_response
 from reportserver.http.lambda_proxy import body_weight
+from reportserver.http.view import (
+    MAX_PAGE,
+    NONCE_PARAMETER,
+    PAGE_PARAMETER,
+    PAGE_ROWS,
+    RESERVED,
+    SECURITY_HEADERS,
+    render_view,
+)
 from reportserver.observability import logger, metrics
 from reportserver.settings import ReportsSettings
 from reportserver.sources.registry import open_source
 from reportserver.store.catalog import CachedCatalog, DynamoCatalog
+from reportserver.store.identity import DynamoIdentityStore
 
 settings = ReportsSettings.from_environ()
 catalog = CachedCatalog(DynamoCatalog(settings.catalog_table), settings.catalog_cache_seconds)
 runner = ReportRunner(catalog, open_source)
+embeds = DynamoIdentityStore(settings.identity_table)
 limits = CallLimits(max_rows=settings.call_max_rows, max_bytes=settings.call_max_bytes, measure=body_weight)
 app = APIGatewayRestResolver()
 install_error_handlers(app)
@@ -61,6 +84,58 @@ def field_choices(field_id: str) -> Response[str]:
     report, field = field_by_id(catalog, caller(app), field_id)
     choices = msgspec.to_builtins(runner.choices(report, field))
     return json_response({"ok": True, "message": "", "field": field_view(field), "choices": choices})
+
+
+@app.post("/api/v1/nonce-tokens")
+def create_nonce_token() -> Response[str]:
+    """A single-use nonce for an iframe (seed 003), for one report or any the caller may read."""
+    body = json_body(app, NonceRequest)
+    # The views' requests count against the maker's API key: the one API Gateway counted this request on.
+    usage_key = str(app.current_event.request_context.identity.api_key or "")
+    principal = dataclasses.replace(caller(app), usage_key=usage_key)
+    report = None
+    if body.report_id is not None:
+        report = find_report(catalog, principal, str(body.report_id))
+        locked = {name: value if isinstance(value, list) else [value] for name, value in body.parameters.items()}
+        runner.bind(report, {name: [str(v) for v in values] for name, values in locked.items()})  # 400 if bad
+    target = report_target(report) if report is not None else None
+    nonce, seconds = create_nonce(embeds, principal, target, body.parameters, datetime.now(UTC), body.expires_in)
+    view = f"{_stage_url()}report/view/{report.slug if report else '<report>'}/?nonce={nonce}"
+    return json_response({"nonce": nonce, "expires_in": seconds, "url": view}, 201, {"Cache-Control": "no-store"})
+
+
+@app.get("/report/view/<report_id>")
+def report_view(report_id: str) -> Response[str]:
+    """The embedded view: a first request with a nonce opens the session (its cookie) and goes to the
+    same page without the nonce; then one page of rows, with the parameters the viewer chose."""
+    context = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
+    query = query_parameters()
+    if context.get("view_session"):
+        kept = urlencode({k: v for k, v in query.items() if k != NONCE_PARAMETER}, doseq=True)
+        cookie = (
+            f"{VIEW_COOKIE}={context['view_session']}; Max-Age={context.get('session_seconds', '0')}; "
+            f"Path={_stage_url()}report/view/; HttpOnly; Secure; SameSite=None; Partitioned"
+        )
+        location = f"{_stage_url()}report/view/{quote(report_id)}/" + (f"?{kept}" if kept else "")
+        return Response(302, "text/plain", "", {"Location": location, "Set-Cookie": cookie, **SECURITY_HEADERS})
+    report = find_report(catalog, caller(app), report_id)
+    locked: dict[str, list[str]] = json.loads(str(context.get("locked") or "{}"))
+    chosen = {k: v for k, v in query.items() if k not in RESERVED}
+    for name, values in locked.items():
+        if name in chosen and chosen[name] != values:
+            raise Forbidden(f"The parameter '{name}' is fixed by the page that shows this report")
+        chosen[name] = values
+    page = _page_number(query.get(PAGE_PARAMETER))
+    names, rows, more = runner.page(report, chosen, (page - 1) * PAGE_ROWS, PAGE_ROWS)
+    page_html = render_view(report, chosen, locked, names, rows, page, more)
+    return Response(200, "text/html; charset=utf-8", page_html, SECURITY_HEADERS)
+
+
+def _page_number(given: list[str] | None) -> int:
+    text = given[0] if given and len(given) == 1 else "1"
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_PAGE)) and 1 <= int(text) <= MAX_PAGE):
+        raise InvalidParameter(PAGE_PARAMETER, f"'{PAGE_PARAMETER}' must be a page number from 1 to {MAX_PAGE}")
+    return int(text)
 
 
 @app.get("/api/server_time")

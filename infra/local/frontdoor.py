@@ -75,7 +75,7 @@ class LocalApi:
         self.identities = identities or {}
         self._routes = template.routes()
         self._functions = template.functions()
-        self._authorizer = template.authorizer()
+        self._authorizers = template.authorizers()
         self._responses = template.gateway_responses()
         self._stage = template.stage()
         self._handlers: dict[str, Handler] = {}
@@ -242,8 +242,17 @@ class LocalApi:
 
     def _authorize(self, event: dict[str, Any], route: Route) -> tuple[dict[str, Any], str | None, HttpResponse | None]:
         """The authorizer's context, the API key it names (usageIdentifierKey), or the refusal."""
+        authorizer = self._authorizers[route.authorizer]
         lowered = {k.lower(): v for k, v in event["headers"].items()}
-        if any(not lowered.get(h.lower(), "").strip() for h in self._authorizer.identity_headers):
+        query = event["queryStringParameters"] or {}
+        identity = (
+            route.authorizer,
+            *(lowered.get(h.lower(), "") for h in authorizer.identity_headers),
+            *(query.get(q, "") for q in authorizer.identity_query),
+        )
+        # With its cache on, API Gateway calls an authorizer only when every identity source is there
+        # (they key the cache); with it off (ReauthorizeEvery 0) it calls it on every request.
+        if authorizer.cache_seconds > 0 and any(not part.strip() for part in identity[1:]):
             return {}, None, self._gateway_response("UNAUTHORIZED", {}, default_status=401)
         api_arn = f"arn:aws:execute-api:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{API_ID}"
         method_arn = f"{api_arn}/{self._stage}/{event['httpMethod']}{event['path']}"
@@ -263,16 +272,15 @@ class LocalApi:
             )
         }
         request.update(type="REQUEST", methodArn=method_arn)
-        identity = tuple(lowered.get(h.lower(), "") for h in self._authorizer.identity_headers)
-        decision = self._cached_decision(identity)
+        decision = self._cached_decision(identity) if authorizer.cache_seconds > 0 else None
         if decision is None:
             try:
-                decision = self.invoke(self._authorizer.function, request)
+                decision = self.invoke(authorizer.function, request)
             except Exception as error:
                 kind = "UNAUTHORIZED" if str(error) == "Unauthorized" else "AUTHORIZER_FAILURE"
                 status = 401 if kind == "UNAUTHORIZED" else 500
                 return {}, None, self._gateway_response(kind, {}, default_status=status)
-            self._cache_decision(identity, decision)
+            self._cache_decision(identity, decision, authorizer.cache_seconds)
         context = {k: str(v) for k, v in (decision.get("context") or {}).items()}
         statements = decision.get("policyDocument", {}).get("Statement", [])
         allowed = any(s.get("Effect") == "Allow" and _covers(s, method_arn) for s in statements)
@@ -295,8 +303,8 @@ class LocalApi:
                 return None
             return cached[1]
 
-    def _cache_decision(self, identity: tuple[str, ...], decision: dict[str, Any]) -> None:
-        if self._authorizer.cache_seconds > 0:
+    def _cache_decision(self, identity: tuple[str, ...], decision: dict[str, Any], seconds: int) -> None:
+        if seconds > 0:
             with self._decisions_lock:
                 if len(self._decisions) >= MAX_CACHED_DECISIONS:  # expired ones first, then the oldest
                     now = self._clock()
@@ -304,7 +312,7 @@ class LocalApi:
                         del self._decisions[stale]
                     while len(self._decisions) >= MAX_CACHED_DECISIONS:
                         del self._decisions[next(iter(self._decisions))]
-                self._decisions[identity] = (self._clock() + self._authorizer.cache_seconds, decision)
+                self._decisions[identity] = (self._clock() + seconds, decision)
 
     def gateway_refusal(self, kind: str, status: int) -> HttpResponse:
         """A refusal by API Gateway itself, before any function runs (a body too large, say)."""

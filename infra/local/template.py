@@ -62,6 +62,7 @@ class Route:
     parameters: tuple[str, ...]
     authorized: bool = True  # False: `Auth: {Authorizer: NONE}`, reached without the authorizer
     api_key_required: bool = False  # Auth.ApiKeyRequired (the API's, or the event's own)
+    authorizer: str = ""  # which of the API's authorizers (Auth.Authorizer, else the default)
 
     def match(self, raw_path: str) -> dict[str, str] | None:
         found = self.pattern.match(raw_path)
@@ -90,6 +91,7 @@ class Authorizer:
     function: str
     identity_headers: tuple[str, ...]
     cache_seconds: int = 300  # ReauthorizeEvery: API Gateway's default is 300 s, 0 turns the cache off
+    identity_query: tuple[str, ...] = ()  # Identity.QueryStrings
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,11 @@ class Template:
                 auth = event["Properties"].get("Auth", {})
                 authorized = auth.get("Authorizer") != "NONE"
                 key_required = bool(auth.get("ApiKeyRequired", keys_required))
-                routes.append(Route(method, path, logical_id, pattern, names, authorized, key_required))
+                named = auth.get("Authorizer") or self._api().get("Auth", {}).get("DefaultAuthorizer", "")
+                route = Route(
+                    method, path, logical_id, pattern, names, authorized, key_required, named if authorized else ""
+                )
+                routes.append(route)
         # Literal segments before parameters, as API Gateway prefers the most specific resource.
         return sorted(routes, key=lambda r: (r.path.count("{"), -len(r.path)))
 
@@ -271,12 +277,21 @@ class Template:
             throttles[(path, str(setting["HttpMethod"]))] = Throttle(float(setting["ThrottlingRateLimit"]), burst)
         return throttles
 
-    def authorizer(self) -> Authorizer:
+    def authorizer(self, name: str = "") -> Authorizer:
+        """An authorizer of the API by name (the default one without)."""
         auth = self._api()["Auth"]
-        definition = auth["Authorizers"][auth["DefaultAuthorizer"]]
+        definition = auth["Authorizers"][name or auth["DefaultAuthorizer"]]
         function = definition["FunctionArn"]["Fn::GetAtt"][0]
         identity = definition.get("Identity", {})
-        return Authorizer(function, tuple(identity.get("Headers", [])), int(identity.get("ReauthorizeEvery", 300)))
+        return Authorizer(
+            function,
+            tuple(identity.get("Headers", [])),
+            int(identity.get("ReauthorizeEvery", 300)),
+            tuple(identity.get("QueryStrings", [])),
+        )
+
+    def authorizers(self) -> dict[str, Authorizer]:
+        return {name: self.authorizer(name) for name in self._api().get("Auth", {}).get("Authorizers", {})}
 
     def gateway_responses(self) -> dict[str, GatewayResponse]:
         responses = {}

@@ -53,6 +53,7 @@ QueueUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://\S+/\d{12}/\S+$")]
 
 class ReportsSettings(_Settings, frozen=True, kw_only=True):
     catalog_table: TableName = msgspec.field(name="CATALOG_TABLE")
+    identity_table: TableName = msgspec.field(name="IDENTITY_TABLE")  # embed nonces
     call_max_rows: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = msgspec.field(
         name="CALL_MAX_ROWS", default=50_000
     )
@@ -129,3 +130,10 @@ class LoginSettings(_Settings, frozen=True, kw_only=True):
     )
     guest_account: Flag = msgspec.field(name="GUEST_ACCOUNT", default="off")
     scrypt_cost: ScryptCost = msgspec.field(name="PASSWORD_SCRYPT_N", default=2**17)
+
+
+class ViewAuthSettings(_Settings, frozen=True, kw_only=True):
+    identity_table: TableName = msgspec.field(name="IDENTITY_TABLE")
+    embed_session_seconds: Annotated[int, msgspec.Meta(ge=60, le=43_200)] = msgspec.field(
+        name="EMBED_SESSION_SECONDS", default=900
+    )

@@ -81,6 +81,23 @@ class Stack:
         assert status == 201, answer
         return dict(answer["user"])
 
+    def nonce(self, body: dict[str, Any] | None = None, auth: str = "admin") -> str:
+        status, answer = self.send("POST", "/api/v1/nonce-tokens/", body or {}, auth=auth)
+        assert status == 201, answer
+        return str(answer["nonce"])
+
+    def view(self, path: str, cookie: str | None = None) -> HttpResponse:
+        """A report view request as a browser in an iframe makes it: no Authorization, perhaps a cookie."""
+        return self.api.handle("GET", path, [("Cookie", f"rs_view={cookie}")] if cookie else [], b"")
+
+    def open_view(self, report: str, body: dict[str, Any] | None = None, auth: str = "admin") -> str:
+        """A nonce for the report, used: the embed session's cookie value."""
+        nonce = self.nonce({"report_id": report, **(body or {})}, auth=auth)
+        first = self.view(f"/report/view/{report}/?nonce={nonce}")
+        assert first.status == 302, first.body
+        cookie = dict(first.headers)["Set-Cookie"]
+        return cookie.split(";")[0].split("=", 1)[1]
+
     def operator_user(self, groups: list[int] | None = None) -> dict[str, Any]:
         """A user made as the operator, past the API (for tests of the functions the API needs)."""
         from reportserver.domain.access import Principal

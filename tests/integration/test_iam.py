@@ -99,10 +99,21 @@ def _logs_in(stack: Stack) -> bool:
 
 
 def _calls_reports(stack: Stack) -> bool:
+    nonce = stack.send("POST", "/api/v1/nonce-tokens/", {"report_id": "gst-balance"})[0]
     listed = stack.get("/api/reports/").status
     by_id = stack.get(f"/report/get/{stack.report('gst-balance').id}").status
     by_slug = stack.get("/api/call/gst-balance/?date_from=2025-07-01&date_to=2025-07-31").status
-    return listed == by_id == by_slug == 200
+    return listed == by_id == by_slug == 200 and nonce == 201
+
+
+def _opens_views(stack: Stack) -> bool:
+    """A nonce taken (a conditional delete), its session stored, then found by its cookie."""
+    nonce = stack.nonce({"report_id": "sales-summary"})
+    first = stack.view(f"/report/view/sales-summary/?nonce={nonce}")
+    if first.status != 302:
+        return False
+    cookie = dict(first.headers)["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    return stack.view("/report/view/sales-summary/", cookie=cookie).status == 200
 
 
 def _post_export(stack: Stack, body: dict[str, object]) -> tuple[int, dict[str, object]]:
@@ -187,6 +198,7 @@ WORK: dict[str, Callable[[Stack], bool]] = {
     "AuthFunction": _authorizes,
     "AdminFunction": _administers,
     "LoginFunction": _logs_in,
+    "ViewAuthFunction": _opens_views,
     "ReportsFunction": _calls_reports,
     "ExportsFunction": _exports,
     "ExportWorkerFunction": _renders,

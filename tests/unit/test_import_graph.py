@@ -35,7 +35,12 @@ FORBIDDEN = {
     "reportserver.sqltext": ("reportserver",),
     "reportserver.records": ("reportserver",),
 }
-RENDERER_SHARED = ("reportserver.render.base", "reportserver.render.columns", "reportserver.render.pdf_document")
+RENDERER_SHARED = (
+    "reportserver.render.base",
+    "reportserver.render.columns",
+    "reportserver.render.pdf_document",
+    "reportserver.render.page_style",
+)
 
 
 def module_name(path: Path, root: Path) -> str:

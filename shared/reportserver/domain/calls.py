@@ -114,6 +114,25 @@ class ReportRunner:
     def bind(self, report: Report, raw: Mapping[str, Sequence[str]]) -> dict[str, Any]:
         return bind_parameters(report, raw, lambda f: self.choices(report, f))
 
+    def page(
+        self, report: Report, raw: Mapping[str, Sequence[str]], offset: int, size: int
+    ) -> tuple[list[str], list[tuple[Any, ...]], bool]:
+        """One page of the first sheet's rows (the report view's): its column names, the rows from
+        `offset`, at most `size`, and whether more follow. The source stops being read past the page."""
+        params = self.bind(report, raw)
+        rows: list[tuple[Any, ...]] = []
+        seen = 0
+        with self.source_for(report).run(report.queries[0].sql, params) as result:
+            names = list(result.names)
+            for batch in result.batches:
+                for row in batch:
+                    if seen >= offset:
+                        if len(rows) == size:
+                            return names, rows, True
+                        rows.append(tuple(row))
+                    seen += 1
+        return names, rows, False
+
     def call(self, report: Report, raw: Mapping[str, Sequence[str]], limits: CallLimits) -> CallResult:
         """The first sheet's rows as seed 000's `{message, ok, records}`, or 413 past the caps.
 

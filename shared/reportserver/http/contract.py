@@ -16,6 +16,7 @@ from typing import Any, Literal
 import msgspec
 
 from reportserver.domain.access import Grant
+from reportserver.domain.embed import NonceRequest
 from reportserver.domain.identity import (
     GroupChange,
     GroupCreate,
@@ -258,6 +259,14 @@ class PermissionsAnswer(msgspec.Struct):
     permissions: list[Grant]
 
 
+class NonceAnswer(msgspec.Struct):
+    """A single-use nonce for an iframe, and the view's URL with it."""
+
+    nonce: str
+    expires_in: int
+    url: str
+
+
 class PasswordGrantForm(msgspec.Struct):
     """RFC 6749's password grant, as a form body."""
 
@@ -295,6 +304,7 @@ class Operation:
     authenticated: bool = True
     content: str = "application/json"
     tags: tuple[str, ...] = field(default_factory=tuple)
+    security: tuple[str, ...] = ("basic", "bearer")  # the security schemes that authenticate it
 
 
 _AUTH_ERRORS: dict[int, tuple[type | None, str]] = {
@@ -486,6 +496,37 @@ OPERATIONS: tuple[Operation, ...] = (
         _FILE_ANSWERS,
         tags=("exports",),
     ),
+    Operation(
+        "POST",
+        "/api/v1/nonce-tokens",
+        "A single-use nonce for embedding a report in an iframe (seed 003)",
+        {
+            201: (NonceAnswer, "The nonce (single-use, short-lived) and the view's URL with it"),
+            400: (ErrorBody, "A bad body or a bad fixed parameter (named)"),
+            **_REPORT_ERRORS,
+        },
+        request=NonceRequest,
+        tags=("embedding",),
+    ),
+    Operation(
+        "GET",
+        "/report/view/{report_id}",
+        "The embedded report view: one page of rows as HTML (the nonce opens its session cookie)",
+        {
+            200: (None, "An HTML page"),
+            302: (None, "The nonce was taken: to the same page without it, with the session's cookie"),
+            400: (ErrorBody, "A bad parameter or page (named)"),
+            401: (ErrorBody, "No, a used, an expired or an unknown nonce; no or an ended session"),
+            403: (ErrorBody, "Another report than the nonce's, or a parameter the embedding page fixed"),
+            404: (ErrorBody, "Unknown report"),
+            429: (ErrorBody, "Throttled"),
+            502: (ErrorBody, "The data source failed"),
+        },
+        free_query=True,
+        content="text/html",
+        security=("nonce", "viewSession"),
+        tags=("embedding",),
+    ),
     *_ADMIN_OPERATIONS,
     Operation(
         "POST",
@@ -551,6 +592,18 @@ def openapi_document(server_url: str = "/") -> bytes:
                     "scheme": "bearer",
                     "description": "a token's secret, or a user's access token from POST /oauth/token",
                 },
+                "nonce": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "nonce",
+                    "description": "a single-use nonce from POST /api/v1/nonce-tokens (the report view only)",
+                },
+                "viewSession": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "rs_view",
+                    "description": "the embed session the nonce opened (the report view only)",
+                },
             },
         },
     }
@@ -601,7 +654,7 @@ def _operation(op: Operation, refs: dict[type, dict[str, Any]]) -> dict[str, Any
             "required": not op.request_optional,
             "content": {media: {"schema": refs[op.request]}},
         }
-    described["security"] = [{"basic": []}, {"bearer": []}] if op.authenticated else []
+    described["security"] = [{scheme: []} for scheme in op.security] if op.authenticated else []
     answers = _ANY_ROUTE | (_WITH_BODY if op.method in ("POST", "PUT", "PATCH") else {}) | op.responses
     for status, (body, description) in sorted(answers.items()):
         answer: dict[str, Any] = {"description": description or "OK"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+from reportserver.domain.embed import EmbedGrant
 from reportserver.domain.errors import AlreadyExists
 from reportserver.domain.identity import User, UserGroup, VersionConflict
 from reportserver.domain.sessions import AccessSession
@@ -166,6 +167,33 @@ class DynamoIdentityStore:
 
     def clear(self, key: str) -> None:
         self._table.delete_item(Key={"pk": keys.LOGIN + key, "sk": keys.LOGIN})
+
+    # Embedding: nonces (taken once, by a conditional delete) and the view sessions they open
+
+    def put_nonce(self, nonce_hash: str, grant: EmbedGrant) -> None:
+        item = to_item(grant, pk=keys.NONCE + nonce_hash, sk=keys.NONCE, ttl=_epoch(grant.expires_at))
+        self._table.put_item(Item=item)
+
+    def take_nonce(self, nonce_hash: str) -> EmbedGrant | None:
+        try:
+            response = self._table.delete_item(
+                Key={"pk": keys.NONCE + nonce_hash, "sk": keys.NONCE},
+                ConditionExpression="attribute_exists(pk)",
+                ReturnValues="ALL_OLD",
+            )
+        except Exception as error:
+            if aws.error_code(error) == "ConditionalCheckFailedException":
+                return None  # never issued, or taken already (by a request that raced this one)
+            raise
+        return from_item(response["Attributes"], EmbedGrant, _KEYS)
+
+    def put_view(self, session_hash: str, grant: EmbedGrant) -> None:
+        item = to_item(grant, pk=keys.VIEW + session_hash, sk=keys.VIEW, ttl=_epoch(grant.expires_at))
+        self._table.put_item(Item=item)
+
+    def view(self, session_hash: str) -> EmbedGrant | None:
+        item = self._get(keys.VIEW + session_hash, keys.VIEW)
+        return from_item(item, EmbedGrant, _KEYS) if item else None
 
     # Transaction parts
 

@@ -27,6 +27,9 @@ CatalogTable (reports, their fields, data sources; small and read-mostly)
 #     pk=COUNTER     sk=user | group            value (N): atomic ADD allocates ids
 #     pk=SESSION<access token's SHA-256>, sk=SESSION   user_id, credential_epoch, expires_at; ttl
 #     pk=LOGIN<user:name | addr:name:ip>, sk=LOGIN      count (N, atomic ADD), hold_until; ttl
+#     pk=NONCE<nonce's SHA-256>, sk=NONCE            the creator's rights, locked parameters; ttl
+#                  taken by a conditional delete (ReturnValues ALL_OLD): used once, also when raced
+#     pk=VIEW<session's SHA-256>, sk=VIEW            an embed session the nonce opened; ttl
 #     writes       every update of a user or group is conditional on its version (optimisticLock)
 #     ttl          ttl (N, epoch seconds) on access tokens and failed-login counts
 GROUP = "GROUP"
@@ -35,6 +38,8 @@ USER = "USER"
 USER_NAME = "USERNAME"
 SESSION = "SESSION"
 LOGIN = "LOGIN"
+NONCE = "NONCE"
+VIEW = "VIEW"
 
 REPORT = "REPORT"
 SLUG = "SLUG"

@@ -1,0 +1,55 @@
+"""REQUEST authorizer of the embedded report view: a nonce (`?nonce=`, used once) or the embed session's
+cookie in, the nonce creator's rights (narrowed) out. Its cache is off (see README): a nonce is single-use,
+and a cached decision would let its URL in again unseen."""
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes import event_source
+from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
+    APIGatewayAuthorizerRequestEvent,
+    APIGatewayAuthorizerResponse,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from reportserver.domain.embed import ViewSessions, cookie_value
+from reportserver.domain.errors import Unauthenticated
+from reportserver.observability import logger
+from reportserver.settings import ViewAuthSettings
+from reportserver.store.identity import DynamoIdentityStore
+
+settings = ViewAuthSettings.from_environ()
+sessions = ViewSessions(
+    DynamoIdentityStore(settings.identity_table), lambda: datetime.now(UTC), settings.embed_session_seconds
+)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@event_source(data_class=APIGatewayAuthorizerRequestEvent)
+def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> dict[str, Any]:
+    query = event.query_string_parameters or {}
+    try:
+        grant, new_session = sessions.open(query.get("nonce"), cookie_value(event.headers.get("cookie")))
+        principal = grant.principal()
+    except Unauthenticated as rejected:
+        logger.info("embed view refused", extra={"reason": rejected.message})
+        denial = APIGatewayAuthorizerResponse.from_route_arn(
+            event.method_arn, principal_id="anonymous", context={"message": rejected.message}
+        )
+        denial.deny_all_routes()
+        return denial.asdict()
+    logger.append_keys(principal=principal.label)
+    view = {
+        "locked": json.dumps(grant.locked),
+        # A session opened by this request's nonce: the view sets its cookie (never logged, never cached).
+        "view_session": new_session or "",
+        "session_seconds": str(settings.embed_session_seconds),  # the cookie's Max-Age, as the session's
+    }
+    allow = APIGatewayAuthorizerResponse.from_route_arn(
+        event.method_arn,
+        principal_id=f"nonce:{principal.name}",
+        context=principal.to_context() | view,
+        usage_identifier_key=principal.usage_key or None,
+    )
+    allow.allow_all_routes()
+    return allow.asdict()
