@@ -263,10 +263,11 @@ def prepare_tokens(store: TokenStore, usage: UsageKeys, prefix: str) -> dict[str
         ("expired", now - timedelta(seconds=1), True),
         ("deactivated", now + timedelta(days=1), False),
     ):
+        secret = f"rs_known-{kind}".ljust(46, "-")  # each its own: a secret finds its token (Basic too)
         store.create(
             ApiToken(
                 name=f"{prefix}-{kind}",
-                secret_hash=hash_secret("rs_known--------------------------------------"),
+                secret_hash=hash_secret(secret),
                 groups=["*"],
                 expires_at=expires,
                 active=active,
@@ -274,6 +275,6 @@ def prepare_tokens(store: TokenStore, usage: UsageKeys, prefix: str) -> dict[str
                 created_by="tests",
             )
         )
-        headers[kind] = basic_header(f"{prefix}-{kind}", "rs_known--------------------------------------")
+        headers[kind] = basic_header(f"{prefix}-{kind}", secret)
     headers["wrong_secret"] = basic_header(f"{prefix}-admin", "rs_not_the_secret-----------------------------")
     return headers

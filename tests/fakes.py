@@ -31,6 +31,16 @@ class MemoryTokenStore:
             raise AlreadyExists(token.name)
         self.tokens[token.name] = token
 
+    def list_tokens(self) -> list[ApiToken]:
+        return sorted(self.tokens.values(), key=lambda t: t.name)
+
+    def delete(self, name: str, secret_hash: str | None = None) -> bool:
+        return self.tokens.pop(name, None) is not None
+
+    def set_active(self, token: ApiToken, active: bool) -> bool:
+        token.active = active
+        return True
+
 
 class MemoryUsageKeys:
     """API keys of a usage plan, by id: what `issue_token` adds and a deletion removes."""
@@ -81,6 +91,7 @@ class MemoryIdentity:
         self.groups_by_id: dict[int, UserGroup] = {}
         self.sessions: dict[str, AccessSession] = {}
         self.attempts: dict[str, tuple[int, object]] = {}
+        self.known: dict[str, object] = {}
         self._ids = {"user": 0, "group": 0}
 
     def next_id(self, kind: str) -> int:
@@ -121,3 +132,9 @@ class MemoryIdentity:
 
     def clear(self, key: str) -> None:
         self.attempts.pop(key, None)
+
+    def remember(self, key: str, forget_at: object) -> None:
+        self.known[key] = forget_at
+
+    def remembered(self, key: str, now: object) -> bool:
+        return key in self.known and self.known[key] > now  # type: ignore[operator]

@@ -39,10 +39,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _known_group(name: str) -> bool:
-    return any(g.name == name for g in identity_store.groups())
-
-
 def _group_use(name: str) -> str | None:
     """What names this group: a token, or a report (they name groups by name)."""
     token = next((t.name for t in tokens_store.list_tokens() if name in t.groups), None)
@@ -53,12 +49,19 @@ def _group_use(name: str) -> str | None:
 
 
 def _revoked() -> None:
-    """Rights were taken away: API Gateway's cached decisions for this stage go at once."""
+    """Rights were taken away: API Gateway's cached decisions for this stage go at once. The change has
+    landed already: a flush that fails (twice) is logged and counted, never answered as a 500."""
     context = app.current_event.request_context
-    authorizer_cache.flush(context.api_id, context.stage)
+    for attempt in (1, 2):
+        try:
+            authorizer_cache.flush(context.api_id, context.stage)
+            return
+        except Exception:
+            logger.warning("authorizer cache flush failed", extra={"attempt": attempt}, exc_info=True)
+    metrics.add_metric(name="AuthorizerFlushFailures", unit=MetricUnit.Count, value=1)
 
 
-token_admin = TokenAdmin(tokens_store, usage, _now, _known_group, _revoked)
+token_admin = TokenAdmin(tokens_store, usage, _now, identity_store.groups, _revoked)
 identity = IdentityAdmin(
     identity_store,
     usage,
@@ -67,6 +70,7 @@ identity = IdentityAdmin(
     _group_use,
     token_admin.revoke_made_by,
     _revoked,
+    identity_store,
 )
 app = APIGatewayRestResolver()
 install_error_handlers(app)

@@ -63,6 +63,7 @@ def test_authorizer_allows_the_sample_event_with_the_principal_in_context(stack:
         "grants": "admin:0:",
         "only_report": "",
         "user_id": "",
+        "expires_at": str(int(stack.tokens.find_by_name("local-admin").expires_at.timestamp())),  # type: ignore[union-attr]
     }
 
 

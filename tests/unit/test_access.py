@@ -50,6 +50,7 @@ principals = st.builds(
     st.just(""),
     st.none() | st.integers(1, 10**12),
     st.none() | st.integers(0, 10**12),
+    st.none() | st.integers(0, 2**40),
 )
 
 
@@ -162,6 +163,10 @@ small_grants = st.one_of(
 small_groups = st.lists(st.sampled_from(["*", "sales", "finance", "hr"]), max_size=3)
 
 
+# What each group carries: the receiver of a group gets its permissions when it authenticates.
+CARRIED = {"sales": (Grant("document", READ, 1),), "finance": (Grant("admin"),), "hr": ()}
+
+
 @given(
     small_groups,
     st.lists(small_grants, max_size=4),
@@ -171,6 +176,7 @@ small_groups = st.lists(st.sampled_from(["*", "sales", "finance", "hr"]), max_si
 )
 @example(["hr"], [Grant("document", MODIFY, 1)], [], [Grant("document", READ, 1)], [ReportTarget(1, ("finance",))])
 @example(["hr"], [Grant("documentsInCategory", READ, 1)], [], [Grant("allDocuments", READ)], [ReportTarget(2, ())])
+@example(["*"], [], ["finance"], [], [ReportTarget(1, ("hr",))])  # found: * handed on a group carrying admin
 def test_what_a_principal_may_hand_on_never_lets_the_receiver_do_more(
     holder_groups: list[str],
     holder_grants: list[Grant],
@@ -178,10 +184,14 @@ def test_what_a_principal_may_hand_on_never_lets_the_receiver_do_more(
     wanted_grants: list[Grant],
     targets: list[ReportTarget],
 ) -> None:
-    holder = who(tuple(holder_groups), tuple(holder_grants))
-    if covers(holder, wanted_groups, checked_grants(wanted_grants)) is not None:
+    holder_carried = [g for name in holder_groups for g in CARRIED.get(name, ())]
+    holder = who(tuple(holder_groups), tuple([*holder_grants, *holder_carried]))
+    carried = lambda name: CARRIED.get(name, ())  # noqa: E731
+    if covers(holder, wanted_groups, checked_grants(wanted_grants), carried) is not None:
         return
-    receiver = who(tuple(wanted_groups), tuple(wanted_grants))
+    # The receiver as it authenticates: its groups, its own permissions and what its groups carry
+    receiver_carried = [g for name in wanted_groups for g in carried(name)]
+    receiver = who(tuple(wanted_groups), tuple([*wanted_grants, *receiver_carried]))
     # Whatever the receiver may run or do, its maker may too; and admin comes only from an admin.
     for target in targets:
         if decide(receiver, Action.RUN_REPORT, target).allowed:
@@ -197,4 +207,16 @@ def test_what_a_principal_lacks_is_named() -> None:
     assert covers(holder, ["finance"], []) == "group 'finance'"
     assert covers(holder, [], [Grant("document", READ | MODIFY, 9)]) == "document permission (accessMode 6)"
     assert covers(holder, [], [Grant("admin")]) == "permission 'admin'"
-    assert covers(who(("*",)), ["finance", "*"], []) is None
+    assert covers(who(("*",)), ["finance", "*"], []) is None  # finance carries nothing here
+    carrying = {"finance": [Grant("admin")]}
+    assert covers(who(("*",)), ["finance"], [], lambda g: carrying.get(g, [])) == (
+        "group 'finance', which carries permission 'admin'"
+    )
+    assert covers(who(("finance",), ("admin",)), ["finance"], [], lambda g: carrying.get(g, [])) is None
+
+
+def test_the_guest_account_makes_no_tokens_and_an_embed_session_none_either() -> None:
+    guest = Principal("user", "guest", ("sales",), (), "user-guest", user_id=4)
+    assert not decide(guest, Action.MANAGE_OWN_TOKENS).allowed
+    assert decide(Principal("user", "ada", ("sales",), (), "user-1", user_id=1), Action.MANAGE_OWN_TOKENS).allowed
+    assert not decide(who(kind="nonce"), Action.MANAGE_OWN_TOKENS).allowed

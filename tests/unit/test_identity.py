@@ -148,3 +148,36 @@ def test_a_password_change_or_a_deactivation_outdates_access_tokens() -> None:
     user.active = False
     with pytest.raises(Unauthenticated, match="User deactivated"):
         authenticate_access_token(token, store, store, clock.now)  # type: ignore[arg-type]
+
+
+def test_a_flood_from_many_addresses_never_locks_the_user_out_of_an_address_it_used() -> None:
+    # Found: one wrong guess every 30 s from ever new addresses held the user name back for good
+    grant, _, clock = _grant()
+    assert grant.token(_form("ada", "correct horse battery"), "10.0.0.1")["token_type"] == "bearer"
+    for attacker in range(40):
+        clock.now += timedelta(seconds=31)
+        with pytest.raises(OAuthError):
+            grant.token(_form("ada", f"guess {attacker}"), f"192.0.2.{attacker}")
+    # The user name is held back everywhere else, for 30 s at most ...
+    with pytest.raises(OAuthError) as held:
+        grant.token(_form("ada", "correct horse battery"), "10.7.7.7")
+    assert held.value.status == 429 and (held.value.retry_after or 0) <= PER_USER_MAX_SECONDS
+    # ... but not from the address the user logged in from before
+    assert grant.token(_form("ada", "correct horse battery"), "10.0.0.1")["token_type"] == "bearer"
+
+
+def test_a_non_admin_makes_at_most_its_quota_of_tokens() -> None:
+    from reportserver.domain.access import Grant, Principal
+    from reportserver.domain.errors import Forbidden
+    from reportserver.domain.token_admin import MAX_OWN_TOKENS, TokenAdmin, TokenRequest
+
+    from tests.fakes import MemoryTokenStore, MemoryUsageKeys
+
+    admin = TokenAdmin(MemoryTokenStore(), MemoryUsageKeys(), lambda: NOW, lambda: [])
+    maker = Principal("user", "ada", ("*",), (), "user-1", user_id=1)
+    for number in range(MAX_OWN_TOKENS):
+        admin.create(maker, TokenRequest(name=f"pat-{number}", expiry=30))
+    with pytest.raises(Forbidden, match=f"has made {MAX_OWN_TOKENS} tokens"):
+        admin.create(maker, TokenRequest(name="one-more", expiry=30))
+    boss = Principal("token", "boss", ("*",), (Grant("admin"),), "boss-id")
+    admin.create(boss, TokenRequest(name="the-admins", expiry=30))  # an admin has no such quota

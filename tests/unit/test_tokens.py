@@ -108,7 +108,12 @@ def test_valid_basic_token_gives_its_principal() -> None:
     )
     found = authenticate(basic_header("finance-bot", "rs_good---------------------------------------"), store, NOW)
     assert token_principal(found) == Principal(
-        "token", "finance-bot", ("finance", "sales"), (Grant("refresh_data"),), token.owner_id
+        "token",
+        "finance-bot",
+        ("finance", "sales"),
+        (Grant("refresh_data"),),
+        token.owner_id,
+        expires_at=int(token.expires_at.timestamp()),
     )
 
 

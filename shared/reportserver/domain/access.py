@@ -10,7 +10,7 @@ authenticates). The report rule that came first (a report's `groups`, `*` for al
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -19,6 +19,7 @@ import msgspec
 from reportserver.domain.errors import Forbidden, InvalidDefinition, Unauthenticated, shown
 
 ALL_GROUPS = "*"
+GUEST = "guest"  # seed 001's guest account: the user of this name, read-only
 
 
 class AccessMode(enum.IntFlag):
@@ -155,6 +156,7 @@ class Principal:
     usage_key: str = ""  # for API Gateway (the authorizer's usageIdentifierKey), never in the context
     only_report: int | None = None  # a nonce narrowed to one report
     user_id: int | None = None
+    expires_at: int | None = None  # a token's expiry (epoch seconds): what it makes cannot outlive it
 
     @property
     def label(self) -> str:
@@ -178,6 +180,7 @@ class Principal:
             "grants": ",".join(g.encoded() for g in self.grants),
             "only_report": "" if self.only_report is None else str(self.only_report),
             "user_id": "" if self.user_id is None else str(self.user_id),
+            "expires_at": "" if self.expires_at is None else str(self.expires_at),
         }
 
     @classmethod
@@ -187,7 +190,7 @@ class Principal:
             raise Unauthenticated("Request did not pass through the authorizer")
         if not isinstance(owner, str) or not owner:
             raise Unauthenticated("Request did not pass through the authorizer")
-        only, user = context.get("only_report"), context.get("user_id")
+        only, user, expires = context.get("only_report"), context.get("user_id"), context.get("expires_at")
         return cls(
             kind=kind,
             name=name,
@@ -196,6 +199,7 @@ class Principal:
             owner_id=owner,
             only_report=int(only) if isinstance(only, str) and only else None,
             user_id=int(user) if isinstance(user, str) and user else None,
+            expires_at=int(expires) if isinstance(expires, str) and expires else None,
         )
 
 
@@ -234,7 +238,9 @@ def _named_rule(principal: Principal, action: Action, _: ReportTarget | None) ->
     return Decision(False, f"The {principal.label} lacks the {action.value!r} permission")
 
 
-def _anyone_rule(principal: Principal, action: Action, _: ReportTarget | None) -> Decision:
+def _own_tokens_rule(principal: Principal, action: Action, _: ReportTarget | None) -> Decision:
+    if principal.kind == "user" and principal.name == GUEST:
+        return Decision(False, "The guest account is read-only: it makes no tokens")
     return Decision(True)
 
 
@@ -242,7 +248,7 @@ _RULES = {
     Action.RUN_REPORT: _read_rule,
     Action.CREATE_NONCE: _read_rule,
     # Tokens of its own (never more than it holds: `covers`); an admin manages every token.
-    Action.MANAGE_OWN_TOKENS: _anyone_rule,
+    Action.MANAGE_OWN_TOKENS: _own_tokens_rule,
     Action.EXECUTE_SUBSCRIPTION: _named_rule,
     Action.REFRESH_DATA: _named_rule,
     Action.ADMIN: _named_rule,
@@ -280,15 +286,33 @@ def authorize(principal: Principal, action: Action, report: ReportTarget | None 
         raise Forbidden(decision.reason)
 
 
-def covers(holder: Principal, groups: Iterable[str], grants: Iterable[Grant]) -> str | None:
-    """Whether `holder` holds every group and grant it would hand on (to a token it makes, a nonce);
-    None if so, else the first one it lacks, named. Only `admin` hands on `admin`."""
+def covers(
+    holder: Principal,
+    groups: Iterable[str],
+    grants: Iterable[Grant],
+    carried: Callable[[str], Sequence[Grant]] = lambda _: (),
+) -> str | None:
+    """Whether `holder` holds every group and grant it would hand on (to a token it makes); None if so,
+    else the first one it lacks, named. Only `admin` hands on `admin`.
+
+    A group hands on its reports and the permissions it carries (`carried`): a holder in the group has
+    both; one with `*` (every report) may hand on a group it is not in only if it holds every
+    permission that group carries, for `*` is reports, not membership."""
     if holder.is_admin:
         return None
     held_groups = set(holder.groups)
     for group in groups:
-        if group not in held_groups and ALL_GROUPS not in held_groups:
+        if group in held_groups:
+            continue
+        if group == ALL_GROUPS or ALL_GROUPS not in held_groups:
             return f"group {group!r}"
+        lacking = _first_uncovered(holder, carried(group))
+        if lacking is not None:
+            return f"group {group!r}, which carries {lacking}"
+    return _first_uncovered(holder, grants)
+
+
+def _first_uncovered(holder: Principal, grants: Iterable[Grant]) -> str | None:
     for grant in grants:
         if not any(_grant_covers(mine, grant) for mine in holder.grants):
             if grant.scope in Permission.ALL:

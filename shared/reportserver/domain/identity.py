@@ -16,7 +16,8 @@ from typing import Annotated, Any, Literal, Protocol
 
 import msgspec
 
-from reportserver.domain.access import Action, Grant, Principal, authorize, checked_grants
+from reportserver.domain.access import GUEST, Action, Grant, Principal, authorize, checked_grants
+from reportserver.domain.backoff import LoginAttempts, count_failure, refuse_if_held
 from reportserver.domain.errors import AlreadyExists, Forbidden, InvalidDefinition, NotFound, Unauthenticated
 from reportserver.domain.passwords import PasswordHasher
 from reportserver.domain.tokens import GROUP_PATTERN, USAGE_KEY_PREFIX, UsageKeys
@@ -24,7 +25,6 @@ from reportserver.domain.tokens import GROUP_PATTERN, USAGE_KEY_PREFIX, UsageKey
 USER_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 ACCOUNT_TYPES = ("reportServer", "windows", "external")
-GUEST = "guest"
 MAX_NAME = 128
 MAX_GROUPS = 100
 
@@ -195,6 +195,8 @@ class IdentityAdmin:
     revoke_tokens: Callable[[str], int] = lambda _: 0
     # Called once rights were taken away: the API's cached authorizer decisions are flushed.
     revoked: Callable[[], None] = lambda: None
+    # A user's wrong current passwords, held back as wrong logins are (a stolen session cannot guess it).
+    attempts: LoginAttempts | None = None
 
     # Groups
 
@@ -310,11 +312,15 @@ class IdentityAdmin:
         return sorted(self.store.users(), key=lambda u: u.id)
 
     def user(self, principal: Principal, user_id: str) -> User:
-        """An admin reads any user; a user reads itself."""
-        user = self._user(user_id)
-        if principal.user_id != user.id:
+        """An admin reads any user; a user reads itself (asked before the read: whether another exists
+        is not told)."""
+        self._admin_unless_self(principal, user_id)
+        return self._user(user_id)
+
+    @staticmethod
+    def _admin_unless_self(principal: Principal, user_id: str) -> None:
+        if principal.user_id is None or str(principal.user_id) != user_id:
             authorize(principal, Action.ADMIN)
-        return user
 
     def change_user(self, principal: Principal, user_id: str, body: UserChange) -> User:
         authorize(principal, Action.ADMIN)
@@ -336,7 +342,8 @@ class IdentityAdmin:
             changes["credential_epoch"] = user.credential_epoch + 1  # its access tokens stop now
         changed = msgspec.structs.replace(user, **changes, version=user.version + 1, updated_at=self.clock())
         self.store.replace_user(changed, user.version)
-        if not changed.active:
+        if not changed.active or changed.groups_id != user.groups_id:
+            # What it made was bounded by what it held: with fewer rights (or none), those tokens go.
             self.revoke_tokens(user.owner_id)
         self.revoked()  # its groups may be fewer, or it inactive
         return changed
@@ -365,20 +372,20 @@ class IdentityAdmin:
             user, permissions=permissions, version=user.version + 1, updated_at=self.clock()
         )
         self.store.replace_user(changed, user.version)
+        if remove:
+            self.revoke_tokens(user.owner_id)  # made with rights it no longer holds
         self.revoked()
         return changed
 
     def change_password(self, principal: Principal, user_id: str, body: PasswordChange) -> User:
         """An admin sets anyone's; a user its own, giving its current one. Access tokens issued before
         stop working."""
+        self._admin_unless_self(principal, user_id)
         user = self._user(user_id)
         if user.user_name == GUEST:
             raise InvalidDefinition("The guest account's password is blank and stays so")
         if principal.user_id == user.id and not principal.is_admin:
-            if body.currentPassword is None or not self.hasher.verify(user.password_hash, body.currentPassword):
-                raise Forbidden("Give your current password (currentPassword) to change it")
-        else:
-            authorize(principal, Action.ADMIN)
+            self._check_current(user, body.currentPassword)
         changed = msgspec.structs.replace(
             user,
             password_hash=self.hasher.hash(body.password),
@@ -387,10 +394,24 @@ class IdentityAdmin:
             updated_at=self.clock(),
         )
         self.store.replace_user(changed, user.version)
-        self.revoked()  # its access tokens are outdated now
+        # A new password ends every way in the old one opened: its access tokens (their epoch) and the
+        # tokens made with them (a stolen session's personal tokens, say).
+        self.revoke_tokens(user.owner_id)
+        self.revoked()
         return changed
 
     # Shared checks
+
+    def _check_current(self, user: User, given: str | None) -> None:
+        key, now = f"password:{user.id}", self.clock()
+        if self.attempts is not None:
+            refuse_if_held(self.attempts, key, now, "current passwords")
+        if given is None or not self.hasher.verify(user.password_hash, given):
+            if self.attempts is not None:
+                count_failure(self.attempts, key, now, free=3, cap=900)
+            raise Forbidden("Give your current password (currentPassword) to change it")
+        if self.attempts is not None:
+            self.attempts.clear(key)
 
     def _group(self, group_id: str) -> UserGroup:
         found = self.store.group(int(group_id)) if _is_id(group_id) else None

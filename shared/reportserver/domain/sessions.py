@@ -18,6 +18,7 @@ from typing import Protocol
 import msgspec
 
 from reportserver.domain.access import Principal
+from reportserver.domain.backoff import LoginAttempts, count_failure, held_for
 from reportserver.domain.errors import DomainError, Unauthenticated
 from reportserver.domain.identity import GUEST, IdentityStore, User, UserDirectory, UserGroup, user_principal
 from reportserver.domain.passwords import MAX_LENGTH, PasswordHasher
@@ -29,6 +30,7 @@ FREE_FAILURES = 3  # failures before any delay
 PER_ADDRESS_MAX_SECONDS = 900
 PER_USER_MAX_SECONDS = 30
 PER_USER_FREE_FAILURES = 10
+KNOWN_ADDRESS_FOR = timedelta(days=30)
 
 
 class OAuthError(DomainError):
@@ -55,24 +57,6 @@ class SessionStore(Protocol):
     def session(self, token_hash: str) -> AccessSession | None: ...
 
 
-class LoginAttempts(Protocol):
-    def failures(self, key: str, now: datetime) -> tuple[int, datetime | None]:
-        """Failures counted for `key` and until when it is held back (None: not held)."""
-        ...
-
-    def record_failure(self, key: str, now: datetime, hold_until: datetime | None, forget_at: datetime) -> int:
-        """Count one more failure atomically; return the new count."""
-        ...
-
-    def clear(self, key: str) -> None: ...
-
-
-def _hold_seconds(count: int, free: int, cap: int) -> int:
-    if count < free:
-        return 0
-    return min(cap, 2 ** (count - free))
-
-
 @dataclass(frozen=True)
 class PasswordGrant:
     users: IdentityStore
@@ -93,8 +77,12 @@ class PasswordGrant:
         if not user_name or password is None or len(user_name) > 128 or len(password) > MAX_LENGTH:
             raise OAuthError("invalid_request", "Give username and password (once each) in the form body")
         now = self.clock()
-        keys = (f"user:{user_name.lower()}", f"addr:{user_name.lower()}:{source_ip}")
-        self._check_held(keys, now)
+        name = user_name.lower()
+        keys = (f"user:{name}", f"addr:{name}:{source_ip}")
+        # An address the user logged in from before is not held back by failures from elsewhere: a
+        # flood from other addresses slows guessing but cannot lock the user out.
+        familiar = self.attempts.remembered(f"known:{name}:{source_ip}", now)
+        self._check_held(keys[1:] if familiar else keys, now)
         user = self.users.user_by_name(user_name)
         # One scrypt whether or not the user exists: the same answer in the same time.
         matched = self.hasher.verify(user.password_hash if user else None, password)
@@ -105,6 +93,7 @@ class PasswordGrant:
             raise OAuthError("invalid_grant", "Wrong user name or password")
         for key in keys:
             self.attempts.clear(key)
+        self.attempts.remember(f"known:{name}:{source_ip}", now + KNOWN_ADDRESS_FOR)
         secret = generate_secret(ACCESS_TOKEN_PREFIX)
         self.sessions.put_session(
             AccessSession(
@@ -117,25 +106,18 @@ class PasswordGrant:
         )
         return {"access_token": secret, "token_type": "bearer", "expires_in": self.lifetime_seconds}
 
-    def _check_held(self, keys: tuple[str, str], now: datetime) -> None:
+    def _check_held(self, keys: tuple[str, ...], now: datetime) -> None:
         for key in keys:
-            _, until = self.attempts.failures(key, now)
-            if until is not None and until > now:
-                wait = max(1, int((until - now).total_seconds() + 0.999))
+            wait = held_for(self.attempts, key, now)
+            if wait:
                 raise OAuthError(
                     "invalid_grant", f"Too many failed logins; retry in {wait} s", status=429, retry_after=wait
                 )
 
     def _fail(self, keys: tuple[str, str], now: datetime) -> None:
         user_key, address_key = keys
-        for key, free, cap in (
-            (user_key, PER_USER_FREE_FAILURES, PER_USER_MAX_SECONDS),
-            (address_key, FREE_FAILURES, PER_ADDRESS_MAX_SECONDS),
-        ):
-            count, _ = self.attempts.failures(key, now)
-            hold = _hold_seconds(count + 1, free, cap)
-            until = now + timedelta(seconds=hold) if hold else None
-            self.attempts.record_failure(key, now, until, now + timedelta(seconds=cap * 4 + 3600))
+        count_failure(self.attempts, user_key, now, PER_USER_FREE_FAILURES, PER_USER_MAX_SECONDS)
+        count_failure(self.attempts, address_key, now, FREE_FAILURES, PER_ADDRESS_MAX_SECONDS)
 
 
 def _one(form: dict[str, list[str]], name: str) -> str | None:

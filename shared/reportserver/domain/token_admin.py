@@ -8,7 +8,7 @@ manages only those: another's token is not found (404), as if it did not exist.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -16,7 +16,8 @@ from typing import Any, Protocol
 import msgspec
 
 from reportserver.domain.access import Action, Grant, Principal, authorize
-from reportserver.domain.errors import AlreadyExists, InvalidDefinition, NotFound, shown
+from reportserver.domain.errors import AlreadyExists, Forbidden, InvalidDefinition, NotFound, shown
+from reportserver.domain.identity import UserGroup
 from reportserver.domain.tokens import (
     TOKEN_NAME_PATTERN,
     ApiToken,
@@ -28,6 +29,7 @@ from reportserver.domain.tokens import (
 )
 
 LAST_USE_PRECISION = timedelta(hours=1)  # the authorizer notes a token's use at most this often
+MAX_OWN_TOKENS = 50  # tokens a non-admin may have made (each is an API key, of which an account has a quota)
 
 
 class TokenAdminStore(TokenStore, Protocol):
@@ -98,12 +100,17 @@ class TokenAdmin:
     store: TokenAdminStore
     usage: UsageKeys
     clock: Callable[[], datetime]
-    known_group: Callable[[str], bool]
+    groups: Callable[[], Sequence[UserGroup]]
     # Called once rights were taken away: the API's cached authorizer decisions are flushed.
     revoked: Callable[[], None] = lambda: None
 
     def create(self, principal: Principal, body: TokenRequest) -> dict[str, Any]:
         authorize(principal, Action.MANAGE_OWN_TOKENS)
+        if not principal.is_admin:
+            made = sum(1 for t in self.store.list_tokens() if t.creator_id == principal.owner_id)
+            if made >= MAX_OWN_TOKENS:
+                raise Forbidden(f"The {principal.label} has made {made} tokens, as many as it may: delete one first")
+        groups = {g.name: g for g in self.groups()}
         now = self.clock()
         token, secret = issue_token(
             self.store,
@@ -117,7 +124,8 @@ class TokenAdmin:
             now=now,
             description=body.description,
             creator=principal,
-            known_group=self.known_group,
+            known_group=lambda name: name in groups,
+            carried=lambda name: groups[name].permissions if name in groups else [],
         )
         return {
             "ok": True,

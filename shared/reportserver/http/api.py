@@ -38,6 +38,8 @@ def decode_object(text: str, kind: type[S]) -> S:
         document = msgspec.json.decode(text)
     except msgspec.DecodeError:
         raise InvalidParameter("body", "The body is not valid JSON") from None
+    except RecursionError:  # found: `[` nested 100,000 deep was a 500
+        raise InvalidParameter("body", "The body is nested too deeply") from None
     if not isinstance(document, dict):
         raise InvalidParameter("body", "The body must be a JSON object")
     fields = {f.encode_name: f for f in msgspec.structs.fields(kind)}

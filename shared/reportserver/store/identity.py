@@ -110,8 +110,10 @@ class DynamoIdentityStore:
         return from_item(item, User, _KEYS) if item else None
 
     def user_by_name(self, user_name: str) -> User | None:
+        """Two reads whether or not the user exists (an unknown name reads a user that cannot be), so a
+        login for an unknown user takes the time a wrong password does."""
         pointer = self._get(keys.USER_NAME, user_name.lower())
-        return self.user(int(pointer["user_id"])) if pointer else None
+        return self.user(int(pointer["user_id"]) if pointer else 0)
 
     def users(self) -> list[User]:
         return [from_item(i, User, _KEYS) for i in self._query(keys.USER)]
@@ -167,6 +169,13 @@ class DynamoIdentityStore:
 
     def clear(self, key: str) -> None:
         self._table.delete_item(Key={"pk": keys.LOGIN + key, "sk": keys.LOGIN})
+
+    def remember(self, key: str, forget_at: datetime) -> None:
+        self._table.put_item(Item={"pk": keys.LOGIN + key, "sk": keys.LOGIN, "ttl": _epoch(forget_at)})
+
+    def remembered(self, key: str, now: datetime) -> bool:
+        item = self._get(keys.LOGIN + key, keys.LOGIN)
+        return item is not None and int(item.get("ttl", 0)) > int(now.timestamp())
 
     # Embedding: nonces (taken once, by a conditional delete) and the view sessions they open
 

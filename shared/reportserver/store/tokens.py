@@ -115,19 +115,23 @@ class CachedTokenStore:
     def __init__(self, inner: TokenStore, ttl_seconds: float) -> None:
         self._inner = inner
         self._cache: TtlCache[ApiToken] = TtlCache(ttl_seconds, keep_misses=False)
-        self._read_last: str | None = None  # the name the last call read from the table, not the cache
+        # What the last call read from the table, not the cache (the name and the token, or None).
+        self._read_last: tuple[str, ApiToken | None] | None = None
 
     def find_by_name(self, name: str, fresh: bool = False) -> ApiToken | None:
         """`fresh`: read past the cache, unless the call just before read this name from the table: so
         a wrong secret for a known name costs one read, as an unknown name does (no timing tells them
         apart), and a copy cached before the token was made again is still read anew."""
-        just_read, self._read_last = self._read_last == name, None
-        if fresh and not just_read:
+        last, self._read_last = self._read_last, None
+        if fresh and last is not None and last[0] == name:
+            return last[1]
+        if fresh:
             self._cache.forget(("name", name))
 
         def load() -> ApiToken | None:
-            self._read_last = name
-            return self._inner.find_by_name(name)
+            found = self._inner.find_by_name(name)
+            self._read_last = (name, found)
+            return found
 
         return self._cache.get_or_load(("name", name), load)
 
