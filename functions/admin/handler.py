@@ -7,6 +7,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from reportserver.domain.audit import search_audit
 from reportserver.domain.identity import (
     GroupChange,
     GroupCreate,
@@ -19,9 +20,11 @@ from reportserver.domain.identity import (
 )
 from reportserver.domain.passwords import PasswordHasher
 from reportserver.domain.token_admin import TokenAdmin, TokenRequest
+from reportserver.http import audit
 from reportserver.http.api import caller, install_error_handlers, json_body, json_response
 from reportserver.observability import logger, metrics
 from reportserver.settings import AdminSettings
+from reportserver.store.audit import DynamoAuditStore
 from reportserver.store.catalog import DynamoCatalog
 from reportserver.store.identity import DynamoIdentityStore
 from reportserver.store.tokens import DynamoTokenStore
@@ -31,6 +34,7 @@ settings = AdminSettings.from_environ()
 tokens_store = DynamoTokenStore(settings.tokens_table)
 identity_store = DynamoIdentityStore(settings.identity_table)
 catalog = DynamoCatalog(settings.catalog_table)
+audit_store = DynamoAuditStore(settings.audit_table, settings.audit_retention_days)
 usage = UsagePlanKeys(usage_plan_name=settings.usage_plan_name)
 authorizer_cache = AuthorizerCache()
 
@@ -224,6 +228,18 @@ def remove_user_permissions(user_id: str) -> Response[str]:
     return json_response(_permissions(user.version, user.permissions))
 
 
+# The audit log
+
+
+@app.get("/api/audit")
+def search_audit_log() -> Response[str]:
+    event = app.current_event
+    multi = event.multi_value_query_string_parameters or {}
+    query = {k: list(v) for k, v in multi.items()} or {k: [v] for k, v in (event.query_string_parameters or {}).items()}
+    found = search_audit(audit_store, caller(app), query, _now(), settings.audit_retention_days)
+    return json_response(found)
+
+
 def _permissions(version: int, permissions: list[Any]) -> dict[str, Any]:
     return _ok(optimisticLock=version, permissions=permissions)
 
@@ -232,4 +248,4 @@ def _permissions(version: int, permissions: list[Any]) -> dict[str, Any]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="ApiRequests", unit=MetricUnit.Count, value=1)
-    return app.resolve(event, context)
+    return audit.recorded(event, lambda: app.resolve(event, context))

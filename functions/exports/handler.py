@@ -8,6 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from reportserver.domain.calls import ReportRunner
 from reportserver.domain.exports import ExportPolicy, ExportService
+from reportserver.http import audit
 from reportserver.http.api import caller, install_error_handlers, json_body, json_response
 from reportserver.http.exports import DocumentExport, ExportRequest
 from reportserver.observability import logger, metrics
@@ -88,4 +89,4 @@ def document_export_result(export_id: str) -> Response[str]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="ApiRequests", unit=MetricUnit.Count, value=1)
-    return app.resolve(event, context)
+    return audit.recorded(event, lambda: app.resolve(event, context))

@@ -10,6 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from reportserver.domain.passwords import PasswordHasher
 from reportserver.domain.sessions import OAuthError, PasswordGrant
+from reportserver.http import audit
 from reportserver.http.api import install_error_handlers, json_response
 from reportserver.observability import logger, metrics
 from reportserver.settings import LoginSettings
@@ -41,6 +42,8 @@ def token() -> Response[str]:
         form = parse_qs(event.decoded_body or "", keep_blank_values=True, strict_parsing=False, max_num_fields=20)
     except ValueError:
         raise OAuthError("invalid_request", "The form body could not be read") from None
+    named = form.get("username") or [""]
+    audit.note(principal=f"login:{named[0][:128]}")  # who tried, whatever the outcome; never the password
     answer = grant.token(form, event.request_context.identity.source_ip or "")
     metrics.add_metric(name="Logins", unit=MetricUnit.Count, value=1)
     return json_response(answer, 200, NO_STORE)
@@ -49,4 +52,4 @@ def token() -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return audit.recorded(event, lambda: app.resolve(event, context))

@@ -22,6 +22,7 @@ from reportserver.domain.calls import (
 from reportserver.domain.embed import VIEW_COOKIE, NonceRequest, create_nonce
 from reportserver.domain.errors import Forbidden, InvalidParameter
 from reportserver.domain.reports import field_view
+from reportserver.http import audit
 from reportserver.http.api import caller, install_error_handlers, json_body, json_response
 from reportserver.http.lambda_proxy import body_weight
 from reportserver.http.view import (
@@ -60,7 +61,10 @@ def query_parameters() -> dict[str, list[str]]:
 def call_report(report_id: str) -> Response[str]:
     report = find_report(catalog, caller(app), report_id)
     logger.append_keys(report=report.slug)
-    result = runner.call(report, query_parameters(), limits)
+    parameters = query_parameters()
+    audit.note(report=report, parameters=parameters)
+    result = runner.call(report, parameters, limits)
+    audit.note(rows=result.row_count)
     metrics.add_metric(name="ReportCalls", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="ReportRows", unit=MetricUnit.Count, value=result.row_count)
     logger.info("report called", extra={"rows": result.row_count, "bytes": len(result.body)})
@@ -125,8 +129,10 @@ def report_view(report_id: str) -> Response[str]:
         if name in chosen and chosen[name] != values:
             raise Forbidden(f"The parameter '{name}' is fixed by the page that shows this report")
         chosen[name] = values
+    audit.note(report=report, parameters=chosen)
     page = _page_number(query.get(PAGE_PARAMETER))
     names, rows, more = runner.page(report, chosen, (page - 1) * PAGE_ROWS, PAGE_ROWS)
+    audit.note(rows=len(rows))
     page_html = render_view(report, chosen, locked, names, rows, page, more)
     return Response(200, "text/html; charset=utf-8", page_html, SECURITY_HEADERS)
 
@@ -182,4 +188,4 @@ def _stage_url() -> str:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="ApiRequests", unit=MetricUnit.Count, value=1)
-    return app.resolve(event, context)
+    return audit.recorded(event, lambda: app.resolve(event, context))

@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     from infra.demo.database import build_demo_database, is_current  # noqa: PLC0415
     from infra.demo.seed import seed_demo, seed_groups  # noqa: PLC0415
     from infra.local import iam  # noqa: PLC0415
+    from infra.local.audit_logs import AuditLogs  # noqa: PLC0415
     from infra.local.frontdoor import LocalApi, serve  # noqa: PLC0415
     from infra.local.provision import provision  # noqa: PLC0415
     from infra.local.queues import pollers, start_background, start_schedules  # noqa: PLC0415
@@ -139,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         description="Created by the local stack at start",
     )
     api = LocalApi(template, identities.functions)
+    audit_logs = AuditLogs(api, "AuditWriterFunction")  # CloudWatch Logs' subscription to the audit lines
+    audit_logs.install()
     for function in template.functions():
         api.handler(function)  # import every handler now: a broken one fails the start, not a request
     server = serve(api, args.host, args.port)
@@ -164,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     stopping = threading.Event()
     start_background(pollers(api, template), stopping)  # the export worker and dead-letter loops
     start_schedules(api, template, stopping)  # EventBridge schedules (the export sweeper)
+    audit_logs.run_forever()
 
     def stop(*_: object) -> None:
         if not stopping.is_set():

@@ -27,6 +27,7 @@ class _Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(f"{cls.__name__} is not configured: {error}") from None
 
 
+RetentionDays = Annotated[int, msgspec.Meta(ge=1, le=3650)]
 Flag = Annotated[str, msgspec.Meta(pattern=r"^(on|off)$")]
 # scrypt's cost: OWASP's floor (2**17) in AWS; the tests run with less.
 ScryptCost = Annotated[int, msgspec.Meta(ge=2**10, le=2**20)]
@@ -121,6 +122,8 @@ class AdminSettings(_Settings, frozen=True, kw_only=True):
         name="TOKEN_USAGE_PLAN_NAME"
     )
     scrypt_cost: ScryptCost = msgspec.field(name="PASSWORD_SCRYPT_N", default=2**17)
+    audit_table: TableName = msgspec.field(name="AUDIT_TABLE")
+    audit_retention_days: RetentionDays = msgspec.field(name="AUDIT_RETENTION_DAYS", default=90)
 
 
 class LoginSettings(_Settings, frozen=True, kw_only=True):
@@ -137,3 +140,8 @@ class ViewAuthSettings(_Settings, frozen=True, kw_only=True):
     embed_session_seconds: Annotated[int, msgspec.Meta(ge=60, le=43_200)] = msgspec.field(
         name="EMBED_SESSION_SECONDS", default=900
     )
+
+
+class AuditWriterSettings(_Settings, frozen=True, kw_only=True):
+    audit_table: TableName = msgspec.field(name="AUDIT_TABLE")
+    retention_days: RetentionDays = msgspec.field(name="AUDIT_RETENTION_DAYS", default=90)

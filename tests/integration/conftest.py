@@ -17,6 +17,7 @@ import pytest
 from moto import mock_aws
 from reportserver.domain.access import Grant
 from reportserver.domain.reports import Report
+from reportserver.http import audit
 from reportserver.store import aws
 from reportserver.store.catalog import DynamoCatalog
 from reportserver.store.identity import DynamoIdentityStore
@@ -25,6 +26,7 @@ from reportserver.store.usage import UsagePlanKeys
 
 from infra.demo.seed import seed_demo, seed_groups
 from infra.local import iam
+from infra.local.audit_logs import AuditLogs
 from infra.local.frontdoor import HttpResponse, LocalApi
 from infra.local.provision import provision
 from infra.local.template import load_template
@@ -50,6 +52,7 @@ class Stack:
     headers: dict[str, str]
     api: LocalApi
     usage: UsagePlanKeys
+    audit: AuditLogs
 
     def get(self, path: str, auth: str | None = "admin") -> HttpResponse:
         header = self.headers.get(auth, auth) if auth else None
@@ -133,8 +136,11 @@ def stack(demo_database: Path) -> Iterator[Stack]:
             tokens = DynamoTokenStore(names["TokensTable"])
             usage = UsagePlanKeys(names["TokenUsagePlan"])
             api = LocalApi(TEMPLATE, identities.functions)
-            yield Stack(names, tokens, catalog, reports, prepare_tokens(tokens, usage, "test"), api, usage)
+            audit_logs = AuditLogs(api, "AuditWriterFunction")
+            audit_logs.install()
+            yield Stack(names, tokens, catalog, reports, prepare_tokens(tokens, usage, "test"), api, usage, audit_logs)
         finally:
+            audit.set_sink(None)
             iam.relax()
             for name, value in saved.items():
                 os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)

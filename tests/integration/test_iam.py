@@ -82,11 +82,36 @@ def _administers(stack: Stack) -> bool:
         stack.send("POST", f"/api/tokens/{name}/deactivate")[0],
         stack.send("DELETE", f"/api/tokens/{name}")[0],
     ]
+    statuses.append(stack.send("GET", "/api/audit/?limit=5")[0])
     made_user, user = stack.send("POST", "/api/users/", {"userName": name, "password": USER_PASSWORD})
     statuses.append(made_user)
     if made_user == 201:
         statuses.append(stack.send("DELETE", f"/api/users/{user['user']['id']}")[0])
-    return statuses == [200, 200, 201, 200, 200, 200, 201, 200]
+    return statuses == [200, 200, 201, 200, 200, 200, 200, 201, 200]
+
+
+def _writes_audit(stack: Stack) -> bool:
+    """The audit lines of a request, handed over as CloudWatch Logs would, stored in a batch."""
+    assert stack.get("/api/server_iso_time/").status == 200
+    try:
+        stack.audit.deliver()
+    except Exception:
+        return False
+    table = boto3.resource("dynamodb").Table(stack.names["AuditTable"])
+    found = table.query(
+        IndexName="ByPrincipal",
+        KeyConditionExpression="principal = :p",
+        ExpressionAttributeValues={":p": "token:test-admin"},
+        ScanIndexForward=False,
+        Limit=1,
+    )["Items"]
+    return bool(found) and found[0]["route"] == "/api/server_iso_time" and _fresh(found[0]["at"])
+
+
+def _fresh(at: str) -> bool:
+    from datetime import UTC, datetime, timedelta
+
+    return datetime.now(UTC) - datetime.fromisoformat(at) < timedelta(seconds=5)
 
 
 def _logs_in(stack: Stack) -> bool:
@@ -199,6 +224,7 @@ WORK: dict[str, Callable[[Stack], bool]] = {
     "AdminFunction": _administers,
     "LoginFunction": _logs_in,
     "ViewAuthFunction": _opens_views,
+    "AuditWriterFunction": _writes_audit,
     "ReportsFunction": _calls_reports,
     "ExportsFunction": _exports,
     "ExportWorkerFunction": _renders,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from reportserver.domain.access import Grant, Principal
+from reportserver.domain.access import ALL_GROUPS, Grant, Principal
 from reportserver.domain.errors import Unauthenticated
 from reportserver.domain.identity import UserDirectory, UserGroup
 from reportserver.domain.sessions import SessionStore, authenticate_access_token, is_access_token
@@ -42,4 +42,5 @@ class Authenticator:
         if self.note_use is not None and (token.last_used_at is None or token.last_used_at < now - LAST_USE_PRECISION):
             with contextlib.suppress(Exception):  # a note not written never refuses a caller
                 self.note_use(token, now)
-        return token_principal(token, group_grants(self.identity.groups(), token.groups))
+        named = [g for g in token.groups if g != ALL_GROUPS]  # `*` is every report, no group to read
+        return token_principal(token, group_grants(self.identity.groups(), named) if named else [])

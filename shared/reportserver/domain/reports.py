@@ -64,6 +64,8 @@ class ReportField(msgspec.Struct, kw_only=True):
     choices_sql: str | None = None
     field_order: int = 0
     max_length: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = DEFAULT_MAX_VALUE_LENGTH
+    # Its values are never written to the audit log (its name is): an account number, a person's name.
+    sensitive: bool = False
 
     def __post_init__(self) -> None:
         if not FIELD_NAME_PATTERN.fullmatch(self.name):

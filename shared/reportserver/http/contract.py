@@ -16,6 +16,7 @@ from typing import Any, Literal
 import msgspec
 
 from reportserver.domain.access import Grant
+from reportserver.domain.audit import AuditRecord
 from reportserver.domain.embed import NonceRequest
 from reportserver.domain.identity import (
     GroupChange,
@@ -267,6 +268,15 @@ class NonceAnswer(msgspec.Struct):
     url: str
 
 
+class AuditPage(msgspec.Struct):
+    """Audit records, newest first; `cursor` (when not null) gives the next page."""
+
+    ok: Literal[True]
+    message: str
+    records: list[AuditRecord]
+    cursor: str | None
+
+
 class PasswordGrantForm(msgspec.Struct):
     """RFC 6749's password grant, as a form body."""
 
@@ -387,6 +397,21 @@ _ADMIN_OPERATIONS = (
     ),
     _admin("POST", "/api/users", "Add a user (seed 001), with a password", UserAnswer, "users", request=UserCreate),
     _admin("GET", "/api/users", "The users", UserList, "users"),
+    _admin(
+        "GET",
+        "/api/audit",
+        "The audit log, newest first (admin)",
+        AuditPage,
+        "audit",
+        query=(
+            ("principal", "token:<name>, user:<name>, nonce:<maker> or login:<user name>"),
+            ("report", "a report's slug"),
+            ("from", "ISO 8601 time or date (UTC without an offset); default: the retention's start"),
+            ("to", "ISO 8601 time or date; default: now"),
+            ("limit", "records a page, 1-200 (50)"),
+            ("cursor", "the previous page's cursor"),
+        ),
+    ),
     _admin("GET", "/api/users/{user_id}", "One user (a user may read itself)", UserAnswer, "users"),
     _admin("PUT", "/api/users/{user_id}", "Change a user", UserAnswer, "users", request=UserChange),
     _admin("DELETE", "/api/users/{user_id}", "Delete a user (its access tokens stop at once)", Done, "users"),

@@ -64,3 +64,13 @@ CACHE_INDEX = "ByCompleteCacheKey"
 OWNER_INDEX = "ByOwner"
 #     index        ByStatus: status (S), updated_at (S): the sweeper's pending and in-progress tickets
 STATUS_INDEX = "ByStatus"
+
+# AuditTable (one item per audited request; see `reportserver.domain.audit`)
+#     key          pk (S) = D#<yyyy-mm-dd> (the day, UTC), sk (S) = <time, stamped>#<request id>
+#     index        ByPrincipal: principal (S), sk: one caller's records, newest first
+#     index        ByReport: report (S), sk: sparse (only records of a report)
+#     ttl          ttl (N): the record goes AUDIT_RETENTION_DAYS after its time
+#     writes       BatchWriteItem from the audit writer; a record delivered twice is one item (same key)
+AUDIT_DAY = "D#"
+AUDIT_BY_PRINCIPAL = "ByPrincipal"
+AUDIT_BY_REPORT = "ByReport"
