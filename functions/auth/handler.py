@@ -5,13 +5,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import event_source
-from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
-    APIGatewayAuthorizerRequestEvent,
-    APIGatewayAuthorizerResponse,
-)
+from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import APIGatewayAuthorizerRequestEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from reportserver.domain.errors import Unauthenticated
 from reportserver.domain.principals import Authenticator
+from reportserver.http.authorizer import admission, denial
 from reportserver.observability import logger
 from reportserver.settings import AuthSettings
 from reportserver.store.identity import CachedGroups, DynamoIdentityStore
@@ -36,21 +34,9 @@ def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaConte
     try:
         principal = authenticator.principal(header, datetime.now(UTC))
     except Unauthenticated as rejected:
-        # A Deny carries the reason; the template's ACCESS_DENIED gateway response shows it as a 401.
         logger.info("credentials rejected", extra={"reason": rejected.message})
-        denial = APIGatewayAuthorizerResponse.from_route_arn(
-            event.method_arn, principal_id="anonymous", context={"message": rejected.message}
-        )
-        denial.deny_all_routes()
-        return denial.asdict()
+        return denial(event.method_arn, rejected.message)
     logger.append_keys(principal=principal.label)
-    grant = APIGatewayAuthorizerResponse.from_route_arn(
-        event.method_arn,
-        principal_id=f"{principal.kind}:{principal.name}",
-        context=principal.to_context(),
-        # The caller's own API key in the usage plan: API Gateway counts its requests there (rate, burst).
-        usage_identifier_key=principal.usage_key or None,
+    return admission(
+        event.method_arn, f"{principal.kind}:{principal.name}", principal.to_context(), principal.usage_key
     )
-    # Allow every route: API Gateway caches this policy per Authorization header for all of the API's paths.
-    grant.allow_all_routes()
-    return grant.asdict()

@@ -7,13 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import event_source
-from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
-    APIGatewayAuthorizerRequestEvent,
-    APIGatewayAuthorizerResponse,
-)
+from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import APIGatewayAuthorizerRequestEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from reportserver.domain.embed import ViewSessions, cookie_value
 from reportserver.domain.errors import Unauthenticated
+from reportserver.http.authorizer import admission, denial
 from reportserver.observability import logger
 from reportserver.settings import ViewAuthSettings
 from reportserver.store.identity import DynamoIdentityStore
@@ -33,11 +31,7 @@ def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaConte
         principal = grant.principal()
     except Unauthenticated as rejected:
         logger.info("embed view refused", extra={"reason": rejected.message})
-        denial = APIGatewayAuthorizerResponse.from_route_arn(
-            event.method_arn, principal_id="anonymous", context={"message": rejected.message}
-        )
-        denial.deny_all_routes()
-        return denial.asdict()
+        return denial(event.method_arn, rejected.message)
     logger.append_keys(principal=principal.label)
     view = {
         "locked": json.dumps(grant.locked),
@@ -45,11 +39,4 @@ def lambda_handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaConte
         "view_session": new_session or "",
         "session_seconds": str(settings.embed_session_seconds),  # the cookie's Max-Age, as the session's
     }
-    allow = APIGatewayAuthorizerResponse.from_route_arn(
-        event.method_arn,
-        principal_id=f"nonce:{principal.name}",
-        context=principal.to_context() | view,
-        usage_identifier_key=principal.usage_key or None,
-    )
-    allow.allow_all_routes()
-    return allow.asdict()
+    return admission(event.method_arn, f"nonce:{principal.name}", principal.to_context() | view, principal.usage_key)
