@@ -43,7 +43,9 @@ def token() -> Response[str]:
     except ValueError:
         raise OAuthError("invalid_request", "The form body could not be read") from None
     named = form.get("username") or [""]
-    audit.note(principal=f"login:{named[0][:128]}")  # who tried, whatever the outcome; never the password
+    audit.note(
+        principal=f"login:{named[0][:128].lower()}"
+    )  # as names are matched: in any letter case  # who tried, whatever the outcome; never the password
     answer = grant.token(form, event.request_context.identity.source_ip or "")
     metrics.add_metric(name="Logins", unit=MetricUnit.Count, value=1)
     return json_response(answer, 200, NO_STORE)

@@ -4,7 +4,7 @@ import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import msgspec
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -114,15 +114,17 @@ def report_view(report_id: str) -> Response[str]:
     same page without the nonce; then one page of rows, with the parameters the viewer chose."""
     context = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
     query = query_parameters()
+    report = find_report(catalog, caller(app), report_id)
     if context.get("view_session"):
+        # The cookie's path is the report's own page, so that two embeds on one page keep two sessions.
+        own_page = f"{_stage_url()}report/view/{report.slug}/"
         kept = urlencode({k: v for k, v in query.items() if k != NONCE_PARAMETER}, doseq=True)
         cookie = (
             f"{VIEW_COOKIE}={context['view_session']}; Max-Age={context.get('session_seconds', '0')}; "
-            f"Path={_stage_url()}report/view/; HttpOnly; Secure; SameSite=None; Partitioned"
+            f"Path={own_page}; HttpOnly; Secure; SameSite=None; Partitioned"
         )
-        location = f"{_stage_url()}report/view/{quote(report_id)}/" + (f"?{kept}" if kept else "")
+        location = own_page + (f"?{kept}" if kept else "")
         return Response(302, "text/plain", "", {"Location": location, "Set-Cookie": cookie, **SECURITY_HEADERS})
-    report = find_report(catalog, caller(app), report_id)
     locked: dict[str, list[str]] = json.loads(str(context.get("locked") or "{}"))
     chosen = {k: v for k, v in query.items() if k not in RESERVED}
     for name, values in locked.items():
@@ -138,7 +140,9 @@ def report_view(report_id: str) -> Response[str]:
 
 
 def _page_number(given: list[str] | None) -> int:
-    text = given[0] if given and len(given) == 1 else "1"
+    if given is not None and len(given) != 1:
+        raise InvalidParameter(PAGE_PARAMETER, f"'{PAGE_PARAMETER}' is given more than once")
+    text = given[0] if given else "1"
     if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_PAGE)) and 1 <= int(text) <= MAX_PAGE):
         raise InvalidParameter(PAGE_PARAMETER, f"'{PAGE_PARAMETER}' must be a page number from 1 to {MAX_PAGE}")
     return int(text)

@@ -9,17 +9,32 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import APIGatewayAuthorizerRequestEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from reportserver.domain.access import Principal
 from reportserver.domain.embed import ViewSessions, cookie_value
 from reportserver.domain.errors import Unauthenticated
 from reportserver.http.authorizer import admission, denial
 from reportserver.observability import logger
 from reportserver.settings import ViewAuthSettings
 from reportserver.store.identity import DynamoIdentityStore
+from reportserver.store.tokens import DynamoTokenStore
 
 settings = ViewAuthSettings.from_environ()
-sessions = ViewSessions(
-    DynamoIdentityStore(settings.identity_table), lambda: datetime.now(UTC), settings.embed_session_seconds
-)
+identity = DynamoIdentityStore(settings.identity_table)
+tokens = DynamoTokenStore(settings.tokens_table)
+
+
+def _maker_stands(maker: Principal) -> bool:
+    """The nonce's maker, read now: a token still itself, active and unexpired; a user active."""
+    if maker.user_id is not None:
+        user = identity.user(maker.user_id)
+        return user is not None and user.active
+    token = tokens.find_by_name(maker.name)
+    return (
+        token is not None and token.owner_id == maker.owner_id and token.active and token.expires_at > datetime.now(UTC)
+    )
+
+
+sessions = ViewSessions(identity, lambda: datetime.now(UTC), settings.embed_session_seconds, _maker_stands)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -38,11 +38,11 @@ class AuthSettings(_Settings, frozen=True, kw_only=True):
     identity_table: TableName = msgspec.field(name="IDENTITY_TABLE")
     guest_account: Flag = msgspec.field(name="GUEST_ACCOUNT", default="off")
     group_cache_seconds: Annotated[float, msgspec.Meta(ge=0, le=30)] = msgspec.field(
-        name="GROUP_CACHE_SECONDS", default=10.0
+        name="GROUP_CACHE_SECONDS", default=0.0
     )
     # Bounded by API Gateway's own authorizer cache (30 s): revocation is never slower than that.
     token_cache_seconds: Annotated[float, msgspec.Meta(ge=0, le=30)] = msgspec.field(
-        name="TOKEN_CACHE_SECONDS", default=10.0
+        name="TOKEN_CACHE_SECONDS", default=0.0
     )
 
 
@@ -137,6 +137,7 @@ class LoginSettings(_Settings, frozen=True, kw_only=True):
 
 class ViewAuthSettings(_Settings, frozen=True, kw_only=True):
     identity_table: TableName = msgspec.field(name="IDENTITY_TABLE")
+    tokens_table: TableName = msgspec.field(name="TOKENS_TABLE")
     embed_session_seconds: Annotated[int, msgspec.Meta(ge=60, le=43_200)] = msgspec.field(
         name="EMBED_SESSION_SECONDS", default=900
     )

@@ -142,3 +142,32 @@ def test_a_line_delivered_twice_is_one_record_and_records_expire_with_the_retent
     assert len(items) == 1
     at = datetime.fromisoformat(items[0]["at"])
     assert int(items[0]["ttl"]) == int((at + timedelta(days=90)).timestamp())
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["to=9999-12-31T23:59:59-01:00", "from=0001-01-01T00:00:00%2B01:00"],
+)
+def test_times_past_what_can_be_told_are_400_not_500(stack: Stack, query: str) -> None:
+    status, answer = stack.send("GET", f"/api/audit/?{query}")
+    assert status == 400 and answer["ok"] is False, answer
+
+
+def test_a_cursor_goes_on_only_with_the_search_that_gave_it(stack: Stack) -> None:
+    assert stack.get("/api/server_time/").status == 200
+    by_day = _search(stack, "limit=1")[1]["cursor"]
+    assert by_day is not None
+    status, answer = stack.send("GET", f"/api/audit/?principal=token:test-admin&cursor={by_day}")
+    assert status == 400 and answer["parameter"] == "cursor"
+
+
+def test_a_filter_that_matches_little_reads_a_bounded_amount(stack: Stack) -> None:
+    from tests.integration.test_timing import counted_reads
+
+    for _ in range(3):
+        stack.get("/api/server_time/")
+    stack.audit.deliver()
+    with counted_reads() as reads:
+        status, answer = stack.send("GET", "/api/audit/?principal=token:test-admin&report=no-such-report&limit=1")
+    assert status == 200 and answer["records"] == []
+    assert reads["query"] <= 10  # PAGES_A_REQUEST, however many records the principal has

@@ -201,3 +201,39 @@ def test_the_guest_account_logs_in_with_a_blank_password_only_when_on(
     assert principal.name == "guest" and principal.grants == ()
     with pytest.raises(Unauthenticated, match="guest account is off"):
         authenticate_access_token(token, store, store, clock.now, guest_enabled=False)  # type: ignore[arg-type]
+
+
+def test_an_expired_nonce_and_an_ended_session_are_refused() -> None:
+    from reportserver.domain.access import Grant, Principal
+    from reportserver.domain.embed import EmbedGrant, ViewSessions, create_nonce
+
+    class Embeds:
+        def __init__(self) -> None:
+            self.nonces: dict[str, EmbedGrant] = {}
+            self.views: dict[str, EmbedGrant] = {}
+
+        def put_nonce(self, key: str, grant: EmbedGrant) -> None:
+            self.nonces[key] = grant
+
+        def take_nonce(self, key: str) -> EmbedGrant | None:
+            return self.nonces.pop(key, None)
+
+        def put_view(self, key: str, grant: EmbedGrant) -> None:
+            self.views[key] = grant
+
+        def view(self, key: str) -> EmbedGrant | None:
+            return self.views.get(key)
+
+    store, clock = Embeds(), Clock()
+    maker = Principal("token", "site", ("*",), (Grant("admin"),), "site-id")
+    sessions = ViewSessions(store, clock, session_seconds=900)
+    late, _ = create_nonce(store, maker, None, {}, clock.now, seconds=60)
+    clock.now += timedelta(seconds=61)
+    with pytest.raises(Unauthenticated, match="nonce has expired"):
+        sessions.open(late, None)
+    fresh, _ = create_nonce(store, maker, None, {}, clock.now, seconds=60)
+    _, cookie = sessions.open(fresh, None)
+    assert cookie is not None and sessions.open(None, cookie)[1] is None
+    clock.now += timedelta(seconds=900)
+    with pytest.raises(Unauthenticated, match="embed session has ended"):
+        sessions.open(None, cookie)

@@ -90,8 +90,8 @@ def parse_search(query: Mapping[str, Sequence[str]], now: datetime, retention_da
             raise InvalidParameter(name, f"'{name}' is given more than once")
         return values[0] if values else None
 
-    given_since, until = _moment(one("from"), "from"), _moment(one("to"), "to") or now
-    if given_since is not None and given_since > until:
+    given_since, until = _moment(one("from"), "from"), min(_moment(one("to"), "to") or now, now)
+    if given_since is not None and given_since > (_moment(one("to"), "to") or now):
         raise InvalidParameter("from", "'from' is after 'to'")
     oldest = now - timedelta(days=retention_days)  # nothing older is kept: never searched for
     since = max(given_since or oldest, oldest)
@@ -114,7 +114,10 @@ def _moment(text: str | None, name: str) -> datetime | None:
         moment = None
     if moment is None:
         raise InvalidParameter(name, f"'{name}' must be an ISO 8601 time or date (2026-12-01T09:00:00Z)")
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # found: 9999-12-31T23:59:59-01:00 is past the last time Python has (a 500)
+        raise InvalidParameter(name, f"'{name}' is out of range") from None
 
 
 def encode_cursor(position: Any) -> str | None:
@@ -137,13 +140,17 @@ def search_audit(
     authorize(principal, Action.ADMIN)
     search = parse_search(query, now, retention_days)
     cursor_values = query.get("cursor") or []
-    start_after = decode_cursor(cursor_values[0] if cursor_values else None)
+    given = decode_cursor(cursor_values[0] if cursor_values else None)
+    # A cursor goes on only with the search that gave it (a day-by-day one is no place in an index).
+    asked_for = f"{search.principal or ''}|{search.report or ''}"
+    if given is not None and (not isinstance(given, dict) or given.get("for") != asked_for):
+        raise InvalidParameter("cursor", "'cursor' belongs to another search")
     if search.since > search.until:  # the whole range is older than the retention: nothing is kept
         return {"ok": True, "message": "", "records": [], "cursor": None}
-    records, position = store.query(search, start_after)
+    records, position = store.query(search, given.get("at") if given else None)
     return {
         "ok": True,
         "message": "",
         "records": [msgspec.to_builtins(r) for r in records],
-        "cursor": encode_cursor(position),
+        "cursor": encode_cursor({"for": asked_for, "at": position}) if position is not None else None,
     }

@@ -116,6 +116,9 @@ class ViewSessions:
     store: EmbedStore
     clock: Callable[[], datetime]
     session_seconds: int = 900
+    # Whether the nonce's maker still stands (a token active and unexpired, a user active): read on
+    # every view request, so that revoking the maker ends its embeds at once, as its own requests.
+    maker_stands: Callable[[Principal], bool] = lambda _: True
 
     def open(self, nonce: str | None, cookie: str | None) -> tuple[EmbedGrant, str | None]:
         """The embed session of a request: from its nonce (consumed now; a new session's secret is
@@ -129,6 +132,7 @@ class ViewSessions:
                 raise Unauthenticated("This nonce was used already or never issued: ask the page for a new one")
             if grant.expires_at <= now:
                 raise Unauthenticated("This nonce has expired: ask the page for a new one")
+            self._check_maker(grant)
             session = generate_secret(VIEW_SESSION_PREFIX)
             opened = msgspec.structs.replace(grant, expires_at=now + timedelta(seconds=self.session_seconds))
             self.store.put_view(hash_secret(session), opened)
@@ -139,8 +143,13 @@ class ViewSessions:
             found = self.store.view(hash_secret(cookie))
             if found is None or found.expires_at <= now:
                 raise Unauthenticated("The embed session has ended: reload the page")
+            self._check_maker(found)
             return found, None
         raise Unauthenticated("Open the report view with ?nonce=, or with its session cookie")
+
+    def _check_maker(self, grant: EmbedGrant) -> None:
+        if not self.maker_stands(grant.principal()):
+            raise Unauthenticated("The token or user that made this embed no longer may: ask the page again")
 
 
 def cookie_value(header: str | None) -> str | None:

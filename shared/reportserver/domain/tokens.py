@@ -222,6 +222,11 @@ def authenticate(header: str | None, store: TokenStore, now: datetime) -> ApiTok
         raise Unauthenticated("Invalid token")
     if credentials.name is not None and not hmac.compare_digest(credentials.name.encode(), token.name.encode()):
         raise Unauthenticated("Invalid token")
+    # An index is read eventually consistently: a token deactivated a moment ago may still read active
+    # there. The table itself, read consistently, decides (only for a right secret: no timing is told).
+    token = store.find_by_name(token.name, fresh=True)
+    if token is None or not hmac.compare_digest(presented, token.secret_hash):
+        raise Unauthenticated("Invalid token")
     if is_reserved(token.name):
         raise Unauthenticated(f"The {token.name} token is reserved for internal duties")
     if not token.active:

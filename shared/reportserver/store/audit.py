@@ -13,6 +13,9 @@ from reportserver.store.items import from_item, stamp, to_item
 
 _STORE_ONLY = ("pk", "sk", "ttl")
 DAYS_A_PAGE = 31
+# Queries a request makes at most on one day or index: a filter that matches little (a principal's
+# records of one report) answers with a cursor, never with a read of everything.
+PAGES_A_REQUEST = 10
 _CURSOR_KEYS = frozenset({"pk", "sk", "principal", "report", "day"})
 
 
@@ -91,8 +94,15 @@ class DynamoAuditStore:
         request = {**request, "ScanIndexForward": False}
         if position:
             request["ExclusiveStartKey"] = position
-        while len(found) < limit:
-            page = self._table.query(**request, Limit=limit - len(found))
+        pages = 0
+        while len(found) < limit and pages < PAGES_A_REQUEST:
+            pages += 1
+            try:
+                page = self._table.query(**request, Limit=limit - len(found))
+            except Exception as error:
+                if aws.error_code(error) == "ValidationException":  # a start key DynamoDB will not take
+                    raise InvalidParameter("cursor", "'cursor' is not one this server gave") from None
+                raise
             found += [from_item(i, AuditRecord, _STORE_ONLY) for i in page.get("Items", [])]
             last = page.get("LastEvaluatedKey")
             if last is None:

@@ -14,6 +14,7 @@ from reportserver.store.items import from_item, stamp, to_item
 from reportserver.store.ttl_cache import TtlCache
 
 _KEYS = ("pk", "sk", "ttl")
+DECOY_USER_ID = 1  # the first user, read for an unknown name (if there is none, no user can be told apart)
 
 
 class DynamoIdentityStore:
@@ -113,7 +114,10 @@ class DynamoIdentityStore:
         """Two reads whether or not the user exists (an unknown name reads a user that cannot be), so a
         login for an unknown user takes the time a wrong password does."""
         pointer = self._get(keys.USER_NAME, user_name.lower())
-        return self.user(int(pointer["user_id"]) if pointer else 0)
+        if pointer is None:
+            self.user(DECOY_USER_ID)  # read (and decoded) as a found user is: the same work, then nothing
+            return None
+        return self.user(int(pointer["user_id"]))
 
     def users(self) -> list[User]:
         return [from_item(i, User, _KEYS) for i in self._query(keys.USER)]
