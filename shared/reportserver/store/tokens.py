@@ -115,25 +115,12 @@ class CachedTokenStore:
     def __init__(self, inner: TokenStore, ttl_seconds: float) -> None:
         self._inner = inner
         self._cache: TtlCache[ApiToken] = TtlCache(ttl_seconds, keep_misses=False)
-        # What the last call read from the table, not the cache (the name and the token, or None).
-        self._read_last: tuple[str, ApiToken | None] | None = None
 
     def find_by_name(self, name: str, fresh: bool = False) -> ApiToken | None:
-        """`fresh`: read past the cache, unless the call just before read this name from the table: so
-        a wrong secret for a known name costs one read, as an unknown name does (no timing tells them
-        apart), and a copy cached before the token was made again is still read anew."""
-        last, self._read_last = self._read_last, None
-        if fresh and last is not None and last[0] == name:
-            return last[1]
+        """`fresh`: read now, past the cache (the authorizer's check after an index hit)."""
         if fresh:
             self._cache.forget(("name", name))
-
-        def load() -> ApiToken | None:
-            found = self._inner.find_by_name(name)
-            self._read_last = (name, found)
-            return found
-
-        return self._cache.get_or_load(("name", name), load)
+        return self._cache.get_or_load(("name", name), lambda: self._inner.find_by_name(name))
 
     def find_by_secret_hash(self, secret_hash: str) -> ApiToken | None:
         return self._cache.get_or_load(("hash", secret_hash), lambda: self._inner.find_by_secret_hash(secret_hash))
