@@ -101,7 +101,9 @@ def create_nonce_token() -> Response[str]:
     if body.report_id is not None:
         report = find_report(catalog, principal, str(body.report_id))
         locked = {name: value if isinstance(value, list) else [value] for name, value in body.parameters.items()}
-        runner.bind(report, {name: [str(v) for v in values] for name, values in locked.items()})  # 400 if bad
+        fixed = {name: [str(v) for v in values] for name, values in locked.items()}
+        audit.note(report=report, parameters=fixed)
+        runner.bind(report, fixed)  # 400 if bad
     target = report_target(report) if report is not None else None
     nonce, seconds = create_nonce(embeds, principal, target, body.parameters, datetime.now(UTC), body.expires_in)
     view = f"{_stage_url()}report/view/{report.slug if report else '<report>'}/?nonce={nonce}"
@@ -115,6 +117,7 @@ def report_view(report_id: str) -> Response[str]:
     context = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
     query = query_parameters()
     report = find_report(catalog, caller(app), report_id)
+    audit.note(report=report)
     if context.get("view_session"):
         # The cookie's path is the report's own page, so that two embeds on one page keep two sessions.
         own_page = f"{_stage_url()}report/view/{report.slug}/"

@@ -171,3 +171,16 @@ def test_a_filter_that_matches_little_reads_a_bounded_amount(stack: Stack) -> No
         status, answer = stack.send("GET", "/api/audit/?principal=token:test-admin&report=no-such-report&limit=1")
     assert status == 200 and answer["records"] == []
     assert reads["query"] <= 10  # PAGES_A_REQUEST, however many records the principal has
+
+
+def test_a_nonce_and_the_views_it_opens_are_recorded_with_their_report(stack: Stack) -> None:
+    session = stack.open_view("customer-search", {"parameters": {"name": "smith"}})
+    assert stack.view("/report/view/customer-search/", cookie=session).status == 200
+    records = _search(stack, "report=customer-search&limit=3")[1]["records"]
+    routes = [(r["route"], r["status"], r["principal"].split(":")[0]) for r in records]
+    assert routes == [
+        ("/report/view/{report_id}", 200, "nonce"),
+        ("/report/view/{report_id}", 302, "nonce"),
+        ("/api/v1/nonce-tokens", 201, "token"),
+    ]
+    assert records[2]["parameters"] == {"name": ["smith"]}
