@@ -21,7 +21,7 @@ from reportserver.domain.identity import (
 from reportserver.domain.passwords import PasswordHasher
 from reportserver.domain.token_admin import TokenAdmin, TokenRequest
 from reportserver.http import audit
-from reportserver.http.api import caller, install_error_handlers, json_body, json_response
+from reportserver.http.api import caller, install_error_handlers, json_body, json_response, query_parameters
 from reportserver.observability import logger, metrics
 from reportserver.settings import AdminSettings
 from reportserver.store.audit import DynamoAuditStore
@@ -233,10 +233,7 @@ def remove_user_permissions(user_id: str) -> Response[str]:
 
 @app.get("/api/audit")
 def search_audit_log() -> Response[str]:
-    event = app.current_event
-    multi = event.multi_value_query_string_parameters or {}
-    query = {k: list(v) for k, v in multi.items()} or {k: [v] for k, v in (event.query_string_parameters or {}).items()}
-    found = search_audit(audit_store, caller(app), query, _now(), settings.audit_retention_days)
+    found = search_audit(audit_store, caller(app), query_parameters(app), _now(), settings.audit_retention_days)
     return json_response(found)
 
 

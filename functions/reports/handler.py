@@ -23,7 +23,7 @@ from reportserver.domain.embed import VIEW_COOKIE, NonceRequest, create_nonce
 from reportserver.domain.errors import Forbidden, InvalidParameter
 from reportserver.domain.reports import field_view
 from reportserver.http import audit
-from reportserver.http.api import caller, install_error_handlers, json_body, json_response
+from reportserver.http.api import caller, install_error_handlers, json_body, json_response, query_parameters
 from reportserver.http.lambda_proxy import body_weight
 from reportserver.http.view import (
     MAX_PAGE,
@@ -49,19 +49,11 @@ app = APIGatewayRestResolver()
 install_error_handlers(app)
 
 
-def query_parameters() -> dict[str, list[str]]:
-    event = app.current_event
-    multi = event.multi_value_query_string_parameters
-    if multi:
-        return {name: list(values) for name, values in multi.items()}
-    return {name: [value] for name, value in (event.query_string_parameters or {}).items()}
-
-
 @app.get("/api/call/<report_id>")
 def call_report(report_id: str) -> Response[str]:
     report = find_report(catalog, caller(app), report_id)
     logger.append_keys(report=report.slug)
-    parameters = query_parameters()
+    parameters = query_parameters(app)
     audit.note(report=report, parameters=parameters)
     result = runner.call(report, parameters, limits)
     audit.note(rows=result.row_count)
@@ -115,7 +107,7 @@ def report_view(report_id: str) -> Response[str]:
     """The embedded view: a first request with a nonce opens the session (its cookie) and goes to the
     same page without the nonce; then one page of rows, with the parameters the viewer chose."""
     context = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
-    query = query_parameters()
+    query = query_parameters(app)
     report = find_report(catalog, caller(app), report_id)
     audit.note(report=report)
     if context.get("view_session"):

@@ -90,9 +90,10 @@ def parse_search(query: Mapping[str, Sequence[str]], now: datetime, retention_da
             raise InvalidParameter(name, f"'{name}' is given more than once")
         return values[0] if values else None
 
-    given_since, until = _moment(one("from"), "from"), min(_moment(one("to"), "to") or now, now)
-    if given_since is not None and given_since > (_moment(one("to"), "to") or now):
+    given_since, given_until = _moment(one("from"), "from"), _moment(one("to"), "to") or now
+    if given_since is not None and given_since > given_until:
         raise InvalidParameter("from", "'from' is after 'to'")
+    until = min(given_until, now)  # nothing is recorded in the future: never searched for
     oldest = now - timedelta(days=retention_days)  # nothing older is kept: never searched for
     since = max(given_since or oldest, oldest)
     text = one("limit") or str(DEFAULT_PAGE)

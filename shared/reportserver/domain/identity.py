@@ -9,6 +9,7 @@ name, so a group's name cannot change or go while a token or report names it.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -292,7 +293,7 @@ class IdentityAdmin:
             active=body.active,
             permissions=checked_grants(body.permissions),
             password_hash="" if guest else self.hasher.hash(body.password),
-            usage_key=f"{USAGE_KEY_PREFIX}user{user_id}x{_random_hex()}",
+            usage_key=f"{USAGE_KEY_PREFIX}user{user_id}x{secrets.token_hex(8)}",
             created_at=now,
             updated_at=now,
             created_by=principal.label,
@@ -463,12 +464,6 @@ def _changed(current: list[Grant], given: list[Grant], remove: bool) -> list[Gra
     if remove:
         return [g for g in current if g not in given]
     return checked_grants([*current, *given])
-
-
-def _random_hex() -> str:
-    import secrets  # noqa: PLC0415
-
-    return secrets.token_hex(8)
 
 
 def user_principal(user: User, groups: list[UserGroup]) -> Principal:

@@ -9,13 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from reportserver.domain.access import ALL_GROUPS, Grant, Principal
+from reportserver.domain.embed import NONCE_PREFIX
 from reportserver.domain.errors import Unauthenticated
 from reportserver.domain.identity import UserDirectory, UserGroup
 from reportserver.domain.sessions import SessionStore, authenticate_access_token, is_access_token
 from reportserver.domain.token_admin import LAST_USE_PRECISION
 from reportserver.domain.tokens import ApiToken, TokenStore, authenticate, parse_authorization, token_principal
-
-NONCE_PREFIX = "rsn_"
 
 
 def group_grants(groups: Iterable[UserGroup], names: Iterable[str]) -> list[Grant]:

@@ -61,6 +61,15 @@ def decode_object(text: str, kind: type[S]) -> S:
     return kind(**values)
 
 
+def query_parameters(app: APIGatewayRestResolver) -> dict[str, list[str]]:
+    """The request's query string, every name with all its values (in the order given)."""
+    event = app.current_event
+    multi = event.multi_value_query_string_parameters
+    if multi:
+        return {name: list(values) for name, values in multi.items()}
+    return {name: [value] for name, value in (event.query_string_parameters or {}).items()}
+
+
 def caller(app: APIGatewayRestResolver) -> Principal:
     """The principal the authorizer put in the request context; it names every log line after it."""
     context = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}

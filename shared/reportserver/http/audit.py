@@ -65,17 +65,13 @@ def recorded(event: Mapping[str, Any], resolve: Callable[[], dict[str, Any]]) ->
     """Run the resolver, then emit the request's record (an authenticated one, or a login attempt)."""
     started = time.perf_counter()
     token = _note.set({})
+    status = 500  # unless the resolver answers: what escaped it becomes Lambda's failure
     try:
         response = resolve()
         status = int(response.get("statusCode", 200))
-    except BaseException:
-        status, response = 500, {}
-        _emit(event, _note.get() or {}, status, started)
-        raise
-    else:
-        _emit(event, _note.get() or {}, status, started)
         return response
     finally:
+        _emit(event, _note.get() or {}, status, started)
         _note.reset(token)
 
 
