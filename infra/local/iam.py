@@ -135,6 +135,7 @@ def enforce() -> None:
     from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415
     from moto.iam.access_control import IAMRequestBase  # noqa: PLC0415
     from moto.s3.responses import S3Response  # noqa: PLC0415
+    from moto.secretsmanager.responses import SecretsManagerResponse  # noqa: PLC0415
 
     DynamoHandler._determine_resource = _dynamodb_resource  # type: ignore[attr-defined]
     gateway_cache.install()
@@ -147,6 +148,10 @@ def enforce() -> None:
         authorize = APIGatewayResponse._authenticate_and_authorize_normal_action
         setattr(APIGatewayResponse, "_authenticate_and_authorize_normal_action", _as_api_gateway(authorize))  # noqa: B010
         setattr(APIGatewayResponse, "_aws_action_names", True)  # noqa: B010
+    if not getattr(SecretsManagerResponse, "_secret_arns", False):
+        authorize_secret = SecretsManagerResponse._authenticate_and_authorize_normal_action
+        setattr(SecretsManagerResponse, "_authenticate_and_authorize_normal_action", _as_secret(authorize_secret))  # noqa: B010
+        setattr(SecretsManagerResponse, "_secret_arns", True)  # noqa: B010
     if not getattr(IAMRequestBase, "_bodiless_pass", False):
         IAMRequestBase._create_aws_request = _bodiless(IAMRequestBase._create_aws_request)  # type: ignore[method-assign]
         setattr(IAMRequestBase, "_bodiless_pass", True)  # noqa: B010
@@ -178,6 +183,25 @@ def _as_api_gateway(authorize: Any) -> Any:
             authorize(self, f"arn:aws:apigateway:{self.region}::{urlsplit(self.uri).path}")
         finally:
             del self._get_action  # the class's own again
+
+    return checked
+
+
+def _as_secret(authorize: Any) -> Any:
+    """IAM checks a secret's actions on the secret's ARN (`...:secret:<name>-<6 characters>`), so a
+    policy may grant one prefix of secrets; moto checked them on `*`, which refused such a policy."""
+
+    def checked(self: Any, resource: str = "*") -> None:
+        named = self._get_param("SecretId") or self._get_param("Name")
+        if isinstance(named, str) and named:
+            secret = self.backend.secrets.get(named)
+            if secret is not None:
+                resource = secret.arn
+            elif named.startswith("arn:"):
+                resource = named
+            else:  # a secret not made yet (CreateSecret): its ARN will be the name and a suffix
+                resource = f"arn:aws:secretsmanager:{self.region}:{self.current_account}:secret:{named}-??????"
+        authorize(self, resource)
 
     return checked
 

@@ -24,10 +24,11 @@ from reportserver.store.identity import DynamoIdentityStore
 from reportserver.store.tokens import DynamoTokenStore
 from reportserver.store.usage import UsagePlanKeys
 
-from infra.demo.seed import seed_demo, seed_groups
+from infra.demo.seed import seed_demo, seed_demo_postgres, seed_groups
 from infra.local import iam
 from infra.local.audit_logs import AuditLogs
 from infra.local.frontdoor import HttpResponse, LocalApi
+from infra.local.postgres import Connection
 from infra.local.provision import provision
 from infra.local.template import load_template
 from tests.bad_inputs import prepare_tokens
@@ -121,7 +122,7 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack(demo_database: Path) -> Iterator[Stack]:
+def stack(demo_database: Path, postgres: Connection) -> Iterator[Stack]:
     """The template's resources under moto with IAM enforced: each handler runs as its function's role
     (translated from template.yaml by SAM), the set-up and the tests' own checks as the operator."""
     saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")}
@@ -132,6 +133,7 @@ def stack(demo_database: Path) -> Iterator[Stack]:
             names = provision(TEMPLATE)
             catalog = DynamoCatalog(names["CatalogTable"])
             reports = seed_demo(catalog, demo_database)
+            reports += seed_demo_postgres(catalog, postgres, os.environ["DATA_SOURCE_SECRET_PREFIX"])
             seed_groups(DynamoIdentityStore(names["IdentityTable"]))
             tokens = DynamoTokenStore(names["TokensTable"])
             usage = UsagePlanKeys(names["TokenUsagePlan"])

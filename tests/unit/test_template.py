@@ -157,7 +157,7 @@ def test_layer_requirements_are_pinned_as_in_the_lock_file() -> None:
     locked = dict(re.findall(r'\[\[package\]\]\nname = "([^"]+)"\nversion = "([^"]+)"', lock))
     for line in (ROOT / "layers/api/requirements.txt").read_text(encoding="utf-8").split("\n"):
         if line.strip():
-            name, version = line.split("==")
+            name, version = line.split("==", 1)
             assert locked[name] == version.split(";")[0].strip(), name
     assert importlib.util.find_spec("aws_lambda_powertools") is not None
 

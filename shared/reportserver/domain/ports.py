@@ -26,14 +26,44 @@ DEFAULT_BATCH_SIZE = 5000
 Row = tuple[Any, ...]
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "::1"})
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+ENCRYPTED_SSL_MODES = ("require", "verify-ca", "verify-full")
+
+
+def is_loopback(host: str) -> bool:
+    return host.lower() in LOOPBACK_HOSTS or host.startswith("127.")
+
+
 class DataSource(msgspec.Struct, kw_only=True):
-    """Where a report's queries run, and how long one query may take there."""
+    """Where a report's queries run, and how long one query may take there.
+
+    `sqlite`: `database` is a file path (the embedded default and the demo). `postgresql`: `database` is
+    the database's name on `host`:`port`, reached as `user` with the password held in Secrets Manager
+    under `password_secret` (never in this definition); TLS (`ssl_mode` require or stricter) is
+    required except on a loopback address."""
 
     id: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
     database: Annotated[str, msgspec.Meta(min_length=1)]
     name: str = ""
-    kind: Literal["sqlite"] = "sqlite"
+    kind: Literal["sqlite", "postgresql"] = "sqlite"
     query_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=900)] = 25.0
+    host: Annotated[str, msgspec.Meta(max_length=253)] = ""
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 5432
+    user: Annotated[str, msgspec.Meta(max_length=63)] = ""
+    password_secret: Annotated[str, msgspec.Meta(max_length=2048)] = ""
+    ssl_mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "require"
+
+    def __post_init__(self) -> None:
+        if self.kind != "postgresql":
+            return
+        if not self.host or not self.user:
+            raise ValueError("a postgresql data source needs its host and user")
+        if self.ssl_mode not in ENCRYPTED_SSL_MODES and not is_loopback(self.host):
+            raise ValueError(
+                f"ssl_mode {self.ssl_mode!r} sends the password and the data in clear: use require, verify-ca "
+                "or verify-full (only a loopback address may go without TLS)"
+            )
 
 
 @dataclass(slots=True)

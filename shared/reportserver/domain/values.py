@@ -243,10 +243,12 @@ def _to_decimal(value: Any, column: Column) -> Any:  # noqa: PLR0911 - one retur
         return _UNFIT
     number = plain_decimal(number)
     if column.scale is not None:
-        if decimal_scale(number) > column.scale:
-            return _UNFIT
         # Written with the declared places, as the column's files write it: 0.1 in DECIMAL(12,2) is 0.10.
-        return number.quantize(Decimal(1).scaleb(-column.scale), context=_WIDE)
+        # More places fit only when they are zeros (168087.450000 is 168087.45 exactly): nothing rounds.
+        placed = number.quantize(Decimal(1).scaleb(-column.scale), context=_WIDE)
+        if decimal_scale(number) > column.scale and placed != number:
+            return _UNFIT
+        return placed
     return number
 
 
@@ -265,18 +267,24 @@ def _to_boolean(value: Any, _column: Column) -> Any:
 
 
 def _to_date(value: Any, _column: Column) -> Any:
+    if type(value) is date:  # a driver's own date (PostgreSQL); a datetime is not a date here
+        return value
     if isinstance(value, str) and _DATE.fullmatch(value):
         return date.fromisoformat(value)
     return _UNFIT
 
 
 def _to_timestamp(value: Any, _column: Column) -> Any:
+    if isinstance(value, datetime):  # a driver's own: a wall-clock time fits, an instant does not
+        return value if value.tzinfo is None else _UNFIT
     if isinstance(value, str) and _TIMESTAMP.fullmatch(value):
         return datetime.fromisoformat(value)
     return _UNFIT
 
 
 def _to_timestamptz(value: Any, _column: Column) -> Any:
+    if isinstance(value, datetime):  # a driver's own; one without a zone is UTC, as text without an offset
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if not isinstance(value, str) or not _TIMESTAMPTZ.fullmatch(value):
         return _UNFIT
     moment = datetime.fromisoformat(value.replace("Z", "+00:00"))

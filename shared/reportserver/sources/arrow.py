@@ -236,6 +236,7 @@ class NativeBatches:
     def __init__(self, columns: list[Column], first: pa.RecordBatch, plan: ReadPlan) -> None:
         self._typing = _Typing(columns, plan)
         self._rows = 0
+        first = _unwrapped(first)
         scales = {}
         for i, column in enumerate(self._typing.planned):
             stored = first.column(i)
@@ -248,6 +249,7 @@ class NativeBatches:
         self.schema = self._typing.schema()
 
     def apply(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        batch = _unwrapped(batch)
         typing = self._typing
         scales = {}
         for i in range(batch.num_columns):
@@ -286,6 +288,15 @@ class NativeBatches:
             # UTF-8): the rows decide (binary written as base64, or a clear refusal).
             raise ReadAgain(ReadPlan(native=False, overrides=typing.plan.overrides), f"column {column.name!r}")
         return stored if stored.type == target else stored.cast(target)
+
+
+def _unwrapped(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """A driver's extension columns as their storage: PostgreSQL's numeric arrives from ADBC as an opaque
+    type stored as its exact text, which the decimal cast reads."""
+    if not any(isinstance(field.type, pa.BaseExtensionType) for field in batch.schema):
+        return batch
+    arrays = [c.storage if isinstance(c, pa.ExtensionArray) else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
 def _holds_big_whole_numbers(stored: pa.Array) -> bool:
@@ -347,9 +358,11 @@ def _trimmed_text(stored: pa.Array) -> pa.Array:
     return pc.utf8_trim_whitespace(stored)
 
 
-def _scale_of_text(text: pa.Array) -> pa.Array:
-    """The decimal places each decimal text needs (plain or with an exponent)."""
-    parts = pc.extract_regex(text, r"^[+-]?\d*(?:\.(?P<f>\d*))?(?:[eE](?P<e>[+-]?\d+))?$")
+def _scale_of_text(text: pa.Array, significant: bool = False) -> pa.Array:
+    """The decimal places each decimal text needs (plain or with an exponent); `significant`: without
+    its trailing zeros (168087.450000 fits 2 places exactly: PostgreSQL's numeric division gives such)."""
+    fraction_pattern = r"(?P<f>\d*?)0*" if significant else r"(?P<f>\d*)"
+    parts = pc.extract_regex(text, r"^[+-]?\d*(?:\." + fraction_pattern + r")?(?:[eE](?P<e>[+-]?\d+))?$")
     fraction = pc.utf8_length(parts.field("f"))  # trailing zeros are places the value was given with
     given = pc.replace_substring(parts.field("e"), "+", "")  # Arrow's integer parse refuses "+10"
     exponent = pc.cast(pc.if_else(pc.equal(given, ""), "0", given), pa.int64())
@@ -424,7 +437,8 @@ def _to_decimal(stored: pa.Array, target: pa.DataType, column: Column, offset: i
         return fast
     text = _decimal_text(stored, column, offset)
     if column.scale is not None:
-        _unfit(column, stored, offset, pc.greater(_scale_of_text(text), target.scale), _expected_decimal(column.scale))
+        places = _scale_of_text(text, significant=True)
+        _unfit(column, stored, offset, pc.greater(places, target.scale), _expected_decimal(column.scale))
     _fits_precision(column, stored, text, target.scale, offset)
     try:
         return text.cast(target)  # Arrow refuses to drop places; the whole digits were checked above
@@ -469,6 +483,10 @@ def _to_integer(stored: pa.Array, target: pa.DataType, column: Column, offset: i
 
 
 def _to_float(stored: pa.Array, target: pa.DataType, column: Column, offset: int) -> pa.Array:
+    if pa.types.is_float32(stored.type):
+        # PostgreSQL's real 0.1 is the float32 nearest 0.1; its shortest text, read as a double, is the
+        # 0.1 the row path (which reads the server's text) gives, not 0.10000000149011612.
+        return stored.cast(pa.string()).cast(target)
     if pa.types.is_floating(stored.type):
         return stored.cast(target)
     if pa.types.is_integer(stored.type):
@@ -501,7 +519,11 @@ def _parsed(
     stored: pa.Array, target: pa.DataType, column: Column, offset: int, pattern: str, text: pa.Array | None = None
 ) -> pa.Array:
     """ISO text checked against the contract's form, then parsed; a date Arrow or Python refuses
-    (2025-02-30, year 0) names its row."""
+    (2025-02-30, year 0) names its row. A driver's own dates and times (PostgreSQL) are taken as they
+    are, as the row path takes them: a date for a date, a wall-clock time for a timestamp, an instant or
+    a wall-clock time (as UTC) for a timestamptz."""
+    if pa.types.is_date32(stored.type) or pa.types.is_timestamp(stored.type):
+        return _native_time(stored, target, column, offset)
     if not pa.types.is_string(stored.type):
         _unfit(column, stored, offset, pc.is_valid(stored))
         return pa.nulls(len(stored), target)
@@ -516,6 +538,34 @@ def _parsed(
     years = pc.year(parsed)
     _unfit(column, stored, offset, pc.or_(pc.less(years, 1), pc.greater(years, 9999)))
     return parsed
+
+
+def _native_time(stored: pa.Array, target: pa.DataType, column: Column, offset: int) -> pa.Array:
+    kind = stored.type
+    if pa.types.is_date32(target):
+        fits = pa.types.is_date32(kind)
+    elif target.tz is None:
+        fits = pa.types.is_timestamp(kind) and kind.tz is None
+    else:
+        fits = pa.types.is_timestamp(kind)
+    if not fits:
+        _unfit(column, stored, offset, pc.is_valid(stored))
+        return pa.nulls(len(stored), target)
+    if pa.types.is_timestamp(kind) and kind.tz is None and target.tz is not None:
+        stored = pc.assume_timezone(stored, "UTC")
+    try:
+        years = pc.year(stored)
+    except pa.ArrowInvalid:  # past what a date's arithmetic holds (PostgreSQL's 'infinity')
+        years = None
+    if years is None or pc.any(pc.or_(pc.less(years, 1), pc.greater(years, 9999))).as_py():
+        for index, value in enumerate(stored.cast(pa.int64()).to_pylist()):
+            try:
+                year = pc.year(stored[index : index + 1]).to_pylist()[0]
+            except pa.ArrowInvalid:
+                year = 0
+            if value is not None and not 1 <= (year or 0) <= 9999:
+                raise ValueDoesNotFit(column.name, offset + index + 1, str(column.type), "a year outside 1-9999")
+    return stored.cast(target)
 
 
 def _to_date(stored: pa.Array, target: pa.DataType, column: Column, offset: int) -> pa.Array:

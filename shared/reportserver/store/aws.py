@@ -48,6 +48,10 @@ def apigateway() -> Any:
     return _apigateway(_acting_as.get())
 
 
+def secretsmanager() -> Any:
+    return _secretsmanager(_acting_as.get())
+
+
 @functools.cache
 def _session(credentials: Credentials | None) -> Any:
     import boto3  # noqa: PLC0415 - deferred: boto3 is the heaviest import of the API functions
@@ -79,8 +83,13 @@ def _apigateway(credentials: Credentials | None) -> Any:
     return _session(credentials).client("apigateway")
 
 
+@functools.cache
+def _secretsmanager(credentials: Credentials | None) -> Any:
+    return _session(credentials).client("secretsmanager")
+
+
 def reset() -> None:
-    for cached in (_session, _dynamodb, _s3, _sqs, _apigateway):
+    for cached in (_session, _dynamodb, _s3, _sqs, _apigateway, _secretsmanager):
         cached.cache_clear()
 
 

@@ -1,0 +1,595 @@
+"""The PostgreSQL source: read-only transactions, the server's own column types, batches, a time limit.
+
+Report calls use psycopg (its C build): `:name` becomes `$n` (one lexer, `reportserver.sqltext`), values
+are bound by the server's extended protocol (`RawCursor`: no client-side placeholder parsing, so a `%`
+in the SQL is just a `%`), rows stream in chunks (libpq's chunked-rows mode), and each column's type is
+the server's for it (`numeric(12,2)` is a decimal with 2 places). Exports use ADBC's PostgreSQL driver,
+which reads `COPY (query) TO STDOUT` in PostgreSQL's binary format straight into Arrow. COPY takes no
+parameters, and ADBC reads a parameterised statement whole into memory; so for an export the values are
+bound by the driver into transaction-local settings (`set_config('reportserver.p1', $1, true)`), and the
+statement reads them back with `current_setting('reportserver.p1')::<the type the server inferred for
+that parameter>`: still bound, never pasted, and the result streams in batches.
+
+Every query runs in a `READ ONLY` transaction that is rolled back (never committed: a `set_config` in a
+report's SQL is undone with it), on a session whose `statement_timeout` is the data source's limit. A
+report call's time limit is cancelled on the server by `statement_timeout`; an export's counts only the
+time spent waiting on the driver (never rendering) and cancels the running statement on the server
+when it is over. Connections are kept for the next warm invocation (one idle connection per data
+source and driver); one that fails is dropped.
+
+A type outside the contract (json, uuid, intervals, arrays, enums, times of day...) reads as the text
+PostgreSQL prints for it, on both paths (an export with such a column reads its rows through psycopg).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from reportserver import sqltext
+from reportserver.domain.errors import DataSourceFailed, QueryTookTooLong, SourceUnavailable
+from reportserver.domain.ports import (
+    DEFAULT_BATCH_SIZE,
+    ArrowResult,
+    QueryResult,
+    ReadPlan,
+    Row,
+    unique_names,
+)
+from reportserver.domain.values import Column, ColumnType, Converter, tagged
+
+log = logging.getLogger(__name__)
+
+ARROW_BATCH_ROWS = 16_384
+EXPORT_STATEMENT_CEILING_SECONDS = 900  # an export's statement never outlives the worker (Lambda's maximum)
+PARAMETER_SETTING = "reportserver.p"
+
+# The server's type OIDs that are contract types (pg_type.oid is fixed for built-in types).
+_CONTRACT_OIDS: dict[int, ColumnType] = {
+    16: ColumnType.BOOLEAN,
+    17: ColumnType.BINARY,
+    18: ColumnType.TEXT,  # "char"
+    19: ColumnType.TEXT,  # name
+    20: ColumnType.INTEGER,
+    21: ColumnType.INTEGER,
+    23: ColumnType.INTEGER,
+    25: ColumnType.TEXT,
+    700: ColumnType.FLOAT,
+    701: ColumnType.FLOAT,
+    1042: ColumnType.TEXT,  # char(n)
+    1043: ColumnType.TEXT,  # varchar
+    1082: ColumnType.DATE,
+    1114: ColumnType.TIMESTAMP,
+    1184: ColumnType.TIMESTAMPTZ,
+    1700: ColumnType.DECIMAL,
+}
+_NUMERIC_OID = 1700
+_TEXT_OID = 25
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresTarget:
+    """Where and as whom to connect; `password` is read from Secrets Manager by the caller."""
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str
+    ssl_mode: str
+    connect_timeout_seconds: int = 10
+
+    def conninfo(self) -> str:
+        parts = {
+            "host": self.host,
+            "port": str(self.port),
+            "dbname": self.database,
+            "user": self.user,
+            "password": self.password,
+            "sslmode": self.ssl_mode,
+            "connect_timeout": str(self.connect_timeout_seconds),
+            "application_name": "reportserver",
+        }
+        return " ".join(f"{key}='{_escaped(value)}'" for key, value in parts.items())
+
+    def uri(self) -> str:
+        return (
+            f"postgresql://{quote(self.user, safe='')}:{quote(self.password, safe='')}@{_uri_host(self.host)}:"
+            f"{self.port}/{quote(self.database, safe='')}?sslmode={self.ssl_mode}"
+            f"&connect_timeout={self.connect_timeout_seconds}&application_name=reportserver"
+        )
+
+
+def _escaped(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _uri_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class _Idle:
+    """At most one idle connection per data source and driver, kept across warm invocations."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connections: dict[tuple[str, str], Any] = {}
+
+    def take(self, key: tuple[str, str]) -> Any | None:
+        with self._lock:
+            return self._connections.pop(key, None)
+
+    def give(self, key: tuple[str, str], connection: Any) -> None:
+        with self._lock:
+            spare = self._connections.pop(key, None)
+            self._connections[key] = connection
+        if spare is not None:
+            _close_quietly(spare)
+
+
+IDLE = _Idle()
+
+
+def _close_quietly(connection: Any) -> None:
+    with contextlib.suppress(Exception):  # a connection being dropped may already be broken
+        connection.close()
+
+
+class PostgresSource:
+    def __init__(self, target: PostgresTarget, query_timeout_seconds: float = 25.0) -> None:
+        self._target = target
+        self._timeout = query_timeout_seconds
+        self._key = target.conninfo()
+
+    # -- the row path (report calls, choices, the report view; exports with types outside Arrow's) --
+
+    def _session(self, statement_timeout: float) -> Any:
+        """A connection of this source's, idle and with its session settings, new or kept."""
+        import psycopg  # noqa: PLC0415 - only where a PostgreSQL source runs
+
+        connection = IDLE.take(self._idle_key(statement_timeout))
+        if connection is not None and not connection.closed:
+            return connection
+        started = time.monotonic()
+        try:
+            connection = psycopg.connect(self._key, autocommit=True)
+        except psycopg.OperationalError as error:
+            raise _unavailable(error, time.monotonic() - started) from None
+        try:
+            _set_session(connection, statement_timeout)
+            _text_outside_contract(connection)
+            connection.autocommit = False
+            connection.read_only = True
+        except psycopg.Error as error:
+            _close_quietly(connection)
+            raise _failure(error) from None
+        return connection
+
+    def _idle_key(self, statement_timeout: float) -> tuple[str, str]:
+        return (self._key, f"psycopg/{statement_timeout}")
+
+    def describe(self, sql: str) -> list[Column]:
+        """The result's columns and their types, from preparing the statement on the server (nothing runs):
+        a typo or an unknown table fails here."""
+        positional, _names = sqltext.positional(sql, sqltext.Dialect.POSTGRES)
+        connection = self._session(self._timeout)
+        try:
+            return _described(connection, positional)[0]
+        finally:
+            self._release(connection, self._timeout)
+
+    def _release(self, connection: Any, statement_timeout: float) -> None:
+        import psycopg  # noqa: PLC0415
+
+        try:
+            connection.rollback()  # undoes anything the statement set in its transaction
+        except psycopg.Error:
+            _close_quietly(connection)
+            return
+        if connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            IDLE.give(self._idle_key(statement_timeout), connection)
+        else:
+            _close_quietly(connection)
+
+    @contextmanager
+    def run(self, sql: str, params: Mapping[str, Any], batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[QueryResult]:
+        import psycopg  # noqa: PLC0415
+
+        positional, names = sqltext.positional(sql, sqltext.Dialect.POSTGRES)
+        # Numbers bind exactly (a Decimal as numeric, never through a float), dates and times as themselves.
+        values = tuple(params.get(name) for name in names)
+        connection = self._session(self._timeout)
+        try:
+            cursor = psycopg.RawCursor(connection)
+            try:
+                rows = cursor.stream(positional, values, size=batch_size)
+                first = list(_take(rows, batch_size))
+                if cursor.description is None:  # no rows: the statement's columns from its description
+                    columns = _described(connection, positional)[0]
+                else:
+                    columns = _columns(
+                        [(d.name, d.type_code, _scale(d.type_code, d.scale)) for d in cursor.description]
+                    )
+            except psycopg.Error as error:
+                raise _failure(error) from None
+            yield QueryResult(columns=columns, batches=_typed_batches(first, rows, columns, batch_size))
+        finally:
+            self._release(connection, self._timeout)
+
+    # -- the export path (Arrow) --
+
+    @contextmanager
+    def run_arrow(self, sql: str, params: Mapping[str, Any], plan: ReadPlan | None = None) -> Iterator[ArrowResult]:
+        """The result as Arrow batches: natively (ADBC, binary COPY) when every column is of a type Arrow
+        reads as the contract's, else from typed rows."""
+        from reportserver.sources import arrow  # noqa: PLC0415 - pyarrow only on the export path
+
+        plan = plan or ReadPlan()
+        positional, names = sqltext.positional(sql, sqltext.Dialect.POSTGRES)
+        connection = self._session(EXPORT_STATEMENT_CEILING_SECONDS)
+        try:
+            columns, oids, parameter_types = _described(connection, positional)
+        finally:
+            self._release(connection, EXPORT_STATEMENT_CEILING_SECONDS)
+        if plan.native and all(oid in _CONTRACT_OIDS for oid in oids):
+            with self._native(sql, names, params, parameter_types, columns, plan) as result:
+                yield result
+            return
+        with self._rows_for_export(sql, params) as rows:
+            batches = arrow.RowBatches(rows.columns, plan)
+            iterator = batches.batches(rows.batches)
+            first = next(iterator, None)
+
+            def all_batches() -> Iterator[Any]:
+                if first is not None:
+                    yield first
+                    yield from iterator
+
+            yield ArrowResult(schema=batches.schema(), batches=all_batches())
+
+    @contextmanager
+    def _rows_for_export(self, sql: str, params: Mapping[str, Any]) -> Iterator[QueryResult]:
+        previous, self._timeout = self._timeout, EXPORT_STATEMENT_CEILING_SECONDS
+        try:
+            with self.run(sql, params, batch_size=ARROW_BATCH_ROWS) as result:
+                yield result
+        finally:
+            self._timeout = previous
+
+    def _adbc(self) -> Any:
+        import adbc_driver_postgresql.dbapi as adbc  # noqa: PLC0415
+
+        connection = IDLE.take((self._key, "adbc"))
+        if connection is not None:
+            return connection
+        started = time.monotonic()
+        try:
+            connection = adbc.connect(self._target.uri())
+        except Exception as error:
+            raise _unavailable(error, time.monotonic() - started) from None
+        try:
+            cursor = connection.cursor()
+            cursor.execute(_SESSION_SETTINGS, parameters=(f"{EXPORT_STATEMENT_CEILING_SECONDS}s",))
+            cursor.fetchall()
+            cursor.close()
+            connection.commit()
+        except Exception as error:
+            _close_quietly(connection)
+            raise _unavailable(error, 0.0) from None
+        return connection
+
+    @contextmanager
+    def _native(
+        self,
+        sql: str,
+        names: list[str],
+        params: Mapping[str, Any],
+        parameter_types: list[str],
+        columns: list[Column],
+        plan: ReadPlan,
+    ) -> Iterator[ArrowResult]:
+        from reportserver.sources import arrow  # noqa: PLC0415
+
+        statement = _settings_statement(sql, parameter_types)
+        settings = [_text(params.get(name)) for name in names]
+        connection = self._adbc()
+        cursor = connection.cursor()
+        clock = arrow.QueryClock(self._timeout)
+        read_ahead = None
+        healthy = False
+        try:
+
+            def first_read() -> tuple[Any, Any]:
+                cursor.execute("SET TRANSACTION READ ONLY")
+                if settings:
+                    assignments = ", ".join(
+                        f"set_config('{PARAMETER_SETTING}{n}', ${n}, true)" for n in range(1, len(settings) + 1)
+                    )
+                    cursor.execute(f"SELECT {assignments}", parameters=tuple(settings))
+                    cursor.fetchall()
+                cursor.execute(statement)
+                reader = cursor.fetch_record_batch()
+                return reader, next(iter(reader), None)
+
+            reader, first = _bounded(first_read, clock, cursor)
+            if first is None:
+                first = arrow.empty_batch(reader.schema)
+            typing = arrow.NativeBatches(columns, first, plan)
+
+            def batches() -> Iterator[Any]:
+                yield typing.apply(first)
+                for batch in _native_batches(reader):
+                    yield typing.apply(batch)
+
+            read_ahead = arrow.prefetched(batches(), clock)
+            yield ArrowResult(schema=typing.schema, batches=read_ahead)
+            healthy = True
+        finally:
+            if read_ahead is not None:
+                read_ahead.close()
+            if clock.over():
+                _cancel(cursor)
+            healthy = healthy and not clock.over()
+            try:
+                cursor.close()
+                connection.rollback()
+            except Exception:
+                healthy = False
+            if healthy:
+                IDLE.give((self._key, "adbc"), connection)
+            else:
+                _close_quietly(connection)
+
+
+_SESSION_SETTINGS = (
+    "SELECT set_config('statement_timeout', $1, false), set_config('TimeZone', 'UTC', false),"
+    " set_config('DateStyle', 'ISO', false), set_config('IntervalStyle', 'iso_8601', false),"
+    " set_config('extra_float_digits', '1', false), set_config('default_transaction_read_only', 'on', false)"
+)
+
+
+def _set_session(connection: Any, statement_timeout: float) -> None:
+    """Session settings for every statement on this connection: its time limit, UTC, ISO dates, floats
+    printed in their shortest exact form, and read-only transactions by default."""
+    _raw(connection).execute(_SESSION_SETTINGS, (f"{max(1, int(statement_timeout * 1000))}ms",))
+
+
+def _raw(connection: Any) -> Any:
+    import psycopg  # noqa: PLC0415
+
+    return psycopg.RawCursor(connection)
+
+
+def _text_outside_contract(connection: Any) -> None:
+    """Every type outside the contract loads as the text the server prints for it (json stays its text,
+    a uuid its canonical form), as the export path reads it; numeric loads exactly (Decimal)."""
+    from psycopg.types.string import TextLoader  # noqa: PLC0415
+
+    adapters = connection.adapters
+    for info in adapters.types:
+        if info.oid not in _CONTRACT_OIDS:
+            adapters.register_loader(info.oid, TextLoader)
+        array_oid = getattr(info, "array_oid", 0)
+        if array_oid:  # arrays of any type, contract types' included, are their text: {1,2}
+            adapters.register_loader(array_oid, TextLoader)
+
+
+def _described(connection: Any, positional: str) -> tuple[list[Column], list[int], list[str]]:
+    """Prepare the statement unnamed: its result's columns and their OIDs, and its parameters' types."""
+    import psycopg  # noqa: PLC0415
+
+    pgconn = connection.pgconn
+    if connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        _raw(connection).execute("SELECT 1")  # opens the READ ONLY transaction the statement is prepared in
+    result = pgconn.prepare(b"", positional.encode())
+    if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+        raise _not_prepared(result.error_field(psycopg.pq.DiagnosticField.MESSAGE_PRIMARY))
+    described = pgconn.describe_prepared(b"")
+    if described.status != psycopg.pq.ExecStatus.COMMAND_OK:
+        raise DataSourceFailed("The report's query failed on its data source")
+    fields = [
+        (
+            (described.fname(i) or b"").decode(),
+            described.ftype(i),
+            _scale_from_modifier(described.ftype(i), described.fmod(i)),
+        )
+        for i in range(described.nfields)
+    ]
+    if described.nfields == 0:
+        raise DataSourceFailed("The report's statement returns no rows: a report runs one SELECT")
+    parameter_types = [_type_name(connection, described.param_type(i)) for i in range(described.nparams)]
+    return _columns(fields), [oid for _n, oid, _s in fields], parameter_types
+
+
+_TYPE_NAMES: dict[int, str] = {}
+
+
+def _type_name(connection: Any, oid: int) -> str:
+    if oid not in _TYPE_NAMES:
+        row = _raw(connection).execute("SELECT format_type($1::oid, NULL)", (oid,)).fetchone()
+        _TYPE_NAMES[oid] = row[0] if row else "text"
+    return _TYPE_NAMES[oid]
+
+
+def _scale_from_modifier(oid: int, modifier: int) -> int | None:
+    """numeric(p, s) carries s in its type modifier ((p << 16 | s) + 4); plain numeric has none."""
+    if oid != _NUMERIC_OID or modifier < 4:
+        return None
+    return (modifier - 4) & 0xFFFF
+
+
+def _scale(oid: int, scale: int | None) -> int | None:
+    return scale if oid == _NUMERIC_OID else None
+
+
+def _columns(fields: list[tuple[str, int, int | None]]) -> list[Column]:
+    """The report's tag wins over the server's type; a type outside the contract is text."""
+    resolved = []
+    for name, oid, scale in fields:
+        plain, kind, tag_scale = tagged(name)
+        if kind is None:
+            kind, tag_scale = _CONTRACT_OIDS.get(oid, ColumnType.TEXT), scale
+        resolved.append(Column(plain, kind, tag_scale))
+    names = unique_names([c.name for c in resolved])
+    return [Column(unique, c.type, c.scale) for unique, c in zip(names, resolved, strict=True)]
+
+
+def _take(rows: Iterator[Any], count: int) -> Iterator[Any]:
+    for _ in range(count):
+        row = next(rows, None)
+        if row is None:
+            return
+        yield row
+
+
+def _typed_batches(
+    first: list[Row], rows: Iterator[Any], columns: list[Column], batch_size: int
+) -> Iterator[list[Row]]:
+    import psycopg  # noqa: PLC0415
+
+    converters = [Converter(c) for c in columns]
+    row_number = 0
+    batch = first
+    while batch:
+        yield [
+            tuple(convert(value, row_number + offset + 1) for convert, value in zip(converters, row, strict=True))
+            for offset, row in enumerate(batch)
+        ]
+        row_number += len(batch)
+        if len(batch) < batch_size:
+            return
+        try:
+            batch = list(_take(rows, batch_size))
+        except psycopg.Error as error:
+            raise _failure(error) from None
+
+
+def _text(value: Any) -> str | None:
+    """A bound value as the text PostgreSQL reads for its type (for the export path's settings)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _settings_statement(sql: str, parameter_types: list[str]) -> str:
+    """Each `:name` (numbered by first use, as `sqltext.positional` numbers them) becomes its transaction
+    setting read back as the type the server inferred for that parameter."""
+    order: dict[str, int] = {}
+    pieces: list[str] = []
+    last = 0
+    for variable in sqltext.variables(sql, sqltext.Dialect.POSTGRES):
+        number = order.setdefault(variable.name, len(order) + 1)
+        kind = parameter_types[number - 1]
+        pieces += [sql[last : variable.start], f"(current_setting('{PARAMETER_SETTING}{number}')::{kind})"]
+        last = variable.end
+    pieces.append(sql[last:])
+    return "".join(pieces)
+
+
+def _bounded(read: Callable[[], Any], clock: Any, cursor: Any) -> Any:
+    """The first read (where the server does a sorting query's work) in the reader thread, so that the
+    caller stops waiting at the query's limit; the statement is then cancelled on the server."""
+    from reportserver.sources import arrow  # noqa: PLC0415
+
+    def once() -> Iterator[Any]:
+        try:
+            yield read()
+        except Exception as error:
+            raise _native_failure(error) from None
+
+    return next(arrow.prefetched(once(), clock))
+
+
+def _native_batches(reader: Any) -> Iterator[Any]:
+    try:
+        yield from reader
+    except Exception as error:
+        raise _native_failure(error) from None
+
+
+def _cancel(cursor: Any) -> None:
+    try:
+        cursor.adbc_cancel()
+    except Exception:
+        log.warning("postgresql (adbc) cancel failed")
+
+
+def _unavailable(error: Exception, waited: float) -> SourceUnavailable:
+    """A source that cannot be reached, or refuses the login: the message says which, never the
+    server's own text (it may name the user or the host's addresses)."""
+    text = str(error)
+    log.error("postgresql connect failed", extra={"error": _without_secrets(text), "waited_seconds": round(waited, 3)})
+    lowered = text.lower()
+    if "password authentication failed" in lowered or "authentication failed" in lowered:
+        reason = "the server refused the user name or password"
+    elif "does not exist" in lowered and "database" in lowered:
+        reason = "the database does not exist on the server"
+    elif "could not translate host name" in lowered or "name or service not known" in lowered:
+        reason = "the host name is unknown"
+    elif "timeout" in lowered or "timed out" in lowered:
+        reason = "the server did not answer in time"
+    elif "connection refused" in lowered:
+        reason = "the server refused the connection (is it running, and on this port?)"
+    elif "ssl" in lowered:
+        reason = "the TLS connection could not be made"
+    else:
+        reason = "the server could not be reached"
+    return SourceUnavailable(f"The report's data source is not available: {reason}")
+
+
+def _without_secrets(text: str) -> str:
+    return text.split("password=", maxsplit=1)[0] if "password=" in text else text
+
+
+class StatementRefused(DataSourceFailed):
+    """The server would not prepare the statement; `detail` is its own message (for the report's admin,
+    at save time: `relation "ordrs" does not exist`), never shown to a report's caller."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("The report's query failed on its data source")
+        self.detail = detail
+
+
+def _not_prepared(message: bytes | None) -> StatementRefused:
+    detail = (message or b"the statement does not prepare").decode(errors="replace")
+    log.error("postgresql prepare failed", extra={"error": detail})
+    return StatementRefused(detail)
+
+
+def _failure(error: Exception) -> DataSourceFailed:
+    """The driver's message may quote SQL: it goes to the log, never to the caller."""
+    import psycopg  # noqa: PLC0415
+
+    log.error("postgresql query failed", extra={"error": str(error), "error_type": type(error).__name__})
+    if isinstance(error, psycopg.errors.QueryCanceled):
+        return QueryTookTooLong()
+    if isinstance(error, psycopg.OperationalError):
+        return SourceUnavailable("The report's data source is not available: the connection was lost")
+    return DataSourceFailed("The report's query failed on its data source")
+
+
+def _native_failure(error: Exception) -> Exception:
+    if isinstance(error, DataSourceFailed):
+        return error
+    text = str(error)
+    log.error("postgresql (adbc) query failed", extra={"error": text, "error_type": type(error).__name__})
+    if "57014" in text or "canceling statement" in text:
+        return QueryTookTooLong()
+    return DataSourceFailed("The report's query failed on its data source")
