@@ -54,7 +54,7 @@ test-long: install  ## the property-based tests with thousands of examples each 
 fuzz: install  ## schemathesis over the whole OpenAPI document with many examples per operation (make test runs 25)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} $(PY) -m pytest -q --timeout=3600 tests/e2e/test_contract_fuzz.py
 
-bench: bench-calls bench-exports bench-lexer  ## all benchmarks (tests/performance), not part of the tests
+bench: bench-calls bench-exports bench-postgres bench-lexer  ## all benchmarks (tests/performance), not part of the tests
 
 bench-calls: install  ## report-call overhead and cold imports
 	$(PY) tests/performance/bench_report_call.py
@@ -62,6 +62,9 @@ bench-calls: install  ## report-call overhead and cold imports
 bench-exports: install  ## exports of 1M rows per format against pandas (builds .local/bench-1m.sqlite once)
 	$(PY) tests/performance/bench_exports.py --repeats 3
 	$(PY) tests/performance/bench_local_export.py
+
+bench-postgres: install  ## exports of 1M rows from PostgreSQL against pandas, psycopg, ADBC and DuckDB; call overhead (builds the table in .local/bench-pg once)
+	$(PY) tests/performance/bench_postgres_exports.py --repeats 3
 
 bench-lexer: install  ## the bind-variable lexer against sqlglot's tokenizer (cold import, warm lexing)
 	$(PY) tests/performance/bench_sql_lexer.py
@@ -106,4 +109,4 @@ build-ExportSweeperFunction: ; $(call package_function,export_sweeper)
 clean:  ## remove build outputs and local state (keeps .venv and .tools)
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install run test test-long fuzz lint format typecheck cfnlint pytest bench bench-calls bench-exports bench-lexer lock build deploy clean
+.PHONY: help install run test test-long fuzz lint format typecheck cfnlint pytest bench bench-calls bench-exports bench-postgres bench-lexer lock build deploy clean

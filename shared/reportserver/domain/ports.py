@@ -7,6 +7,7 @@ batches (exports) alike.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -26,13 +27,19 @@ DEFAULT_BATCH_SIZE = 5000
 Row = tuple[Any, ...]
 
 
-LOOPBACK_HOSTS = frozenset({"localhost", "::1"})
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 ENCRYPTED_SSL_MODES = ("require", "verify-ca", "verify-full")
 
 
 def is_loopback(host: str) -> bool:
-    return host.lower() in LOOPBACK_HOSTS or host.startswith("127.")
+    """An address of this machine: `localhost`, or a loopback IP address written as one (a name such as
+    `127.0.0.1.example.com` is not: it resolves wherever its owner wants)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class DataSource(msgspec.Struct, kw_only=True):

@@ -27,12 +27,12 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from reportserver import sqltext
@@ -117,6 +117,9 @@ def _uri_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+_T = TypeVar("_T")
+
+
 class _Idle:
     """At most one idle connection per data source and driver, kept across warm invocations."""
 
@@ -152,18 +155,21 @@ class PostgresSource:
 
     # -- the row path (report calls, choices, the report view; exports with types outside Arrow's) --
 
-    def _session(self, statement_timeout: float) -> Any:
-        """A connection of this source's, idle and with its session settings, new or kept."""
-        import psycopg  # noqa: PLC0415 - only where a PostgreSQL source runs
-
+    def _session(self, statement_timeout: float) -> tuple[Any, bool]:
+        """A connection of this source's, idle and with its session settings, kept (True) or new."""
         connection = IDLE.take(self._idle_key(statement_timeout))
         if connection is not None and not connection.closed:
-            return connection
+            return connection, True
+        return self._connect(statement_timeout), False
+
+    def _connect(self, statement_timeout: float) -> Any:
+        import psycopg  # noqa: PLC0415 - only where a PostgreSQL source runs
+
         started = time.monotonic()
         try:
             connection = psycopg.connect(self._key, autocommit=True)
         except psycopg.OperationalError as error:
-            raise _unavailable(error, time.monotonic() - started) from None
+            raise _unavailable(error, time.monotonic() - started, self._target.password) from None
         try:
             _set_session(connection, statement_timeout)
             _text_outside_contract(connection)
@@ -177,15 +183,43 @@ class PostgresSource:
     def _idle_key(self, statement_timeout: float) -> tuple[str, str]:
         return (self._key, f"psycopg/{statement_timeout}")
 
+    def _first_use(self, statement_timeout: float, use: Callable[[Any], _T]) -> tuple[Any, _T]:
+        """A session and the result of its first use. A kept connection the server has dropped since (a
+        restart, an idle timeout, a terminated backend) is replaced and the use made once more on a new
+        one: nothing was read from it, and every statement here is read-only, so nothing happens twice."""
+        import psycopg  # noqa: PLC0415
+
+        connection, kept = self._session(statement_timeout)
+        try:
+            return connection, use(connection)
+        except psycopg.OperationalError:
+            if not (kept and connection.broken):
+                self._release(connection, statement_timeout)
+                raise
+        except BaseException:
+            self._release(connection, statement_timeout)
+            raise
+        _close_quietly(connection)
+        log.info("postgresql kept connection was dropped by the server; reconnecting")
+        connection = self._connect(statement_timeout)
+        try:
+            return connection, use(connection)
+        except BaseException:
+            self._release(connection, statement_timeout)
+            raise
+
     def describe(self, sql: str) -> list[Column]:
         """The result's columns and their types, from preparing the statement on the server (nothing runs):
         a typo or an unknown table fails here."""
         positional, _names = sqltext.positional(sql, sqltext.Dialect.POSTGRES)
-        connection = self._session(self._timeout)
+        import psycopg  # noqa: PLC0415
+
         try:
-            return _described(connection, positional)[0]
-        finally:
-            self._release(connection, self._timeout)
+            connection, described = self._first_use(self._timeout, lambda c: _described(c, positional))
+        except psycopg.Error as error:
+            raise _failure(error) from None
+        self._release(connection, self._timeout)
+        return described[0]
 
     def _release(self, connection: Any, statement_timeout: float) -> None:
         import psycopg  # noqa: PLC0415
@@ -207,20 +241,21 @@ class PostgresSource:
         positional, names = sqltext.positional(sql, sqltext.Dialect.POSTGRES)
         # Numbers bind exactly (a Decimal as numeric, never through a float), dates and times as themselves.
         values = tuple(params.get(name) for name in names)
-        connection = self._session(self._timeout)
-        try:
+
+        def start(connection: Any) -> tuple[Any, list[Row], list[Column]]:
             cursor = psycopg.RawCursor(connection)
-            try:
-                rows = cursor.stream(positional, values, size=batch_size)
-                first = list(_take(rows, batch_size))
-                if cursor.description is None:  # no rows: the statement's columns from its description
-                    columns = _described(connection, positional)[0]
-                else:
-                    columns = _columns(
-                        [(d.name, d.type_code, _scale(d.type_code, d.scale)) for d in cursor.description]
-                    )
-            except psycopg.Error as error:
-                raise _failure(error) from None
+            rows = cursor.stream(positional, values, size=batch_size)
+            first = list(_take(rows, batch_size))
+            if cursor.description is None:  # no rows: the statement's columns from its description
+                return rows, first, _described(connection, positional)[0]
+            described = [(d.name, d.type_code, _scale(d.type_code, d.scale)) for d in cursor.description]
+            return rows, first, _columns(described)
+
+        try:
+            connection, (rows, first, columns) = self._first_use(self._timeout, start)
+        except psycopg.Error as error:
+            raise _failure(error) from None
+        try:
             yield QueryResult(columns=columns, batches=_typed_batches(first, rows, columns, batch_size))
         finally:
             self._release(connection, self._timeout)
@@ -235,11 +270,16 @@ class PostgresSource:
 
         plan = plan or ReadPlan()
         positional, names = sqltext.positional(sql, sqltext.Dialect.POSTGRES)
-        connection = self._session(EXPORT_STATEMENT_CEILING_SECONDS)
+        import psycopg  # noqa: PLC0415
+
         try:
-            columns, oids, parameter_types = _described(connection, positional)
-        finally:
-            self._release(connection, EXPORT_STATEMENT_CEILING_SECONDS)
+            connection, described = self._first_use(
+                EXPORT_STATEMENT_CEILING_SECONDS, lambda c: _described(c, positional)
+            )
+        except psycopg.Error as error:
+            raise _failure(error) from None
+        self._release(connection, EXPORT_STATEMENT_CEILING_SECONDS)
+        columns, oids, parameter_types = described
         if plan.native and all(oid in _CONTRACT_OIDS for oid in oids):
             with self._native(sql, names, params, parameter_types, columns, plan) as result:
                 yield result
@@ -265,17 +305,21 @@ class PostgresSource:
         finally:
             self._timeout = previous
 
-    def _adbc(self) -> Any:
-        import adbc_driver_postgresql.dbapi as adbc  # noqa: PLC0415
-
+    def _adbc(self) -> tuple[Any, bool]:
+        """An export connection, kept (True) or new."""
         connection = IDLE.take((self._key, "adbc"))
         if connection is not None:
-            return connection
+            return connection, True
+        return self._adbc_connect(), False
+
+    def _adbc_connect(self) -> Any:
+        import adbc_driver_postgresql.dbapi as adbc  # noqa: PLC0415
+
         started = time.monotonic()
         try:
             connection = adbc.connect(self._target.uri())
         except Exception as error:
-            raise _unavailable(error, time.monotonic() - started) from None
+            raise _unavailable(error, time.monotonic() - started, self._target.password) from None
         try:
             cursor = connection.cursor()
             cursor.execute(_SESSION_SETTINGS, parameters=(f"{EXPORT_STATEMENT_CEILING_SECONDS}s",))
@@ -284,7 +328,7 @@ class PostgresSource:
             connection.commit()
         except Exception as error:
             _close_quietly(connection)
-            raise _unavailable(error, 0.0) from None
+            raise _unavailable(error, 0.0, self._target.password) from None
         return connection
 
     @contextmanager
@@ -299,28 +343,27 @@ class PostgresSource:
     ) -> Iterator[ArrowResult]:
         from reportserver.sources import arrow  # noqa: PLC0415
 
-        statement = _settings_statement(sql, parameter_types)
         settings = [_text(params.get(name)) for name in names]
-        connection = self._adbc()
+        # A null is no setting (a setting cannot hold one): it is `NULL::<type>` in the statement.
+        nulls = {number for number, value in enumerate(settings, 1) if value is None}
+        statement = _settings_statement(sql, parameter_types, nulls)
+        connection, kept = self._adbc()
         cursor = connection.cursor()
         clock = arrow.QueryClock(self._timeout)
         read_ahead = None
         healthy = False
         try:
-
-            def first_read() -> tuple[Any, Any]:
-                cursor.execute("SET TRANSACTION READ ONLY")
-                if settings:
-                    assignments = ", ".join(
-                        f"set_config('{PARAMETER_SETTING}{n}', ${n}, true)" for n in range(1, len(settings) + 1)
-                    )
-                    cursor.execute(f"SELECT {assignments}", parameters=tuple(settings))
-                    cursor.fetchall()
-                cursor.execute(statement)
-                reader = cursor.fetch_record_batch()
-                return reader, next(iter(reader), None)
-
-            reader, first = _bounded(first_read, clock, cursor)
+            try:
+                reader, first = _bounded(lambda: _first_native_read(cursor, settings, statement), clock, cursor)
+            except DataSourceFailed:
+                if not kept or clock.over() or _alive(connection, cursor):
+                    raise
+                # The kept connection was dropped by the server (nothing was read): once more on a new one.
+                log.info("postgresql (adbc) kept connection was dropped by the server; reconnecting")
+                _close_quietly(connection)
+                connection = self._adbc_connect()
+                cursor = connection.cursor()
+                reader, first = _bounded(lambda: _first_native_read(cursor, settings, statement), clock, cursor)
             if first is None:
                 first = arrow.empty_batch(reader.schema)
             typing = arrow.NativeBatches(columns, first, plan)
@@ -411,13 +454,17 @@ def _described(connection: Any, positional: str) -> tuple[list[Column], list[int
 
 
 _TYPE_NAMES: dict[int, str] = {}
+_FIRST_USER_OID = 16384  # below it, a type's OID is the same on every server; above, it is one database's
 
 
 def _type_name(connection: Any, oid: int) -> str:
-    if oid not in _TYPE_NAMES:
-        row = _raw(connection).execute("SELECT format_type($1::oid, NULL)", (oid,)).fetchone()
-        _TYPE_NAMES[oid] = row[0] if row else "text"
-    return _TYPE_NAMES[oid]
+    if oid in _TYPE_NAMES:
+        return _TYPE_NAMES[oid]
+    row = _raw(connection).execute("SELECT format_type($1::oid, NULL)", (oid,)).fetchone()
+    name = row[0] if row else "text"
+    if oid < _FIRST_USER_OID:
+        _TYPE_NAMES[oid] = name
+    return name
 
 
 def _scale_from_modifier(oid: int, modifier: int) -> int | None:
@@ -488,16 +535,17 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def _settings_statement(sql: str, parameter_types: list[str]) -> str:
+def _settings_statement(sql: str, parameter_types: list[str], nulls: Collection[int] = ()) -> str:
     """Each `:name` (numbered by first use, as `sqltext.positional` numbers them) becomes its transaction
-    setting read back as the type the server inferred for that parameter."""
+    setting read back as the type the server inferred for that parameter; a null one, `NULL` of that type."""
     order: dict[str, int] = {}
     pieces: list[str] = []
     last = 0
     for variable in sqltext.variables(sql, sqltext.Dialect.POSTGRES):
         number = order.setdefault(variable.name, len(order) + 1)
         kind = parameter_types[number - 1]
-        pieces += [sql[last : variable.start], f"(current_setting('{PARAMETER_SETTING}{number}')::{kind})"]
+        value = "NULL" if number in nulls else f"current_setting('{PARAMETER_SETTING}{number}')"
+        pieces += [sql[last : variable.start], f"({value}::{kind})"]
         last = variable.end
     pieces.append(sql[last:])
     return "".join(pieces)
@@ -517,6 +565,41 @@ def _bounded(read: Callable[[], Any], clock: Any, cursor: Any) -> Any:
     return next(arrow.prefetched(once(), clock))
 
 
+NATIVE_BATCH_BYTES = 2 * 1024 * 1024  # the driver's default (16 MiB) keeps several times that per batch in flight
+
+
+def _first_native_read(cursor: Any, settings: list[str | None], statement: str) -> tuple[Any, Any]:
+    """In a read-only transaction: the bound values set as transaction settings, the statement, and its
+    first batch (the server has done a sorting query's work by then)."""
+    cursor.execute("SET TRANSACTION READ ONLY")
+    bound = [(n, value) for n, value in enumerate(settings, 1) if value is not None]
+    if bound:
+        assignments = ", ".join(
+            f"set_config('{PARAMETER_SETTING}{n}', ${place}, true)" for place, (n, _value) in enumerate(bound, 1)
+        )
+        cursor.execute(f"SELECT {assignments}", parameters=tuple(value for _n, value in bound))
+        cursor.fetchall()
+    cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(NATIVE_BATCH_BYTES)})
+    cursor.execute(statement)
+    reader = cursor.fetch_record_batch()
+    return reader, next(iter(reader), None)
+
+
+def _alive(connection: Any, cursor: Any) -> bool:
+    """Whether an export connection whose statement failed still answers (else the server dropped it)."""
+    try:
+        cursor.close()
+        connection.rollback()
+        probe = connection.cursor()
+        probe.execute("SELECT 1")
+        probe.fetchall()
+        probe.close()
+        connection.rollback()
+    except Exception:
+        return False
+    return True
+
+
 def _native_batches(reader: Any) -> Iterator[Any]:
     try:
         yield from reader
@@ -531,11 +614,12 @@ def _cancel(cursor: Any) -> None:
         log.warning("postgresql (adbc) cancel failed")
 
 
-def _unavailable(error: Exception, waited: float) -> SourceUnavailable:
+def _unavailable(error: Exception, waited: float, password: str) -> SourceUnavailable:
     """A source that cannot be reached, or refuses the login: the message says which, never the
     server's own text (it may name the user or the host's addresses)."""
     text = str(error)
-    log.error("postgresql connect failed", extra={"error": _without_secrets(text), "waited_seconds": round(waited, 3)})
+    logged = _without_secrets(text.replace(password, "***") if password else text)
+    log.error("postgresql connect failed", extra={"error": logged, "waited_seconds": round(waited, 3)})
     lowered = text.lower()
     if "password authentication failed" in lowered or "authentication failed" in lowered:
         reason = "the server refused the user name or password"

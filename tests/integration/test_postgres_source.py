@@ -1,0 +1,324 @@
+"""The PostgreSQL source against a real server (the session's `postgres` fixture): binding around the
+statements that fool naive placeholder rewriting, exact types on both paths (report calls read rows
+through psycopg, exports read Arrow through ADBC's binary COPY), read-only transactions, time limits
+cancelled on the server, and a down source answered fast with a message that holds no secret."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from reportserver.domain.errors import DataSourceFailed, QueryTookTooLong, SourceUnavailable
+from reportserver.domain.ports import DataSource
+from reportserver.sources.postgres import IDLE, PostgresSource, PostgresTarget, StatementRefused
+
+from infra.local.postgres import Connection, free_port
+
+
+def _source(server: Connection, timeout: float = 10.0, **changes: Any) -> PostgresSource:
+    target = {
+        "host": server.host,
+        "port": server.port,
+        "database": server.database,
+        "user": server.user,
+        "password": server.password,
+        "ssl_mode": "disable",
+        "connect_timeout_seconds": 2,
+    } | changes
+    return PostgresSource(PostgresTarget(**target), query_timeout_seconds=timeout)
+
+
+def _rows(source: PostgresSource, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    with source.run(sql, params or {}) as result:
+        return [row for batch in result.batches for row in batch]
+
+
+def _arrow_rows(source: PostgresSource, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    with source.run_arrow(sql, params or {}) as result:
+        return [tuple(row.values()) for batch in result.batches for row in batch.to_pylist()]
+
+
+def _both(source: PostgresSource, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    """The rows a call gets; the test fails unless an export reads exactly the same."""
+    rows = _rows(source, sql, params)
+    assert _arrow_rows(source, sql, params) == rows, sql
+    return rows
+
+
+# What a naive `:name` rewriter gets wrong: each statement, its values, and the one row it must give.
+TRICKY: list[tuple[str, dict[str, Any], tuple[Any, ...]]] = [
+    ("SELECT ':x' AS literal, :x::text AS bound", {"x": "v"}, (":x", "v")),
+    ("SELECT 'it''s :x' AS literal, :x::text AS bound", {"x": "v"}, ("it's :x", "v")),
+    ('SELECT "a:x" FROM (SELECT :x::int AS "a:x") t', {"x": 7}, (7,)),
+    ("SELECT :a::int AS a -- and :b\n", {"a": 5}, (5,)),
+    ("SELECT /* :b /* nested :c */ still */ :a::int AS a", {"a": 5}, (5,)),
+    ("SELECT $$ :b 'x $$ AS dollars, :a::text AS a", {"a": "y"}, (" :b 'x ", "y")),
+    ("SELECT $t$ it's :b $ $t$ AS tagged, :a::int AS a", {"a": 2}, (" it's :b $ ", 2)),
+    ("SELECT E'\\' :b' AS escaped, :a::int AS a", {"a": 3}, ("' :b", 3)),
+    ("SELECT '100%' AS pct, :a::text || '%s' AS q", {"a": "50"}, ("100%", "50%s")),
+    ("SELECT :a::int + :a::int AS twice, :b::int AS b", {"a": 2, "b": 9}, (4, 9)),
+    ("SELECT (ARRAY[1,2,3])[2:3]::text AS slice, :a::int AS a", {"a": 1}, ("{2,3}", 1)),
+    ("SELECT :a::text AS a", {"a": "'; DROP TABLE customers; --"}, ("'; DROP TABLE customers; --",)),
+    ("SELECT :a::text AS a", {"a": "$1 :b $$"}, ("$1 :b $$",)),
+    ('SELECT :a::int AS ":b"', {"a": 4}, (4,)),
+]
+
+
+@pytest.mark.parametrize(("sql", "params", "expected"), TRICKY, ids=[t[0][:40] for t in TRICKY])
+def test_bind_variables_are_found_only_where_they_are_variables(
+    postgres: Connection, sql: str, params: dict[str, Any], expected: tuple[Any, ...]
+) -> None:
+    assert _both(_source(postgres), sql, params) == [expected]
+
+
+def test_a_null_value_is_null_on_both_paths_and_an_empty_text_is_not_null(postgres: Connection) -> None:
+    sql = "SELECT count(*) AS n FROM products WHERE (:category::text IS NULL OR category = :category)"
+    source = _source(postgres)
+    everything = _both(source, "SELECT count(*) AS n FROM products")
+    assert _both(source, sql, {"category": None}) == everything and everything[0][0] > 0
+    assert _both(source, sql, {"category": ""}) == [(0,)]
+    typed = "SELECT :d::date AS d, :n::numeric AS n, :b::boolean AS b, :t::timestamptz AS t"
+    assert _both(source, typed, {"d": None, "n": None, "b": None, "t": None}) == [(None, None, None, None)]
+
+
+def test_values_bind_as_their_own_types_exactly(postgres: Connection) -> None:
+    params = {
+        "n": Decimal("12345678901234567890.123456789012345678"),
+        "d": date(1, 1, 1),
+        "ts": datetime(9999, 12, 31, 23, 59, 59, 999999),
+        "tz": datetime(2024, 2, 29, 12, 0, tzinfo=UTC),
+        "b": False,
+        "i": -(2**63),
+    }
+    sql = (
+        "SELECT :n::numeric(38,18) AS n, :d::date AS d, :ts::timestamp AS ts, :tz::timestamptz AS tz,"
+        " :b::boolean AS b, :i::bigint AS i"
+    )
+    assert _both(_source(postgres), sql, params) == [tuple(params.values())]
+
+
+def test_every_contract_type_reads_the_same_exactly_on_both_paths(postgres: Connection) -> None:
+    sql = """
+        SELECT 99999999999999999999.999999999999999999::numeric(38,18) AS big,
+               x::numeric AS free_scale, 0.1::real AS r, 0.1::double precision AS f,
+               9223372036854775807::bigint AS i8, 32767::smallint AS i2,
+               'ü€'::varchar(4) AS v, 'ab'::char(3) AS c, '\\x00ff'::bytea AS raw,
+               DATE '0001-01-01' AS d, TIMESTAMP '9999-12-31 23:59:59.999999' AS ts,
+               TIMESTAMPTZ '2024-03-10 02:30:00+11' AS tz, true AS b, NULL::numeric(5,2) AS missing
+        FROM (VALUES (1.5), (2.25), (0.125), (-1000000000000.000001)) v(x)"""
+    rows = _both(_source(postgres), sql)
+    assert [row[1] for row in rows] == [Decimal(s) for s in ("1.5", "2.25", "0.125", "-1000000000000.000001")]
+    first = rows[0]
+    assert first[0] == Decimal("99999999999999999999.999999999999999999")
+    assert first[2] == 0.1 and first[3] == 0.1  # a real's 0.1 is 0.1, not 0.10000000149011612
+    assert first[4:9] == (2**63 - 1, 32767, "ü€", "ab ", b"\x00\xff")
+    assert first[9:11] == (date(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999999))
+    assert first[11] == datetime(2024, 3, 9, 15, 30, tzinfo=UTC)
+    assert first[12:] == (True, None)
+
+
+def test_types_outside_the_contract_read_as_the_text_the_server_prints_on_both_paths(postgres: Connection) -> None:
+    sql = """SELECT '{"a": [1, 2.50]}'::json AS j, '{"b": 1}'::jsonb AS jb,
+                    'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS u, interval '1 day 2 hours' AS i,
+                    ARRAY[1, NULL, 3] AS arr, TIME '13:45:00' AS t, '192.168.0.1/24'::inet AS ip, 1.5::money AS m"""
+    (row,) = _both(_source(postgres), sql)
+    assert row[:3] == ('{"a": [1, 2.50]}', '{"b": 1}', "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+    assert row[3:] == ("P1DT2H", "{1,NULL,3}", "13:45:00", "192.168.0.1/24", "$1.50")
+
+
+def test_the_demo_shop_in_postgresql_has_the_sqlite_demos_numbers(postgres: Connection, demo_database: Any) -> None:
+    import sqlite3
+
+    sqlite = sqlite3.connect(demo_database)
+    try:
+        net, gst, lines = sqlite.execute("SELECT sum(net_cents), sum(gst_cents), count(*) FROM order_lines").fetchone()
+    finally:
+        sqlite.close()
+    sql = (
+        "SELECT sum(net_cents)::numeric / 100 AS net, sum(gst_cents)::numeric / 100 AS gst, count(*) AS n"
+        " FROM order_lines"
+    )
+    assert _both(_source(postgres), sql) == [(Decimal(net) / 100, Decimal(gst) / 100, lines)]
+
+
+WRITES = [
+    "WITH gone AS (DELETE FROM meta RETURNING key) SELECT key FROM gone",
+    "WITH made AS (INSERT INTO meta VALUES ('x', 'y') RETURNING key) SELECT key FROM made",
+    "SELECT * INTO TEMP stolen FROM meta",
+    "SELECT nextval('report_sequence') AS n",
+    "SELECT set_config('transaction_read_only', 'off', false) AS x",
+]
+
+
+@pytest.mark.parametrize("sql", WRITES)
+def test_a_statement_that_writes_is_refused_on_both_paths_and_writes_nothing(postgres: Connection, sql: str) -> None:
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as admin:
+        admin.execute("CREATE SEQUENCE IF NOT EXISTS report_sequence")
+        before = admin.execute("SELECT count(*) FROM meta").fetchone()
+        sequence = admin.execute("SELECT last_value, is_called FROM report_sequence").fetchone()
+    source = _source(postgres)
+    with pytest.raises(DataSourceFailed):
+        _rows(source, sql)
+    with pytest.raises(DataSourceFailed):
+        _arrow_rows(source, sql)
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as admin:
+        assert admin.execute("SELECT count(*) FROM meta").fetchone() == before
+        assert admin.execute("SELECT last_value, is_called FROM report_sequence").fetchone() == sequence
+    # And the connection kept for the next call is still read-only and still works.
+    assert _rows(source, "SELECT current_setting('transaction_read_only') AS ro") == [("on",)]
+
+
+def test_a_setting_changed_by_a_report_is_undone_before_the_next(postgres: Connection) -> None:
+    source = _source(postgres)
+    pid = _rows(source, "SELECT pg_backend_pid() AS pid, set_config('TimeZone', 'Asia/Tokyo', false) AS z")[0][0]
+    (after,) = _rows(source, "SELECT pg_backend_pid() AS pid, current_setting('TimeZone') AS z, now()::text AS n")
+    assert after[0] == pid, "the warm connection is reused"
+    assert after[1] == "UTC" and after[2].endswith("+00")
+
+
+def test_warm_calls_reuse_one_connection(postgres: Connection) -> None:
+    source = _source(postgres)
+    pids = {_rows(source, "SELECT pg_backend_pid() AS pid")[0][0] for _ in range(5)}
+    assert len(pids) == 1
+
+
+def _active(postgres: Connection, marker: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as admin:
+        return admin.execute(
+            "SELECT pid, state FROM pg_stat_activity"
+            " WHERE query LIKE %s AND pid <> pg_backend_pid() AND state = 'active'",
+            (f"%{marker}%",),
+        ).fetchall()
+
+
+def _gone(postgres: Connection, marker: str, within: float = 3.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not _active(postgres, marker):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("path", ["call", "export"])
+def test_a_query_over_its_time_limit_is_cancelled_on_the_server(postgres: Connection, path: str) -> None:
+    marker = f"slow_{path}"
+    sql = f"SELECT 1 AS {marker} FROM pg_sleep(30)"
+    source = _source(postgres, timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(QueryTookTooLong):
+        (_rows if path == "call" else _arrow_rows)(source, sql)
+    assert time.monotonic() - started < 4
+    assert _gone(postgres, marker), "the statement still runs on the server"
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"password": "not-the-password-4711"}, "refused the user name or password"),
+        ({"user": "nobody"}, "refused the user name or password"),
+        ({"database": "no_such_db"}, "database does not exist"),
+        ({"host": "no-such-host.invalid"}, "host name is unknown"),
+    ],
+)
+@pytest.mark.parametrize("path", ["call", "export"])
+def test_a_source_that_cannot_be_reached_answers_fast_without_its_secrets(
+    postgres: Connection, caplog: pytest.LogCaptureFixture, changes: dict[str, str], reason: str, path: str
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    source = _source(postgres, **changes)
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable) as refused:
+        (_rows if path == "call" else _arrow_rows)(source, "SELECT 1 AS one")
+    assert time.monotonic() - started < 3
+    assert reason in str(refused.value)
+    for secret in (postgres.password, changes.get("password", postgres.password)):
+        assert secret not in str(refused.value)
+        assert secret not in caplog.text
+        assert all(secret not in str(record.__dict__) for record in caplog.records)
+
+
+@pytest.mark.parametrize("path", ["call", "export"])
+def test_a_closed_port_is_refused_at_once(postgres: Connection, path: str) -> None:
+    source = _source(postgres, port=free_port())
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable, match="refused the connection"):
+        (_rows if path == "call" else _arrow_rows)(source, "SELECT 1 AS one")
+    assert time.monotonic() - started < 2
+
+
+def test_a_host_that_never_answers_gives_up_at_the_connect_timeout(postgres: Connection) -> None:
+    # 10.255.255.1 is routable but unanswered on these machines: the connect waits, then gives up.
+    source = _source(postgres, host="10.255.255.1")
+    started = time.monotonic()
+    with pytest.raises(SourceUnavailable):
+        _rows(source, "SELECT 1 AS one")
+    assert time.monotonic() - started < 4.5
+
+
+def test_a_typo_is_refused_when_described_with_the_servers_reason(postgres: Connection) -> None:
+    source = _source(postgres)
+    with pytest.raises(StatementRefused) as refused:
+        source.describe("SELECT id FROM ordrs WHERE id = :id::int")
+    assert 'relation "ordrs" does not exist' in refused.value.detail
+    assert "ordrs" not in str(refused.value)  # the caller's message quotes no SQL
+    columns = source.describe("SELECT id, order_date, note FROM orders WHERE id = :id::int")
+    assert [(c.name, c.type.value) for c in columns] == [("id", "integer"), ("order_date", "date"), ("note", "text")]
+
+
+def test_a_connection_the_server_dropped_is_not_handed_out_again(postgres: Connection) -> None:
+    source = _source(postgres)
+    pid = _rows(source, "SELECT pg_backend_pid() AS pid")[0][0]
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    # The next call finds the kept connection dead before reading anything, and runs on a new one.
+    assert _rows(source, "SELECT pg_backend_pid() AS pid")[0][0] != pid
+    pid = _rows(source, "SELECT pg_backend_pid() AS pid")[0][0]
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    assert [c.name for c in source.describe("SELECT 1 AS one")] == ["one"]
+    exporting = _arrow_rows(source, "SELECT pg_backend_pid() AS pid")[0][0]
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (exporting,))
+    assert _arrow_rows(source, "SELECT pg_backend_pid() AS pid")[0][0] != exporting
+
+
+@pytest.fixture(autouse=True)
+def _no_kept_connections() -> Iterator[None]:
+    yield
+    for key in list(IDLE._connections):
+        connection = IDLE.take(key)
+        if connection is not None:
+            connection.close()
+
+
+@pytest.mark.parametrize(
+    ("host", "ssl_mode", "allowed"),
+    [
+        ("127.0.0.1", "disable", True),
+        ("localhost", "disable", True),
+        ("::1", "prefer", True),
+        ("db.example.com", "require", True),
+        ("db.example.com", "verify-full", True),
+        ("db.example.com", "disable", False),
+        ("db.example.com", "prefer", False),
+        ("10.0.0.5", "allow", False),
+        ("127.0.0.1.example.com", "disable", False),
+        ("localhost.example.com", "disable", False),
+    ],
+)
+def test_tls_is_required_except_on_loopback(host: str, ssl_mode: str, allowed: bool) -> None:
+    def define() -> DataSource:
+        return DataSource(id="pg", name="PG", kind="postgresql", database="d", host=host, user="u", ssl_mode=ssl_mode)
+
+    if allowed:
+        assert define().ssl_mode == ssl_mode
+    else:
+        with pytest.raises(ValueError, match="in clear"):
+            define()
