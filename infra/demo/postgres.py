@@ -3,11 +3,18 @@ demo reports that read it (a second data source for the local stack and the test
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import hmac
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from infra.local.postgres import Connection
 
 DEMO_PG_SOURCE_ID = "demo-pg"
+READER_ROLE = "report_reader"
 LOADED_MARK = "demo_loaded_from"
 
 SCHEMA = """
@@ -63,6 +70,31 @@ def load_demo_postgres(conninfo: str, sqlite_path: Path) -> bool:
         connection.execute("INSERT INTO meta (key, value) VALUES (%s, %s)", (LOADED_MARK, stamp))
         connection.execute("ANALYZE")
     return True
+
+
+def demo_reader(server: Connection) -> Connection:
+    """A login that may read the demo shop's tables and nothing else, for the demo data source: a report
+    server's source connects as such a role, never as a superuser (who may read the server's files with
+    `pg_read_file` in a read-only transaction). Its password is derived from the superuser's, so that
+    every caller on one server gets the same one."""
+    import psycopg  # noqa: PLC0415
+    from psycopg import sql  # noqa: PLC0415
+
+    password = hmac.new(server.password.encode(), READER_ROLE.encode(), hashlib.sha256).hexdigest()[:32]
+    role = sql.Identifier(READER_ROLE)
+    with psycopg.connect(server.conninfo(), autocommit=True) as connection:
+        exists = connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (READER_ROLE,)).fetchone()
+        verb = sql.SQL("ALTER") if exists else sql.SQL("CREATE")
+        connection.execute(
+            sql.SQL("{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
+                verb, role, sql.Literal(password)
+            )
+        )
+        connection.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))
+        connection.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(server.database), role))
+        connection.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(role))
+        connection.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(role))
+    return dataclasses.replace(server, user=READER_ROLE, password=password)
 
 
 def _has_meta(connection: Any) -> bool:

@@ -13,7 +13,7 @@ from reportserver.domain.reports import Report, parse_report
 from reportserver.store.catalog import DynamoCatalog
 from reportserver.store.secrets import store_password
 
-from infra.demo.postgres import DEMO_PG_REPORTS, DEMO_PG_SOURCE_ID
+from infra.demo.postgres import DEMO_PG_REPORTS, DEMO_PG_SOURCE_ID, demo_reader
 from infra.demo.reports import DEMO_GROUPS, DEMO_REPORTS, DEMO_SOURCE_ID
 from infra.local.postgres import Connection
 
@@ -24,8 +24,9 @@ def seed_demo(catalog: DynamoCatalog, database: Path) -> list[Report]:
 
 
 def seed_demo_postgres(catalog: DynamoCatalog, server: Connection, secret_prefix: str) -> list[Report]:
-    """The PostgreSQL demo shop as a second data source (its password in Secrets Manager, never in the
-    catalog) and its reports."""
+    """The PostgreSQL demo shop as a second data source, read by a role that may only read its tables
+    (its password in Secrets Manager, never in the catalog), and its reports."""
+    server = demo_reader(server)
     secret = store_password(f"{secret_prefix}{DEMO_PG_SOURCE_ID}", server.password)
     catalog.put_data_source(
         DataSource(

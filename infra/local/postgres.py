@@ -12,6 +12,7 @@ that user can read them when the virtual environment's folders are closed to oth
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -163,6 +164,7 @@ class LocalPostgres:
         if not (self.data / "PG_VERSION").exists() or not (self.folder / "superuser-password").exists():
             self._initdb()
         self._chown(self.data.parent)
+        self._stop_stale()
         log = (self.folder / "server.log").open("ab")
         uid, gid = self._ids()
         self._process = subprocess.Popen(
@@ -188,6 +190,18 @@ class LocalPostgres:
         self._wait_ready()
         self._ensure_database()
         return self.connection
+
+    def _stop_stale(self) -> None:
+        """A server left running on this cluster by a process that was killed (its lock would stop this
+        one from starting) is stopped first."""
+        if not (self.data / "postmaster.pid").exists():
+            return
+        try:
+            self._run("pg_ctl", "status", "-D", str(self.data), timeout=30)
+        except subprocess.CalledProcessError:
+            return  # not running: the server removes a stale lock file itself
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
+            self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "fast", "-w", timeout=60)
 
     def _initdb(self) -> None:
         shutil.rmtree(self.data, ignore_errors=True)

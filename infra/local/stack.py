@@ -8,6 +8,7 @@ Prints a token and a curl line that works, and writes <state-dir>/stack.json for
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
@@ -73,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="template parameters, as sam deploy takes them (e.g. TokenRateLimit=50)",
     )
+    parser.add_argument(
+        "--discard-postgres", action="store_true", help="delete the demo PostgreSQL cluster on exit (tests)"
+    )
     args = parser.parse_args(argv)
     from infra.local.template import load_template, parse_overrides  # noqa: PLC0415
 
@@ -105,10 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     from reportserver.store.usage import UsagePlanKeys  # noqa: PLC0415
 
     from infra.demo.database import build_demo_database, is_current  # noqa: PLC0415
-    from infra.demo.seed import seed_demo, seed_groups  # noqa: PLC0415
+    from infra.demo.postgres import load_demo_postgres  # noqa: PLC0415
+    from infra.demo.seed import seed_demo, seed_demo_postgres, seed_groups  # noqa: PLC0415
     from infra.local import iam  # noqa: PLC0415
     from infra.local.audit_logs import AuditLogs  # noqa: PLC0415
     from infra.local.frontdoor import LocalApi, serve  # noqa: PLC0415
+    from infra.local.postgres import LocalPostgres  # noqa: PLC0415
     from infra.local.provision import provision  # noqa: PLC0415
     from infra.local.queues import pollers, start_background, start_schedules  # noqa: PLC0415
 
@@ -124,7 +130,16 @@ def main(argv: list[str] | None = None) -> int:
     if not is_current(database):
         print("Building the demo database ...", flush=True)
         build_demo_database(database)
-    reports = seed_demo(DynamoCatalog(names["CatalogTable"]), database)
+    catalog = DynamoCatalog(names["CatalogTable"])
+    reports = seed_demo(catalog, database)
+    # The same shop in a real PostgreSQL server: the second demo data source.
+    postgres = LocalPostgres(state_dir / "postgres")
+    print("Starting PostgreSQL ...", flush=True)
+    postgres.start()
+    atexit.register(postgres.remove if args.discard_postgres else postgres.stop)  # however the stack ends
+    if load_demo_postgres(postgres.connection.conninfo(), database):
+        print("Loaded the demo shop into PostgreSQL", flush=True)
+    reports += seed_demo_postgres(catalog, postgres.connection, os.environ["DATA_SOURCE_SECRET_PREFIX"])
     seed_groups(DynamoIdentityStore(names["IdentityTable"]))
 
     now = datetime.now(UTC)
@@ -157,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         "resources": names,
         "parameters": template.values,
         "reports": [{"id": r.id, "slug": r.slug, "name": r.name} for r in reports],
+        # The demo PostgreSQL server, as its superuser (the demo data source reads as a read-only role).
+        "postgres": postgres.connection.as_dict(),
         "pid": os.getpid(),
     }
     state_file = state_dir / "stack.json"
@@ -196,6 +213,8 @@ def _print_banner(api_url: str, secret: str, authorization: str, reports: list[A
         "",
         "Try it:",
         f"  curl -s -H 'Authorization: {authorization}' {api_url}/api/call/gst-balance/",
+        "The same shop in PostgreSQL (its server's login is in stack.json):",
+        f"  curl -s -H 'Authorization: {authorization}' '{api_url}/api/call/pg-sales-by-month/?date_from=2025-07-01'",
         "",
         "Make a user (in the demo group 'finance', id 1) and log in as it (OAuth password grant):",
         f"  curl -s -H 'Authorization: {authorization}' -H 'Content-Type: application/json' {api_url}/api/users/ \\",

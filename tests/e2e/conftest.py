@@ -77,7 +77,10 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'shared'}"}
     with log_file.open("w", encoding="utf-8") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "infra.local.stack", "--port", "0", "--state-dir", str(state_dir)],
+            [
+                *(sys.executable, "-m", "infra.local.stack", "--port", "0"),
+                *("--state-dir", str(state_dir), "--discard-postgres"),
+            ],
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -9,6 +9,7 @@ import shlex
 import socket
 import sqlite3
 import subprocess
+from decimal import Decimal
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -48,6 +49,39 @@ def test_stack_json_describes_the_stack_for_scripts(local_stack: RunningStack) -
     assert state["token"]["authorization"].startswith("Basic ")
     assert state["token"]["secret"] in local_stack.banner
     assert {r["slug"] for r in state["reports"]} >= {"gst-balance", "sales-by-day", "orders-by-region", "order-lines"}
+
+
+def test_make_run_serves_the_demo_shop_from_postgresql_too(local_stack: RunningStack) -> None:
+    import psycopg
+
+    server = local_stack.state["postgres"]
+    assert set(server) == {"host", "port", "database", "user", "password"} and server["host"] == "127.0.0.1"
+    assert {r["slug"] for r in local_stack.state["reports"]} >= {
+        "pg-sales-by-month",
+        "pg-orders-by-region",
+        "pg-order-lines",
+        "pg-product-catalogue",
+    }
+    response = requests.get(
+        f"{local_stack.url}/api/call/pg-sales-by-month/",
+        params={"date_from": "2025-07-01", "date_to": "2025-08-31"},
+        headers={"Authorization": local_stack.state["token"]["authorization"]},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    records = response.json()["records"]
+    sums = """SELECT strftime('%Y-%m', o.order_date), count(DISTINCT o.id), sum(l.net_cents), sum(l.gst_cents)
+              FROM orders o JOIN order_lines l ON l.order_id = o.id
+              WHERE o.order_date BETWEEN '2025-07-01' AND '2025-08-31' AND o.status <> 'cancelled'
+              GROUP BY 1 ORDER BY 1"""
+    with sqlite3.connect(local_stack.state_dir / "demo.sqlite") as connection:
+        expected = connection.execute(sums).fetchall()
+    got = [(r["month"], r["orders"], Decimal(str(r["net_sales"])), Decimal(str(r["gst_collected"]))) for r in records]
+    assert got == [(m, n, Decimal(net) / 100, Decimal(gst) / 100) for m, n, net, gst in expected]
+    assert len(got) == 2
+    conninfo = " ".join(f"{k if k != 'database' else 'dbname'}={v}" for k, v in server.items())
+    with psycopg.connect(conninfo, connect_timeout=5) as connection:  # stack.json's login works as printed
+        assert connection.execute("SELECT count(*) FROM orders").fetchone()[0] > 0
 
 
 def test_the_demo_database_is_full_size(local_stack: RunningStack) -> None:

@@ -18,6 +18,7 @@ from reportserver.domain.errors import DataSourceFailed, QueryTookTooLong, Sourc
 from reportserver.domain.ports import DataSource
 from reportserver.sources.postgres import IDLE, PostgresSource, PostgresTarget, StatementRefused
 
+from infra.demo.postgres import READER_ROLE, demo_reader
 from infra.local.postgres import Connection, free_port
 
 
@@ -322,3 +323,19 @@ def test_tls_is_required_except_on_loopback(host: str, ssl_mode: str, allowed: b
     else:
         with pytest.raises(ValueError, match="in clear"):
             define()
+
+
+def test_the_demo_source_reads_as_a_role_that_may_only_read_its_tables(postgres: Connection) -> None:
+    reader = demo_reader(postgres)
+    assert reader.user == READER_ROLE and reader.password != postgres.password
+    source = _source(reader)
+    assert _rows(source, "SELECT count(*) > 0 AS some FROM orders") == [(True,)]
+    # What a superuser could do inside a read-only transaction, this role may not.
+    for sql in ("SELECT pg_read_file('PG_VERSION') AS f", "SELECT pg_ls_dir('.') AS f"):
+        with pytest.raises(DataSourceFailed):
+            _rows(source, sql)
+    with psycopg.connect(reader.conninfo(), autocommit=True) as connection:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            connection.execute("CREATE TABLE stolen (x int)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            connection.execute("DELETE FROM orders")
