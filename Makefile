@@ -105,6 +105,10 @@ build-ExportsFunction: ; $(call package_function,exports)
 build-ExportWorkerFunction: ; $(call package_function,export_worker)
 build-ExportDeadLettersFunction: ; $(call package_function,export_dead_letters)
 build-ExportSweeperFunction: ; $(call package_function,export_sweeper)
+build-AdminFunction: ; $(call package_function,admin)
+build-AuditWriterFunction: ; $(call package_function,audit_writer)
+build-LoginFunction: ; $(call package_function,login)
+build-ViewAuthFunction: ; $(call package_function,view_auth)
 
 clean:  ## remove build outputs and local state (keeps .venv and .tools)
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,7 @@ cancelled on the server, and a down source answered fast with a message that hol
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
@@ -14,8 +15,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from reportserver.domain.errors import DataSourceFailed, QueryTookTooLong, SourceUnavailable
+from reportserver.domain.errors import DataSourceFailed, QueryTookTooLong, SourceUnavailable, ValueDoesNotFit
 from reportserver.domain.ports import DataSource
+from reportserver.domain.values import ColumnType
 from reportserver.sources.postgres import IDLE, PostgresSource, PostgresTarget, StatementRefused
 
 from infra.demo.postgres import READER_ROLE, demo_reader
@@ -219,6 +221,33 @@ def test_a_query_over_its_time_limit_is_cancelled_on_the_server(postgres: Connec
     assert _gone(postgres, marker), "the statement still runs on the server"
 
 
+@pytest.mark.parametrize("limit", [0.001, 0.02, 0.1, 0.3])
+def test_an_export_past_its_limit_at_any_moment_ends_and_leaves_nothing_running(
+    postgres: Connection, limit: float
+) -> None:
+    """The limit may pass while the reader thread is between its statements or inside one: the export
+    still ends at once (the connection is touched only when the reader is out of the driver; it hung
+    in libpq before), and no statement is left on the server."""
+    marker = f"late_{str(limit).replace('.', '_')}"
+    outcome: list[BaseException | None] = []
+
+    def export() -> None:
+        try:
+            _arrow_rows(_source(postgres, timeout=limit), f"SELECT 1 AS {marker} FROM pg_sleep(30)")
+            outcome.append(None)
+        except BaseException as error:
+            outcome.append(error)
+
+    for _ in range(3):
+        worker = threading.Thread(target=export, daemon=True)
+        started = time.monotonic()
+        worker.start()
+        worker.join(timeout=20)
+        assert not worker.is_alive(), "the export hung after its time limit"
+        assert isinstance(outcome[-1], QueryTookTooLong) and time.monotonic() - started < 12
+        assert _gone(postgres, marker), "the statement still runs on the server"
+
+
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
@@ -339,3 +368,52 @@ def test_the_demo_source_reads_as_a_role_that_may_only_read_its_tables(postgres:
             connection.execute("CREATE TABLE stolen (x int)")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             connection.execute("DELETE FROM orders")
+
+
+@pytest.mark.parametrize(
+    ("cast", "special"),
+    # A numeric(p, s) holds NaN but no infinity (the server refuses one); plain numeric holds both.
+    [("numeric(12,2)", "NaN"), ("numeric", "NaN"), ("numeric", "Infinity"), ("numeric", "-Infinity")],
+)
+@pytest.mark.parametrize("path", ["call", "export"])
+def test_a_numeric_that_is_not_a_number_fails_loudly_on_both_paths(
+    postgres: Connection, cast: str, special: str, path: str
+) -> None:
+    sql = f"SELECT x::{cast} AS amount FROM (VALUES ('1.50'), ('{special}')) v(x)"
+    read = _rows if path == "call" else _arrow_rows
+    with pytest.raises(ValueDoesNotFit) as unfit:
+        read(_source(postgres), sql)
+    assert unfit.value.column == "amount" and unfit.value.row == 2
+
+
+def test_numeric_columns_of_fixed_places_read_exactly_at_their_limits(postgres: Connection) -> None:
+    nines, tiny = "9" * 38, "0." + "0" * 37 + "1"
+    sql = f"""SELECT x::numeric(38,0) AS whole, y::numeric(38,38) AS tiny, z::numeric(10,2) AS money
+              FROM (VALUES ('{nines}', '0.{nines}', '-0.5'), ('-{nines}', '-{tiny}', '12345678.9'),
+                           (NULL, NULL, NULL)) v(x, y, z)"""
+    rows = _both(_source(postgres), sql)
+    assert rows == [
+        (Decimal("9" * 38), Decimal("0." + "9" * 38), Decimal("-0.50")),
+        (Decimal("-" + "9" * 38), Decimal("-0." + "0" * 37 + "1"), Decimal("12345678.90")),
+        (None, None, None),
+    ]
+    assert str(rows[0][2]) == "-0.50"  # the column's two places, on both paths
+
+
+def test_a_tag_narrower_than_the_servers_type_is_still_checked_on_both_paths(postgres: Connection) -> None:
+    sql = 'SELECT x::numeric(10,2) AS "amount [decimal(1)]" FROM (VALUES (1.20), (1.25)) v(x)'
+    for read in (_rows, _arrow_rows):
+        with pytest.raises(ValueDoesNotFit) as unfit:
+            read(_source(postgres), sql)
+        assert unfit.value.row == 2
+    assert _both(_source(postgres), 'SELECT 1.20::numeric(10,2) AS "amount [decimal(1)]"') == [(Decimal("1.2"),)]
+
+
+def test_an_empty_result_keeps_the_tags_types(postgres: Connection) -> None:
+    sql = 'SELECT 1.5::numeric AS "amount [decimal(2)]", 7 AS "n [text]" WHERE false'
+    with _source(postgres).run(sql, {}) as result:
+        assert [(c.name, c.type, c.scale) for c in result.columns] == [
+            ("amount", ColumnType.DECIMAL, 2),
+            ("n", ColumnType.TEXT, None),
+        ]
+        assert [row for batch in result.batches for row in batch] == []

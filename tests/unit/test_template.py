@@ -21,6 +21,20 @@ def test_every_function_handler_module_exists() -> None:
         assert (ROOT / (module.replace(".", "/") + ".py")).is_file(), spec.handler
 
 
+def test_every_function_built_by_make_has_its_build_target_packaging_its_own_folder() -> None:
+    """`sam build` runs `make build-<LogicalId>` for each function built by makefile: one missing fails
+    `make build` (four functions had none, and nobody ran it)."""
+    rule = re.compile(r"^build-(\w+): ; \$\(call package_function,(\w+)\)$", re.M)
+    targets = dict(rule.findall((ROOT / "Makefile").read_text()))
+    for logical_id, resource in TEMPLATE.of_type("AWS::Serverless::Function").items():
+        if resource.get("Metadata", {}).get("BuildMethod") != "makefile":
+            continue
+        folder = targets.get(logical_id)
+        assert folder is not None, f"Makefile has no build-{logical_id}"
+        handler = resource["Properties"]["Handler"]
+        assert handler.startswith(f"functions.{folder}."), (logical_id, handler, folder)
+
+
 def _references(value: object) -> set[str]:
     """The logical ids a resource's properties name (Ref, GetAtt, ${...} in Sub)."""
     found: set[str] = set()

@@ -48,6 +48,9 @@ class Column:
     name: str
     type: ColumnType | None = None
     scale: int | None = None
+    # The source itself guarantees a decimal's places: it prints every value with exactly `scale` places
+    # and at most 38 digits (PostgreSQL's numeric(p, s) with p <= 38), or as NaN or an infinity.
+    fixed_places: bool = False
 
 
 _TAG = re.compile(r"^(?P<name>.*?)\s*\[(?P<tag>[A-Za-z]+)(?:\((?P<scale>\d{1,2})\))?\]$")

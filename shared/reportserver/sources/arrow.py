@@ -432,6 +432,13 @@ def _float_decimal(stored: pa.Array, scale: int) -> pa.Array | None:
 
 
 def _to_decimal(stored: pa.Array, target: pa.DataType, column: Column, offset: int) -> pa.Array:
+    if column.fixed_places and column.scale == target.scale and pa.types.is_string(stored.type):
+        # Every value is exactly `scale` places and at most 38 digits, or NaN (the driver writes 'nan';
+        # each way of writing NaN or an infinity has an n): refused here. The cast refuses a value with
+        # more places, so even a broken promise fails loudly.
+        special = pc.match_substring(stored, "n", ignore_case=True)
+        _unfit(column, stored, offset, special, _expected_decimal(target.scale))
+        return stored.cast(target)
     fast = _float_decimal(stored, target.scale)
     if fast is not None:
         return fast

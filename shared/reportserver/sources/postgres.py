@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from reportserver import sqltext
-from reportserver.domain.errors import DataSourceFailed, QueryTookTooLong, SourceUnavailable
+from reportserver.domain.errors import DataSourceFailed, QueryTookTooLong, SourceUnavailable, ValueDoesNotFit
 from reportserver.domain.ports import (
     DEFAULT_BATCH_SIZE,
     ArrowResult,
@@ -45,7 +45,7 @@ from reportserver.domain.ports import (
     Row,
     unique_names,
 )
-from reportserver.domain.values import Column, ColumnType, Converter, tagged
+from reportserver.domain.values import MAX_DECIMAL_DIGITS, Column, ColumnType, Converter, tagged
 
 log = logging.getLogger(__name__)
 
@@ -242,21 +242,26 @@ class PostgresSource:
         # Numbers bind exactly (a Decimal as numeric, never through a float), dates and times as themselves.
         values = tuple(params.get(name) for name in names)
 
-        def start(connection: Any) -> tuple[Any, list[Row], list[Column]]:
+        def start(connection: Any) -> tuple[Any, list[Row], list[Field]]:
             cursor = psycopg.RawCursor(connection)
             rows = cursor.stream(positional, values, size=batch_size)
             first = list(_take(rows, batch_size))
             if cursor.description is None:  # no rows: the statement's columns from its description
-                return rows, first, _described(connection, positional)[0]
-            described = [(d.name, d.type_code, _scale(d.type_code, d.scale)) for d in cursor.description]
-            return rows, first, _columns(described)
+                return rows, first, _fields(connection, positional)
+            fields = [
+                (d.name, d.type_code, _scale(d.type_code, d.scale), _fixed(d.type_code, d.precision, d.scale))
+                for d in cursor.description
+            ]
+            return rows, first, fields
 
         try:
-            connection, (rows, first, columns) = self._first_use(self._timeout, start)
+            connection, (rows, first, fields) = self._first_use(self._timeout, start)
         except psycopg.Error as error:
             raise _failure(error) from None
+        columns = _columns(fields)
+        converters = _row_converters(fields, columns)
         try:
-            yield QueryResult(columns=columns, batches=_typed_batches(first, rows, columns, batch_size))
+            yield QueryResult(columns=columns, batches=_typed_batches(first, rows, converters, batch_size))
         finally:
             self._release(connection, self._timeout)
 
@@ -352,25 +357,26 @@ class PostgresSource:
         clock = arrow.QueryClock(self._timeout)
         read_ahead = None
         healthy = False
+        busy = threading.Lock()  # held by the reader thread while it is inside the driver
         try:
             try:
-                reader, first = _bounded(lambda: _first_native_read(cursor, settings, statement), clock, cursor)
+                reader, first = _bounded(_holding(busy, lambda: _first_native_read(cursor, settings, statement)), clock)
             except DataSourceFailed:
-                if not kept or clock.over() or _alive(connection, cursor):
+                if not kept or clock.over() or not _quiet(cursor, busy, cancel=False) or _alive(connection, busy):
                     raise
                 # The kept connection was dropped by the server (nothing was read): once more on a new one.
                 log.info("postgresql (adbc) kept connection was dropped by the server; reconnecting")
                 _close_quietly(connection)
                 connection = self._adbc_connect()
                 cursor = connection.cursor()
-                reader, first = _bounded(lambda: _first_native_read(cursor, settings, statement), clock, cursor)
+                reader, first = _bounded(_holding(busy, lambda: _first_native_read(cursor, settings, statement)), clock)
             if first is None:
                 first = arrow.empty_batch(reader.schema)
             typing = arrow.NativeBatches(columns, first, plan)
 
             def batches() -> Iterator[Any]:
                 yield typing.apply(first)
-                for batch in _native_batches(reader):
+                for batch in _native_batches(reader, busy):
                     yield typing.apply(batch)
 
             read_ahead = arrow.prefetched(batches(), clock)
@@ -379,18 +385,27 @@ class PostgresSource:
         finally:
             if read_ahead is not None:
                 read_ahead.close()
-            if clock.over():
-                _cancel(cursor)
-            healthy = healthy and not clock.over()
-            try:
-                cursor.close()
-                connection.rollback()
-            except Exception:
-                healthy = False
-            if healthy:
-                IDLE.give((self._key, "adbc"), connection)
-            else:
-                _close_quietly(connection)
+            self._end_native(connection, cursor, busy, healthy=healthy and not clock.over(), cancel=clock.over())
+
+    def _end_native(self, connection: Any, cursor: Any, busy: threading.Lock, healthy: bool, cancel: bool) -> None:
+        """A reader thread still inside the driver (a query past its limit) owns the connection: the
+        statement is cancelled on the server until the thread is out; touching the connection before
+        then would run two commands on it at once (libpq then waits forever)."""
+        if not _quiet(cursor, busy, cancel=cancel):
+            log.warning("postgresql (adbc) reader did not stop after cancel; its connection is abandoned")
+            threading.Thread(target=_close_when_free, args=(connection, busy), daemon=True).start()
+            return
+        try:
+            cursor.close()
+            connection.rollback()
+        except Exception:
+            healthy = False
+        finally:
+            busy.release()
+        if healthy:
+            IDLE.give((self._key, "adbc"), connection)
+        else:
+            _close_quietly(connection)
 
 
 _SESSION_SETTINGS = (
@@ -428,6 +443,12 @@ def _text_outside_contract(connection: Any) -> None:
 
 def _described(connection: Any, positional: str) -> tuple[list[Column], list[int], list[str]]:
     """Prepare the statement unnamed: its result's columns and their OIDs, and its parameters' types."""
+    fields, parameter_types = _description(connection, positional)
+    return _columns(fields), [oid for _n, oid, _s, _f in fields], parameter_types
+
+
+def _description(connection: Any, positional: str) -> tuple[list[Field], list[str]]:
+    """The prepared statement's result fields as the server describes them, and its parameters' types."""
     import psycopg  # noqa: PLC0415
 
     pgconn = connection.pgconn
@@ -439,18 +460,24 @@ def _described(connection: Any, positional: str) -> tuple[list[Column], list[int
     described = pgconn.describe_prepared(b"")
     if described.status != psycopg.pq.ExecStatus.COMMAND_OK:
         raise DataSourceFailed("The report's query failed on its data source")
-    fields = [
+    fields: list[Field] = [
         (
             (described.fname(i) or b"").decode(),
             described.ftype(i),
             _scale_from_modifier(described.ftype(i), described.fmod(i)),
+            _fixed_from_modifier(described.ftype(i), described.fmod(i)),
         )
         for i in range(described.nfields)
     ]
     if described.nfields == 0:
         raise DataSourceFailed("The report's statement returns no rows: a report runs one SELECT")
     parameter_types = [_type_name(connection, described.param_type(i)) for i in range(described.nparams)]
-    return _columns(fields), [oid for _n, oid, _s in fields], parameter_types
+    return fields, parameter_types
+
+
+def _fields(connection: Any, positional: str) -> list[Field]:
+    """The statement's result fields as the server describes them (a statement that gave no rows)."""
+    return _description(connection, positional)[0]
 
 
 _TYPE_NAMES: dict[int, str] = {}
@@ -474,20 +501,74 @@ def _scale_from_modifier(oid: int, modifier: int) -> int | None:
     return (modifier - 4) & 0xFFFF
 
 
+def _fixed_from_modifier(oid: int, modifier: int) -> bool:
+    """numeric(p, s) with p <= 38: the server prints each value with exactly s places, in p digits."""
+    return oid == _NUMERIC_OID and modifier >= 4 and ((modifier - 4) >> 16) & 0xFFFF <= MAX_DECIMAL_DIGITS
+
+
 def _scale(oid: int, scale: int | None) -> int | None:
     return scale if oid == _NUMERIC_OID else None
 
 
-def _columns(fields: list[tuple[str, int, int | None]]) -> list[Column]:
+def _fixed(oid: int, precision: int | None, scale: int | None) -> bool:
+    return oid == _NUMERIC_OID and precision is not None and scale is not None and precision <= MAX_DECIMAL_DIGITS
+
+
+Field = tuple[str, int, int | None, bool]  # a result column: name, type OID, numeric scale, fixed places
+
+
+def _columns(fields: list[Field]) -> list[Column]:
     """The report's tag wins over the server's type; a type outside the contract is text."""
     resolved = []
-    for name, oid, scale in fields:
+    for name, oid, scale, fixed in fields:
         plain, kind, tag_scale = tagged(name)
         if kind is None:
-            kind, tag_scale = _CONTRACT_OIDS.get(oid, ColumnType.TEXT), scale
-        resolved.append(Column(plain, kind, tag_scale))
+            resolved.append(Column(plain, _CONTRACT_OIDS.get(oid, ColumnType.TEXT), scale, fixed_places=fixed))
+        else:
+            resolved.append(Column(plain, kind, tag_scale))
     names = unique_names([c.name for c in resolved])
-    return [Column(unique, c.type, c.scale) for unique, c in zip(names, resolved, strict=True)]
+    return [Column(unique, c.type, c.scale, c.fixed_places) for unique, c in zip(names, resolved, strict=True)]
+
+
+# Contract types whose value psycopg loads is already the contract's value (nothing to check).
+_AS_LOADED = frozenset(
+    {
+        ColumnType.TEXT,
+        ColumnType.INTEGER,
+        ColumnType.FLOAT,
+        ColumnType.BOOLEAN,
+        ColumnType.DATE,
+        ColumnType.TIMESTAMP,
+        ColumnType.BINARY,
+    }
+)
+
+
+def _row_converters(fields: list[Field], columns: list[Column]) -> list[Callable[[Any, int], Any] | None]:
+    """Per column: None where psycopg's value is the contract's as loaded (the server typed the column);
+    a check for NaN and infinities on numeric(p, s); the full conversion for what a report's tag types."""
+    converters: list[Callable[[Any, int], Any] | None] = []
+    for (name, _oid, _scale, _fixed), column in zip(fields, columns, strict=True):
+        if tagged(name)[1] is not None or (column.type not in _AS_LOADED and not column.fixed_places):
+            converters.append(Converter(column))
+        elif column.fixed_places:
+            converters.append(_FiniteDecimal(column))
+        else:
+            converters.append(None)
+    return converters
+
+
+class _FiniteDecimal:
+    """numeric(p, s) as psycopg loads it: exactly s places in at most 38 digits, unless NaN or infinite."""
+
+    def __init__(self, column: Column) -> None:
+        self._column = column
+
+    def __call__(self, value: Any, row: int) -> Any:
+        if value is None or value.is_finite():
+            return value
+        expected = f"decimal with at most {self._column.scale} decimal places"
+        raise ValueDoesNotFit(self._column.name, row, expected, value)
 
 
 def _take(rows: Iterator[Any], count: int) -> Iterator[Any]:
@@ -499,18 +580,17 @@ def _take(rows: Iterator[Any], count: int) -> Iterator[Any]:
 
 
 def _typed_batches(
-    first: list[Row], rows: Iterator[Any], columns: list[Column], batch_size: int
+    first: list[Row], rows: Iterator[Any], converters: list[Callable[[Any, int], Any] | None], batch_size: int
 ) -> Iterator[list[Row]]:
     import psycopg  # noqa: PLC0415
 
-    converters = [Converter(c) for c in columns]
+    checked = [(i, convert) for i, convert in enumerate(converters) if convert is not None]
     row_number = 0
     batch = first
     while batch:
-        yield [
-            tuple(convert(value, row_number + offset + 1) for convert, value in zip(converters, row, strict=True))
-            for offset, row in enumerate(batch)
-        ]
+        if checked:
+            batch = [_converted(row, checked, row_number + offset + 1) for offset, row in enumerate(batch)]
+        yield batch
         row_number += len(batch)
         if len(batch) < batch_size:
             return
@@ -518,6 +598,13 @@ def _typed_batches(
             batch = list(_take(rows, batch_size))
         except psycopg.Error as error:
             raise _failure(error) from None
+
+
+def _converted(row: Row, checked: list[tuple[int, Callable[[Any, int], Any]]], number: int) -> Row:
+    values = list(row)
+    for i, convert in checked:
+        values[i] = convert(values[i], number)
+    return tuple(values)
 
 
 def _text(value: Any) -> str | None:
@@ -551,7 +638,7 @@ def _settings_statement(sql: str, parameter_types: list[str], nulls: Collection[
     return "".join(pieces)
 
 
-def _bounded(read: Callable[[], Any], clock: Any, cursor: Any) -> Any:
+def _bounded(read: Callable[[], Any], clock: Any) -> Any:
     """The first read (where the server does a sorting query's work) in the reader thread, so that the
     caller stops waiting at the query's limit; the statement is then cancelled on the server."""
     from reportserver.sources import arrow  # noqa: PLC0415
@@ -563,6 +650,36 @@ def _bounded(read: Callable[[], Any], clock: Any, cursor: Any) -> Any:
             raise _native_failure(error) from None
 
     return next(arrow.prefetched(once(), clock))
+
+
+def _holding(busy: threading.Lock, call: Callable[[], _T]) -> Callable[[], _T]:
+    def held() -> _T:
+        with busy:
+            return call()
+
+    return held
+
+
+CANCEL_GRACE_SECONDS = 10.0  # how long a cancelled statement may take to give its connection back
+
+
+def _quiet(cursor: Any, busy: threading.Lock, cancel: bool) -> bool:
+    """Whether the connection is free of the reader thread (then held by the caller, who releases it).
+    With `cancel`, the running statement is cancelled on the server, again every quarter second (a
+    cancel that arrives between two of the reader's statements cancels nothing)."""
+    deadline = time.monotonic() + CANCEL_GRACE_SECONDS
+    while True:
+        if cancel:
+            _cancel(cursor)
+        if busy.acquire(timeout=0.25):
+            return True
+        if time.monotonic() > deadline:
+            return False
+
+
+def _close_when_free(connection: Any, busy: threading.Lock) -> None:
+    with busy:
+        _close_quietly(connection)
 
 
 NATIVE_BATCH_BYTES = 2 * 1024 * 1024  # the driver's default (16 MiB) keeps several times that per batch in flight
@@ -585,10 +702,10 @@ def _first_native_read(cursor: Any, settings: list[str | None], statement: str) 
     return reader, next(iter(reader), None)
 
 
-def _alive(connection: Any, cursor: Any) -> bool:
-    """Whether an export connection whose statement failed still answers (else the server dropped it)."""
+def _alive(connection: Any, busy: threading.Lock) -> bool:
+    """Whether an export connection whose statement failed still answers (else the server dropped it).
+    The caller holds `busy`; it is released here."""
     try:
-        cursor.close()
         connection.rollback()
         probe = connection.cursor()
         probe.execute("SELECT 1")
@@ -597,14 +714,22 @@ def _alive(connection: Any, cursor: Any) -> bool:
         connection.rollback()
     except Exception:
         return False
+    finally:
+        busy.release()
     return True
 
 
-def _native_batches(reader: Any) -> Iterator[Any]:
-    try:
-        yield from reader
-    except Exception as error:
-        raise _native_failure(error) from None
+def _native_batches(reader: Any, busy: threading.Lock) -> Iterator[Any]:
+    batches = iter(reader)
+    while True:
+        with busy:
+            try:
+                batch = next(batches, None)
+            except Exception as error:
+                raise _native_failure(error) from None
+        if batch is None:
+            return
+        yield batch
 
 
 def _cancel(cursor: Any) -> None:
