@@ -6,10 +6,11 @@ cancelled on the server, and a down source answered fast with a message that hol
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -283,13 +284,19 @@ def test_a_closed_port_is_refused_at_once(postgres: Connection, path: str) -> No
     assert time.monotonic() - started < 2
 
 
-def test_a_host_that_never_answers_gives_up_at_the_connect_timeout(postgres: Connection) -> None:
-    # 10.255.255.1 is routable but unanswered on these machines: the connect waits, then gives up.
-    source = _source(postgres, host="10.255.255.1")
-    started = time.monotonic()
-    with pytest.raises(SourceUnavailable):
-        _rows(source, "SELECT 1 AS one")
-    assert time.monotonic() - started < 4.5
+@pytest.mark.parametrize("path", ["call", "export"])
+def test_a_host_that_never_answers_gives_up_at_the_connect_timeout(postgres: Connection, path: str) -> None:
+    # A port that takes the connection (the kernel's backlog) and never says a word: the login waits for
+    # the server's first message until the source's connect timeout (2 s here), then gives up.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        source = _source(postgres, port=silent.getsockname()[1])
+        started = time.monotonic()
+        with pytest.raises(SourceUnavailable):
+            (_rows if path == "call" else _arrow_rows)(source, "SELECT 1 AS one")
+        waited = time.monotonic() - started
+    assert 1.5 < waited < 4.5, waited
 
 
 def test_a_typo_is_refused_when_described_with_the_servers_reason(postgres: Connection) -> None:
@@ -302,21 +309,135 @@ def test_a_typo_is_refused_when_described_with_the_servers_reason(postgres: Conn
     assert [(c.name, c.type.value) for c in columns] == [("id", "integer"), ("order_date", "date"), ("note", "text")]
 
 
+def _terminate(postgres: Connection, pid: int) -> None:
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        deadline = time.monotonic() + 5
+        while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+            assert time.monotonic() < deadline, "the backend did not end"
+            time.sleep(0.02)
+
+
 def test_a_connection_the_server_dropped_is_not_handed_out_again(postgres: Connection) -> None:
     source = _source(postgres)
     pid = _rows(source, "SELECT pg_backend_pid() AS pid")[0][0]
-    with psycopg.connect(postgres.conninfo(), autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-    # The next call finds the kept connection dead before reading anything, and runs on a new one.
+    _terminate(postgres, pid)
+    # The next call sees the server's goodbye on the kept connection's socket, and runs on a new one.
     assert _rows(source, "SELECT pg_backend_pid() AS pid")[0][0] != pid
     pid = _rows(source, "SELECT pg_backend_pid() AS pid")[0][0]
-    with psycopg.connect(postgres.conninfo(), autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    _terminate(postgres, pid)
     assert [c.name for c in source.describe("SELECT 1 AS one")] == ["one"]
     exporting = _arrow_rows(source, "SELECT pg_backend_pid() AS pid")[0][0]
-    with psycopg.connect(postgres.conninfo(), autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (exporting,))
+    _terminate(postgres, exporting)
     assert _arrow_rows(source, "SELECT pg_backend_pid() AS pid")[0][0] != exporting
+
+
+@pytest.mark.parametrize("path", ["call", "export"])
+def test_a_statement_whose_backend_ends_while_it_runs_fails_and_is_not_run_again(
+    postgres: Connection, path: str
+) -> None:
+    source = _source(postgres)
+    read = _rows if path == "call" else _arrow_rows
+    read(source, "SELECT 1 AS warm")  # a kept connection
+    marker = f"killed_{path}"
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(read(source, f"SELECT pg_backend_pid() AS {marker} FROM pg_sleep(2)"))
+        except DataSourceFailed as error:
+            outcome.append(error)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 5
+    while not (running := _active(postgres, marker)):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    _terminate(postgres, running[0][0])
+    worker.join(timeout=15)
+    assert not worker.is_alive()
+    assert isinstance(outcome[0], DataSourceFailed), outcome  # not the rows of a second run
+
+
+@pytest.mark.parametrize("path", ["call", "export"])
+def test_an_advisory_lock_taken_by_a_report_is_let_go_with_it(postgres: Connection, path: str) -> None:
+    source = _source(postgres)
+    read = _rows if path == "call" else _arrow_rows
+    assert read(source, "SELECT pg_advisory_lock(4242)::text AS locked") == [("",)]
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as other:
+        assert other.execute("SELECT pg_try_advisory_lock(4242)").fetchone() == (True,)
+        other.execute("SELECT pg_advisory_unlock(4242)")
+
+
+def test_a_call_stopped_part_way_through_its_rows_ends_at_once_and_leaves_the_connection_usable(
+    postgres: Connection,
+) -> None:
+    source = _source(postgres)
+    bad_second_batch = (
+        "SELECT i, CASE WHEN i = 7000 THEN 'NaN' ELSE '1' END::numeric(10,2) AS a FROM generate_series(1, 9000) i"
+    )
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            _rows(source, bad_second_batch)
+        except ValueDoesNotFit as error:
+            outcome.append(error)
+        with source.run("SELECT i FROM generate_series(1, 20000) i", {}) as result:
+            outcome.append(len(next(iter(result.batches))))  # a consumer that had enough after one batch
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=15)
+    assert not worker.is_alive(), "the call hung after its consumer stopped"
+    assert outcome[0].row == 7000 and outcome[1] == 5000
+    assert _rows(source, "SELECT 2 AS two") == [(2,)]
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as admin:
+        stuck = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'")
+        assert stuck.fetchone() == (0,)
+
+
+def test_an_export_whose_consumer_stops_early_cancels_the_rest_at_once(postgres: Connection) -> None:
+    sql = """SELECT i, repeat('x', 200) AS pad FROM generate_series(1, 100000) i
+             UNION ALL SELECT 0, pg_sleep(8)::text AS early_stop"""
+    source = _source(postgres, timeout=30)
+    started = time.monotonic()
+    with source.run_arrow(sql, {}) as result:
+        assert next(iter(result.batches)).num_rows > 0
+    assert time.monotonic() - started < 5
+    assert _gone(postgres, "early_stop")
+
+
+_SYDNEY_10AM = datetime(2024, 1, 2, 10, 0, tzinfo=timezone(timedelta(hours=11)))
+
+
+@pytest.mark.parametrize(
+    ("sql", "params", "expected"),
+    [
+        ("SELECT count(*) AS n FROM binding_cases WHERE code = :c", {"c": "ABC"}, [(2,)]),  # char(3)
+        ("SELECT count(*) AS n FROM binding_cases WHERE bits = :b", {"b": "101"}, [(2,)]),  # bit(3)
+        ("SELECT count(*) AS n FROM binding_cases WHERE d < :t", {"t": datetime(2024, 1, 1, 12)}, [(1,)]),
+        # 10:00 at +11 is 23:00 UTC the day before: one row before it (two, had the offset been dropped)
+        ("SELECT count(*) AS n FROM binding_cases WHERE at < :t", {"t": _SYDNEY_10AM}, [(1,)]),
+        ("SELECT count(*) AS n FROM binding_cases WHERE qty > :q", {"q": Decimal("2.5")}, [(1,)]),  # integer
+        ("SELECT :x AS x", {"x": 5}, [(5,)]),
+        ("SELECT :x AS x, :y AS y", {"x": "five", "y": None}, [("five", None)]),
+        ("SELECT :x AS x", {"x": _SYDNEY_10AM}, [(datetime(2024, 1, 1, 23, 0, tzinfo=UTC),)]),
+    ],
+)
+def test_a_value_bound_without_a_cast_compares_the_same_on_both_paths(
+    postgres: Connection, sql: str, params: dict[str, Any], expected: list[tuple[Any, ...]]
+) -> None:
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as admin:
+        admin.execute(
+            """CREATE TABLE IF NOT EXISTS binding_cases AS
+               SELECT 'ABC'::char(3) AS code, B'101'::bit(3) AS bits, DATE '2024-01-01' + n AS d,
+                      TIMESTAMP '2024-01-01 00:00' + n * interval '1 day' AS at, n + 2 AS qty
+               FROM generate_series(0, 1) n"""
+        )
+        admin.execute("GRANT SELECT ON binding_cases TO PUBLIC")
+    assert _both(_source(postgres), sql, params) == expected
 
 
 @pytest.fixture(autouse=True)
@@ -352,6 +473,21 @@ def test_tls_is_required_except_on_loopback(host: str, ssl_mode: str, allowed: b
     else:
         with pytest.raises(ValueError, match="in clear"):
             define()
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["db.example.com/otherdb", "db.example.com:5432", "a,b", "host=evil", "db example", "-db.example.com", ""],
+)
+def test_a_host_that_is_more_than_a_host_is_refused(host: str) -> None:
+    """A connection string or URL would read more into it (another database, a port, a list of hosts)."""
+    with pytest.raises(ValueError, match="host"):
+        DataSource(id="pg", name="PG", kind="postgresql", database="d", host=host, user="u")
+
+
+def test_a_targets_repr_does_not_show_its_password() -> None:
+    target = PostgresTarget(host="h", port=1, database="d", user="u", password="s3cr3t-pw", ssl_mode="require")
+    assert "s3cr3t-pw" not in repr(target)
 
 
 def test_the_demo_source_reads_as_a_role_that_may_only_read_its_tables(postgres: Connection) -> None:

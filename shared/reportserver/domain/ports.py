@@ -8,6 +8,7 @@ batches (exports) alike.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -29,6 +30,22 @@ Row = tuple[Any, ...]
 
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 ENCRYPTED_SSL_MODES = ("require", "verify-ca", "verify-full")
+
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
+
+
+def is_host(host: str) -> bool:
+    """A DNS name or an IP address, and nothing that a connection string or URL would read as more (a
+    path, a port, a list of hosts, a parameter)."""
+    if _HOST_NAME.fullmatch(host):
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def is_loopback(host: str) -> bool:
@@ -66,6 +83,8 @@ class DataSource(msgspec.Struct, kw_only=True):
             return
         if not self.host or not self.user:
             raise ValueError("a postgresql data source needs its host and user")
+        if not is_host(self.host):
+            raise ValueError(f"host {self.host!r} is not a host name or an IP address")
         if self.ssl_mode not in ENCRYPTED_SSL_MODES and not is_loopback(self.host):
             raise ValueError(
                 f"ssl_mode {self.ssl_mode!r} sends the password and the data in clear: use require, verify-ca "

@@ -565,7 +565,9 @@ def _native_time(stored: pa.Array, target: pa.DataType, column: Column, offset: 
     except pa.ArrowInvalid:  # past what a date's arithmetic holds (PostgreSQL's 'infinity')
         years = None
     if years is None or pc.any(pc.or_(pc.less(years, 1), pc.greater(years, 9999))).as_py():
-        for index, value in enumerate(stored.cast(pa.int64()).to_pylist()):
+        # Each value's raw count (days as int32, time units as int64), to see which one is null.
+        raw = stored.cast(pa.int32() if pa.types.is_date32(kind) else pa.int64())
+        for index, value in enumerate(raw.to_pylist()):
             try:
                 year = pc.year(stored[index : index + 1]).to_pylist()[0]
             except pa.ArrowInvalid:

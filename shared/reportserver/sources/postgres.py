@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -84,8 +85,8 @@ class PostgresTarget:
     port: int
     database: str
     user: str
-    password: str
-    ssl_mode: str
+    password: str = field(repr=False)
+    ssl_mode: str = "require"
     connect_timeout_seconds: int = 10
 
     def conninfo(self) -> str:
@@ -114,7 +115,7 @@ def _escaped(value: str) -> str:
 
 
 def _uri_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
+    return f"[{quote(host, safe=':')}]" if ":" in host else quote(host, safe="")
 
 
 _T = TypeVar("_T")
@@ -155,12 +156,17 @@ class PostgresSource:
 
     # -- the row path (report calls, choices, the report view; exports with types outside Arrow's) --
 
-    def _session(self, statement_timeout: float) -> tuple[Any, bool]:
-        """A connection of this source's, idle and with its session settings, kept (True) or new."""
+    def _session(self, statement_timeout: float) -> Any:
+        """A connection of this source's, idle and with its session settings, kept or new. A kept one the
+        server has dropped since (a restart, an idle timeout, a terminated backend: the server says so
+        on the socket) is closed and a new one opened, before any statement is sent on it."""
         connection = IDLE.take(self._idle_key(statement_timeout))
-        if connection is not None and not connection.closed:
-            return connection, True
-        return self._connect(statement_timeout), False
+        if connection is not None and not connection.closed and not _dropped(connection):
+            return connection
+        if connection is not None:
+            log.info("postgresql kept connection was dropped by the server; reconnecting")
+            _close_quietly(connection)
+        return self._connect(statement_timeout)
 
     def _connect(self, statement_timeout: float) -> Any:
         import psycopg  # noqa: PLC0415 - only where a PostgreSQL source runs
@@ -184,24 +190,9 @@ class PostgresSource:
         return (self._key, f"psycopg/{statement_timeout}")
 
     def _first_use(self, statement_timeout: float, use: Callable[[Any], _T]) -> tuple[Any, _T]:
-        """A session and the result of its first use. A kept connection the server has dropped since (a
-        restart, an idle timeout, a terminated backend) is replaced and the use made once more on a new
-        one: nothing was read from it, and every statement here is read-only, so nothing happens twice."""
-        import psycopg  # noqa: PLC0415
-
-        connection, kept = self._session(statement_timeout)
-        try:
-            return connection, use(connection)
-        except psycopg.OperationalError:
-            if not (kept and connection.broken):
-                self._release(connection, statement_timeout)
-                raise
-        except BaseException:
-            self._release(connection, statement_timeout)
-            raise
-        _close_quietly(connection)
-        log.info("postgresql kept connection was dropped by the server; reconnecting")
-        connection = self._connect(statement_timeout)
+        """A session and the result of its first use; the session is released if that fails. Nothing is
+        run twice: a statement that fails, for whatever reason, fails the call."""
+        connection = self._session(statement_timeout)
         try:
             return connection, use(connection)
         except BaseException:
@@ -225,11 +216,16 @@ class PostgresSource:
         import psycopg  # noqa: PLC0415
 
         try:
-            connection.rollback()  # undoes anything the statement set in its transaction
+            # One round trip: the rollback undoes what the statement set in its transaction; a session's
+            # advisory locks (which a rollback keeps) are let go, so no report leaves one on a kept connection.
+            reset = connection.pgconn.exec_(RESET_SESSION)
         except psycopg.Error:
             _close_quietly(connection)
             return
-        if connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        if (
+            reset.status == psycopg.pq.ExecStatus.TUPLES_OK
+            and connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        ):
             IDLE.give(self._idle_key(statement_timeout), connection)
         else:
             _close_quietly(connection)
@@ -263,6 +259,10 @@ class PostgresSource:
         try:
             yield QueryResult(columns=columns, batches=_typed_batches(first, rows, converters, batch_size))
         finally:
+            # A stream left part-read holds the connection's lock (the rollback would wait for it forever):
+            # closing it cancels the statement and reads what is left.
+            with contextlib.suppress(Exception):
+                rows.close()
             self._release(connection, self._timeout)
 
     # -- the export path (Arrow) --
@@ -277,16 +277,27 @@ class PostgresSource:
         positional, names = sqltext.positional(sql, sqltext.Dialect.POSTGRES)
         import psycopg  # noqa: PLC0415
 
+        settings = [_text(params.get(name)) for name in names]
+
+        def statement_of(connection: Any) -> tuple[str, list[Column], list[int]]:
+            """The statement the export runs (each value read back from its setting as the type the call
+            path binds it as) and its columns, as the server describes that statement."""
+            columns, oids, inferred = _described(connection, positional)
+            types = [_bind_type(params.get(n), kind) for n, kind in zip(names, inferred, strict=True)]
+            # A null is no setting (a setting cannot hold one): it is `NULL::<type>` in the statement.
+            nulls = {number for number, value in enumerate(settings, 1) if value is None}
+            statement = _settings_statement(sql, types, nulls)
+            if types != inferred:  # typed values may type the result differently (`SELECT :x` of 5)
+                columns, oids, _inferred = _described(connection, statement)
+            return statement, columns, oids
+
         try:
-            connection, described = self._first_use(
-                EXPORT_STATEMENT_CEILING_SECONDS, lambda c: _described(c, positional)
-            )
+            connection, (statement, columns, oids) = self._first_use(EXPORT_STATEMENT_CEILING_SECONDS, statement_of)
         except psycopg.Error as error:
             raise _failure(error) from None
         self._release(connection, EXPORT_STATEMENT_CEILING_SECONDS)
-        columns, oids, parameter_types = described
         if plan.native and all(oid in _CONTRACT_OIDS for oid in oids):
-            with self._native(sql, names, params, parameter_types, columns, plan) as result:
+            with self._native(statement, settings, columns, plan) as result:
                 yield result
             return
         with self._rows_for_export(sql, params) as rows:
@@ -338,38 +349,35 @@ class PostgresSource:
 
     @contextmanager
     def _native(
-        self,
-        sql: str,
-        names: list[str],
-        params: Mapping[str, Any],
-        parameter_types: list[str],
-        columns: list[Column],
-        plan: ReadPlan,
+        self, statement: str, settings: list[str | None], columns: list[Column], plan: ReadPlan
     ) -> Iterator[ArrowResult]:
         from reportserver.sources import arrow  # noqa: PLC0415
 
-        settings = [_text(params.get(name)) for name in names]
-        # A null is no setting (a setting cannot hold one): it is `NULL::<type>` in the statement.
-        nulls = {number for number, value in enumerate(settings, 1) if value is None}
-        statement = _settings_statement(sql, parameter_types, nulls)
         connection, kept = self._adbc()
         cursor = connection.cursor()
         clock = arrow.QueryClock(self._timeout)
         read_ahead = None
         healthy = False
         busy = threading.Lock()  # held by the reader thread while it is inside the driver
+        started, finished = threading.Event(), threading.Event()
+
+        def read_first() -> tuple[Any, Any]:
+            return _first_native_read(cursor, settings, statement, started)
+
         try:
             try:
-                reader, first = _bounded(_holding(busy, lambda: _first_native_read(cursor, settings, statement)), clock)
+                reader, first = _bounded(_holding(busy, read_first), clock)
             except DataSourceFailed:
-                if not kept or clock.over() or not _quiet(cursor, busy, cancel=False) or _alive(connection, busy):
+                # A kept connection that failed its very first command (before the report's statement was
+                # sent) was dropped by the server: once more on a new one. Never after: nothing runs twice.
+                if not kept or started.is_set() or clock.over() or not _quiet(cursor, busy, cancel=False):
                     raise
-                # The kept connection was dropped by the server (nothing was read): once more on a new one.
+                busy.release()
                 log.info("postgresql (adbc) kept connection was dropped by the server; reconnecting")
                 _close_quietly(connection)
                 connection = self._adbc_connect()
                 cursor = connection.cursor()
-                reader, first = _bounded(_holding(busy, lambda: _first_native_read(cursor, settings, statement)), clock)
+                reader, first = _bounded(_holding(busy, read_first), clock)
             if first is None:
                 first = arrow.empty_batch(reader.schema)
             typing = arrow.NativeBatches(columns, first, plan)
@@ -378,14 +386,19 @@ class PostgresSource:
                 yield typing.apply(first)
                 for batch in _native_batches(reader, busy):
                     yield typing.apply(batch)
+                finished.set()
 
             read_ahead = arrow.prefetched(batches(), clock)
             yield ArrowResult(schema=typing.schema, batches=read_ahead)
             healthy = True
         finally:
+            complete = finished.is_set()
+            if not complete:  # stopped early (an error, a limit, a consumer that had enough): stop the server
+                _cancel(cursor)
             if read_ahead is not None:
                 read_ahead.close()
-            self._end_native(connection, cursor, busy, healthy=healthy and not clock.over(), cancel=clock.over())
+            healthy = healthy and complete and not clock.over()
+            self._end_native(connection, cursor, busy, healthy=healthy, cancel=not complete)
 
     def _end_native(self, connection: Any, cursor: Any, busy: threading.Lock, healthy: bool, cancel: bool) -> None:
         """A reader thread still inside the driver (a query past its limit) owns the connection: the
@@ -398,6 +411,12 @@ class PostgresSource:
         try:
             cursor.close()
             connection.rollback()
+            if healthy:  # a session's advisory locks outlive the rollback: none stays on a kept connection
+                unlock = connection.cursor()
+                unlock.execute("SELECT pg_advisory_unlock_all()")
+                unlock.fetchall()
+                unlock.close()
+                connection.rollback()
         except Exception:
             healthy = False
         finally:
@@ -406,6 +425,20 @@ class PostgresSource:
             IDLE.give((self._key, "adbc"), connection)
         else:
             _close_quietly(connection)
+
+
+RESET_SESSION = b"ROLLBACK; SELECT pg_advisory_unlock_all()"
+
+
+def _dropped(connection: Any) -> bool:
+    """Whether the server has spoken on an idle connection since it was kept: on an idle connection it
+    says something only when it ends it (a terminated backend, a shutdown), so the connection is not
+    used again. No round trip."""
+    try:
+        readable, _w, _x = select.select([connection.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 _SESSION_SETTINGS = (
@@ -487,7 +520,9 @@ _FIRST_USER_OID = 16384  # below it, a type's OID is the same on every server; a
 def _type_name(connection: Any, oid: int) -> str:
     if oid in _TYPE_NAMES:
         return _TYPE_NAMES[oid]
-    row = _raw(connection).execute("SELECT format_type($1::oid, NULL)", (oid,)).fetchone()
+    # With -1 (no modifier), not NULL: `character` and `bit` without a length read as char(1) and bit(1),
+    # and would cut a bound 'ABC' to 'A'; `bpchar` and `"bit"` keep it whole.
+    row = _raw(connection).execute("SELECT format_type($1::oid, -1)", (oid,)).fetchone()
     name = row[0] if row else "text"
     if oid < _FIRST_USER_OID:
         _TYPE_NAMES[oid] = name
@@ -622,6 +657,25 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+def _bind_type(value: Any, inferred: str) -> str:  # noqa: PLR0911 - one return per Python type
+    """The type a bound value is read back as on the export path: the one psycopg sends it as on the call
+    path (so both compare a datetime with a date column as timestamps, and keep an offset), and for text
+    and NULL (sent untyped) the one the server infers from the statement."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "bigint" if -(2**63) <= value < 2**63 else "numeric"
+    if isinstance(value, Decimal):
+        return "numeric"
+    if isinstance(value, float):
+        return "double precision"
+    if isinstance(value, datetime):
+        return "timestamptz" if value.tzinfo is not None else "timestamp"
+    if isinstance(value, date):
+        return "date"
+    return inferred
+
+
 def _settings_statement(sql: str, parameter_types: list[str], nulls: Collection[int] = ()) -> str:
     """Each `:name` (numbered by first use, as `sqltext.positional` numbers them) becomes its transaction
     setting read back as the type the server inferred for that parameter; a null one, `NULL` of that type."""
@@ -685,10 +739,14 @@ def _close_when_free(connection: Any, busy: threading.Lock) -> None:
 NATIVE_BATCH_BYTES = 2 * 1024 * 1024  # the driver's default (16 MiB) keeps several times that per batch in flight
 
 
-def _first_native_read(cursor: Any, settings: list[str | None], statement: str) -> tuple[Any, Any]:
+def _first_native_read(
+    cursor: Any, settings: list[str | None], statement: str, started: threading.Event
+) -> tuple[Any, Any]:
     """In a read-only transaction: the bound values set as transaction settings, the statement, and its
-    first batch (the server has done a sorting query's work by then)."""
+    first batch (the server has done a sorting query's work by then). `started` once the connection has
+    answered its first command."""
     cursor.execute("SET TRANSACTION READ ONLY")
+    started.set()
     bound = [(n, value) for n, value in enumerate(settings, 1) if value is not None]
     if bound:
         assignments = ", ".join(
@@ -700,23 +758,6 @@ def _first_native_read(cursor: Any, settings: list[str | None], statement: str) 
     cursor.execute(statement)
     reader = cursor.fetch_record_batch()
     return reader, next(iter(reader), None)
-
-
-def _alive(connection: Any, busy: threading.Lock) -> bool:
-    """Whether an export connection whose statement failed still answers (else the server dropped it).
-    The caller holds `busy`; it is released here."""
-    try:
-        connection.rollback()
-        probe = connection.cursor()
-        probe.execute("SELECT 1")
-        probe.fetchall()
-        probe.close()
-        connection.rollback()
-    except Exception:
-        return False
-    finally:
-        busy.release()
-    return True
 
 
 def _native_batches(reader: Any, busy: threading.Lock) -> Iterator[Any]:
