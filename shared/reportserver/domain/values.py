@@ -225,7 +225,20 @@ def _to_float(value: Any, _column: Column) -> Any:
     return _UNFIT
 
 
-def _to_decimal(value: Any, column: Column) -> Any:  # noqa: PLR0911 - one return per kind of value
+_UNITS = [Decimal(1).scaleb(-places) for places in range(MAX_DECIMAL_DIGITS + 1)]
+
+
+def _to_decimal(value: Any, column: Column) -> Any:
+    if type(value) is Decimal and column.scale is not None and column.scale <= MAX_DECIMAL_DIGITS and value.is_finite():
+        # A driver's own decimal (PostgreSQL's numeric): the steps below in one pass, same answers.
+        _sign, digits, exponent = value.as_tuple()
+        if isinstance(exponent, int) and exponent <= 0 and max(len(digits), -exponent) <= MAX_DECIMAL_DIGITS:
+            placed = value.quantize(_UNITS[column.scale], context=_WIDE)
+            return placed if exponent >= -column.scale or placed == value else _UNFIT
+    return _to_decimal_in_general(value, column)
+
+
+def _to_decimal_in_general(value: Any, column: Column) -> Any:  # noqa: PLR0911 - one return per kind of value
     if isinstance(value, bool):
         return _UNFIT
     if isinstance(value, int):

@@ -24,6 +24,7 @@ PostgreSQL prints for it, on both paths (an export with such a column reads its 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import select
 import threading
@@ -161,7 +162,7 @@ class PostgresSource:
         server has dropped since (a restart, an idle timeout, a terminated backend: the server says so
         on the socket) is closed and a new one opened, before any statement is sent on it."""
         connection = IDLE.take(self._idle_key(statement_timeout))
-        if connection is not None and not connection.closed and not _dropped(connection):
+        if connection is not None and _settled(connection):
             return connection
         if connection is not None:
             log.info("postgresql kept connection was dropped by the server; reconnecting")
@@ -179,8 +180,6 @@ class PostgresSource:
         try:
             _set_session(connection, statement_timeout)
             _text_outside_contract(connection)
-            connection.autocommit = False
-            connection.read_only = True
         except psycopg.Error as error:
             _close_quietly(connection)
             raise _failure(error) from None
@@ -215,20 +214,23 @@ class PostgresSource:
     def _release(self, connection: Any, statement_timeout: float) -> None:
         import psycopg  # noqa: PLC0415
 
+        # One round trip after each statement (each runs on its own, in the read-only transaction the
+        # session's default gives it): whatever it set for the session is reset and the session's own
+        # settings set again, its advisory locks let go; a transaction it left open (a report that was
+        # `BEGIN`) rolled back first. No report leaves anything on a kept connection.
+        idle = connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        reset_sql = _reset_session(statement_timeout) if idle else b"ROLLBACK; " + _reset_session(statement_timeout)
+        # Sent, not waited for: its answer is read when the connection is next taken (`_settled`), so the
+        # round trip is off the request's path.
+        pgconn = connection.pgconn
         try:
-            # One round trip: the rollback undoes what the statement set in its transaction; a session's
-            # advisory locks (which a rollback keeps) are let go, so no report leaves one on a kept connection.
-            reset = connection.pgconn.exec_(RESET_SESSION)
-        except psycopg.Error:
+            pgconn.send_query(reset_sql)
+            while pgconn.flush():
+                select.select([], [pgconn.socket], [], 1.0)
+        except (psycopg.Error, OSError):
             _close_quietly(connection)
             return
-        if (
-            reset.status == psycopg.pq.ExecStatus.TUPLES_OK
-            and connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        ):
-            IDLE.give(self._idle_key(statement_timeout), connection)
-        else:
-            _close_quietly(connection)
+        IDLE.give(self._idle_key(statement_timeout), connection)
 
     @contextmanager
     def run(self, sql: str, params: Mapping[str, Any], batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[QueryResult]:
@@ -427,7 +429,26 @@ class PostgresSource:
             _close_quietly(connection)
 
 
-RESET_SESSION = b"ROLLBACK; SELECT pg_advisory_unlock_all()"
+def _settled(connection: Any) -> bool:
+    """A kept connection's reset, read back: every part of it done, no transaction open, and the server
+    not since gone. Else the connection is not used again."""
+    import psycopg  # noqa: PLC0415
+
+    if connection.closed:
+        return False
+    pgconn, done = connection.pgconn, (psycopg.pq.ExecStatus.COMMAND_OK, psycopg.pq.ExecStatus.TUPLES_OK)
+    settled = True
+    try:
+        while (result := pgconn.get_result()) is not None:
+            settled = settled and result.status in done
+    except psycopg.Error:
+        return False
+    return (
+        settled
+        and pgconn.status == psycopg.pq.ConnStatus.OK
+        and connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        and not _dropped(connection)
+    )
 
 
 def _dropped(connection: Any) -> bool:
@@ -451,7 +472,17 @@ _SESSION_SETTINGS = (
 def _set_session(connection: Any, statement_timeout: float) -> None:
     """Session settings for every statement on this connection: its time limit, UTC, ISO dates, floats
     printed in their shortest exact form, and read-only transactions by default."""
-    _raw(connection).execute(_SESSION_SETTINGS, (f"{max(1, int(statement_timeout * 1000))}ms",))
+    _raw(connection).execute(_SESSION_SETTINGS, (_milliseconds(statement_timeout),))
+
+
+def _milliseconds(seconds: float) -> str:
+    return f"{max(1, int(seconds * 1000))}ms"
+
+
+@functools.cache
+def _reset_session(statement_timeout: float) -> bytes:
+    settings = _SESSION_SETTINGS.replace("$1", f"'{_milliseconds(statement_timeout)}'")
+    return f"RESET ALL; {settings}; SELECT pg_advisory_unlock_all()".encode()
 
 
 def _raw(connection: Any) -> Any:
@@ -485,8 +516,6 @@ def _description(connection: Any, positional: str) -> tuple[list[Field], list[st
     import psycopg  # noqa: PLC0415
 
     pgconn = connection.pgconn
-    if connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-        _raw(connection).execute("SELECT 1")  # opens the READ ONLY transaction the statement is prepared in
     result = pgconn.prepare(b"", positional.encode())
     if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
         raise _not_prepared(result.error_field(psycopg.pq.DiagnosticField.MESSAGE_PRIMARY))
