@@ -24,7 +24,6 @@ PostgreSQL prints for it, on both paths (an export with such a column reads its 
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import select
 import threading
@@ -178,8 +177,11 @@ class PostgresSource:
         except psycopg.OperationalError as error:
             raise _unavailable(error, time.monotonic() - started, self._target.password) from None
         try:
+            connection.prepare_threshold = None  # the reset deallocates every prepared statement
             _set_session(connection, statement_timeout)
             _text_outside_contract(connection)
+            _integers_as_bigint(connection)
+            connection.execute("BEGIN READ ONLY")  # parked: the next statement runs in this transaction
         except psycopg.Error as error:
             _close_quietly(connection)
             raise _failure(error) from None
@@ -214,17 +216,15 @@ class PostgresSource:
     def _release(self, connection: Any, statement_timeout: float) -> None:
         import psycopg  # noqa: PLC0415
 
-        # One round trip after each statement (each runs on its own, in the read-only transaction the
-        # session's default gives it): whatever it set for the session is reset and the session's own
-        # settings set again, its advisory locks let go; a transaction it left open (a report that was
-        # `BEGIN`) rolled back first. No report leaves anything on a kept connection.
-        idle = connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        reset_sql = _reset_session(statement_timeout) if idle else b"ROLLBACK; " + _reset_session(statement_timeout)
+        # Each statement runs inside a READ ONLY transaction block opened before it (a `DO` block cannot
+        # commit in one, nor VACUUM or ALTER SYSTEM run): rolling it back undoes whatever the statement
+        # set, a role or a session setting included. What a rollback keeps goes too (advisory locks,
+        # prepared statements), and the connection is parked in a new READ ONLY transaction for the next.
         # Sent, not waited for: its answer is read when the connection is next taken (`_settled`), so the
         # round trip is off the request's path.
         pgconn = connection.pgconn
         try:
-            pgconn.send_query(reset_sql)
+            pgconn.send_query(RESET_AND_PARK)
             while pgconn.flush():
                 select.select([], [pgconn.socket], [], 1.0)
         except (psycopg.Error, OSError):
@@ -245,7 +245,7 @@ class PostgresSource:
             rows = cursor.stream(positional, values, size=batch_size)
             first = list(_take(rows, batch_size))
             if cursor.description is None:  # no rows: the statement's columns from its description
-                return rows, first, _fields(connection, positional)
+                return rows, first, _fields(connection, positional, values)
             fields = [
                 (d.name, d.type_code, _scale(d.type_code, d.scale), _fixed(d.type_code, d.precision, d.scale))
                 for d in cursor.description
@@ -282,16 +282,14 @@ class PostgresSource:
         settings = [_text(params.get(name)) for name in names]
 
         def statement_of(connection: Any) -> tuple[str, list[Column], list[int]]:
-            """The statement the export runs (each value read back from its setting as the type the call
-            path binds it as) and its columns, as the server describes that statement."""
-            columns, oids, inferred = _described(connection, positional)
-            types = [_bind_type(params.get(n), kind) for n, kind in zip(names, inferred, strict=True)]
+            """The statement the export runs (each value read back from its setting as the type it has on
+            the call path: described with the types psycopg sends, the server's guess for text and NULL)
+            and its columns."""
+            typed = _parameter_oids([params.get(n) for n in names])
+            columns, oids, types = _described(connection, positional, typed)
             # A null is no setting (a setting cannot hold one): it is `NULL::<type>` in the statement.
             nulls = {number for number, value in enumerate(settings, 1) if value is None}
-            statement = _settings_statement(sql, types, nulls)
-            if types != inferred:  # typed values may type the result differently (`SELECT :x` of 5)
-                columns, oids, _inferred = _described(connection, statement)
-            return statement, columns, oids
+            return _settings_statement(sql, types, nulls), columns, oids
 
         try:
             connection, (statement, columns, oids) = self._first_use(EXPORT_STATEMENT_CEILING_SECONDS, statement_of)
@@ -429,24 +427,36 @@ class PostgresSource:
             _close_quietly(connection)
 
 
+SETTLE_SECONDS = 5.0  # how long a kept connection's reset may take to answer before it is given up
+
+
 def _settled(connection: Any) -> bool:
-    """A kept connection's reset, read back: every part of it done, no transaction open, and the server
-    not since gone. Else the connection is not used again."""
+    """A kept connection's reset, read back (waiting at most SETTLE_SECONDS): every part of it done, the
+    connection parked in its READ ONLY transaction, and the server not since gone. Else it is not used."""
     import psycopg  # noqa: PLC0415
 
     if connection.closed:
         return False
     pgconn, done = connection.pgconn, (psycopg.pq.ExecStatus.COMMAND_OK, psycopg.pq.ExecStatus.TUPLES_OK)
+    deadline = time.monotonic() + SETTLE_SECONDS
     settled = True
     try:
-        while (result := pgconn.get_result()) is not None:
+        while True:
+            while pgconn.is_busy():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not select.select([pgconn.socket], [], [], remaining)[0]:
+                    return False
+                pgconn.consume_input()
+            result = pgconn.get_result()
+            if result is None:
+                break
             settled = settled and result.status in done
-    except psycopg.Error:
+    except (psycopg.Error, OSError):
         return False
     return (
         settled
         and pgconn.status == psycopg.pq.ConnStatus.OK
-        and connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        and connection.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
         and not _dropped(connection)
     )
 
@@ -479,10 +489,15 @@ def _milliseconds(seconds: float) -> str:
     return f"{max(1, int(seconds * 1000))}ms"
 
 
-@functools.cache
-def _reset_session(statement_timeout: float) -> bytes:
-    settings = _SESSION_SETTINGS.replace("$1", f"'{_milliseconds(statement_timeout)}'")
-    return f"RESET ALL; {settings}; SELECT pg_advisory_unlock_all()".encode()
+RESET_AND_PARK = b"ROLLBACK; SELECT pg_advisory_unlock_all(); DEALLOCATE ALL; BEGIN READ ONLY"
+
+
+def _integers_as_bigint(connection: Any) -> None:
+    """A Python int binds as bigint, on both paths (psycopg's default picks the smallest type that holds
+    the value, and `:x << 20` of 1 as smallint is 0)."""
+    from psycopg.types.numeric import Int8Dumper  # noqa: PLC0415
+
+    connection.adapters.register_dumper(int, Int8Dumper)
 
 
 def _raw(connection: Any) -> Any:
@@ -505,18 +520,22 @@ def _text_outside_contract(connection: Any) -> None:
             adapters.register_loader(array_oid, TextLoader)
 
 
-def _described(connection: Any, positional: str) -> tuple[list[Column], list[int], list[str]]:
+def _described(
+    connection: Any, positional: str, parameter_oids: list[int] | None = None
+) -> tuple[list[Column], list[int], list[str]]:
     """Prepare the statement unnamed: its result's columns and their OIDs, and its parameters' types."""
-    fields, parameter_types = _description(connection, positional)
+    fields, parameter_types = _description(connection, positional, parameter_oids)
     return _columns(fields), [oid for _n, oid, _s, _f in fields], parameter_types
 
 
-def _description(connection: Any, positional: str) -> tuple[list[Field], list[str]]:
+def _description(
+    connection: Any, positional: str, parameter_oids: list[int] | None = None
+) -> tuple[list[Field], list[str]]:
     """The prepared statement's result fields as the server describes them, and its parameters' types."""
     import psycopg  # noqa: PLC0415
 
     pgconn = connection.pgconn
-    result = pgconn.prepare(b"", positional.encode())
+    result = pgconn.prepare(b"", positional.encode(), param_types=parameter_oids or None)
     if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
         raise _not_prepared(result.error_field(psycopg.pq.DiagnosticField.MESSAGE_PRIMARY))
     described = pgconn.describe_prepared(b"")
@@ -537,9 +556,9 @@ def _description(connection: Any, positional: str) -> tuple[list[Field], list[st
     return fields, parameter_types
 
 
-def _fields(connection: Any, positional: str) -> list[Field]:
+def _fields(connection: Any, positional: str, values: tuple[Any, ...]) -> list[Field]:
     """The statement's result fields as the server describes them (a statement that gave no rows)."""
-    return _description(connection, positional)[0]
+    return _description(connection, positional, _parameter_oids(list(values)))[0]
 
 
 _TYPE_NAMES: dict[int, str] = {}
@@ -686,23 +705,19 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def _bind_type(value: Any, inferred: str) -> str:  # noqa: PLR0911 - one return per Python type
-    """The type a bound value is read back as on the export path: the one psycopg sends it as on the call
-    path (so both compare a datetime with a date column as timestamps, and keep an offset), and for text
-    and NULL (sent untyped) the one the server infers from the statement."""
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "bigint" if -(2**63) <= value < 2**63 else "numeric"
-    if isinstance(value, Decimal):
-        return "numeric"
-    if isinstance(value, float):
-        return "double precision"
+def _parameter_oids(values: list[Any]) -> list[int]:
+    """The type each value binds as on the call path (psycopg's dumpers, ints as bigint); 0 (for the
+    server to infer) for text and NULL, which psycopg sends untyped."""
+    return [_oid_of(value) for value in values]
+
+
+_PARAMETER_OIDS = {bool: 16, int: 20, Decimal: 1700, float: 701, date: 1082, bytes: 17}
+
+
+def _oid_of(value: Any) -> int:
     if isinstance(value, datetime):
-        return "timestamptz" if value.tzinfo is not None else "timestamp"
-    if isinstance(value, date):
-        return "date"
-    return inferred
+        return 1184 if value.tzinfo is not None else 1114  # timestamptz, timestamp
+    return _PARAMETER_OIDS.get(type(value), 0)
 
 
 def _settings_statement(sql: str, parameter_types: list[str], nulls: Collection[int] = ()) -> str:
