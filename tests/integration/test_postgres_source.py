@@ -258,6 +258,19 @@ def test_a_query_over_its_time_limit_is_cancelled_on_the_server(postgres: Connec
     assert _gone(postgres, marker), "the statement still runs on the server"
 
 
+def test_an_export_read_as_rows_is_held_to_the_sources_time_limit_too(postgres: Connection) -> None:
+    """A json column sends the export through typed rows (psycopg), not ADBC: the limit still holds and
+    the statement is cancelled on the server, and a call on the same source keeps its own limit."""
+    sql = "SELECT '{}'::json AS j, pg_sleep(8)::text AS rows_path_slow"
+    source = _source(postgres, timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(QueryTookTooLong):
+        _arrow_rows(source, sql)
+    assert time.monotonic() - started < 4
+    assert _gone(postgres, "rows_path_slow")
+    assert _arrow_rows(source, "SELECT '{\"a\": 1}'::json AS j") == [('{"a": 1}',)]
+
+
 @pytest.mark.parametrize("limit", [0.001, 0.02, 0.1, 0.3])
 def test_an_export_past_its_limit_at_any_moment_ends_and_leaves_nothing_running(
     postgres: Connection, limit: float

@@ -234,16 +234,32 @@ class PostgresSource:
 
     @contextmanager
     def run(self, sql: str, params: Mapping[str, Any], batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[QueryResult]:
+        with self._run(sql, params, batch_size, self._timeout, None) as result:
+            yield result
+
+    @contextmanager
+    def _run(
+        self,
+        sql: str,
+        params: Mapping[str, Any],
+        batch_size: int,
+        statement_timeout: float,
+        driver_limit: float | None,
+    ) -> Iterator[QueryResult]:
+        """Rows through psycopg, the statement limited by `statement_timeout` on the server and, with a
+        `driver_limit`, by the time spent waiting on the driver (an export's rows: the renderer's time
+        between batches does not count), cancelled on the server past it."""
         import psycopg  # noqa: PLC0415
 
         positional, names = sqltext.positional(sql, sqltext.Dialect.POSTGRES)
         # Numbers bind exactly (a Decimal as numeric, never through a float), dates and times as themselves.
         values = tuple(params.get(name) for name in names)
+        watchdog = _Watchdog(driver_limit)
 
         def start(connection: Any) -> tuple[Any, list[Row], list[Field]]:
             cursor = psycopg.RawCursor(connection)
             rows = cursor.stream(positional, values, size=batch_size)
-            first = list(_take(rows, batch_size))
+            first = watchdog.timed(connection, lambda: list(_take(rows, batch_size)))
             if cursor.description is None:  # no rows: the statement's columns from its description
                 return rows, first, _fields(connection, positional, values)
             fields = [
@@ -253,19 +269,26 @@ class PostgresSource:
             return rows, first, fields
 
         try:
-            connection, (rows, first, fields) = self._first_use(self._timeout, start)
+            connection, (rows, first, fields) = self._first_use(statement_timeout, start)
         except psycopg.Error as error:
             raise _failure(error) from None
         columns = _columns(fields)
         converters = _row_converters(fields, columns)
+
+        def fetch() -> list[Row]:
+            return watchdog.timed(connection, lambda: list(_take(rows, batch_size)))
+
         try:
-            yield QueryResult(columns=columns, batches=_typed_batches(first, rows, converters, batch_size))
+            yield QueryResult(columns=columns, batches=_typed_batches(first, fetch, converters, batch_size))
         finally:
             # A stream left part-read holds the connection's lock (the rollback would wait for it forever):
             # closing it cancels the statement and reads what is left.
             with contextlib.suppress(Exception):
                 rows.close()
-            self._release(connection, self._timeout)
+            if watchdog.fired:  # a cancel was sent on it: it is not used again
+                _close_quietly(connection)
+            else:
+                self._release(connection, statement_timeout)
 
     # -- the export path (Arrow) --
 
@@ -314,12 +337,8 @@ class PostgresSource:
 
     @contextmanager
     def _rows_for_export(self, sql: str, params: Mapping[str, Any]) -> Iterator[QueryResult]:
-        previous, self._timeout = self._timeout, EXPORT_STATEMENT_CEILING_SECONDS
-        try:
-            with self.run(sql, params, batch_size=ARROW_BATCH_ROWS) as result:
-                yield result
-        finally:
-            self._timeout = previous
+        with self._run(sql, params, ARROW_BATCH_ROWS, EXPORT_STATEMENT_CEILING_SECONDS, self._timeout) as result:
+            yield result
 
     def _adbc(self) -> tuple[Any, bool]:
         """An export connection, kept (True) or new."""
@@ -663,7 +682,10 @@ def _take(rows: Iterator[Any], count: int) -> Iterator[Any]:
 
 
 def _typed_batches(
-    first: list[Row], rows: Iterator[Any], converters: list[Callable[[Any, int], Any] | None], batch_size: int
+    first: list[Row],
+    fetch: Callable[[], list[Row]],
+    converters: list[Callable[[Any, int], Any] | None],
+    batch_size: int,
 ) -> Iterator[list[Row]]:
     import psycopg  # noqa: PLC0415
 
@@ -678,9 +700,42 @@ def _typed_batches(
         if len(batch) < batch_size:
             return
         try:
-            batch = list(_take(rows, batch_size))
+            batch = fetch()
         except psycopg.Error as error:
             raise _failure(error) from None
+
+
+class _Watchdog:
+    """Counts the time spent waiting on the driver; past its limit, cancels the statement on the server
+    (from a timer thread: the read is blocked in libpq) and the read fails as over its time limit."""
+
+    def __init__(self, limit: float | None) -> None:
+        self._limit = limit
+        self._spent = 0.0
+        self.fired = False
+
+    def timed(self, connection: Any, read: Callable[[], _T]) -> _T:
+        if self._limit is None:
+            return read()
+        remaining = self._limit - self._spent
+        if remaining <= 0:
+            raise QueryTookTooLong()
+
+        def fire() -> None:
+            self.fired = True
+            with contextlib.suppress(Exception):
+                connection.cancel_safe(timeout=5.0)
+
+        timer = threading.Timer(remaining, fire)
+        timer.daemon = True
+        started = time.monotonic()
+        timer.start()
+        try:
+            return read()
+        finally:
+            timer.cancel()
+            timer.join()  # a cancel being sent has been sent before anything else uses the connection
+            self._spent += time.monotonic() - started
 
 
 def _converted(row: Row, checked: list[tuple[int, Callable[[Any, int], Any]]], number: int) -> Row:
