@@ -258,7 +258,9 @@ RUNS = {
 }
 
 
-class _NoPandas(importlib.abc.MetaPathFinder):
+class NoPandas(importlib.abc.MetaPathFinder):
+    """Refuses to import pandas: as in the worker's layer, which has none."""
+
     def find_spec(self, name: str, path: Any, target: Any = None) -> None:
         if name == "pandas" or name.startswith("pandas."):
             raise ModuleNotFoundError(name)
@@ -269,7 +271,7 @@ def one(kind: str, export_format: str, rows: int) -> None:
     if kind == "ours":
         # As in the worker's layer, which has no pandas: the ADBC driver imports pandas (about 40 MB)
         # whenever it can, and it is installed here only for the other sides.
-        sys.meta_path.insert(0, _NoPandas())
+        sys.meta_path.insert(0, NoPandas())
     load(kind)
     with tempfile.TemporaryDirectory() as scratch:
         target = Path(scratch) / f"out.{export_format}"
@@ -284,14 +286,23 @@ def one(kind: str, export_format: str, rows: int) -> None:
 
 
 def measure(kind: str, export_format: str, rows: int, repeats: int) -> dict[str, Any]:
+    return measure_children(__file__, kind, export_format, rows, repeats)
+
+
+def measure_children(
+    script: str, kind: str, export_format: str, rows: int, repeats: int, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """`script --one kind format rows` in a fresh process `repeats` times (each its own peak RSS): the
+    median time, the highest peak RSS, and every run's seconds."""
     runs = []
     for _ in range(repeats):
         output = subprocess.run(
-            [sys.executable, __file__, "--one", kind, export_format, str(rows)],
+            [sys.executable, script, "--one", kind, export_format, str(rows)],
             check=True,
             capture_output=True,
             text=True,
             cwd=ROOT,
+            env=env,
             timeout=3600,
         ).stdout
         runs.append(json.loads(output.strip().splitlines()[-1]))
@@ -299,6 +310,7 @@ def measure(kind: str, export_format: str, rows: int, repeats: int) -> dict[str,
     best["seconds"] = statistics.median(r["seconds"] for r in runs)
     best["rows_per_second"] = rows / best["seconds"]
     best["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
+    best["runs"] = [round(r["seconds"], 2) for r in runs]
     return best
 
 

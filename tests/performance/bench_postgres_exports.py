@@ -40,12 +40,8 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.abc
 import json
 import os
-import resource
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -60,6 +56,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "shared")]
 
 from infra.local.postgres import Connection, LocalPostgres  # noqa: E402
+from tests.performance.bench_exports import NoPandas, measure_children, peak_rss_mb  # noqa: E402
 
 FOLDER = ROOT / ".local" / "bench-pg"
 TABLE_ROWS = 1_000_000
@@ -140,10 +137,6 @@ def warm_table(connection: Connection) -> None:
 
     with psycopg.connect(connection.conninfo()) as session:
         session.execute("SELECT sum(length(description)), count(*) FROM facts").fetchone()
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def server() -> Connection:
@@ -310,18 +303,12 @@ RUNS: dict[str, Callable[[str, int, Path], int]] = {
 }
 
 
-class _NoPandas(importlib.abc.MetaPathFinder):
-    def find_spec(self, name: str, path: Any, target: Any = None) -> None:
-        if name == "pandas" or name.startswith("pandas."):
-            raise ModuleNotFoundError(name)
-
-
 def one(kind: str, export_format: str, rows: int) -> None:
     """The child process: one measurement, printed as JSON."""
     if kind == "ours":
         # As in the worker's layer, which has no pandas: the ADBC driver imports pandas (about 40 MB)
         # whenever it can, and it is installed here only for the other sides.
-        sys.meta_path.insert(0, _NoPandas())
+        sys.meta_path.insert(0, NoPandas())
     load(kind)
     with tempfile.TemporaryDirectory() as scratch:
         target = Path(scratch) / f"out.{export_format}"
@@ -344,25 +331,8 @@ def one(kind: str, export_format: str, rows: int) -> None:
 
 
 def measure(connection: Connection, kind: str, export_format: str, rows: int, repeats: int) -> dict[str, Any]:
-    runs = []
     environment = {**os.environ, CONNECTION_ENV: json.dumps(connection.as_dict())}
-    for _ in range(repeats):
-        output = subprocess.run(
-            [sys.executable, __file__, "--one", kind, export_format, str(rows)],
-            check=True,
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=environment,
-            timeout=3600,
-        ).stdout
-        runs.append(json.loads(output.strip().splitlines()[-1]))
-    best = {**runs[0]}
-    best["seconds"] = statistics.median(r["seconds"] for r in runs)
-    best["rows_per_second"] = rows / best["seconds"]
-    best["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
-    best["runs"] = [round(r["seconds"], 2) for r in runs]
-    return best
+    return measure_children(__file__, kind, export_format, rows, repeats, environment)
 
 
 def export_figures(connection: Connection, args: argparse.Namespace) -> int:
@@ -421,27 +391,13 @@ def call_actions(connection: Connection, rows: int = 100) -> Iterator[dict[str, 
     """What the call benchmark times, each a function of no arguments: the warm request on "PG Order
     Lines" (`row_limit` = rows), raw psycopg with the same statement and values, our source alone, the
     request with its rows prefetched, and the request on a new connection."""
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-        }
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
+    # First: its import sets the environment bench_report_call.py runs in (fake AWS credentials, moto in
+    # process, the template's settings), which the handlers below read at their import.
+    from tests.performance import bench_report_call as calls
+
+    template = calls.TEMPLATE
     import psycopg
     from moto import mock_aws
-
-    from infra.demo.database import build_demo_database, is_current
-    from infra.demo.postgres import load_demo_postgres
-    from infra.local.template import load_template
-
-    template = load_template()
-    os.environ.update(template.environment())  # the handlers read their settings at import
-    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
-
     from reportserver import sqltext
     from reportserver.domain.calls import ReportRunner
     from reportserver.http import audit
@@ -452,10 +408,11 @@ def call_actions(connection: Connection, rows: int = 100) -> Iterator[dict[str, 
     from functions.auth.handler import lambda_handler as authorize
     from functions.reports import handler as reports_handler
     from functions.reports.handler import lambda_handler as handle
+    from infra.demo.database import build_demo_database, is_current
+    from infra.demo.postgres import load_demo_postgres
     from infra.demo.seed import seed_demo_postgres
     from infra.local.frontdoor import LambdaContext
     from infra.local.provision import provision
-    from tests.performance.bench_report_call import PrefetchedSource, bench_token, events
 
     def context(function: str) -> Any:
         return LambdaContext(function, "bench")  # the local front door's stand-in for Lambda's
@@ -484,8 +441,8 @@ def call_actions(connection: Connection, rows: int = 100) -> Iterator[dict[str, 
         names = provision(template)
         reports = seed_demo_postgres(DynamoCatalog(names["CatalogTable"]), connection, "bench/")
         report = next(r for r in reports if r.name == "PG Order Lines")
-        secret = bench_token(names)
-        authorizer_event, request_event = events(secret, rows)
+        secret = calls.bench_token(names)
+        authorizer_event, request_event = calls.events(secret, rows)
         for event in (authorizer_event, request_event):
             event["path"] = f"/api/call/{report.slug}/"
         request_event["pathParameters"] = {"report_id": report.slug}
@@ -517,7 +474,7 @@ def call_actions(connection: Connection, rows: int = 100) -> Iterator[dict[str, 
 
         with source.run(report.queries[0].sql, params) as result:
             # as bench_report_call.py hands it out: rows only (a Source as far as report calls go)
-            prefetched: Any = PrefetchedSource(result.columns, [r for batch in result.batches for r in batch])  # type: ignore[arg-type]
+            prefetched: Any = calls.PrefetchedSource(result.columns, [r for batch in result.batches for r in batch])  # type: ignore[arg-type]
 
         def request_without_sql() -> None:
             real_runner = reports_handler.runner
