@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from reportserver import sqltext
-from reportserver.domain.errors import DataSourceFailed, QueryTookTooLong, SourceUnavailable, ValueDoesNotFit
+from reportserver.domain.errors import DataSourceFailed, QueryTookTooLong, SourceUnavailable
 from reportserver.domain.ports import (
     DEFAULT_BATCH_SIZE,
     ArrowResult,
@@ -664,13 +664,12 @@ class _FiniteDecimal:
     """numeric(p, s) as psycopg loads it: exactly s places in at most 38 digits, unless NaN or infinite."""
 
     def __init__(self, column: Column) -> None:
-        self._column = column
+        self._refuse = Converter(column)  # which refuses a NaN or an infinity, naming column and row
 
     def __call__(self, value: Any, row: int) -> Any:
         if value is None or value.is_finite():
             return value
-        expected = f"decimal with at most {self._column.scale} decimal places"
-        raise ValueDoesNotFit(self._column.name, row, expected, value)
+        return self._refuse(value, row)
 
 
 def _take(rows: Iterator[Any], count: int) -> Iterator[Any]:
