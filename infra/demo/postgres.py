@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from infra.local.postgres import Connection
 
-DEMO_PG_SOURCE_ID = "demo-pg"
+DEMO_PG_SOURCE_NAME = "Demo shop (PostgreSQL)"
 READER_ROLE = "report_reader"
 LOADED_MARK = "demo_loaded_from"
 

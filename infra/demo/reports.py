@@ -6,7 +6,7 @@ from typing import Any
 
 # The user groups the demo reports and the tests' tokens name (made by `seed_groups`).
 DEMO_GROUPS = ("finance", "sales")
-DEMO_SOURCE_ID = "demo"
+DEMO_SOURCE_NAME = "Demo shop (SQLite)"
 
 _DATE_RANGE: list[dict[str, Any]] = [
     {"name": "date_from", "label": "From", "type": "date", "default": "2024-07-01", "field_order": 1},

@@ -6,50 +6,56 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reportserver.domain.access import Grant, Principal
+from reportserver.domain.datamodels import DataModelAdmin, DataModelCreate, ProviderModel
 from reportserver.domain.identity import GroupCreate, IdentityAdmin, IdentityStore
 from reportserver.domain.passwords import PasswordHasher
-from reportserver.domain.ports import DataSource
 from reportserver.domain.reports import Report, parse_report
+from reportserver.sources.registry import open_source
 from reportserver.store.catalog import DynamoCatalog
-from reportserver.store.secrets import store_password
+from reportserver.store.secrets import DataSourceSecrets
 
-from infra.demo.postgres import DEMO_PG_REPORTS, DEMO_PG_SOURCE_ID, demo_reader
-from infra.demo.reports import DEMO_GROUPS, DEMO_REPORTS, DEMO_SOURCE_ID
+from infra.demo.postgres import DEMO_PG_REPORTS, DEMO_PG_SOURCE_NAME, demo_reader
+from infra.demo.reports import DEMO_GROUPS, DEMO_REPORTS, DEMO_SOURCE_NAME
 from infra.local.postgres import Connection
+
+OPERATOR = Principal("token", "demo-seed", ("*",), (Grant("admin"),), "demo-seed")
+
+
+def _models(catalog: DynamoCatalog, secret_prefix: str) -> DataModelAdmin:
+    """The data model admin of the API, with SQLite files allowed (the demo's)."""
+    return DataModelAdmin(catalog, DataSourceSecrets(), open_source, secret_prefix, sqlite_files=True)
 
 
 def seed_demo(catalog: DynamoCatalog, database: Path) -> list[Report]:
-    catalog.put_data_source(DataSource(id=DEMO_SOURCE_ID, name="Demo shop (SQLite)", database=str(database)))
-    return [catalog.create_report(parse_report({**d, "data_source_id": DEMO_SOURCE_ID})) for d in DEMO_REPORTS]
+    """The SQLite demo shop as a data model (seed 001's, made as the API makes one) and its reports."""
+    provider = ProviderModel(providerType="sqLite", database=str(database))
+    model = _models(catalog, "").create(OPERATOR, DataModelCreate(name=DEMO_SOURCE_NAME, providerModel=provider))
+    return [catalog.create_report(parse_report({**d, "data_source_id": model.id})) for d in DEMO_REPORTS]
 
 
 def seed_demo_postgres(catalog: DynamoCatalog, server: Connection, secret_prefix: str) -> list[Report]:
-    """The PostgreSQL demo shop as a second data source, read by a role that may only read its tables
+    """The PostgreSQL demo shop as a second data model, read by a role that may only read its tables
     (its password in Secrets Manager, never in the catalog), and its reports."""
     server = demo_reader(server)
-    secret = store_password(f"{secret_prefix}{DEMO_PG_SOURCE_ID}", server.password)
-    catalog.put_data_source(
-        DataSource(
-            id=DEMO_PG_SOURCE_ID,
-            name="Demo shop (PostgreSQL)",
-            kind="postgresql",
-            host=server.host,
-            port=server.port,
-            database=server.database,
-            user=server.user,
-            password_secret=secret,
-            ssl_mode="disable",  # loopback only: the local server has no TLS
-        )
+    provider = ProviderModel(
+        providerType="postgresql",
+        serverName=server.host,
+        port=server.port,
+        database=server.database,
+        userName=server.user,
+        password=server.password,
+        sslMode="disable",  # loopback only: the local server has no TLS
     )
-    return [catalog.create_report(parse_report({**d, "data_source_id": DEMO_PG_SOURCE_ID})) for d in DEMO_PG_REPORTS]
+    body = DataModelCreate(name=DEMO_PG_SOURCE_NAME, providerModel=provider)
+    model = _models(catalog, secret_prefix).create(OPERATOR, body)
+    return [catalog.create_report(parse_report({**d, "data_source_id": model.id})) for d in DEMO_PG_REPORTS]
 
 
 def seed_groups(store: IdentityStore) -> None:
     """The user groups the demo reports and tokens name, through the same domain code as the API."""
-    operator = Principal("token", "demo-seed", ("*",), (Grant("admin"),), "demo-seed")
     identity = IdentityAdmin(store, _NoKeys(), PasswordHasher(), lambda: datetime.now(UTC))
     for name in DEMO_GROUPS:
-        identity.create_group(operator, GroupCreate(name=name))
+        identity.create_group(OPERATOR, GroupCreate(name=name))
 
 
 class _NoKeys:

@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     identities = iam.local_iam(template)
     names = provision(template)
     os.environ.update(template.environment())
+    # A SQLite file as a data model: the local stack only (a file on this machine; never in AWS).
+    os.environ["SQLITE_DATA_MODELS"] = "on"
 
     state_dir: Path = args.state_dir.resolve()
     # Lambda gives each container its own /tmp; stacks on one machine must not empty each other's scratch.

@@ -126,6 +126,16 @@ class AdminSettings(_Settings, frozen=True, kw_only=True):
     audit_retention_days: RetentionDays = msgspec.field(name="AUDIT_RETENTION_DAYS", default=90)
 
 
+class CatalogAdminSettings(_Settings, frozen=True, kw_only=True):
+    catalog_table: TableName = msgspec.field(name="CATALOG_TABLE")
+    # Where new data model passwords are kept (the functions that open sources may read only these).
+    secret_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9/_+=.@-]{1,400}/$")] = msgspec.field(
+        name="DATA_SOURCE_SECRET_PREFIX"
+    )
+    # A SQLite data model reads a file on the server's disk: the local stack's demo only, never in AWS.
+    sqlite_data_models: Flag = msgspec.field(name="SQLITE_DATA_MODELS", default="off")
+
+
 class LoginSettings(_Settings, frozen=True, kw_only=True):
     identity_table: TableName = msgspec.field(name="IDENTITY_TABLE")
     access_token_seconds: Annotated[int, msgspec.Meta(ge=60, le=86_400)] = msgspec.field(

@@ -37,6 +37,8 @@ TEMPLATE = load_template()
 os.environ.update(TEMPLATE.environment())  # before any handler module is imported, as at cold start
 # The test database is a tenth of the demo; a lower cap keeps its Order Lines report over it.
 os.environ["CALL_MAX_ROWS"] = "10000"
+# As on the local stack: an admin may add a SQLite file as a data model (never in AWS).
+os.environ["SQLITE_DATA_MODELS"] = "on"
 # The worker empties its scratch folder before each export: one of this run's own, as a container's /tmp.
 os.environ["EXPORT_SCRATCH_DIR"] = tempfile.mkdtemp(prefix="reportserver-scratch-")
 

@@ -44,7 +44,7 @@ def test_a_sensitive_fields_value_is_never_recorded_only_its_name(stack: Stack) 
         parse_report(
             {
                 "name": slug,
-                "data_source_id": "demo",
+                "data_source_id": stack.report("gst-balance").data_source_id,
                 "queries": [{"sql": "SELECT :account AS account"}],
                 "fields": [{"name": "account", "sensitive": True}],
             }

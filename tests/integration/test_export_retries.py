@@ -179,9 +179,9 @@ def test_a_source_that_is_down_is_retried_within_minutes_then_fails_the_ticket_s
     # for a moment failed its ticket for good.
     catalog = DynamoCatalog(stack.names["CatalogTable"])
     if catalog.report_by_slug("flaky-source") is None:
-        catalog.put_data_source(DataSource(id="flaky", name="Flaky", database="/nonexistent/flaky.sqlite"))
+        catalog.put_data_source(DataSource(id="901", name="Flaky", database="/nonexistent/flaky.sqlite"))
         catalog.create_report(
-            parse_report({"name": "Flaky Source", "data_source_id": "flaky", "queries": [{"sql": "SELECT 1"}]})
+            parse_report({"name": "Flaky Source", "data_source_id": "901", "queries": [{"sql": "SELECT 1"}]})
         )
     body = json.dumps({"report_name": "flaky-source", "format": "csv", "force_update": True}).encode()
     headers = [("Authorization", stack.headers["admin"]), ("Content-Type", "application/json")]

@@ -351,7 +351,8 @@ def test_csv_formulas_are_neutralised_unless_the_report_or_the_request_says_not(
     name = f"Formula Cells {int(report_default)}"
     catalog = DynamoCatalog(stack.names["CatalogTable"])
     if catalog.report_by_slug(name.lower().replace(" ", "-")) is None:
-        definition = {"name": name, "data_source_id": "demo", "csv_neutralise_formulas": report_default}
+        demo = stack.report("gst-balance").data_source_id
+        definition = {"name": name, "data_source_id": demo, "csv_neutralise_formulas": report_default}
         catalog.create_report(parse_report({**definition, "queries": [{"sql": "SELECT '=1+1' AS cell"}]}))
     body: dict[str, Any] = {"report_name": name, "format": "csv", "force_update": True}
     if requested is not None:
@@ -505,7 +506,11 @@ def test_a_source_error_fails_the_ticket_with_a_message_and_no_sql(
 ) -> None:
     broken = DynamoCatalog(stack.names["CatalogTable"]).create_report(
         parse_report(
-            {"name": "Broken Report", "data_source_id": "demo", "queries": [{"sql": "SELECT * FROM no_such_table"}]}
+            {
+                "name": "Broken Report",
+                "data_source_id": stack.report("gst-balance").data_source_id,
+                "queries": [{"sql": "SELECT * FROM no_such_table"}],
+            }
         )
     )
     ticket_id = pending_ticket(stack, broken.slug)

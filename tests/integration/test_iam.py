@@ -90,6 +90,34 @@ def _administers(stack: Stack) -> bool:
     return statuses == [200, 200, 201, 200, 200, 200, 200, 201, 200]
 
 
+def _administers_catalog(stack: Stack) -> bool:
+    """A data model made (a counter, a conditional put, a new secret), listed and read (Query, GetItem),
+    renamed (a conditional put), deleted with its secret (after a Query of the reports); and the demo
+    PostgreSQL model's connection tested (its password read from Secrets Manager)."""
+    provider = {"providerType": "postgresql", "serverName": "127.0.0.1", "database": "d", "userName": "u"}
+    provider |= {"password": uuid.uuid4().hex, "sslMode": "disable"}
+    body = {"name": f"iam-{uuid.uuid4().hex[:8]}", "providerModel": provider}
+    made, model = stack.send("POST", "/api/datamodels/", body)
+    if made != 201:
+        return False
+    path = f"/api/datamodels/{model['dataModel']['id']}"
+    secret = stack.catalog.data_source(str(model["dataModel"]["id"]))
+    statuses = [
+        stack.send("GET", "/api/datamodels/")[0],
+        stack.send("GET", path)[0],
+        stack.send("PUT", f"{path}/rename", {"optimisticLock": 1, "name": f"iam-{uuid.uuid4().hex[:8]}"})[0],
+        stack.send("DELETE", path)[0],
+        stack.send("POST", f"/api/datamodels/{stack.report('pg-product-catalogue').data_source_id}/test")[0],
+    ]
+    secrets = boto3.client("secretsmanager")
+    try:
+        secrets.get_secret_value(SecretId=secret.password_secret if secret else "")
+        deleted = False
+    except ClientError:
+        deleted = True
+    return statuses == [200, 200, 200, 200, 200] and deleted
+
+
 def _writes_audit(stack: Stack) -> bool:
     """The audit lines of a request, handed over as CloudWatch Logs would, stored in a batch."""
     assert stack.get("/api/server_iso_time/").status == 200
@@ -189,9 +217,9 @@ def _renders(stack: Stack) -> bool:
 def _retries_soon(stack: Stack) -> bool:
     catalog = DynamoCatalog(stack.names["CatalogTable"])
     if catalog.report_by_slug("source-down") is None:
-        catalog.put_data_source(DataSource(id="down", name="Down", database="/nonexistent/down.sqlite"))
+        catalog.put_data_source(DataSource(id="902", name="Down", database="/nonexistent/down.sqlite"))
         catalog.create_report(
-            parse_report({"name": "Source Down", "data_source_id": "down", "queries": [{"sql": "SELECT 1"}]})
+            parse_report({"name": "Source Down", "data_source_id": "902", "queries": [{"sql": "SELECT 1"}]})
         )
     down = {"report_name": "source-down", "format": "csv", "force_update": True}
     status, ticket = _post_export(stack, down, _fresh_token(stack)[0])
@@ -235,6 +263,7 @@ def _sweeps(stack: Stack) -> bool:
 WORK: dict[str, Callable[[Stack], bool]] = {
     "AuthFunction": _authorizes,
     "AdminFunction": _administers,
+    "CatalogAdminFunction": _administers_catalog,
     "LoginFunction": _logs_in,
     "ViewAuthFunction": _opens_views,
     "AuditWriterFunction": _writes_audit,

@@ -17,10 +17,16 @@ from typing import Any
 
 import psycopg
 import pytest
-from reportserver.domain.errors import DataSourceFailed, QueryTookTooLong, SourceUnavailable, ValueDoesNotFit
+from reportserver.domain.errors import (
+    DataSourceFailed,
+    QueryTookTooLong,
+    SourceUnavailable,
+    StatementRefused,
+    ValueDoesNotFit,
+)
 from reportserver.domain.ports import DataSource
 from reportserver.domain.values import ColumnType
-from reportserver.sources.postgres import IDLE, PostgresSource, PostgresTarget, StatementRefused
+from reportserver.sources.postgres import IDLE, PostgresSource, PostgresTarget
 
 from infra.demo.postgres import READER_ROLE, demo_reader
 from infra.local.postgres import Connection, free_port
@@ -527,7 +533,7 @@ def _no_kept_connections() -> Iterator[None]:
 )
 def test_tls_is_required_except_on_loopback(host: str, ssl_mode: str, allowed: bool) -> None:
     def define() -> DataSource:
-        return DataSource(id="pg", name="PG", kind="postgresql", database="d", host=host, user="u", ssl_mode=ssl_mode)
+        return DataSource(id="904", name="PG", kind="postgresql", database="d", host=host, user="u", ssl_mode=ssl_mode)
 
     if allowed:
         assert define().ssl_mode == ssl_mode
@@ -543,7 +549,7 @@ def test_tls_is_required_except_on_loopback(host: str, ssl_mode: str, allowed: b
 def test_a_host_that_is_more_than_a_host_is_refused(host: str) -> None:
     """A connection string or URL would read more into it (another database, a port, a list of hosts)."""
     with pytest.raises(ValueError, match="host"):
-        DataSource(id="pg", name="PG", kind="postgresql", database="d", host=host, user="u")
+        DataSource(id="904", name="PG", kind="postgresql", database="d", host=host, user="u")
 
 
 def test_a_targets_repr_does_not_show_its_password() -> None:

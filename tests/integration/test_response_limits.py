@@ -27,9 +27,9 @@ def quotes_report(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> str
     with sqlite3.connect(path) as connection:
         connection.execute("CREATE TABLE q (id INTEGER, t TEXT)")
         connection.executemany("INSERT INTO q VALUES (?, ?)", [(i, '"' * QUOTES_PER_ROW) for i in range(ROWS)])
-    stack.catalog.put_data_source(DataSource(id="quotes", database=str(path)))
+    stack.catalog.put_data_source(DataSource(id="903", database=str(path)))
     report = stack.catalog.create_report(
-        parse_report({"name": "Quotes", "data_source_id": "quotes", "queries": [{"sql": "SELECT id, t FROM q"}]})
+        parse_report({"name": "Quotes", "data_source_id": "903", "queries": [{"sql": "SELECT id, t FROM q"}]})
     )
     return report.slug
 

@@ -139,7 +139,7 @@ def run_ours(export_format: str, rows: int, target: Path) -> int:
     from reportserver.sources.registry import open_source
 
     context = RenderContext(title="Benchmark", generated_at=datetime.now(UTC), sheet_count=1, parameters={"n": rows})
-    source = open_source(DataSource(id="bench", database=str(DATABASE)))  # the worker's default settings
+    source = open_source(DataSource(id="1", database=str(DATABASE)))  # the worker's default settings
     return render_queries(
         source,
         [ReportQuery(sheet_name="Facts", sql=SELECT)],

@@ -13,8 +13,10 @@ from reportserver.domain.ports import DataSource
 from reportserver.domain.reports import Report, parse_report
 from reportserver.sources.registry import open_source
 
-from infra.demo.reports import DEMO_REPORTS, DEMO_SOURCE_ID
+from infra.demo.reports import DEMO_REPORTS
 from tests.fakes import MemoryCatalog, principal
+
+DEMO_SOURCE_ID = "1"
 
 ADMIN = principal("admin", ("*",), ("admin",))
 SALES = principal("sales-bot", ("sales",))

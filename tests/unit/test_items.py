@@ -110,5 +110,5 @@ def test_a_naive_time_or_a_float_is_refused_not_guessed() -> None:
 
 
 def test_a_definition_document_round_trips() -> None:
-    source = DataSource(id="demo", kind="sqlite", database="/tmp/demo.sqlite", query_timeout_seconds=12.5)
+    source = DataSource(id="1", kind="sqlite", database="/tmp/demo.sqlite", query_timeout_seconds=12.5)
     assert from_document(to_document(source), DataSource) == source

@@ -30,7 +30,7 @@ def load_choices(_field: ReportField) -> Sequence[Choice]:
 def report(**overrides: Any) -> Any:
     definition: dict[str, Any] = {
         "name": "Orders by Region",
-        "data_source_id": "demo",
+        "data_source_id": "1",
         "fields": [
             {"name": "region", "type": "choice", "required": True, "choices_sql": "SELECT 1"},
             {"name": "min_total", "type": "number"},

@@ -98,8 +98,8 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_a_report_call_writes_each_type_as_the_contract_says(database: Path) -> None:
-    report = parse_report({"name": "Typed", "data_source_id": "t", "queries": [{"sql": SQL}]})
-    catalog = MemoryCatalog([report], [DataSource(id="t", database=str(database))])
+    report = parse_report({"name": "Typed", "data_source_id": "1", "queries": [{"sql": SQL}]})
+    catalog = MemoryCatalog([report], [DataSource(id="1", database=str(database))])
     body = ReportRunner(catalog, open_source).call(report, {}, CallLimits(50_000, 5_000_000)).body
     records = json.loads(body, parse_float=Decimal)["records"]
     assert records == [{k: contract_json(v) for k, v in row.items()} for row in EXPECTED]

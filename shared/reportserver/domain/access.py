@@ -329,3 +329,67 @@ def _grant_covers(mine: Grant, wanted: Grant) -> bool:
     if mine.scope == wanted.scope:
         return mine.entityId == wanted.entityId
     return wanted.scope in Scope.COVERS.get(mine.scope, frozenset())
+
+
+# Seed 001's object scopes: what a grant on every object of a kind, or on one, lets a principal do.
+_OBJECT_SCOPES = {
+    "dataModel": (Scope.ALL_DATA_MODELS, Scope.DATA_MODEL),
+    "category": (Scope.ALL_CATEGORIES, Scope.CATEGORY),
+    "document": (Scope.ALL_DOCUMENTS, Scope.DOCUMENT),
+}
+_MODE_WORDS = {
+    AccessMode.CREATE: "create",
+    AccessMode.READ: "read",
+    AccessMode.MODIFY: "modify",
+    AccessMode.DELETE: "delete",
+}
+
+
+def may_manage(
+    principal: Principal,
+    kind: Literal["dataModel", "category", "document"],
+    mode: AccessMode,
+    entity_id: int | None = None,
+    category_id: int | None = None,
+) -> bool:
+    """Whether the principal may do `mode` to every object of `kind` or to the one `entity_id`: an admin
+    may; an embed session may not; otherwise a grant with the mode's bit on the `all...` scope, on the
+    object's own scope and id, or (a document) on `documentsInCategory` of its category."""
+    if principal.kind == "nonce":
+        return False
+    if principal.is_admin:
+        return True
+    every, one = _OBJECT_SCOPES[kind]
+    for grant in principal.grants:
+        if not grant.accessMode & mode:
+            continue
+        if grant.scope == every:
+            return True
+        if entity_id is not None and grant.scope == one and grant.entityId == entity_id:
+            return True
+        if (
+            kind == "document"
+            and category_id is not None
+            and grant.scope == Scope.DOCUMENTS_IN_CATEGORY
+            and grant.entityId == category_id
+        ):
+            return True
+    return False
+
+
+def authorize_managing(
+    principal: Principal,
+    kind: Literal["dataModel", "category", "document"],
+    mode: AccessMode,
+    entity_id: int | None = None,
+    category_id: int | None = None,
+) -> None:
+    """`may_manage`, raising `Forbidden` naming the permission it lacks."""
+    if may_manage(principal, kind, mode, entity_id, category_id):
+        return
+    every, one = _OBJECT_SCOPES[kind]
+    what = f"{one} {entity_id}" if entity_id is not None else f"every {one}"
+    raise Forbidden(
+        f"The {principal.label} may not {_MODE_WORDS[mode]} {what} (it needs accessMode {int(mode)} on {every!r}"
+        + (f" or on {one!r} {entity_id})" if entity_id is not None else ")")
+    )

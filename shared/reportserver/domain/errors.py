@@ -81,6 +81,15 @@ class SourceUnavailable(DataSourceFailed):
     """The data source cannot be reached or opened now: worth another attempt, unlike a bad query."""
 
 
+class StatementRefused(DataSourceFailed):
+    """The source would not prepare a statement. `detail` is the engine's own message (`relation "ordrs"
+    does not exist`): an admin saving the statement is shown it; a report's caller never is."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("The report's query failed on its data source")
+        self.detail = detail
+
+
 class RenderFailed(DomainError):
     """A file that cannot be made from these rows (a format limit, say); the message is for the owner."""
 

@@ -59,17 +59,40 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+DATA_SOURCE_ID = r"^[1-9][0-9]{0,11}$"  # a data model's number (seed 001's ids), as text
+QUERY_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+ParameterType = Literal["string", "integer", "number", "date", "datetime", "boolean"]
+
+
+class QueryParameter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A custom query's parameter (seed 001): its type, and the value it is tried with (`isNull`: NULL)."""
+
+    name: Annotated[str, msgspec.Meta(pattern=QUERY_NAME_PATTERN)]
+    type: ParameterType = "string"
+    value: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+    isNull: bool = False  # noqa: N815 - seed 001's name
+
+
+class CustomQuery(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A named SQL query kept with its data model (seed 001's custom SQL queries)."""
+
+    name: Annotated[str, msgspec.Meta(pattern=QUERY_NAME_PATTERN)]
+    query: Annotated[str, msgspec.Meta(min_length=1, max_length=100_000)]
+    parameters: list[QueryParameter] = msgspec.field(default_factory=list)
+
+
 class DataSource(msgspec.Struct, kw_only=True):
-    """Where a report's queries run, and how long one query may take there.
+    """Where a report's queries run, and how long one query may take there (seed 001's data model).
 
     `sqlite`: `database` is a file path (the embedded default and the demo). `postgresql`: `database` is
     the database's name on `host`:`port`, reached as `user` with the password held in Secrets Manager
     under `password_secret` (never in this definition); TLS (`ssl_mode` require or stricter) is
-    required except on a loopback address."""
+    required except on a loopback address. `version` is its `optimisticLock`."""
 
-    id: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+    id: Annotated[str, msgspec.Meta(pattern=DATA_SOURCE_ID)]
     database: Annotated[str, msgspec.Meta(min_length=1)]
     name: str = ""
+    description: str = ""
     kind: Literal["sqlite", "postgresql"] = "sqlite"
     query_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=900)] = 25.0
     host: Annotated[str, msgspec.Meta(max_length=253)] = ""
@@ -77,6 +100,8 @@ class DataSource(msgspec.Struct, kw_only=True):
     user: Annotated[str, msgspec.Meta(max_length=63)] = ""
     password_secret: Annotated[str, msgspec.Meta(max_length=2048)] = ""
     ssl_mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "require"
+    custom_queries: list[CustomQuery] = msgspec.field(default_factory=list)
+    version: int = 1
 
     def __post_init__(self) -> None:
         if self.kind != "postgresql":
@@ -90,6 +115,10 @@ class DataSource(msgspec.Struct, kw_only=True):
                 f"ssl_mode {self.ssl_mode!r} sends the password and the data in clear: use require, verify-ca "
                 "or verify-full (only a loopback address may go without TLS)"
             )
+
+    @property
+    def number(self) -> int:
+        return int(self.id)
 
 
 @dataclass(slots=True)
@@ -140,6 +169,45 @@ class ReadAgain(Exception):
         self.reason = reason
 
 
+class TableInfo(msgspec.Struct, kw_only=True):
+    """A table or view a data model's statements may read."""
+
+    name: str  # as a statement names it: `orders`, or `sales.orders` outside the default schema
+    schema: str
+    type: Literal["table", "view"]
+
+
+class ColumnInfo(msgspec.Struct, kw_only=True):
+    """A column of a table, view, or a procedure's parameter: its name and the engine's type name."""
+
+    name: str
+    dataType: str  # noqa: N815 - seed 001's bodies are camelCase
+    nullable: bool = True
+    mode: str = ""  # a procedure's parameter: IN, OUT, INOUT; empty for a table's column
+
+
+class ProcedureInfo(msgspec.Struct, kw_only=True):
+    name: str
+    schema: str
+    type: Literal["function", "procedure"]
+
+
+class Introspection(Protocol):
+    """What a data model's source tells of its database: what its statements may read."""
+
+    def tables(self) -> list[TableInfo]: ...
+
+    def columns(self, table: str) -> list[ColumnInfo] | None:
+        """The table's or view's columns in order; None if there is no such table."""
+        ...
+
+    def procedures(self) -> list[ProcedureInfo]:
+        """Functions and procedures (an engine without them has none)."""
+        ...
+
+    def procedure_columns(self, name: str) -> list[ColumnInfo] | None: ...
+
+
 class Source(Protocol):
     def run(
         self, sql: str, params: Mapping[str, Any], batch_size: int = DEFAULT_BATCH_SIZE
@@ -151,6 +219,11 @@ class Source(Protocol):
         self, sql: str, params: Mapping[str, Any], plan: ReadPlan | None = None
     ) -> AbstractContextManager[ArrowResult]:
         """The same as Arrow record batches (for exports), read as `plan` says."""
+        ...
+
+    def describe(self, sql: str) -> list[Column]:
+        """The statement's result columns, from preparing it (nothing runs); `StatementRefused` (with
+        the engine's own message) if it does not prepare."""
         ...
 
 

@@ -17,6 +17,7 @@ import msgspec
 
 from reportserver.domain.access import Grant
 from reportserver.domain.audit import AuditRecord
+from reportserver.domain.datamodels import CustomQueryBody, DataModelChange, DataModelCreate, DataModelRename
 from reportserver.domain.embed import NonceRequest
 from reportserver.domain.identity import (
     GroupChange,
@@ -27,6 +28,7 @@ from reportserver.domain.identity import (
     UserCreate,
     VersionOnly,
 )
+from reportserver.domain.ports import ColumnInfo, ProcedureInfo, QueryParameter, TableInfo
 from reportserver.domain.reports import EXPORT_FORMATS
 from reportserver.domain.token_admin import TokenRequest
 from reportserver.http.exports import DocumentExport, ExportRequest
@@ -277,6 +279,103 @@ class AuditPage(msgspec.Struct):
     cursor: str | None
 
 
+class ProviderView(msgspec.Struct, kw_only=True):
+    """A data model's connection (seed 001's providerModel), never its password."""
+
+    providerType: Literal["sqLite", "postgresql"]  # noqa: N815 - seed 001's names
+    database: str
+    serverName: str | None = None  # noqa: N815
+    port: int | None = None
+    userName: str | None = None  # noqa: N815
+    sslMode: str | None = None  # noqa: N815
+    hasPassword: bool | None = None  # noqa: N815
+
+
+class DataModelView(msgspec.Struct, kw_only=True):
+    id: int
+    name: str
+    description: str
+    commandTimeout: int  # noqa: N815
+    providerType: Literal["sqLite", "postgresql"]  # noqa: N815
+    optimisticLock: int  # noqa: N815
+
+
+class DataModelFull(DataModelView, kw_only=True):
+    providerModel: ProviderView  # noqa: N815
+
+
+class DataModelAnswer(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    dataModel: DataModelFull  # noqa: N815
+
+
+class DataModelList(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    dataModels: list[DataModelView]  # noqa: N815
+
+
+class ConnectionAnswer(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    providerModel: ProviderView  # noqa: N815
+
+
+class ConnectionTested(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    elapsedMs: float  # noqa: N815
+
+
+class TableList(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    tables: list[TableInfo]
+
+
+class ColumnList(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    columns: list[ColumnInfo]
+
+
+class ProcedureList(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    procedures: list[ProcedureInfo]
+
+
+class DataMember(msgspec.Struct):
+    name: str
+    type: Literal["table", "view", "query"]
+
+
+class DataMemberList(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    dataMembers: list[DataMember]  # noqa: N815
+
+
+class CustomQueryView(msgspec.Struct):
+    name: str
+    query: str
+    parameters: list[QueryParameter]
+
+
+class CustomQueryList(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    queries: list[CustomQueryView]
+
+
+class CustomQueryAnswer(msgspec.Struct, kw_only=True):
+    ok: Literal[True]
+    message: str
+    query: CustomQueryView
+    optimisticLock: int | None = None  # noqa: N815 - the data model's, after a save
+
+
 class PasswordGrantForm(msgspec.Struct):
     """RFC 6749's password grant, as a form body."""
 
@@ -346,9 +445,91 @@ _FILE_ANSWERS: dict[int, tuple[type | None, str]] = {
 }
 
 
+_CREATED = (
+    "/api/tokens",
+    "/api/users",
+    "/api/usergroups",
+    "/api/datamodels",
+    "/api/datamodels/{model_id}/customsqlquery",
+)
+
+
 def _admin(method: str, path: str, summary: str, answer: type, tag: str, **extra: Any) -> Operation:
-    status = 201 if method == "POST" and path in ("/api/tokens", "/api/users", "/api/usergroups") else 200
+    status = 201 if method == "POST" and path in _CREATED else 200
     return Operation(method, path, summary, {status: (answer, "")} | _ADMIN_ERRORS, tags=(tag,), **extra)
+
+
+_SOURCE_ERRORS: dict[int, tuple[type | None, str]] = {
+    502: (ErrorBody, "The data model's database failed, refused the login, or did not answer within its commandTimeout")
+}
+
+
+def _model(method: str, path: str, summary: str, answer: type, *, reaches: bool = False, **extra: Any) -> Operation:
+    """A data model route; one that `reaches` its database may also answer 502."""
+    op = _admin(method, path, summary, answer, "datamodels", **extra)
+    if reaches:
+        op = Operation(**{**op.__dict__, "responses": op.responses | _SOURCE_ERRORS})
+    return op
+
+
+_MODEL = "/api/datamodels/{model_id}"
+_DATA_MODEL_OPERATIONS = (
+    _model(
+        "POST",
+        "/api/datamodels",
+        "Add a data model (seed 001); its password goes to Secrets Manager",
+        DataModelAnswer,
+        request=DataModelCreate,
+    ),
+    _model("GET", "/api/datamodels", "The data models the caller may read", DataModelList),
+    _model("GET", _MODEL, "One data model, with its connection (never its password)", DataModelAnswer),
+    _model("PUT", _MODEL, "Change a data model (what is left out stays)", DataModelAnswer, request=DataModelChange),
+    _model("DELETE", _MODEL, "Delete a data model no report uses", Done, request=VersionOnly, request_optional=True),
+    _model("PUT", f"{_MODEL}/rename", "Rename a data model", DataModelAnswer, request=DataModelRename),
+    _model("GET", f"{_MODEL}/connection", "A data model's connection (never its password)", ConnectionAnswer),
+    _model(
+        "POST",
+        f"{_MODEL}/test",
+        "Connect to the data model's database and run SELECT 1",
+        ConnectionTested,
+        reaches=True,
+    ),
+    _model("GET", f"{_MODEL}/tables", "The tables and views the model's login may read", TableList, reaches=True),
+    _model("GET", f"{_MODEL}/tables/{{table_name}}/columns", "A table's or view's columns", ColumnList, reaches=True),
+    _model("GET", f"{_MODEL}/procedures", "Functions and procedures (none on SQLite)", ProcedureList, reaches=True),
+    _model(
+        "GET",
+        f"{_MODEL}/procedures/{{procedure_name}}/columns",
+        "A function's parameters",
+        ColumnList,
+        reaches=True,
+    ),
+    _model(
+        "GET",
+        f"{_MODEL}/datamembers",
+        "What reports and jobs may bind to: tables, views, custom queries",
+        DataMemberList,
+        reaches=True,
+    ),
+    _model("GET", f"{_MODEL}/queries", "The model's custom SQL queries", CustomQueryList),
+    _model(
+        "POST",
+        f"{_MODEL}/customsqlquery",
+        "Add a custom SQL query (one read statement, checked on the database)",
+        CustomQueryAnswer,
+        request=CustomQueryBody,
+        reaches=True,
+    ),
+    _model("GET", f"{_MODEL}/customsqlquery/{{name}}", "One custom SQL query", CustomQueryAnswer),
+    _model(
+        "PUT",
+        f"{_MODEL}/customsqlquery/{{name}}",
+        "Change (or rename) a custom SQL query",
+        CustomQueryAnswer,
+        request=CustomQueryBody,
+        reaches=True,
+    ),
+)
 
 
 _ADMIN_OPERATIONS = (
@@ -553,6 +734,7 @@ OPERATIONS: tuple[Operation, ...] = (
         tags=("embedding",),
     ),
     *_ADMIN_OPERATIONS,
+    *_DATA_MODEL_OPERATIONS,
     Operation(
         "POST",
         "/oauth/token",

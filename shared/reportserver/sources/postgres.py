@@ -37,16 +37,20 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from reportserver import sqltext
-from reportserver.domain.errors import DataSourceFailed, QueryTookTooLong, SourceUnavailable
+from reportserver.domain.errors import DataSourceFailed, QueryTookTooLong, SourceUnavailable, StatementRefused
 from reportserver.domain.ports import (
     DEFAULT_BATCH_SIZE,
     ArrowResult,
+    ColumnInfo,
+    ProcedureInfo,
     QueryResult,
     ReadPlan,
     Row,
+    TableInfo,
     unique_names,
 )
 from reportserver.domain.values import MAX_DECIMAL_DIGITS, Column, ColumnType, Converter, tagged
+from reportserver.sources import introspection
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +235,20 @@ class PostgresSource:
             _close_quietly(connection)
             return
         IDLE.give(self._idle_key(statement_timeout), connection)
+
+    # -- what the database holds (seed 001's data model schema) --
+
+    def tables(self) -> list[TableInfo]:
+        return introspection.tables(self, introspection.POSTGRES)
+
+    def columns(self, table: str) -> list[ColumnInfo] | None:
+        return introspection.columns(self, introspection.POSTGRES, table)
+
+    def procedures(self) -> list[ProcedureInfo]:
+        return introspection.procedures(self, introspection.POSTGRES)
+
+    def procedure_columns(self, name: str) -> list[ColumnInfo] | None:
+        return introspection.procedure_columns(self, introspection.POSTGRES, name)
 
     @contextmanager
     def run(self, sql: str, params: Mapping[str, Any], batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[QueryResult]:
@@ -904,15 +922,6 @@ def _unavailable(error: Exception, waited: float, password: str) -> SourceUnavai
 
 def _without_secrets(text: str) -> str:
     return text.split("password=", maxsplit=1)[0] if "password=" in text else text
-
-
-class StatementRefused(DataSourceFailed):
-    """The server would not prepare the statement; `detail` is its own message (for the report's admin,
-    at save time: `relation "ordrs" does not exist`), never shown to a report's caller."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__("The report's query failed on its data source")
-        self.detail = detail
 
 
 def _not_prepared(message: bytes | None) -> StatementRefused:

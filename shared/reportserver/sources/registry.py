@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from reportserver.domain.datamodels import OpenedSource
 from reportserver.domain.errors import SourceUnavailable
-from reportserver.domain.ports import DataSource, Source
+from reportserver.domain.ports import DataSource
 from reportserver.sources.sqlite import SqliteSource
 
 PasswordReader = Callable[[str], str]
@@ -25,7 +26,7 @@ class SourceOpener:
     def __init__(self, passwords: PasswordReader = _no_passwords) -> None:
         self._passwords = passwords
 
-    def __call__(self, definition: DataSource) -> Source:
+    def __call__(self, definition: DataSource) -> OpenedSource:
         if definition.kind == "postgresql":
             from reportserver.sources.postgres import PostgresSource, PostgresTarget  # noqa: PLC0415
 

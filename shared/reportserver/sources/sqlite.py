@@ -25,17 +25,27 @@ from typing import Any
 from urllib.parse import quote
 
 from reportserver import sqltext
-from reportserver.domain.errors import DataSourceFailed, InvalidParameter, QueryTookTooLong, SourceUnavailable
+from reportserver.domain.errors import (
+    DataSourceFailed,
+    InvalidParameter,
+    QueryTookTooLong,
+    SourceUnavailable,
+    StatementRefused,
+)
 from reportserver.domain.ports import (
     DEFAULT_BATCH_SIZE,
     ArrowResult,
+    ColumnInfo,
+    ProcedureInfo,
     QueryResult,
     ReadAgain,
     ReadPlan,
     Row,
+    TableInfo,
     unique_names,
 )
 from reportserver.domain.values import Column, Converter, resolve
+from reportserver.sources import introspection
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +80,20 @@ class SqliteSource:
         connection.execute("PRAGMA query_only = ON")
         connection.set_progress_handler(clock.interrupt, PROGRESS_EVERY_OPS)
         return connection
+
+    # -- what the database holds (seed 001's data model schema) --
+
+    def tables(self) -> list[TableInfo]:
+        return introspection.tables(self, introspection.SQLITE)
+
+    def columns(self, table: str) -> list[ColumnInfo] | None:
+        return introspection.columns(self, introspection.SQLITE, table)
+
+    def procedures(self) -> list[ProcedureInfo]:
+        return introspection.procedures(self, introspection.SQLITE)
+
+    def procedure_columns(self, name: str) -> list[ColumnInfo] | None:
+        return introspection.procedure_columns(self, introspection.SQLITE, name)
 
     @contextmanager
     def run(self, sql: str, params: Mapping[str, Any], batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[QueryResult]:
@@ -347,7 +371,9 @@ def _declared_columns(uri: str, sql: str) -> list[tuple[str, str | None]]:
             raise _Unavailable((lib.errmsg(handle) or b"cannot open").decode())
         statement = ctypes.c_void_p()
         if lib.prepare(handle, sql.encode(), -1, ctypes.byref(statement), None) != _SQLITE_OK:
-            raise sqlite3.OperationalError((lib.errmsg(handle) or b"cannot prepare").decode())
+            detail = (lib.errmsg(handle) or b"cannot prepare").decode(errors="replace")
+            log.error("sqlite prepare failed", extra={"error": detail})
+            raise StatementRefused(detail)
         try:
             return [
                 (

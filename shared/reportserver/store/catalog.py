@@ -6,6 +6,7 @@ from typing import Any
 
 from reportserver.domain.calls import Catalog
 from reportserver.domain.errors import AlreadyExists
+from reportserver.domain.identity import VersionConflict
 from reportserver.domain.ports import DataSource
 from reportserver.domain.reports import Report
 from reportserver.store import aws, keys
@@ -48,13 +49,62 @@ class DynamoCatalog:
         return from_document(item["definition"], DataSource) if item else None
 
     def put_data_source(self, definition: DataSource) -> None:
-        self._table.put_item(
-            Item={
-                "pk": keys.DATASOURCE,
-                "sk": definition.id,
-                "definition": to_document(definition),
-            }
+        """Write a data source as it is (tests and seeds; the API goes through the conditional writes)."""
+        self._table.put_item(Item=self._source_item(definition))
+
+    @staticmethod
+    def _source_item(definition: DataSource) -> dict[str, Any]:
+        return {
+            "pk": keys.DATASOURCE,
+            "sk": definition.id,
+            "name": definition.name,
+            "version": definition.version,
+            "definition": to_document(definition),
+        }
+
+    def data_sources(self) -> list[DataSource]:
+        found = aws.pages(
+            self._table.query, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": keys.DATASOURCE}
         )
+        return [from_document(i["definition"], DataSource) for page in found for i in page.get("Items", [])]
+
+    def next_data_source_id(self) -> int:
+        return self._next_id("datamodel")
+
+    def create_data_source(self, source: DataSource) -> None:
+        try:
+            self._table.put_item(Item=self._source_item(source), ConditionExpression="attribute_not_exists(pk)")
+        except Exception as error:
+            if aws.error_code(error) == "ConditionalCheckFailedException":
+                raise AlreadyExists(f"Data model {source.id} already exists") from None
+            raise
+
+    def replace_data_source(self, source: DataSource, previous_version: int) -> None:
+        try:
+            self._table.put_item(
+                Item=self._source_item(source),
+                ConditionExpression="attribute_exists(pk) AND version = :previous",
+                ExpressionAttributeValues={":previous": previous_version},
+            )
+        except Exception as error:
+            if aws.error_code(error) == "ConditionalCheckFailedException":
+                raise VersionConflict(f"Data model {source.id} has changed or gone since it was read") from None
+            raise
+
+    def delete_data_source(self, source: DataSource) -> None:
+        try:
+            self._table.delete_item(
+                Key={"pk": keys.DATASOURCE, "sk": source.id},
+                ConditionExpression="version = :version",
+                ExpressionAttributeValues={":version": source.version},
+            )
+        except Exception as error:
+            if aws.error_code(error) == "ConditionalCheckFailedException":
+                raise VersionConflict(f"Data model {source.id} has changed or gone since it was read") from None
+            raise
+
+    def reports_using(self, data_source_id: str) -> list[str]:
+        return sorted(r.slug for r in self.list_reports() if r.data_source_id == data_source_id)
 
     def _next_id(self, counter: str) -> int:
         response = self._table.update_item(

@@ -13,8 +13,10 @@ CatalogTable (reports, their fields, data sources; small and read-mostly)
     pk=REPORT      sk=<report id, 12 digits>   definition (S, JSON), slug, name, version (N)
     pk=SLUG        sk=<slug>                   report_id (N)   slug -> id; conditional on not taken
     pk=FIELD       sk=<field id, 12 digits>    report_id (N)   /api/choices/<field id>/ -> report
-    pk=DATASOURCE  sk=<data source id>         definition (S, JSON; never a password)
-    pk=COUNTER     sk=report | field           value (N)       atomic ADD allocates numeric ids
+    pk=DATASOURCE  sk=<data model id>          definition (S, JSON; never a password: the name of its
+                                               secret), name, version (N); every change conditional
+                                               on the version read (optimisticLock)
+    pk=COUNTER     sk=report | field | datamodel   value (N)   atomic ADD allocates numeric ids
     A report, its slug and its field pointers are written in one transaction.
 """
 

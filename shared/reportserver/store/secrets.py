@@ -43,13 +43,17 @@ class SecretPasswords:
         return str(value)
 
 
-def store_password(secret_id: str, password: str) -> str:
-    """Create or replace the secret holding a data source's password; returns its ARN."""
-    client = aws.secretsmanager()
-    try:
-        answer = client.create_secret(Name=secret_id, SecretString=password)
-    except Exception as error:
-        if aws.error_code(error) != "ResourceExistsException":
-            raise
-        answer = client.put_secret_value(SecretId=secret_id, SecretString=password)
-    return str(answer["ARN"])
+class DataSourceSecrets:
+    """Each data model password as a secret of its own (see `domain.datamodels`)."""
+
+    def create(self, name: str, value: str) -> str:
+        return str(aws.secretsmanager().create_secret(Name=name, SecretString=value)["ARN"])
+
+    def delete(self, secret_id: str) -> None:
+        """Gone at once (no recovery window): the model that named it no longer does. A secret already
+        gone is not an error."""
+        try:
+            aws.secretsmanager().delete_secret(SecretId=secret_id, ForceDeleteWithoutRecovery=True)
+        except Exception as error:
+            if aws.error_code(error) != "ResourceNotFoundException":
+                log.error("secret delete failed", extra={"secret_id": secret_id, "error_code": aws.error_code(error)})
