@@ -1,5 +1,7 @@
-"""Catalog administration: data models (seed 001's `/api/datamodels`), their schema and custom queries."""
+"""Catalog administration: data models (seed 001's `/api/datamodels`), their schema and custom queries;
+reports (`/api/reports/`, and seed 001's `/api/documents` over them) with their revisions; categories."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -16,14 +18,29 @@ from reportserver.domain.datamodels import (
     provider_view,
     query_view,
 )
+from reportserver.domain.documents import (
+    CatalogAdmin,
+    CategoryChange,
+    CategoryCreate,
+    DocumentChange,
+    DocumentCreate,
+    DocumentSave,
+    ReportBody,
+    ReportChange,
+    admin_view,
+    document_view,
+    layout_of,
+)
+from reportserver.domain.errors import InvalidParameter
 from reportserver.domain.identity import VersionOnly
 from reportserver.domain.ports import DataSource
 from reportserver.http import audit
-from reportserver.http.api import caller, install_error_handlers, json_body, json_response
+from reportserver.http.api import caller, install_error_handlers, json_body, json_response, query_parameters
 from reportserver.observability import logger, metrics
 from reportserver.settings import CatalogAdminSettings
 from reportserver.sources.registry import SourceOpener
 from reportserver.store.catalog import DynamoCatalog
+from reportserver.store.identity import DynamoIdentityStore
 from reportserver.store.secrets import DataSourceSecrets, SecretPasswords
 
 settings = CatalogAdminSettings.from_environ()
@@ -34,6 +51,13 @@ models = DataModelAdmin(
     open_source=SourceOpener(SecretPasswords(ttl_seconds=0)),  # a password just changed is read at once
     secret_prefix=settings.secret_prefix,
     sqlite_files=settings.sqlite_data_models == "on",
+)
+identity = DynamoIdentityStore(settings.identity_table)
+reports = CatalogAdmin(
+    store=catalog,
+    models=models,
+    group_names=lambda: {g.name for g in identity.groups()},
+    clock=lambda: datetime.now(UTC),
 )
 app = APIGatewayRestResolver()
 install_error_handlers(app)
@@ -49,6 +73,19 @@ def _model(source: DataSource) -> dict[str, Any]:
 
 def _has_body() -> bool:
     return bool((app.current_event.decoded_body or "").strip())
+
+
+def _version() -> int | None:
+    """A delete's optimisticLock, from its body (if it has one)."""
+    return json_body(app, VersionOnly).optimisticLock if _has_body() else None
+
+
+def _id_parameter() -> str:
+    """Seed 001's `?id=` of a category or document delete."""
+    values = query_parameters(app).get("id") or []
+    if len(values) != 1:
+        raise InvalidParameter("id", "Give the id to delete once, as ?id=")
+    return values[0]
 
 
 # Data models
@@ -155,6 +192,115 @@ def change_custom_query(model_id: str, name: str) -> Response[str]:
     body = json_body(app, CustomQueryBody)
     source, query = models.save_custom_query(caller(app), model_id, body, replacing=name)
     return json_response(_ok(optimisticLock=source.version, query=query_view(query)))
+
+
+# Categories
+
+
+@app.post("/api/categories")
+def create_category() -> Response[str]:
+    category = reports.create_category(caller(app), json_body(app, CategoryCreate))
+    return json_response(_ok(category=category.view()), 201)
+
+
+@app.get("/api/categories")
+def list_categories() -> Response[str]:
+    return json_response(_ok(categories=[c.view() for c in reports.list_categories(caller(app))]))
+
+
+@app.get("/api/categories/<category_id>")
+def get_category(category_id: str) -> Response[str]:
+    return json_response(_ok(category=reports.category(caller(app), category_id).view()))
+
+
+@app.put("/api/categories")
+def rename_category() -> Response[str]:
+    category = reports.rename_category(caller(app), json_body(app, CategoryChange))
+    return json_response(_ok(category=category.view()))
+
+
+@app.delete("/api/categories")
+def delete_category() -> Response[str]:
+    category_id = _id_parameter()
+    reports.delete_category(caller(app), category_id, _version())
+    return json_response(_ok(message=f"Category {category_id} deleted"))
+
+
+# Reports
+
+
+@app.post("/api/reports")
+def create_report() -> Response[str]:
+    report = reports.create_report(caller(app), json_body(app, ReportBody))
+    metrics.add_metric(name="ReportsCreated", unit=MetricUnit.Count, value=1)
+    return json_response(_ok(report=admin_view(report)), 201)
+
+
+@app.put("/api/reports/<report_id>")
+def change_report(report_id: str) -> Response[str]:
+    report = reports.change_report(caller(app), report_id, json_body(app, ReportChange))
+    return json_response(_ok(report=admin_view(report)))
+
+
+@app.delete("/api/reports/<report_id>")
+def delete_report(report_id: str) -> Response[str]:
+    reports.delete_report(caller(app), report_id, _version())
+    return json_response(_ok(message=f"Report {report_id} deleted"))
+
+
+# Seed 001's documents (the same reports)
+
+
+@app.post("/api/documents")
+def create_document() -> Response[str]:
+    report = reports.create_document(caller(app), json_body(app, DocumentCreate))
+    return json_response(_ok(document=document_view(report)), 201)
+
+
+@app.get("/api/documents")
+def list_documents() -> Response[str]:
+    return json_response(_ok(documents=[document_view(r) for r in reports.list_documents(caller(app))]))
+
+
+@app.get("/api/documents/<document_id>")
+def get_document(document_id: str) -> Response[str]:
+    return json_response(_ok(document=document_view(reports.report(caller(app), document_id))))
+
+
+@app.put("/api/documents")
+def change_document() -> Response[str]:
+    report = reports.change_document(caller(app), json_body(app, DocumentChange))
+    return json_response(_ok(document=document_view(report)))
+
+
+@app.delete("/api/documents")
+def delete_document() -> Response[str]:
+    document_id = _id_parameter()
+    reports.delete_report(caller(app), document_id, _version())
+    return json_response(_ok(message=f"Document {document_id} deleted"))
+
+
+@app.put("/api/documents/<document_id>/save")
+def save_document(document_id: str) -> Response[str]:
+    report = reports.save_document(caller(app), document_id, json_body(app, DocumentSave))
+    return json_response(_ok(document=document_view(report)))
+
+
+@app.get("/api/documents/<document_id>/layout")
+def document_layout(document_id: str) -> Response[str]:
+    report = reports.report(caller(app), document_id)
+    return json_response(_ok(layout=layout_of(report), optimisticLock=report.version))
+
+
+@app.get("/api/documents/<document_id>/revisions")
+def document_revisions(document_id: str) -> Response[str]:
+    return json_response(_ok(revisions=[r.view() for r in reports.revisions(caller(app), document_id)]))
+
+
+@app.get("/api/documents/<document_id>/revisionLayout/<revision_id>")
+def revision_layout(document_id: str, revision_id: str) -> Response[str]:
+    revision = reports.revision(caller(app), document_id, revision_id)
+    return json_response(_ok(layout=layout_of(revision.definition), revision=revision.view()))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

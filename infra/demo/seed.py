@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from reportserver.domain.access import Grant, Principal
 from reportserver.domain.datamodels import DataModelAdmin, DataModelCreate, ProviderModel
+from reportserver.domain.documents import Category
 from reportserver.domain.identity import GroupCreate, IdentityAdmin, IdentityStore
 from reportserver.domain.passwords import PasswordHasher
 from reportserver.domain.reports import Report, parse_report
@@ -30,7 +32,8 @@ def seed_demo(catalog: DynamoCatalog, database: Path) -> list[Report]:
     """The SQLite demo shop as a data model (seed 001's, made as the API makes one) and its reports."""
     provider = ProviderModel(providerType="sqLite", database=str(database))
     model = _models(catalog, "").create(OPERATOR, DataModelCreate(name=DEMO_SOURCE_NAME, providerModel=provider))
-    return [catalog.create_report(parse_report({**d, "data_source_id": model.id})) for d in DEMO_REPORTS]
+    filed = _filed(catalog, DEMO_REPORTS)
+    return [catalog.create_report(parse_report({**d, "data_source_id": model.id})) for d in filed]
 
 
 def seed_demo_postgres(catalog: DynamoCatalog, server: Connection, secret_prefix: str) -> list[Report]:
@@ -48,7 +51,22 @@ def seed_demo_postgres(catalog: DynamoCatalog, server: Connection, secret_prefix
     )
     body = DataModelCreate(name=DEMO_PG_SOURCE_NAME, providerModel=provider)
     model = _models(catalog, secret_prefix).create(OPERATOR, body)
-    return [catalog.create_report(parse_report({**d, "data_source_id": model.id})) for d in DEMO_PG_REPORTS]
+    return [
+        catalog.create_report(parse_report({**d, "data_source_id": model.id})) for d in _filed(catalog, DEMO_PG_REPORTS)
+    ]
+
+
+def _filed(catalog: DynamoCatalog, definitions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The definitions with their categories' ids, each category made (as the API makes one) if new."""
+    categories = {c.name: c for c in catalog.categories()}
+    filed = []
+    for definition in definitions:
+        name = definition.get("category", "")
+        if name and name not in categories:
+            categories[name] = Category(id=catalog.next_category_id(), name=name)
+            catalog.create_category(categories[name])
+        filed.append({**definition, "category_id": categories[name].id} if name else definition)
+    return filed
 
 
 def seed_groups(store: IdentityStore) -> None:

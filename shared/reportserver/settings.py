@@ -128,6 +128,7 @@ class AdminSettings(_Settings, frozen=True, kw_only=True):
 
 class CatalogAdminSettings(_Settings, frozen=True, kw_only=True):
     catalog_table: TableName = msgspec.field(name="CATALOG_TABLE")
+    identity_table: TableName = msgspec.field(name="IDENTITY_TABLE")  # the groups a report names
     # Where new data model passwords are kept (the functions that open sources may read only these).
     secret_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9/_+=.@-]{1,400}/$")] = msgspec.field(
         name="DATA_SOURCE_SECRET_PREFIX"

@@ -115,7 +115,35 @@ def _administers_catalog(stack: Stack) -> bool:
         deleted = False
     except ClientError:
         deleted = True
-    return statuses == [200, 200, 200, 200, 200] and deleted
+    return statuses == [200, 200, 200, 200, 200] and deleted and _defines_reports(stack)
+
+
+def _defines_reports(stack: Stack) -> bool:
+    """A category made; a report in it naming a group (the groups read from the identity table), saved
+    (a transaction with its slug, fields and revision), changed, then deleted with the category."""
+    made, category = stack.send("POST", "/api/categories", {"name": f"iam-{uuid.uuid4().hex[:8]}"})
+    if made != 201:
+        return False
+    model = int(stack.report("pg-product-catalogue").data_source_id)
+    body = {
+        "name": f"IAM {uuid.uuid4().hex[:8]}",
+        "dataModelId": model,
+        "categoryId": category["category"]["id"],
+        "queries": [{"sql": "SELECT id FROM orders WHERE id = :order_id"}],
+        "fields": [{"name": "order_id", "type": "integer"}],
+        "groups": ["sales"],
+    }
+    created, report = stack.send("POST", "/api/reports", body)
+    if created != 201:
+        return False
+    path = f"/api/reports/{report['report']['id']}"
+    statuses = [
+        stack.send("PUT", path, body | {"optimisticLock": 1, "description": "changed"})[0],
+        stack.send("GET", f"/api/documents/{report['report']['id']}/revisions")[0],
+        stack.send("DELETE", path)[0],
+        stack.send("DELETE", f"/api/categories?id={category['category']['id']}")[0],
+    ]
+    return statuses == [200, 200, 200, 200]
 
 
 def _writes_audit(stack: Stack) -> bool:

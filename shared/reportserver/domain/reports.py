@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -102,7 +102,8 @@ class Report(msgspec.Struct, kw_only=True):
     id: int = 0
     slug: str = ""
     description: str = ""
-    category: str = ""
+    category: str = ""  # the category's name, kept with the report for its callers
+    category_id: int = 0  # 0: in no category
     fields: list[ReportField] = msgspec.field(default_factory=list)
     groups: list[str] = msgspec.field(default_factory=lambda: ["*"])
     formats: list[str] = msgspec.field(default_factory=lambda: list(EXPORT_FORMATS))
@@ -111,11 +112,16 @@ class Report(msgspec.Struct, kw_only=True):
     # apostrophe (OWASP's advice); a report whose CSV feeds programs, not spreadsheets, may turn it off.
     csv_neutralise_formulas: bool = True
     time_range: TimeRange | None = None
+    # `table`: its rows; `template`: an HTML page made from its rows by `template` (seed 000's /template/).
+    type: Literal["table", "template"] = "table"
+    template: Annotated[str, msgspec.Meta(max_length=200_000)] = ""
     version: int = 0
 
     def __post_init__(self) -> None:
         if not self.slug:
             self.slug = slugify(self.name)
+        if self.type == "template" and not self.template.strip():
+            raise ValueError("a template report needs its template (HTML)")
         if not SLUG_PATTERN.fullmatch(self.slug) or self.slug.isdigit():
             raise ValueError(f"slug {self.slug!r} must be lower-case words joined by '-', not only digits")
         names = [f.name for f in self.fields]
@@ -156,6 +162,7 @@ class Report(msgspec.Struct, kw_only=True):
             "slug": self.slug,
             "description": self.description,
             "category": self.category,
+            "type": self.type,
             "formats": self.formats,
             "groups": self.groups,
             "sheets": [q.sheet_name for q in self.queries],

@@ -66,7 +66,8 @@ def check_read_statement(sql: str, dialect: Dialect, where: str = "query") -> No
     from sqlglot import exp  # noqa: PLC0415
 
     try:
-        sqltext.names(sql, _LEXER_DIALECTS[dialect])  # the binder's own reading: an unterminated string or comment fails here first
+        # The binder's own reading first: an unterminated string or comment fails here.
+        sqltext.names(sql, _LEXER_DIALECTS[dialect])
     except sqltext.UnterminatedSql as error:
         raise InvalidDefinition(f"The {where}'s SQL cannot be read: {error}") from None
     try:

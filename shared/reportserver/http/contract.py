@@ -18,6 +18,15 @@ import msgspec
 from reportserver.domain.access import Grant
 from reportserver.domain.audit import AuditRecord
 from reportserver.domain.datamodels import CustomQueryBody, DataModelChange, DataModelCreate, DataModelRename
+from reportserver.domain.documents import (
+    CategoryChange,
+    CategoryCreate,
+    DocumentChange,
+    DocumentCreate,
+    DocumentSave,
+    ReportBody,
+    ReportChange,
+)
 from reportserver.domain.embed import NonceRequest
 from reportserver.domain.identity import (
     GroupChange,
@@ -75,6 +84,7 @@ class ReportView(msgspec.Struct):
     slug: str
     description: str
     category: str
+    type: Literal["table", "template"]
     formats: list[str]
     groups: list[str]
     sheets: list[str]
@@ -376,6 +386,90 @@ class CustomQueryAnswer(msgspec.Struct, kw_only=True):
     optimisticLock: int | None = None  # noqa: N815 - the data model's, after a save
 
 
+class CategoryView(msgspec.Struct):
+    id: int
+    name: str
+    optimisticLock: int  # noqa: N815
+
+
+class CategoryAnswer(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    category: CategoryView
+
+
+class CategoryList(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    categories: list[CategoryView]
+
+
+class AdminReportView(ReportBody, kw_only=True):
+    """A report as its admin sees it: the whole definition (its SQL too), its slug and version."""
+
+    id: int
+    slug: str
+    optimisticLock: int  # noqa: N815
+
+
+class ReportAdminAnswer(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    report: AdminReportView
+
+
+class DocumentView(msgspec.Struct, kw_only=True):
+    """Seed 001's document: one of the reports."""
+
+    id: int
+    name: str
+    description: str
+    categoryId: int | None  # noqa: N815
+    documentType: Literal["report"]  # noqa: N815
+    type: Literal["table", "template"]
+    slug: str
+    optimisticLock: int  # noqa: N815
+
+
+class DocumentAnswer(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    document: DocumentView
+
+
+class DocumentList(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    documents: list[DocumentView]
+
+
+class LayoutAnswer(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    layout: str  # the report's definition as JSON text (`ReportBody`)
+    optimisticLock: int  # noqa: N815
+
+
+class RevisionView(msgspec.Struct):
+    id: int
+    comment: str
+    savedAt: str  # noqa: N815
+    savedBy: str  # noqa: N815
+
+
+class RevisionList(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    revisions: list[RevisionView]
+
+
+class RevisionLayoutAnswer(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    layout: str
+    revision: RevisionView
+
+
 class PasswordGrantForm(msgspec.Struct):
     """RFC 6749's password grant, as a form body."""
 
@@ -451,6 +545,9 @@ _CREATED = (
     "/api/usergroups",
     "/api/datamodels",
     "/api/datamodels/{model_id}/customsqlquery",
+    "/api/categories",
+    "/api/reports",
+    "/api/documents",
 )
 
 
@@ -623,6 +720,98 @@ _ADMIN_OPERATIONS = (
     ),
 )
 
+_SAVE_ERRORS: dict[int, tuple[type | None, str]] = {
+    400: (ErrorBody, "A bad body; SQL that is not one read statement, does not prepare on the data model, or "
+          "uses a field not declared (or declares one it never uses)"),
+    502: (ErrorBody, "The data model's database failed or did not answer while the SQL was checked"),
+}  # fmt: skip
+_DELETE_BY_ID = (("id", "the id to delete (seed 001)"),)
+
+
+def _report_admin(method: str, path: str, summary: str, answer: type, saves: bool = False, **extra: Any) -> Operation:
+    op = _admin(method, path, summary, answer, "documents", **extra)
+    return Operation(**{**op.__dict__, "responses": op.responses | _SAVE_ERRORS}) if saves else op
+
+
+_DOCUMENT = "/api/documents/{document_id}"
+_REPORT_ADMIN_OPERATIONS = (
+    _report_admin("POST", "/api/categories", "Add a category (seed 001)", CategoryAnswer, request=CategoryCreate),
+    _report_admin("GET", "/api/categories", "The categories the caller may read", CategoryList),
+    _report_admin("GET", "/api/categories/{category_id}", "One category", CategoryAnswer),
+    _report_admin(
+        "PUT", "/api/categories", "Rename a category (its id in the body)", CategoryAnswer, request=CategoryChange
+    ),
+    _report_admin(
+        "DELETE",
+        "/api/categories",
+        "Delete a category that holds no report",
+        Done,
+        query=_DELETE_BY_ID,
+        request=VersionOnly,
+        request_optional=True,
+    ),
+    _report_admin(
+        "POST",
+        "/api/reports",
+        "Define a report; its SQL is checked on its data model",
+        ReportAdminAnswer,
+        saves=True,
+        request=ReportBody,
+    ),
+    _report_admin(
+        "PUT",
+        "/api/reports/{report_id}",
+        "Replace a report's definition (a new revision)",
+        ReportAdminAnswer,
+        saves=True,
+        request=ReportChange,
+    ),
+    _report_admin(
+        "DELETE", "/api/reports/{report_id}", "Delete a report", Done, request=VersionOnly, request_optional=True
+    ),
+    _report_admin(
+        "POST",
+        "/api/documents",
+        "Add a document (seed 001): a report whose layout is its definition",
+        DocumentAnswer,
+        saves=True,
+        request=DocumentCreate,
+    ),
+    _report_admin("GET", "/api/documents", "The documents (reports) the caller may manage", DocumentList),
+    _report_admin("GET", _DOCUMENT, "One document", DocumentAnswer),
+    _report_admin(
+        "PUT",
+        "/api/documents",
+        "Change a document's name, description or category (its id in the body)",
+        DocumentAnswer,
+        saves=True,
+        request=DocumentChange,
+    ),
+    _report_admin(
+        "DELETE",
+        "/api/documents",
+        "Delete a document",
+        Done,
+        query=_DELETE_BY_ID,
+        request=VersionOnly,
+        request_optional=True,
+    ),
+    _report_admin(
+        "PUT",
+        f"{_DOCUMENT}/save",
+        "Save a document's layout (a new revision)",
+        DocumentAnswer,
+        saves=True,
+        request=DocumentSave,
+    ),
+    _report_admin("GET", f"{_DOCUMENT}/layout", "A document's layout: its definition as JSON text", LayoutAnswer),
+    _report_admin("GET", f"{_DOCUMENT}/revisions", "A document's saved revisions, newest first", RevisionList),
+    _report_admin(
+        "GET", f"{_DOCUMENT}/revisionLayout/{{revision_id}}", "The layout of one revision", RevisionLayoutAnswer
+    ),
+)
+
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "GET",
@@ -735,6 +924,7 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     *_ADMIN_OPERATIONS,
     *_DATA_MODEL_OPERATIONS,
+    *_REPORT_ADMIN_OPERATIONS,
     Operation(
         "POST",
         "/oauth/token",

@@ -16,7 +16,11 @@ CatalogTable (reports, their fields, data sources; small and read-mostly)
     pk=DATASOURCE  sk=<data model id>          definition (S, JSON; never a password: the name of its
                                                secret), name, version (N); every change conditional
                                                on the version read (optimisticLock)
-    pk=COUNTER     sk=report | field | datamodel   value (N)   atomic ADD allocates numeric ids
+    pk=CATEGORY    sk=<category id, 12 digits> definition (S, JSON), version (N)
+    pk=REVISION<report id, 12 digits>  sk=<version, 12 digits>   definition (S, JSON: the report as
+                                               saved, its comment, who and when); written in the same
+                                               transaction as the report it keeps
+    pk=COUNTER     sk=report | field | datamodel | category   value (N)   atomic ADD allocates ids
     A report, its slug and its field pointers are written in one transaction.
 """
 
@@ -47,6 +51,8 @@ REPORT = "REPORT"
 SLUG = "SLUG"
 FIELD = "FIELD"
 DATASOURCE = "DATASOURCE"
+CATEGORY = "CATEGORY"
+REVISION = "REVISION"
 COUNTER = "COUNTER"
 SECRET_HASH_INDEX = "BySecretHash"  # noqa: S105 - an index name
 
