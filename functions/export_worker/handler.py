@@ -11,7 +11,7 @@ from reportserver.domain.calls import ReportRunner
 from reportserver.domain.errors import TicketBusy
 from reportserver.domain.exports import ExportWorker, WorkerPolicy, retry_delay
 from reportserver.observability import logger
-from reportserver.render import renderer_for
+from reportserver.render import renderer_for, write_template_page
 from reportserver.settings import ExportWorkerSettings
 from reportserver.sources.registry import SourceOpener
 from reportserver.store.catalog import CachedCatalog, DynamoCatalog
@@ -35,6 +35,7 @@ worker = ExportWorker(
         finish_seconds=settings.finish_seconds,
         max_attempts=settings.max_receives,
     ),
+    page_writer=write_template_page,
 )
 queue = SqsExportQueue(settings.export_queue_url)
 # Every record failed is reported as such (and retried), not raised as one batch error.

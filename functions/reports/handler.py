@@ -22,6 +22,7 @@ from reportserver.domain.calls import (
 from reportserver.domain.embed import VIEW_COOKIE, NonceRequest, create_nonce
 from reportserver.domain.errors import Forbidden, InvalidParameter
 from reportserver.domain.reports import field_view
+from reportserver.domain.templates import whole_page
 from reportserver.http import audit
 from reportserver.http.api import caller, install_error_handlers, json_body, json_response, query_parameters
 from reportserver.http.lambda_proxy import body_weight
@@ -142,6 +143,27 @@ def _page_number(given: list[str] | None) -> int:
     if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_PAGE)) and 1 <= int(text) <= MAX_PAGE):
         raise InvalidParameter(PAGE_PARAMETER, f"'{PAGE_PARAMETER}' must be a page number from 1 to {MAX_PAGE}")
     return int(text)
+
+
+TEMPLATE_ONLY = "template_only"
+
+
+@app.get("/template/<report_id>")
+def template_page(report_id: str) -> Response[str]:
+    """A template report's page (seed 000); `?template_only=Y` answers only the template's contents."""
+    report = find_report(catalog, caller(app), report_id)
+    logger.append_keys(report=report.slug)
+    query = query_parameters(app)
+    only = query.pop(TEMPLATE_ONLY, None)
+    if only is not None and (len(only) != 1 or only[0].upper() not in ("Y", "N", "YES", "NO", "TRUE", "FALSE")):
+        raise InvalidParameter(TEMPLATE_ONLY, f"'{TEMPLATE_ONLY}' is Y or N, once")
+    audit.note(report=report, parameters=query)
+    contents, rows = runner.template_page(report, query, limits, datetime.now(UTC))
+    audit.note(rows=rows)
+    metrics.add_metric(name="TemplatePages", unit=MetricUnit.Count, value=1)
+    bare = only is not None and only[0].upper() in ("Y", "YES", "TRUE")
+    page = contents if bare else whole_page(report.name, contents)
+    return Response(200, "text/html; charset=utf-8", page, SECURITY_HEADERS)
 
 
 @app.get("/api/server_time")

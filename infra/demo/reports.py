@@ -8,6 +8,46 @@ from typing import Any
 DEMO_GROUPS = ("finance", "sales")
 DEMO_SOURCE_NAME = "Demo shop (SQLite)"
 
+# The demo's template report: a header, a table and totals, every sum exact (decimals, never floats).
+INVOICE_TEMPLATE = """
+{%- set order = sheets[0].rows[0] if sheets[0].rows else none -%}
+{%- set lines = sheets[1].rows -%}
+<style>
+  body { font-family: sans-serif; margin: 2em; color: #222; }
+  table { border-collapse: collapse; width: 100%; }
+  th, td { border-bottom: 1px solid #ccc; padding: 4px 8px; text-align: left; }
+  td.n, th.n { text-align: right; }
+  tfoot td { font-weight: bold; }
+</style>
+{% if order is none %}
+<h1>Tax invoice</h1>
+<p>No order {{ parameters.order_id }}.</p>
+{% else %}
+<h1>Tax invoice {{ order.order_id }}</h1>
+<p>Demo Shop Pty Ltd &middot; ABN 00 000 000 000</p>
+<p><strong>Bill to:</strong> {{ order.customer }}, {{ order.city }} ({{ order.region }})<br>
+<strong>Date:</strong> {{ order.order_date }} &middot; <strong>Status:</strong> {{ order.status }}</p>
+<table>
+  <thead><tr><th>SKU</th><th>Product</th><th class="n">Qty</th><th class="n">Unit price</th>
+  <th class="n">Net</th><th class="n">GST</th></tr></thead>
+  <tbody>
+  {% for line in lines %}
+    <tr><td>{{ line.sku }}</td><td>{{ line.product }}</td><td class="n">{{ line.quantity }}</td>
+    <td class="n">{{ line.unit_price|number(2) }}</td><td class="n">{{ line.net|number(2) }}</td>
+    <td class="n">{{ line.gst|number(2) }}</td></tr>
+  {% endfor %}
+  </tbody>
+  {% set net = lines|sum(attribute="net") %}{% set gst = lines|sum(attribute="gst") %}
+  <tfoot>
+    <tr><td colspan="4">Total ({{ lines|length }} lines)</td><td class="n">{{ net|number(2) }}</td>
+    <td class="n">{{ gst|number(2) }}</td></tr>
+    <tr><td colspan="4">Amount due (incl. GST)</td><td class="n" colspan="2">{{ (net + gst)|number(2) }}</td></tr>
+  </tfoot>
+</table>
+{% endif %}
+<p><small>Generated {{ generated_at.strftime("%Y-%m-%d %H:%M UTC") }}</small></p>
+"""
+
 _DATE_RANGE: list[dict[str, Any]] = [
     {"name": "date_from", "label": "From", "type": "date", "default": "2024-07-01", "field_order": 1},
     {"name": "date_to", "label": "To", "type": "date", "default": "2026-06-30", "field_order": 2},
@@ -202,5 +242,31 @@ DEMO_REPORTS: list[dict[str, Any]] = [
             GROUP BY c.region ORDER BY c.region""",
             },
         ],
+    },
+    {
+        "name": "Invoice",
+        "description": "A tax invoice for one order: a template report (its page at /template/invoice/).",
+        "category": "Sales",
+        "type": "template",
+        "formats": ["html", "pdf", "xlsx", "csv", "json"],
+        "fields": [{"name": "order_id", "label": "Order", "type": "integer", "required": True, "default": "1"}],
+        "queries": [
+            {
+                "sheet_name": "Order",
+                "sql": """
+            SELECT o.id AS order_id, o.order_date, o.status, c.name AS customer, c.email, c.city, c.region
+            FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = :order_id""",
+            },
+            {
+                "sheet_name": "Lines",
+                "sql": """
+            SELECT p.sku, p.name AS product, l.quantity, p.unit_price,
+                   printf('%.2f', l.net_cents / 100.0) AS "net [decimal]",
+                   printf('%.2f', l.gst_cents / 100.0) AS "gst [decimal]"
+            FROM order_lines l JOIN products p ON p.id = l.product_id
+            WHERE l.order_id = :order_id ORDER BY l.id""",
+            },
+        ],
+        "template": INVOICE_TEMPLATE,
     },
 ]

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from reportserver import records
+from reportserver.domain import templates  # Jinja2 itself is imported only when a template renders
 from reportserver.domain.access import Action, Principal, ReportTarget, authorize, decide
 from reportserver.domain.errors import NotFound, ResultTooLarge, shown
 from reportserver.domain.ports import DataSource, Source
@@ -166,6 +168,37 @@ class ReportRunner:
                 pieces.append(chunk)
         pieces.append(tail)
         return CallResult(report=report, row_count=rows, body=b"".join(pieces))
+
+    def template_page(
+        self,
+        report: Report,
+        raw: Mapping[str, Sequence[str]],
+        limits: CallLimits,
+        now: datetime,
+        budget: templates.Budget | None = None,
+    ) -> tuple[str, int]:
+        """A template report's page (seed 000's `/template/`) and its rows: every sheet's rows, within
+        the row cap, put through the report's template in the sandbox (within `budget`)."""
+        if report.type != "template":
+            raise NotFound(f"Report '{report.slug}' is not a template report: call it at /api/call/{report.slug}/")
+        params = self.bind(report, raw)
+        sheets = []
+        total = 0
+        for query in report.queries:
+            with self.source_for(report).run(query.sql, params) as result:
+                names = list(result.names)
+                rows = []
+                for batch in result.batches:
+                    total += len(batch)
+                    if total > limits.max_rows:
+                        raise ResultTooLarge(
+                            f"The report has more than {limits.max_rows} rows, more than a template page shows; "
+                            "request it as a file with POST /api/exports/ instead"
+                        )
+                    rows += [{n: templates.template_value(v) for n, v in zip(names, row, strict=True)} for row in batch]
+            sheets.append(templates.Sheet(query.sheet_name, names, rows))
+        about = {"name": report.name, "description": report.description, "slug": report.slug}
+        return templates.render_template(report.template, sheets, params, about, now, budget), total
 
 
 def _choice(row: Sequence[Any]) -> Choice:

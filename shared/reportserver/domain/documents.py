@@ -32,6 +32,7 @@ from reportserver.domain.reports import (
     TimeRange,
 )
 from reportserver.domain.statements import check_bind_variables, check_read_statement
+from reportserver.domain.templates import compile_template
 from reportserver.domain.tokens import GROUP_PATTERN
 
 CategoryName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
@@ -488,6 +489,10 @@ class CatalogAdmin:
                 where = f"choices of field '{field.name}'"
                 check_read_statement(field.choices_sql, model.kind, where)
                 check_bind_variables(field.choices_sql, [], model.kind, where)
+        if report.type == "template":
+            compile_template(report.template)
+        elif report.template:
+            raise InvalidDefinition("Only a report of type 'template' has a template")
         statements = [(q.sql, f"sheet '{q.sheet_name}'") for q in report.queries]
         statements += [(f.choices_sql, f"choices of field '{f.name}'") for f in report.fields if f.choices_sql]
         for sql, where in statements:

@@ -94,6 +94,10 @@ class RenderFailed(DomainError):
     """A file that cannot be made from these rows (a format limit, say); the message is for the owner."""
 
 
+class TemplateRefused(RenderFailed):
+    """A template report's template broke a bound (time, size) or tried what the sandbox forbids."""
+
+
 class OutOfTime(DomainError):
     """An export that would outlast the worker's own time limit: failed while there is time to say so."""
 

@@ -20,8 +20,9 @@ from typing import Any, Protocol
 import msgspec
 
 from reportserver import records
+from reportserver.domain import templates
 from reportserver.domain.access import Principal
-from reportserver.domain.calls import Catalog, ReportRunner, find_report
+from reportserver.domain.calls import CallLimits, Catalog, ReportRunner, find_report
 from reportserver.domain.errors import (
     DataSourceFailed,
     DomainError,
@@ -36,7 +37,16 @@ from reportserver.domain.errors import (
     TicketConflict,
     TooManyRequests,
 )
-from reportserver.domain.ports import Progress, ReadAgain, ReadPlan, RenderContext, Renderer, Sheet, Source
+from reportserver.domain.ports import (
+    OutputKind,
+    Progress,
+    ReadAgain,
+    ReadPlan,
+    RenderContext,
+    Renderer,
+    Sheet,
+    Source,
+)
 from reportserver.domain.reports import EXPORT_FORMATS, FieldType, Report, ReportQuery
 from reportserver.domain.tickets import (
     FINAL_STATUSES,
@@ -48,6 +58,14 @@ from reportserver.domain.tickets import (
 )
 
 DEFAULT_FORMAT = "xlsx"
+# A template report exports these as its page (others as its rows), within these bounds.
+TEMPLATE_KINDS = {
+    "html": OutputKind("html", "text/html; charset=utf-8"),
+    "pdf": OutputKind("pdf", "application/pdf"),
+}
+TEMPLATE_EXPORT_ROWS = 100_000
+TEMPLATE_EXPORT_BYTES = 50_000_000
+TEMPLATE_EXPORT_SECONDS = 120.0
 Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)
 
@@ -295,6 +313,8 @@ class ExportWorker:
     renderer_for: Callable[[str], Renderer]
     policy: WorkerPolicy
     clock: Clock = utc_now
+    # A template report's page as an html or pdf file (`reportserver.render.template_page.write_page`).
+    page_writer: Callable[[str, str, Path, RenderContext], object] | None = None
 
     def run(self, ticket_id: str, time_left: Callable[[], float] = unlimited, final_attempt: bool = False) -> str:
         """Render one ticket; return "complete", "failed" or "skipped" (a finished or unknown ticket).
@@ -320,14 +340,12 @@ class ExportWorker:
             report = self.catalog.report_by_id(ticket.report_id)
             if report is None:
                 raise NotFound(f"Report '{ticket.report_slug}' no longer exists")
-            renderer = self.renderer_for(ticket.format)
-            kind = renderer.output(len(report.queries))
-            scratch = self.policy.scratch_dir / f"{ticket.ticket_id}.{kind.extension}"
-            progress = _ProgressReporter(self, ticket, self.policy.progress_seconds, time_left)
-            bound = self.runner.bind(report, ticket.parameters)
-            source = self.runner.source_for(report)
             context = self._context(report, ticket)
-            rows = render_queries(source, report.queries, bound, renderer, scratch, context, progress)
+            as_page = report.type == "template" and ticket.format in TEMPLATE_KINDS and self.page_writer is not None
+            kind = self._kind(report, ticket.format, as_page)
+            scratch = self.policy.scratch_dir / f"{ticket.ticket_id}.{kind.extension}"
+            write = self._template_file if as_page else self._table_file
+            rows = write(report, ticket, scratch, context, time_left)
             key, name = self.files.place(ticket.ticket_id, report.slug, ticket.created_at, kind.extension)
             size = scratch.stat().st_size
             self.files.upload(scratch, key, kind.content_type)
@@ -360,6 +378,34 @@ class ExportWorker:
         finally:
             if scratch is not None:
                 scratch.unlink(missing_ok=True)
+
+    def _kind(self, report: Report, export_format: str, as_page: bool) -> OutputKind:
+        if as_page:
+            return TEMPLATE_KINDS[export_format]
+        return self.renderer_for(export_format).output(len(report.queries))
+
+    def _table_file(
+        self, report: Report, ticket: ExportTicket, target: Path, context: RenderContext, time_left: Callable[[], float]
+    ) -> int:
+        """The report's sheets streamed through the format's renderer into `target`; the rows written."""
+        renderer = self.renderer_for(ticket.format)
+        progress = _ProgressReporter(self, ticket, self.policy.progress_seconds, time_left)
+        bound = self.runner.bind(report, ticket.parameters)
+        source = self.runner.source_for(report)
+        return render_queries(source, report.queries, bound, renderer, target, context, progress)
+
+    def _template_file(
+        self, report: Report, ticket: ExportTicket, target: Path, context: RenderContext, time_left: Callable[[], float]
+    ) -> int:
+        """A template report's page (its rows through its template, bounded as a page is, with more room)
+        written as the ticket's format; the rows it was made from."""
+        assert self.page_writer is not None
+        seconds = max(1.0, min(TEMPLATE_EXPORT_SECONDS, time_left() - self.policy.finish_seconds))
+        budget = templates.Budget(seconds=seconds, max_bytes=TEMPLATE_EXPORT_BYTES)
+        limits = CallLimits(max_rows=TEMPLATE_EXPORT_ROWS, max_bytes=TEMPLATE_EXPORT_BYTES)
+        contents, rows = self.runner.template_page(report, ticket.parameters, limits, context.generated_at, budget)
+        self.page_writer(ticket.format, templates.whole_page(report.name, contents), target, context)
+        return rows
 
     def _claim(self, ticket_id: str) -> ExportTicket | None:
         now = self.clock()

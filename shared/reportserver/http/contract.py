@@ -827,6 +827,23 @@ OPERATIONS: tuple[Operation, ...] = (
         free_query=True,
         tags=("reports",),
     ),
+    Operation(
+        "GET",
+        "/template/{report_id}",
+        "A template report's page (seed 000): its rows through its HTML template; template_only=Y: the contents",
+        {
+            200: (None, "An HTML page"),
+            400: (ErrorBody, "A bad parameter (named in `parameter`)"),
+            413: (ErrorBody, "More rows than a page shows: request an export"),
+            502: (ErrorBody, "The data source failed, or the template broke a bound (time, size, the sandbox)"),
+            **_REPORT_ERRORS,
+            404: (ErrorBody, "Unknown report, or not a template report"),
+        },
+        query=(("template_only", "Y: only the template's rendered contents, not a whole page"),),
+        free_query=True,
+        content="text/html",
+        tags=("reports",),
+    ),
     Operation("GET", "/api/reports", "The reports this token may run", {200: (ReportList, "")} | _AUTH_ERRORS),
     Operation(
         "GET",

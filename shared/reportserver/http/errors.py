@@ -20,6 +20,7 @@ STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.NotReady: 409,
     errors.FileGone: 410,
     errors.DataSourceFailed: 502,
+    errors.TemplateRefused: 502,  # the report's template, not the caller's request, is at fault
 }
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
-from reportserver.render.base import Renderer
+from reportserver.render.base import RenderContext, Renderer
 
 # Imported on demand: the heavy libraries (pyarrow, fpdf2) load only for the formats that use them.
 _MODULES = {
@@ -25,3 +26,8 @@ def renderer_for(export_format: str) -> Renderer:
     module = importlib.import_module(_MODULES[export_format])
     renderer: Renderer = module.RENDERER
     return renderer
+
+
+def write_template_page(export_format: str, page: str, target: Path, context: RenderContext) -> None:
+    """A template report's page as an html or pdf file (fpdf2 loads only for a pdf)."""
+    importlib.import_module("reportserver.render.template_page").write_page(export_format, page, target, context)
