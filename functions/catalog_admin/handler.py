@@ -39,6 +39,7 @@ from reportserver.http.api import caller, install_error_handlers, json_body, jso
 from reportserver.observability import logger, metrics
 from reportserver.settings import CatalogAdminSettings
 from reportserver.sources.registry import SourceOpener
+from reportserver.store.aws import AthenaClients
 from reportserver.store.catalog import DynamoCatalog
 from reportserver.store.identity import DynamoIdentityStore
 from reportserver.store.secrets import DataSourceSecrets, SecretPasswords
@@ -48,7 +49,8 @@ catalog = DynamoCatalog(settings.catalog_table)
 models = DataModelAdmin(
     store=catalog,
     passwords=DataSourceSecrets(),
-    open_source=SourceOpener(SecretPasswords(ttl_seconds=0)),  # a password just changed is read at once
+    # A password just changed is read at once.
+    open_source=SourceOpener(SecretPasswords(ttl_seconds=0), AthenaClients()),
     secret_prefix=settings.secret_prefix,
     sqlite_files=settings.sqlite_data_models == "on",
 )

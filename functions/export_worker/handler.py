@@ -14,6 +14,7 @@ from reportserver.observability import logger
 from reportserver.render import renderer_for, write_template_page
 from reportserver.settings import ExportWorkerSettings
 from reportserver.sources.registry import SourceOpener
+from reportserver.store.aws import AthenaClients
 from reportserver.store.catalog import CachedCatalog, DynamoCatalog
 from reportserver.store.files import S3FileStore
 from reportserver.store.queue import SqsExportQueue, ticket_id_of
@@ -24,7 +25,7 @@ settings = ExportWorkerSettings.from_environ()
 catalog = CachedCatalog(DynamoCatalog(settings.catalog_table), settings.catalog_cache_seconds)
 worker = ExportWorker(
     catalog,
-    ReportRunner(catalog, SourceOpener(SecretPasswords())),
+    ReportRunner(catalog, SourceOpener(SecretPasswords(), AthenaClients())),
     DynamoTicketStore(settings.tickets_table),
     S3FileStore(settings.export_bucket),
     renderer_for,

@@ -14,6 +14,7 @@ from reportserver.http.exports import DocumentExport, ExportRequest
 from reportserver.observability import logger, metrics
 from reportserver.settings import ExportsSettings
 from reportserver.sources.registry import SourceOpener
+from reportserver.store.aws import AthenaClients
 from reportserver.store.catalog import CachedCatalog, DynamoCatalog
 from reportserver.store.files import S3FileStore
 from reportserver.store.queue import SqsExportQueue
@@ -24,7 +25,7 @@ settings = ExportsSettings.from_environ()
 catalog = CachedCatalog(DynamoCatalog(settings.catalog_table), settings.catalog_cache_seconds)
 service = ExportService(
     catalog,
-    ReportRunner(catalog, SourceOpener(SecretPasswords())),
+    ReportRunner(catalog, SourceOpener(SecretPasswords(), AthenaClients())),
     DynamoTicketStore(settings.tickets_table),
     SqsExportQueue(settings.export_queue_url),
     S3FileStore(settings.export_bucket),

@@ -38,13 +38,14 @@ from reportserver.http.view import (
 from reportserver.observability import logger, metrics
 from reportserver.settings import ReportsSettings
 from reportserver.sources.registry import SourceOpener
+from reportserver.store.aws import AthenaClients
 from reportserver.store.catalog import CachedCatalog, DynamoCatalog
 from reportserver.store.identity import DynamoIdentityStore
 from reportserver.store.secrets import SecretPasswords
 
 settings = ReportsSettings.from_environ()
 catalog = CachedCatalog(DynamoCatalog(settings.catalog_table), settings.catalog_cache_seconds)
-runner = ReportRunner(catalog, SourceOpener(SecretPasswords()))
+runner = ReportRunner(catalog, SourceOpener(SecretPasswords(), AthenaClients()))
 embeds = DynamoIdentityStore(settings.identity_table)
 limits = CallLimits(max_rows=settings.call_max_rows, max_bytes=settings.call_max_bytes, measure=body_weight)
 app = APIGatewayRestResolver()

@@ -10,7 +10,8 @@ resource) is not allowed by the caller's policies fails with AccessDenied, as it
 Everything that is not a function (provisioning, demo data, test set-up, the CLI) acts as the
 *operator*: an IAM user with every permission, like the admin who runs `sam deploy`.
 
-moto checks resources for S3 and SQS but asks "*" of DynamoDB, which no resource-scoped statement
+moto checks resources for S3 and SQS but asks "*" of DynamoDB (and of Athena, Secrets Manager and API
+Gateway, each named as AWS names them below), which no resource-scoped statement
 matches; `_dynamodb_resource` names the table (or index) of each request, so a policy scoped to
 another table fails here as in AWS.
 """
@@ -131,6 +132,7 @@ def enforce() -> None:
     settings are this process's."""
     from moto import settings  # noqa: PLC0415
     from moto.apigateway.responses import APIGatewayResponse  # noqa: PLC0415
+    from moto.athena.responses import AthenaResponse  # noqa: PLC0415
     from moto.core.authorization import ActionAuthenticatorMixin  # noqa: PLC0415
     from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415
     from moto.iam.access_control import IAMRequestBase  # noqa: PLC0415
@@ -152,6 +154,10 @@ def enforce() -> None:
         authorize_secret = SecretsManagerResponse._authenticate_and_authorize_normal_action
         setattr(SecretsManagerResponse, "_authenticate_and_authorize_normal_action", _as_secret(authorize_secret))  # noqa: B010
         setattr(SecretsManagerResponse, "_secret_arns", True)  # noqa: B010
+    if not getattr(AthenaResponse, "_workgroup_arns", False):
+        authorize_athena = AthenaResponse._authenticate_and_authorize_normal_action
+        setattr(AthenaResponse, "_authenticate_and_authorize_normal_action", _as_workgroup(authorize_athena))  # noqa: B010
+        setattr(AthenaResponse, "_workgroup_arns", True)  # noqa: B010
     if not getattr(IAMRequestBase, "_bodiless_pass", False):
         IAMRequestBase._create_aws_request = _bodiless(IAMRequestBase._create_aws_request)  # type: ignore[method-assign]
         setattr(IAMRequestBase, "_bodiless_pass", True)  # noqa: B010
@@ -201,6 +207,24 @@ def _as_secret(authorize: Any) -> Any:
                 resource = named
             else:  # a secret not made yet (CreateSecret): its ARN will be the name and a suffix
                 resource = f"arn:aws:secretsmanager:{self.region}:{self.current_account}:secret:{named}-??????"
+        authorize(self, resource)
+
+    return checked
+
+
+def _as_workgroup(authorize: Any) -> Any:
+    """IAM checks a query's actions on its workgroup's ARN (`...:workgroup/<name>`), so a policy may grant
+    some workgroups only; moto checked them on `*`. A call naming an execution is checked on the
+    workgroup that execution ran in."""
+
+    def checked(self: Any, resource: str = "*") -> None:
+        workgroup = self._get_param("WorkGroup")
+        execution_id = self._get_param("QueryExecutionId")
+        if not workgroup and execution_id:
+            execution = self.athena_backend.executions.get(execution_id)
+            workgroup = execution.workgroup.name if execution is not None and execution.workgroup else "primary"
+        if workgroup:
+            resource = f"arn:aws:athena:{self.region}:{self.current_account}:workgroup/{workgroup}"
         authorize(self, resource)
 
     return checked

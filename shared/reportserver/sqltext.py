@@ -17,6 +17,7 @@ from enum import StrEnum
 class Dialect(StrEnum):
     SQLITE = "sqlite"
     POSTGRES = "postgres"
+    TRINO = "trino"  # Athena's engine: '...' and "..." quoting, -- and /* */ comments, nothing more
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,20 @@ def positional(sql: str, dialect: Dialect = Dialect.SQLITE) -> tuple[str, list[s
         last = variable.end
     pieces.append(sql[last:])
     return "".join(pieces), list(order)
+
+
+def by_occurrence(sql: str, dialect: Dialect) -> tuple[str, list[str]]:
+    """The statement with each `:name` use replaced by `?` (Athena's placeholders are positional, one
+    value per `?`), and the name of each use in order: a name used twice is bound twice."""
+    pieces: list[str] = []
+    order: list[str] = []
+    last = 0
+    for variable in variables(sql, dialect):
+        pieces += [sql[last : variable.start], "?"]
+        order.append(variable.name)
+        last = variable.end
+    pieces.append(sql[last:])
+    return "".join(pieces), order
 
 
 def _escape_string(sql: str, quote: int, dialect: Dialect) -> bool:

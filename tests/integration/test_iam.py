@@ -28,12 +28,36 @@ from reportserver.store.tickets import DynamoTicketStore
 from infra.local import iam
 from infra.local.queues import drain, pollers
 from tests.bad_inputs import new_token
+from tests.integration.athena import SALES, athena_model, athena_report, clear_staged, stage, stage_choices_and_rows
 from tests.integration.conftest import TEMPLATE, USER_PASSWORD, Stack
 
 ROLES = iam.function_roles(TEMPLATE)
 
 # Actions whose absence moto cannot show: it never runs the path that needs them.
+_ATHENA_ITSELF = "Athena's own reads and writes as the caller (catalog, data, result file): moto runs no query"
+_ATHENA_CALLERS = ("ReportsFunction", "ExportsFunction", "ExportWorkerFunction", "CatalogAdminFunction")
 NOT_OBSERVABLE = {
+    **{
+        (function, action): _ATHENA_ITSELF
+        for function in _ATHENA_CALLERS
+        for action in (
+            "glue:GetDatabase",
+            "glue:GetDatabases",
+            "glue:GetTable",
+            "glue:GetTables",
+            "glue:GetPartition",
+            "glue:GetPartitions",
+            "s3:PutObject",
+            "s3:GetBucketLocation",
+            "s3:ListBucket",
+        )
+        # The worker's own uploads need s3:PutObject (on the export bucket): taking it away shows.
+        if (function, action) != ("ExportWorkerFunction", "s3:PutObject")
+    },
+    # GetQueryResults reads the result file as its caller in AWS; only the worker reads it itself here.
+    **{(f, "s3:GetObject"): _ATHENA_ITSELF for f in ("ReportsFunction", "ExportsFunction", "CatalogAdminFunction")},
+    # Only at a query's time limit, and a stop that fails is logged, not answered (test_athena shows it).
+    **{(f, "athena:StopQueryExecution"): "only at a query's time limit" for f in _ATHENA_CALLERS},
     # Only a failed multipart upload is aborted; the tests' files are far below the multipart size.
     ("ExportWorkerFunction", "s3:AbortMultipartUpload"): "no failed multipart upload",
     # Without it S3 answers 403 for a missing file (the caller would get 502, not 410); moto answers 404.
@@ -115,7 +139,12 @@ def _administers_catalog(stack: Stack) -> bool:
         deleted = False
     except ClientError:
         deleted = True
-    return statuses == [200, 200, 200, 200, 200] and deleted and _defines_reports(stack)
+    # An Athena model's connection tested: a query started, polled and its result read.
+    clear_staged()
+    stage([("connected", "integer", 0, 0)], [["1"]])
+    tested = stack.send("POST", f"/api/datamodels/{athena_model(stack)}/test")[0]
+    clear_staged()
+    return statuses == [200, 200, 200, 200, 200] and deleted and tested == 200 and _defines_reports(stack)
 
 
 def _defines_reports(stack: Stack) -> bool:
@@ -186,7 +215,13 @@ def _calls_reports(stack: Stack) -> bool:
     by_slug = stack.get("/api/call/gst-balance/?date_from=2025-07-01&date_to=2025-07-31").status
     # A PostgreSQL report: its password read from Secrets Manager.
     on_postgres = stack.get("/api/call/pg-product-catalogue/?min_price=100").status
-    return listed == by_id == by_slug == on_postgres == 200 and nonce == 201
+    # An Athena report: its choices and its rows are queries (started, polled, their results read).
+    lake = athena_report(stack)
+    clear_staged()
+    stage_choices_and_rows()
+    on_athena = stack.get(f"/api/call/{lake}/?region=NSW")
+    clear_staged()
+    return listed == by_id == by_slug == on_postgres == on_athena.status == 200 and nonce == 201
 
 
 def _opens_views(stack: Stack) -> bool:
@@ -220,7 +255,14 @@ def _exports(stack: Stack) -> bool:
     # A choice field whose choices come from a query on PostgreSQL (its password from Secrets Manager).
     on_postgres, _ = _post_export(stack, {"report_name": "pg-orders-by-region", "parameters": {"region": "NSW"}})
     drain(pollers(stack.api, TEMPLATE))
-    return from_cache and view.status == 200 and download.status == 302 and on_postgres == 202
+    # ... and one whose choices come from Athena.
+    lake = athena_report(stack)
+    clear_staged()
+    stage_choices_and_rows()
+    on_athena, _ = _post_export(stack, {"report_name": lake, "parameters": {"region": "NSW"}, "force_update": True})
+    drain(pollers(stack.api, TEMPLATE))
+    clear_staged()
+    return from_cache and view.status == 200 and download.status == 302 and on_postgres == on_athena == 202
 
 
 def _renders(stack: Stack) -> bool:
@@ -236,8 +278,19 @@ def _renders(stack: Stack) -> bool:
     pg_status, pg_ticket = _post_export(stack, on_postgres, auth)
     assert pg_status == 202, pg_ticket
     drain(pollers(stack.api, TEMPLATE))
+    # An Athena export: its query run, its result file streamed from S3.
+    lake = athena_report(stack)
+    clear_staged()
+    stage([("region", "varchar", 0, 0)], [["NSW"]])  # the choices, as the export is asked for
+    on_athena = {"report_name": lake, "format": "parquet", "parameters": {"region": "NSW"}, "force_update": True}
+    athena_status, athena_ticket = _post_export(stack, on_athena, auth)
+    assert athena_status == 202, athena_ticket
+    stage([("region", "varchar", 0, 0)], [["NSW"]])  # the choices, as the worker binds the parameters
+    stage(SALES, [["NSW", "10.50"]])
+    drain(pollers(stack.api, TEMPLATE))
+    clear_staged()
     tickets = DynamoTicketStore(stack.names["TicketsTable"])
-    done = [tickets.get(str(t["ticket_id"])) for t in (ticket, pg_ticket)]
+    done = [tickets.get(str(t["ticket_id"])) for t in (ticket, pg_ticket, athena_ticket)]
     complete = all(d is not None and d.status is TicketStatus.COMPLETE for d in done)
     return complete and _retries_soon(stack)
 

@@ -46,7 +46,7 @@ from reportserver.domain.ports import (
 from reportserver.domain.statements import check_bind_variables, check_read_statement
 
 # Seed 001's provider types: those this server reads, and the others its list names (refused by name).
-SUPPORTED_PROVIDERS = {"sqLite": "sqlite", "postgresql": "postgresql"}
+SUPPORTED_PROVIDERS = {"sqLite": "sqlite", "postgresql": "postgresql", "athena": "athena"}
 SEED_PROVIDERS = (
     "msSqlServer",
     "mySql",
@@ -73,6 +73,18 @@ _PROVIDER_OF_KIND = {kind: provider for provider, kind in SUPPORTED_PROVIDERS.it
 _PROVIDER_FIELDS = {
     "sqLite": ("database",),
     "postgresql": ("serverName", "port", "database", "userName", "password", "sslMode"),
+    "athena": ("workgroup", "outputLocation", "catalog", "database", "region"),
+}
+# A connection's fields as a new providerModel starts them: none of the previous provider's is kept.
+_CLEARED: dict[str, Any] = {
+    "host": "",
+    "port": 5432,
+    "user": "",
+    "ssl_mode": "require",
+    "workgroup": "",
+    "output_location": "",
+    "catalog": "",
+    "region": "",
 }
 MAX_CUSTOM_QUERIES = 100
 _T = TypeVar("_T")
@@ -94,6 +106,10 @@ class ProviderModel(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     userName: Annotated[str, msgspec.Meta(min_length=1, max_length=63)] | None = None  # noqa: N815
     password: Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD)] | None = None
     sslMode: str | None = None  # noqa: N815
+    workgroup: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] | None = None
+    outputLocation: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)] | None = None  # noqa: N815
+    catalog: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
+    region: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] | None = None
 
 
 class DataModelCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -171,6 +187,14 @@ def provider_view(source: DataSource) -> dict[str, Any]:
     view: dict[str, Any] = {"providerType": _PROVIDER_OF_KIND[source.kind]}
     if source.kind == "sqlite":
         view["database"] = source.database
+    elif source.kind == "athena":
+        view |= {
+            "workgroup": source.workgroup,
+            "outputLocation": source.output_location,
+            "catalog": source.catalog,
+            "database": source.database,
+            "region": source.region,
+        }
     else:
         view |= {
             "serverName": source.host,
@@ -395,14 +419,23 @@ class DataModelAdmin:
                 raise InvalidDefinition(
                     "providerType 'sqLite' reads a file on the server: only the local stack allows it"
                 )
-            return {"kind": "sqlite", "database": _required(provider.database, "database"), "host": "", "user": ""}
+            return _CLEARED | {"kind": "sqlite", "database": _required(provider.database, "database")}
+        if kind == "athena":
+            return _CLEARED | {
+                "kind": "athena",
+                "workgroup": provider.workgroup or "primary",
+                "output_location": _required(provider.outputLocation, "outputLocation"),
+                "catalog": provider.catalog or "AwsDataCatalog",
+                "database": _required(provider.database, "database"),
+                "region": _required(provider.region, "region"),
+            }
         ssl_mode = provider.sslMode or "require"
         if ssl_mode not in SSL_MODES:
             raise InvalidParameter("providerModel.sslMode", f"sslMode must be one of: {', '.join(SSL_MODES)}")
         host = _required(provider.serverName, "serverName")
         if not is_host(host):
             raise InvalidParameter("providerModel.serverName", "serverName must be a host name or an IP address")
-        fields = {
+        fields = _CLEARED | {
             "kind": "postgresql",
             "host": host,
             "port": provider.port or 5432,

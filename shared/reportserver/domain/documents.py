@@ -31,7 +31,7 @@ from reportserver.domain.reports import (
     ReportQuery,
     TimeRange,
 )
-from reportserver.domain.statements import check_bind_variables, check_read_statement
+from reportserver.domain.statements import check_bind_variables, check_read_statement, lexer_dialect
 from reportserver.domain.templates import compile_template
 from reportserver.domain.tokens import GROUP_PATTERN
 
@@ -523,9 +523,8 @@ class CatalogAdmin:
 
 
 def _names(sql: str, model: DataSource) -> list[str]:
-    dialect = sqltext.Dialect.POSTGRES if model.kind == "postgresql" else sqltext.Dialect.SQLITE
     try:
-        return sqltext.names(sql, dialect)
+        return sqltext.names(sql, lexer_dialect(model.kind))
     except sqltext.UnterminatedSql as error:
         raise InvalidDefinition(f"The SQL cannot be read: {error}") from None
 

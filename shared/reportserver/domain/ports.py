@@ -93,17 +93,24 @@ class DataSource(msgspec.Struct, kw_only=True):
     database: Annotated[str, msgspec.Meta(min_length=1)]
     name: str = ""
     description: str = ""
-    kind: Literal["sqlite", "postgresql"] = "sqlite"
+    kind: Literal["sqlite", "postgresql", "athena"] = "sqlite"
     query_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=900)] = 25.0
     host: Annotated[str, msgspec.Meta(max_length=253)] = ""
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 5432
     user: Annotated[str, msgspec.Meta(max_length=63)] = ""
     password_secret: Annotated[str, msgspec.Meta(max_length=2048)] = ""
     ssl_mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "require"
+    # Athena: the workgroup its queries run in, where their results go, the catalog and the region.
+    workgroup: Annotated[str, msgspec.Meta(max_length=128)] = ""
+    output_location: Annotated[str, msgspec.Meta(max_length=1024)] = ""
+    catalog: Annotated[str, msgspec.Meta(max_length=255)] = ""
+    region: Annotated[str, msgspec.Meta(max_length=32)] = ""
     custom_queries: list[CustomQuery] = msgspec.field(default_factory=list)
     version: int = 1
 
     def __post_init__(self) -> None:
+        if self.kind == "athena":
+            _check_athena(self)
         if self.kind != "postgresql":
             return
         if not self.host or not self.user:
@@ -119,6 +126,22 @@ class DataSource(msgspec.Struct, kw_only=True):
     @property
     def number(self) -> int:
         return int(self.id)
+
+
+_ATHENA_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_S3_PREFIX = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+
+
+def _check_athena(source: DataSource) -> None:
+    if not _ATHENA_NAME.fullmatch(source.workgroup):
+        raise ValueError("an athena data source needs its workgroup (letters, digits, '.', '_', '-')")
+    if not _S3_PREFIX.fullmatch(source.output_location):
+        raise ValueError("outputLocation must be an S3 location: s3://bucket/prefix/")
+    if not _ATHENA_NAME.fullmatch(source.database) or not _ATHENA_NAME.fullmatch(source.catalog):
+        raise ValueError("an athena data source needs its catalog and database (letters, digits, '.', '_', '-')")
+    if not _REGION.fullmatch(source.region):
+        raise ValueError(f"region {source.region!r} is not an AWS region name (such as eu-west-1)")
 
 
 @dataclass(slots=True)

@@ -14,9 +14,19 @@ from typing import Any, Literal
 from reportserver import sqltext
 from reportserver.domain.errors import InvalidDefinition, shown
 
-Dialect = Literal["sqlite", "postgresql"]
-_SQLGLOT_DIALECTS = {"sqlite": "sqlite", "postgresql": "postgres"}
-_LEXER_DIALECTS = {"sqlite": sqltext.Dialect.SQLITE, "postgresql": sqltext.Dialect.POSTGRES}
+Dialect = Literal["sqlite", "postgresql", "athena"]
+_SQLGLOT_DIALECTS = {"sqlite": "sqlite", "postgresql": "postgres", "athena": "athena"}
+_LEXER_DIALECTS = {
+    "sqlite": sqltext.Dialect.SQLITE,
+    "postgresql": sqltext.Dialect.POSTGRES,
+    "athena": sqltext.Dialect.TRINO,
+}
+
+
+def lexer_dialect(kind: Dialect) -> sqltext.Dialect:
+    """How the binder reads a data model's statements (its quoting, comments, casts)."""
+    return _LEXER_DIALECTS[kind]
+
 
 # Functions that write, lock, read the server's files or reach other servers. The source's read-only
 # transaction refuses most of them as well; these are named here so that the admin hears it at save.

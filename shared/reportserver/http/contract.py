@@ -292,13 +292,17 @@ class AuditPage(msgspec.Struct):
 class ProviderView(msgspec.Struct, kw_only=True):
     """A data model's connection (seed 001's providerModel), never its password."""
 
-    providerType: Literal["sqLite", "postgresql"]  # noqa: N815 - seed 001's names
+    providerType: Literal["sqLite", "postgresql", "athena"]  # noqa: N815 - seed 001's names
     database: str
     serverName: str | None = None  # noqa: N815
     port: int | None = None
     userName: str | None = None  # noqa: N815
     sslMode: str | None = None  # noqa: N815
     hasPassword: bool | None = None  # noqa: N815
+    workgroup: str | None = None
+    outputLocation: str | None = None  # noqa: N815
+    catalog: str | None = None
+    region: str | None = None
 
 
 class DataModelView(msgspec.Struct, kw_only=True):
@@ -306,7 +310,7 @@ class DataModelView(msgspec.Struct, kw_only=True):
     name: str
     description: str
     commandTimeout: int  # noqa: N815
-    providerType: Literal["sqLite", "postgresql"]  # noqa: N815
+    providerType: Literal["sqLite", "postgresql", "athena"]  # noqa: N815
     optimisticLock: int  # noqa: N815
 
 

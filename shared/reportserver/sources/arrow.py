@@ -11,6 +11,7 @@ that holds every value.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -697,7 +698,9 @@ def prefetched(
         except BaseException as error:
             queue.put(("error", error))
 
-    reader = threading.Thread(target=read, name="batch-reader", daemon=True)
+    # The reader runs in the caller's context: whoever it acts as (an S3 read of Athena's results), its log keys.
+    context = contextvars.copy_context()
+    reader = threading.Thread(target=lambda: context.run(read), name="batch-reader", daemon=True)
     reader.start()
     try:
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from reportserver.domain.datamodels import OpenedSource
 from reportserver.domain.errors import SourceUnavailable
@@ -10,6 +11,13 @@ from reportserver.domain.ports import DataSource
 from reportserver.sources.sqlite import SqliteSource
 
 PasswordReader = Callable[[str], str]
+
+
+class AthenaClients(Protocol):
+    def athena(self, region: str) -> Any: ...
+
+    def s3(self) -> Any: ...
+
 
 # The connect timeout is libpq's whole seconds (at least 2); a source's limit under 2 s still gets 2.
 MIN_CONNECT_TIMEOUT_SECONDS = 2
@@ -23,10 +31,17 @@ def _no_passwords(secret_id: str) -> str:
 class SourceOpener:
     """Opens sources; a PostgreSQL source's password is read (and kept a few minutes) by `passwords`."""
 
-    def __init__(self, passwords: PasswordReader = _no_passwords) -> None:
+    def __init__(self, passwords: PasswordReader = _no_passwords, athena: AthenaClients | None = None) -> None:
         self._passwords = passwords
+        self._athena = athena
 
     def __call__(self, definition: DataSource) -> OpenedSource:
+        if definition.kind == "athena":
+            from reportserver.sources.athena import AthenaSource  # noqa: PLC0415
+
+            if self._athena is None:
+                raise SourceUnavailable("The report's data source is not available: Athena is not configured")
+            return AthenaSource(definition, self._athena)
         if definition.kind == "postgresql":
             from reportserver.sources.postgres import PostgresSource, PostgresTarget  # noqa: PLC0415
 

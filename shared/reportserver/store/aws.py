@@ -52,6 +52,21 @@ def secretsmanager() -> Any:
     return _secretsmanager(_acting_as.get())
 
 
+def athena(region: str) -> Any:
+    """Athena in a data model's region (its data lake may be in another than the functions')."""
+    return _athena(_acting_as.get(), region)
+
+
+class AthenaClients:
+    """What an Athena source calls: Athena in its region, and S3 for the result files."""
+
+    def athena(self, region: str) -> Any:
+        return athena(region)
+
+    def s3(self) -> Any:
+        return s3()
+
+
 @functools.cache
 def _session(credentials: Credentials | None) -> Any:
     import boto3  # noqa: PLC0415 - deferred: boto3 is the heaviest import of the API functions
@@ -88,8 +103,13 @@ def _secretsmanager(credentials: Credentials | None) -> Any:
     return _session(credentials).client("secretsmanager")
 
 
+@functools.cache
+def _athena(credentials: Credentials | None, region: str) -> Any:
+    return _session(credentials).client("athena", region_name=region or None)
+
+
 def reset() -> None:
-    for cached in (_session, _dynamodb, _s3, _sqs, _apigateway, _secretsmanager):
+    for cached in (_session, _dynamodb, _s3, _sqs, _apigateway, _secretsmanager, _athena):
         cached.cache_clear()
 
 
