@@ -14,10 +14,12 @@ from decimal import Decimal
 from typing import Any
 
 import boto3
+import openpyxl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from moto.moto_api import state_manager
+from pypdf import PdfReader
 from reportserver.domain.tokens import basic_header, issue_token
 from reportserver.store.tickets import DynamoTicketStore
 
@@ -149,7 +151,7 @@ def test_a_query_over_its_command_timeout_is_stopped_on_the_server(stack: Stack)
     assert executions()[-1].status == "CANCELLED"
 
 
-@pytest.mark.parametrize("export_format", ["parquet", "csv", "xlsx"])
+@pytest.mark.parametrize("export_format", ["parquet", "csv", "xlsx", "json", "html", "pdf"])
 def test_an_athena_export_streams_the_result_file_with_exact_types(stack: Stack, export_format: str) -> None:
     slug = _report(stack, athena_model(stack), "SELECT id, amount, day, at, ok, name, ratio FROM sales")
     stage(COLUMNS, ROWS)
@@ -162,8 +164,18 @@ def test_an_athena_export_streams_the_result_file_with_exact_types(stack: Stack,
     assert ticket is not None and ticket.status.value == "complete", ticket
     assert ticket.total_rows == 3
     content = boto3.client("s3").get_object(Bucket=stack.names["ExportBucket"], Key=ticket.file_key)["Body"].read()
+    if export_format == "xlsx":
+        sheet = openpyxl.load_workbook(io.BytesIO(content), read_only=True).worksheets[0]
+        amounts = [row[1] for row in sheet.iter_rows(min_row=2, values_only=True)]
+        assert amounts == [1234567.89, 0.1, -99999999.99]  # numbers a spreadsheet sums, to the cent
+        return
+    if export_format == "pdf":
+        text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
+        assert "1234567.89" in text.replace(",", ""), text[:300]
+        return
     if export_format != "parquet":
-        assert b"1234567.89" in content or export_format == "xlsx"
+        text = content.decode()
+        assert "1234567.89" in text and "-99999999.99" in text and "0.10" in text, text[:300]
         return
     table = pq.read_table(io.BytesIO(content))
     assert table.schema.field("amount").type == pa.decimal128(38, 2)
@@ -172,3 +184,20 @@ def test_an_athena_export_streams_the_result_file_with_exact_types(stack: Stack,
     assert table.column("day").to_pylist() == [date(2025, 7, 1), None, date(2026, 1, 31)]
     assert table.column("name").to_pylist() == ["Ann", "", None]
     assert table.column("ok").to_pylist() == [True, False, None]
+
+
+def test_a_template_report_on_athena_renders_its_rows(stack: Stack) -> None:
+    stage(COLUMNS, [])
+    body = {
+        "name": f"Lake page {uuid.uuid4().hex[:8]}",
+        "dataModelId": athena_model(stack),
+        "type": "template",
+        "template": "{% for r in rows %}<p>{{ r.name }}: {{ r.amount|number(2) }}</p>{% endfor %}",
+        "queries": [{"sql": "SELECT * FROM sales"}],
+    }
+    status, answer = stack.send("POST", "/api/reports/", body)
+    assert status == 201, answer
+    stage(COLUMNS, ROWS[:2])
+    page = stack.get(f"/template/{answer['report']['slug']}/?template_only=Y")
+    assert page.status == 200, page.body
+    assert page.body.decode() == "<p>Ann: 1,234,567.89</p><p>: 0.10</p>"

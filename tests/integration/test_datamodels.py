@@ -106,9 +106,15 @@ def test_a_postgresql_model_keeps_its_password_only_in_secrets_manager(
         status, answer = stack.send(method, path)
         assert status == 200, (path, answer)
         answers.append(json.dumps(answer))
-    # Then the password is in no answer, no log line and no catalog item, only in its secret
+    # Then the password is in no answer, no log line and no item of any table (the audit log's too), only
+    # in its secret
     logged = "".join(capfd.readouterr())
-    items = boto3.resource("dynamodb").Table(stack.names["CatalogTable"]).scan()["Items"]
+    stack.audit.deliver()
+    tables = [name for key, name in stack.names.items() if key.endswith("Table")]
+    assert {"CatalogTable", "AuditTable", "TokensTable", "IdentityTable"} <= set(stack.names)
+    scans = boto3.client("dynamodb").get_paginator("scan")
+    items = [item for table in tables for page in scans.paginate(TableName=table) for item in page["Items"]]
+    assert any(made["name"] in json.dumps(item) for item in items)  # the scan sees the model's own item
     assert login.password not in "".join(answers) + logged + json.dumps(items, default=str)
     connection = json.loads(answers[3])["providerModel"]
     assert connection == {

@@ -77,7 +77,13 @@ from functions.reports.handler import runner  # noqa: E402
 TARGETS_MS = {100: 2.0, 10_000: 30.0}
 COLD_IMPORT_TARGET_MS = 300.0
 LIMIT_TARGET_MS = 1.0
-HANDLERS = ("functions.auth.handler", "functions.reports.handler")
+HANDLERS = (
+    "functions.auth.handler",
+    "functions.reports.handler",
+    "functions.exports.handler",
+    "functions.admin.handler",
+    "functions.catalog_admin.handler",
+)
 
 
 def median_ms(samples: list[float]) -> float:
