@@ -8,10 +8,12 @@ template does not allow fails a test, and so does an action the template grants 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -20,7 +22,7 @@ from botocore.exceptions import ClientError
 from reportserver.domain.ports import DataSource
 from reportserver.domain.reports import parse_report
 from reportserver.domain.tickets import TicketStatus
-from reportserver.domain.tokens import basic_header
+from reportserver.domain.tokens import basic_header, issue_token
 from reportserver.store import aws
 from reportserver.store.catalog import DynamoCatalog
 from reportserver.store.tickets import DynamoTicketStore
@@ -65,6 +67,19 @@ NOT_OBSERVABLE = {
     # Only when a new ticket's message cannot be queued: the ticket is failed then, not left pending.
     ("ExportsFunction", "dynamodb:UpdateItem"): "only when the queue refuses a message",
 }
+
+
+@pytest.fixture
+def stack(stack: Stack) -> Stack:
+    """Each test with an admin token of its own: the works make many requests in quick succession, and
+    one token's usage-plan bucket (20 a second, 40 at once) would throttle the next test's (429)."""
+    name = f"iam-admin-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    _, secret = issue_token(
+        stack.tokens, stack.usage, name=name, groups=["*"], permissions=["admin"],
+        expires_at=now + timedelta(days=1), created_by="tests", now=now,
+    )  # fmt: skip
+    return dataclasses.replace(stack, headers={**stack.headers, "admin": basic_header(name, secret)})
 
 
 def _fresh_token(stack: Stack) -> tuple[str, str]:
@@ -186,16 +201,18 @@ def _writes_audit(stack: Stack) -> bool:
     found = table.query(
         IndexName="ByPrincipal",
         KeyConditionExpression="principal = :p",
-        ExpressionAttributeValues={":p": "token:test-admin"},
+        ExpressionAttributeValues={":p": f"token:{_name_of(stack.headers['admin'])}"},
         ScanIndexForward=False,
         Limit=1,
     )["Items"]
     return bool(found) and found[0]["route"] == "/api/server_iso_time" and _fresh(found[0]["at"])
 
 
-def _fresh(at: str) -> bool:
-    from datetime import UTC, datetime, timedelta
+def _name_of(basic: str) -> str:
+    return base64.b64decode(basic.split()[1]).decode().split(":")[0]
 
+
+def _fresh(at: str) -> bool:
     return datetime.now(UTC) - datetime.fromisoformat(at) < timedelta(seconds=5)
 
 
