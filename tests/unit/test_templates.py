@@ -81,11 +81,36 @@ def test_a_template_that_loops_forever_stops_at_its_time_budget(source: str) -> 
         ("{{ 9 ** 99999 }}", "exponent"),
         ("{{ range(10000000)|list }}", "range"),
         ("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "recursed"),
+        # Found in review: each of these hung the render, or built hundreds of megabytes, or ran out of memory
+        ("{{ (((9 ** 1000) ** 1000) ** 1000) > 1 }}", "bits"),
+        ("{{ ('x' * 999999 ~ 'x' * 999999 ~ 'x' * 999999)|wordwrap(1)|length }}", "million"),
+        ("{{ ('x' * 999999)|wordwrap(1) }}", "Wrapping"),
+        ("{{ '%01400000000d' % 1 }}", "format width"),
+        ("{{ '%0200000000d' % 1 }}", "format width"),
+        ("{{ ('a' * 1000)|replace('a', 'x' * 999999) }}", "replacement"),
+        ("{{ 'x'|center(300000000) }}", "width"),
+        ("{{ 'x'|indent(300000000) }}", "width"),
+        ("{{ '{:>300000000}'.format(1) }}", "format width"),
+        ("{{ '%*d'|format(300000000, 1) }}", "format width"),
+        ("{{ range(100000)|join('x' * 999) }}", "joined"),
+        ("{% macro f(s) %}{{ f(s ~ s) }}{% endmacro %}{{ f('x') }}", "million"),
     ],
 )
 def test_a_template_that_would_make_too_much_is_refused(source: str, words: str) -> None:
     with pytest.raises(TemplateRefused, match=words):
         _render(source, [{"a": 1}])
+
+
+def test_a_template_past_the_sandboxs_checks_is_stopped_by_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As if a way past every check above were found: the child's CPU and memory limits still end it
+    from reportserver.domain import templates
+
+    monkeypatch.setattr(templates, "MAX_SEQUENCE", 10**12)
+    monkeypatch.setattr(templates, "MAX_RANGE", 10**9)
+    started = time.monotonic()
+    with pytest.raises(TemplateRefused):
+        _render("{% for i in range(1000000000) %}{% endfor %}{{ 'x' * 2000000000 }}", [{"a": 1}], seconds=1.0)
+    assert time.monotonic() - started < 5
 
 
 def test_values_from_the_database_are_escaped() -> None:

@@ -12,8 +12,13 @@ it never hangs the function or fills its memory.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
+import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -26,6 +31,11 @@ MAX_PAGE_BYTES = 5_000_000  # under Lambda's 6 MB response
 MAX_SEQUENCE = 1_000_000  # the longest string or list an operator may make
 MAX_RANGE = 100_000
 MAX_EXPONENT = 1_000
+MAX_INTEGER_BITS = 100_000
+MAX_WRAPPED = 100_000
+# The hard bounds: the page renders in a child process (a fork), which the kernel stops past these.
+CHILD_MEMORY_BYTES = 256 * 1024 * 1024  # over what the parent had mapped when it forked
+CHILD_GRACE_SECONDS = 1.0
 
 
 @dataclass
@@ -55,14 +65,18 @@ def _environment(budget: Budget) -> Any:
     from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: PLC0415
 
     class BoundedSandbox(ImmutableSandboxedEnvironment):
-        intercepted_binops = frozenset({"*", "**", "+"})
+        intercepted_binops = frozenset({"*", "**", "+", "%", "//"})
 
         def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
             budget.check()
-            return super().call(__context, __obj, *args, **kwargs)
+            for value in (*args, *kwargs.values()):
+                _sized(value)  # a macro recursing on a doubling string stops at the bound
+            return _sized(super().call(__context, __obj, *args, **kwargs))
 
         def getattr(self, obj: Any, attribute: str) -> Any:
             budget.check()
+            if isinstance(obj, str) and attribute in ("format", "format_map"):
+                _narrow_format(obj, "{")  # the sandbox wraps the method: its text is known only here
             return _sized(super().getattr(obj, attribute))
 
         def getitem(self, obj: Any, argument: Any) -> Any:
@@ -73,6 +87,14 @@ def _environment(budget: Budget) -> Any:
             budget.check()
             if operator == "**" and isinstance(right, int) and abs(right) > MAX_EXPONENT:
                 raise TemplateRefused(f"An exponent over {MAX_EXPONENT} is refused")
+            if operator in ("**", "*") and _integer(left) and _integer(right):
+                bits = abs(left).bit_length() * (right if operator == "**" else 1) + (
+                    abs(right).bit_length() if operator == "*" else 0
+                )
+                if bits > MAX_INTEGER_BITS:
+                    raise TemplateRefused(f"A number of more than {MAX_INTEGER_BITS:,} bits is refused")
+            if operator == "%" and isinstance(left, str):
+                _narrow_format(left, "%")
             if operator == "*":
                 sized = left if isinstance(left, (str, list, tuple)) else right
                 times = right if sized is left else left
@@ -88,7 +110,69 @@ def _environment(budget: Budget) -> Any:
     environment.globals.clear()  # no cycler, joiner, lipsum: each is a way to a module's globals
     environment.globals.update(range=_bounded_range(budget), namespace=_namespace())
     environment.filters["number"] = _number
+    for name in _SIZED_FILTERS:  # filters that can make a value of any size: bounded before they run
+        environment.filters[name] = _bounded_filter(name, environment.filters[name])
     return environment
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# A format's width or precision of five digits or more (`%0200000000d`, `{:>300000000}`) makes a value
+# of that size before any bound could see it; `*` takes the width from an argument.
+_WIDE_FORMAT = re.compile(r"[0-9]{5,}|\*")
+
+
+def _narrow_format(text: str, marker: str) -> None:
+    for piece in text.split(marker)[1:]:
+        spec = piece.split("}", 1)[0] if marker == "{" else piece[:40]
+        if _WIDE_FORMAT.search(spec[:40]):
+            raise TemplateRefused("A format width or precision of 10,000 or more is refused")
+
+
+_SIZED_FILTERS = ("center", "indent", "wordwrap", "replace", "format", "join", "truncate")
+
+
+def _bounded_filter(name: str, original: Any) -> Any:
+    """The filter, refused before it runs when its result could pass the size bound (or, for `wordwrap`,
+    when its input is long enough to take seconds)."""
+
+    from jinja2 import Environment  # noqa: PLC0415
+    from jinja2.nodes import EvalContext  # noqa: PLC0415
+
+    @functools.wraps(original)  # keeps Jinja's pass_eval_context / pass_environment marks
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        values = [a for a in args if not isinstance(a, (Environment, EvalContext))]
+        subject = values[0] if values else ""
+        rest = values[1:]
+        for value in values:
+            _sized(value)
+        if name in ("center", "indent"):
+            width = rest[0] if rest else kwargs.get("width", 0)
+            if _integer(width) and width > MAX_SEQUENCE:
+                raise TemplateRefused(f"A width over {MAX_SEQUENCE:,} is refused")
+            indented = name == "indent" and isinstance(subject, str) and _integer(width)
+            if indented and (subject.count("\n") + 1) * max(width, 0) + len(subject) > MAX_SEQUENCE:
+                raise TemplateRefused("An indented text longer than a million characters is refused")
+        if name == "wordwrap" and isinstance(subject, str) and len(subject) > MAX_WRAPPED:
+            raise TemplateRefused(f"Wrapping a text of more than {MAX_WRAPPED:,} characters is refused")
+        if name == "replace" and isinstance(subject, str) and len(rest) >= 2:
+            old, new = str(rest[0]), str(rest[1])
+            count = subject.count(old) if old else len(subject) + 1
+            if len(subject) + count * max(len(new) - len(old), 0) > MAX_SEQUENCE:
+                raise TemplateRefused("A replacement longer than a million characters is refused")
+        if name == "format" and isinstance(subject, str):
+            _narrow_format(subject, "%")
+        if name == "join" and not isinstance(subject, str):
+            subject = list(subject)
+            separator = str(rest[0]) if rest else str(kwargs.get("d", ""))
+            if sum(len(str(i)) for i in subject) + len(separator) * max(len(subject) - 1, 0) > MAX_SEQUENCE:
+                raise TemplateRefused("A joined text longer than a million characters is refused")
+            args = tuple(subject if a is values[0] else a for a in args)
+        return _sized(original(*args, **kwargs))
+
+    return bounded
 
 
 def _sized(value: Any) -> Any:
@@ -156,11 +240,131 @@ def compile_template(source: str) -> None:
 
     try:
         _environment(Budget()).from_string(source)
+    except (RecursionError, MemoryError):
+        raise InvalidDefinition("The template is nested too deeply to be read") from None
     except TemplateSyntaxError as error:
         raise InvalidDefinition(f"The template does not parse: line {error.lineno}: {shown(str(error), 200)}") from None
 
 
 def render_template(
+    source: str,
+    sheets: list[Sheet],
+    parameters: Mapping[str, Any],
+    report: Mapping[str, Any],
+    generated_at: datetime,
+    budget: Budget | None = None,
+) -> str:
+    """The template's page: `rows` and `columns` are the first sheet's, `sheets` all of them, with the
+    report's `parameters` (as bound), `report` (name, description, slug) and `generated_at`.
+
+    The page is made in a child process where the kernel bounds its CPU time and memory: a template
+    that finds a way past the sandbox's own checks is stopped there, never the function. Where the
+    system cannot fork, it is made here, bounded by those checks only."""
+    # The clock starts now: the time the report's queries took is theirs, not the template's.
+    budget = Budget(seconds=budget.seconds, max_bytes=budget.max_bytes) if budget else Budget()
+    work = functools.partial(_render_here, source, sheets, parameters, report, generated_at, budget)
+    if not hasattr(os, "fork"):
+        return work()
+    _environment(budget)  # Jinja2 imported and its sandbox built here: the child takes no import lock
+    return _in_child(work, budget)
+
+
+def _in_child(work: Callable[[], str], budget: Budget) -> str:
+    """Run `work` in a forked child under CPU and memory limits; its page (or refusal) comes back on a pipe."""
+    reading, writing = os.pipe()
+    with warnings.catch_warnings():
+        # A fork in a process with threads: the child only renders and writes to its pipe (no locks,
+        # no logging, no imports), then leaves with os._exit.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        child = os.fork()
+    if child == 0:  # pragma: no cover - the child's own process; what it sends is tested
+        os.close(reading)
+        outcome = b"X"
+        try:
+            _limit_child(budget)
+            outcome = b"O" + work().encode("utf-8", "replace")
+        except TemplateRefused as refused:
+            outcome = b"R" + refused.message.encode("utf-8", "replace")
+        except MemoryError:
+            outcome = b"R" + b"The template needed more memory than a page may use"
+        except BaseException as error:
+            outcome = b"R" + f"The template failed: {type(error).__name__}".encode()
+        finally:
+            try:
+                view = memoryview(outcome)
+                while view:
+                    view = view[os.write(writing, view) :]
+            finally:
+                os._exit(0)
+    os.close(writing)
+    try:
+        received = _received(reading, child, budget)
+    finally:
+        os.close(reading)
+        _reap(child)
+    kind, text = received[:1], received[1:].decode("utf-8", "replace")
+    if kind == b"O":
+        return text
+    if kind == b"R":
+        raise TemplateRefused(text)
+    raise TemplateRefused("The template's page could not be made: it was stopped at its time or memory limit")
+
+
+def _received(reading: int, child: int, budget: Budget) -> bytes:
+    """Read the child's answer within its time; past its time or size, the child is killed."""
+    import select  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    deadline = budget.started + budget.seconds + CHILD_GRACE_SECONDS
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        remaining = deadline - time.monotonic()
+        ready = select.select([reading], [], [], max(remaining, 0))[0] if remaining > 0 else []
+        if not ready:
+            os.kill(child, signal.SIGKILL)
+            raise TemplateRefused(f"The template took longer than {budget.seconds:g} s to render")
+        chunk = os.read(reading, 1 << 16)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > budget.max_bytes + 1024:
+            os.kill(child, signal.SIGKILL)
+            raise TemplateRefused(f"The page is larger than {budget.max_bytes:,} bytes")
+        chunks.append(chunk)
+
+
+def _limit_child(budget: Budget) -> None:
+    """The kernel's own bounds on the child: CPU seconds, and memory over what it shares with its parent."""
+    import resource  # noqa: PLC0415
+
+    seconds = int(budget.seconds + CHILD_GRACE_SECONDS) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
+    mapped = _mapped_bytes()
+    if mapped:
+        limit = mapped + CHILD_MEMORY_BYTES
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard if hard != resource.RLIM_INFINITY else limit))
+
+
+def _mapped_bytes() -> int:
+    """This process's mapped memory (Linux's VmSize); 0 where it cannot be read."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return 0
+    return 0
+
+
+def _reap(child: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(child, 0)
+
+
+def _render_here(
     source: str,
     sheets: list[Sheet],
     parameters: Mapping[str, Any],
