@@ -290,7 +290,7 @@ def save_document(document_id: str) -> Response[str]:
 
 @app.get("/api/documents/<document_id>/layout")
 def document_layout(document_id: str) -> Response[str]:
-    report = reports.report(caller(app), document_id)
+    report = reports.layout(caller(app), document_id)
     return json_response(_ok(layout=layout_of(report), optimisticLock=report.version))
 
 

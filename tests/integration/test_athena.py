@@ -201,3 +201,13 @@ def test_a_template_report_on_athena_renders_its_rows(stack: Stack) -> None:
     page = stack.get(f"/template/{answer['report']['slug']}/?template_only=Y")
     assert page.status == 200, page.body
     assert page.body.decode() == "<p>Ann: 1,234,567.89</p><p>: 0.10</p>"
+
+
+def test_a_value_longer_than_athena_takes_is_400_naming_it(stack: Stack) -> None:
+    fields = [{"name": "customer", "type": "string", "max_length": 5000}]
+    slug = _report(stack, athena_model(stack), "SELECT * FROM sales WHERE name = :customer", fields)
+    started = len(executions())
+    response = stack.get(f"/api/call/{slug}/?customer=" + "%27" * 600)  # 600 quotes: 1,202 as a literal
+    assert response.status == 400, response.body
+    assert json.loads(response.body)["parameter"] == "customer"
+    assert len(executions()) == started  # nothing was sent to Athena

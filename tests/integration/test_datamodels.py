@@ -175,6 +175,11 @@ def test_a_password_left_out_is_kept_only_while_the_server_and_login_stay(
     assert status == 400 and refused["parameter"] == "providerModel.password", refused
     status, refused = stack.send("PUT", model, {"optimisticLock": 2, "providerModel": same | {"userName": "postgres"}})
     assert status == 400 and "password" in refused["message"]
+    # Nor over a weaker connection: a TLS mode lowered needs the password again (raised, it does not)
+    stronger = same | {"sslMode": "require"}
+    assert stack.send("PUT", model, {"optimisticLock": 2, "providerModel": stronger})[0] == 200
+    status, refused = stack.send("PUT", model, {"optimisticLock": 3, "providerModel": same | {"sslMode": "prefer"}})
+    assert status == 400 and "weakened" in refused["message"], refused
     assert stack.send("GET", model)[1]["dataModel"]["providerModel"]["serverName"] == postgres.host
 
 
@@ -406,6 +411,10 @@ def test_a_custom_query_is_checked_kept_and_listed(stack: Stack, postgres: Conne
         ("SELECT 1; SELECT 2", [], ["exactly one statement"]),
         ("SELECT nextval('s')", [], ["nextval"]),
         ("SELECT * FROM orders FOR UPDATE", [], ["locks rows"]),
+        ("SELECT query_to_xml('SELECT pg_read_file(''/etc/passwd'')', true, true, '')", [], ["query_to_xml"]),
+        ("SELECT * FROM pg_ls_logdir()", [], ["pg_ls_logdir"]),
+        ("SELECT pg_logical_emit_message(true, 'x', 'y')", [], ["pg_logical_emit_message"]),
+        ("SELECT lo_get(1)", [], ["lo_get"]),
         ("DO $$ BEGIN END $$", [], ["DO"]),
         ("SELECT * FROM ordrs", [], ["does not prepare", 'relation "ordrs" does not exist']),
         ("SELECT * FROM orders WHERE id = :id", [], [":id", "not a declared"]),

@@ -176,3 +176,9 @@ def test_a_string_literal_reads_back_as_the_same_string(text: str) -> None:
 def test_a_decimal_literal_is_its_exact_digits(value: Decimal) -> None:
     text = literal(value)
     assert "E" not in text.upper() and Decimal(text) == value
+
+
+def test_a_time_is_sent_with_the_places_it_needs() -> None:
+    assert literal(datetime(2025, 7, 1, 10, 0, 0)) == "TIMESTAMP '2025-07-01 10:00:00.000'"
+    assert literal(datetime(2025, 7, 1, 10, 0, 0, 123000)) == "TIMESTAMP '2025-07-01 10:00:00.123'"
+    assert literal(datetime(2025, 7, 1, 10, 0, 0, 123456)) == "TIMESTAMP '2025-07-01 10:00:00.123456'"

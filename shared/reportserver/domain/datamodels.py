@@ -28,6 +28,7 @@ from reportserver.domain.errors import (
     InvalidParameter,
     NotFound,
     StatementRefused,
+    named,
     shown,
 )
 from reportserver.domain.identity import VersionConflict
@@ -242,7 +243,7 @@ class DataModelAdmin:
         try:
             source = self._valid(
                 id=model_id,
-                name=body.name.strip(),
+                name=named(body.name),
                 description=body.description,
                 query_timeout_seconds=float(body.commandTimeout),
                 password_secret=secret,
@@ -273,7 +274,7 @@ class DataModelAdmin:
         current = self._at_version(self.get(principal, model_id, AccessMode.MODIFY), body.optimisticLock)
         changes: dict[str, Any] = {}
         if body.name is not None:
-            changes["name"] = body.name.strip()
+            changes["name"] = named(body.name)
             self._name_free(changes["name"], current.id)
         if body.description is not None:
             changes["description"] = body.description
@@ -447,11 +448,13 @@ class DataModelAdmin:
             same_place = current is not None and all(
                 getattr(current, f) == fields[f] for f in ("kind", "host", "port", "database", "user")
             )
-            if not same_place or not current or not current.password_secret:
+            weaker = current is not None and SSL_MODES.index(ssl_mode) < SSL_MODES.index(current.ssl_mode)
+            if not same_place or weaker or not current or not current.password_secret:
                 raise InvalidParameter(
                     "providerModel.password",
                     "Give the password: it is required for a new connection, and when the server, port, "
-                    "database or user changes (the stored one is never sent to another place)",
+                    "database or user changes or the TLS mode is weakened (the stored one is never sent to "
+                    "another place, nor over a weaker connection)",
                 )
         return fields
 
@@ -529,10 +532,10 @@ def _custom_query(body: CustomQueryBody) -> CustomQuery:
 
 
 def _within(source: DataSource, work: Callable[[], _T]) -> _T:
-    """`work` against the model's database, answered within its command timeout (plus a second): a
+    """`work` against the model's database, answered within its command timeout: a
     server that never answers, a host whose name never resolves, is a 502, never a hang. The work goes
     on in its thread past the deadline until the driver's own limits end it."""
-    limit = source.query_timeout_seconds + 1.0
+    limit = source.query_timeout_seconds
     outcome: dict[str, Any] = {}
     # The thread sees the request's context (whoever it acts as, its log keys), as the caller does.
     context = contextvars.copy_context()

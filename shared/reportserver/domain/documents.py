@@ -17,9 +17,17 @@ from typing import Annotated, Any, Literal, Protocol
 import msgspec
 
 from reportserver import sqltext
-from reportserver.domain.access import AccessMode, Principal, authorize_managing, may_manage
+from reportserver.domain.access import AccessMode, Principal, authorize_managing, covers, may_manage
 from reportserver.domain.datamodels import DataModelAdmin
-from reportserver.domain.errors import AlreadyExists, InvalidDefinition, InvalidParameter, NotFound, shown
+from reportserver.domain.errors import (
+    AlreadyExists,
+    Forbidden,
+    InvalidDefinition,
+    InvalidParameter,
+    NotFound,
+    named,
+    shown,
+)
 from reportserver.domain.identity import VersionConflict
 from reportserver.domain.ports import DataSource
 from reportserver.domain.reports import (
@@ -165,6 +173,15 @@ class DocumentSave(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     autoRefreshInterval: int | None = None  # noqa: N815
 
 
+@dataclass(frozen=True)
+class Expected:
+    """The versions of the data model and category a report's save was checked against: the write lands
+    only while they are still those (a model changed, or a category renamed, meanwhile: save again)."""
+
+    model: int
+    category: int | None = None
+
+
 class CatalogStore(Protocol):
     # Categories
     def next_category_id(self) -> int: ...
@@ -184,9 +201,13 @@ class CatalogStore(Protocol):
 
     def list_reports(self) -> list[Report]: ...
 
-    def create_report(self, report: Report, revision: Revision | None = None) -> Report: ...
+    def create_report(
+        self, report: Report, revision: Revision | None = None, expected: Expected | None = None
+    ) -> Report: ...
 
-    def replace_report(self, report: Report, previous: Report, revision: Revision) -> Report:
+    def replace_report(
+        self, report: Report, previous: Report, revision: Revision, expected: Expected | None = None
+    ) -> Report:
         """Write `report` (fields numbered anew where new) while `previous.version` is the stored one
         (`VersionConflict` if not; `AlreadyExists` if its new slug is taken), with its revision."""
         ...
@@ -275,7 +296,7 @@ class CatalogAdmin:
 
     def create_category(self, principal: Principal, body: CategoryCreate) -> Category:
         authorize_managing(principal, "category", AccessMode.CREATE)
-        name = body.name.strip()
+        name = named(body.name)
         self._category_name_free(name, None)
         category = Category(id=self.store.next_category_id(), name=name)
         self.store.create_category(category)
@@ -299,7 +320,7 @@ class CatalogAdmin:
         """A new name; the reports in it are shown under the new name from then on."""
         current = self.category(principal, body.id, AccessMode.MODIFY)
         _at_version(current.version, body.optimisticLock, f"Category {current.id}")
-        name = body.name.strip()
+        name = named(body.name)
         self._category_name_free(name, current.id)
         changed = Category(id=current.id, name=name, version=current.version + 1)
         self.store.replace_category(changed, current.version)
@@ -345,8 +366,9 @@ class CatalogAdmin:
 
     def create_report(self, principal: Principal, body: ReportBody, comment: str = "") -> Report:
         authorize_managing(principal, "document", AccessMode.CREATE, category_id=body.categoryId)
-        report = self._checked(principal, body, None)
-        return self.store.create_report(report, self._revision(report, comment or "Created", principal.label))
+        report, expected = self._checked(principal, body, None)
+        revision = self._revision(report, comment or "Created", principal.label)
+        return self.store.create_report(report, revision, expected)
 
     def report(self, principal: Principal, report_id: str | int, mode: AccessMode = AccessMode.READ) -> Report:
         number = _number(report_id, "report")
@@ -373,9 +395,9 @@ class CatalogAdmin:
         _at_version(current.version, body.optimisticLock, f"Report {current.id}")
         if body.categoryId != (current.category_id or None):
             authorize_managing(principal, "document", AccessMode.MODIFY, category_id=body.categoryId)
-        changed = self._checked(principal, body, current)
+        changed, expected = self._checked(principal, body, current)
         revision = self._revision(changed, body.revisionComment or "Changed", principal.label)
-        return self.store.replace_report(changed, current, revision)
+        return self.store.replace_report(changed, current, revision, expected)
 
     def delete_report(self, principal: Principal, report_id: str, version: int | None) -> None:
         current = self.report(principal, report_id, AccessMode.DELETE)
@@ -383,12 +405,16 @@ class CatalogAdmin:
             _at_version(current.version, version, f"Report {current.id}")
         self.store.delete_report(current)
 
+    def layout(self, principal: Principal, report_id: str) -> Report:
+        """A report with its SQL: for who may change it (to run it is not to read its statements)."""
+        return self.report(principal, report_id, AccessMode.MODIFY)
+
     def revisions(self, principal: Principal, report_id: str) -> list[Revision]:
-        report = self.report(principal, report_id)
+        report = self.report(principal, report_id, AccessMode.MODIFY)
         return sorted(self.store.revisions(report.id), key=lambda r: r.id, reverse=True)
 
     def revision(self, principal: Principal, report_id: str, revision_id: str) -> Revision:
-        report = self.report(principal, report_id)
+        report = self.report(principal, report_id, AccessMode.MODIFY)
         number = _number(revision_id, "revision")
         found = self.store.revision(report.id, number)
         if found is None:
@@ -434,15 +460,19 @@ class CatalogAdmin:
 
     # Checks
 
-    def _checked(self, principal: Principal, body: ReportBody, current: Report | None) -> Report:
-        """The report the body defines, once everything in it would run."""
+    def _checked(self, principal: Principal, body: ReportBody, current: Report | None) -> tuple[Report, Expected]:
+        """The report the body defines, once everything in it would run, and the versions of its data
+        model and category it was checked against."""
         model = self.models.get(principal, str(body.dataModelId))  # the caller may read the model
         category = self.category(principal, body.categoryId) if body.categoryId is not None else None
         self._groups_exist(body.groups)
+        lacking = covers(principal, body.groups, [])
+        if lacking is not None:  # as a token: no one hands on more than it holds
+            raise Forbidden(f"The {principal.label} may not open a report to {lacking}: it is not in that group")
         try:
             report = msgspec.convert(
                 {
-                    "name": body.name.strip(),
+                    "name": named(body.name),
                     "data_source_id": model.id,
                     "queries": [ReportQuery(sql=q.sql, sheet_name=q.sheet_name) for q in body.queries],
                     "description": body.description,
@@ -497,7 +527,7 @@ class CatalogAdmin:
         statements += [(f.choices_sql, f"choices of field '{f.name}'") for f in report.fields if f.choices_sql]
         for sql, where in statements:
             self.models.check_statement(model, sql, where)
-        return report
+        return report, Expected(model=model.version, category=category.version if category else None)
 
     def _groups_exist(self, groups: list[str]) -> None:
         wanted = [g for g in groups if g != "*"]

@@ -6,6 +6,14 @@ def shown(text: str, limit: int = 64) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def named(text: str, field: str = "name") -> str:
+    """A name as given, without its surrounding spaces; one that is only spaces is refused (400)."""
+    stripped = text.strip()
+    if not stripped:
+        raise InvalidParameter(field, f"'{field}' cannot be blank")
+    return stripped
+
+
 class DomainError(Exception):
     """A failure the caller can understand; `message` is safe to show to a client."""
 

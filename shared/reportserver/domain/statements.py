@@ -63,11 +63,23 @@ WRITING_FUNCTIONS = frozenset(
         "pg_notify",
         "txid_current",
         "pg_current_xact_id",
+        "query_to_xml",  # each runs a statement given as text, which this check never sees
+        "query_to_xmlschema",
+        "query_to_xml_and_xmlschema",
+        "cursor_to_xml",
+        "cursor_to_xmlschema",
+        "lo_get",
+        "pg_logical_emit_message",
         "load_extension",  # SQLite
+        "fts3_tokenizer",
         "writefile",  # SQLite's fileio extension
         "readfile",
     }
 )
+
+
+# Families: PostgreSQL's directory listings and logical replication, large objects, dblink.
+WRITING_PREFIXES = ("pg_ls_", "pg_logical_", "pg_replication_", "lo_", "dblink")
 
 
 def check_read_statement(sql: str, dialect: Dialect, where: str = "query") -> None:
@@ -82,6 +94,9 @@ def check_read_statement(sql: str, dialect: Dialect, where: str = "query") -> No
         raise InvalidDefinition(f"The {where}'s SQL cannot be read: {error}") from None
     try:
         trees = [t for t in sqlglot.parse(sql, dialect=_SQLGLOT_DIALECTS[dialect]) if t is not None]
+        nodes = [node for tree in trees for node in tree.walk()]
+    except RecursionError:
+        raise InvalidDefinition(f"The {where}'s SQL is nested too deeply to be checked") from None
     except sqlglot.errors.SqlglotError as error:
         raise InvalidDefinition(f"The {where}'s SQL does not parse as {dialect} SQL: {_first_line(error)}") from None
     if len(trees) != 1:
@@ -92,7 +107,7 @@ def check_read_statement(sql: str, dialect: Dialect, where: str = "query") -> No
     root = tree.this if isinstance(tree, exp.Subquery) else tree
     if not isinstance(root, (exp.Select, exp.SetOperation, exp.Values)):
         raise InvalidDefinition(f"The {where}'s SQL must be a query (SELECT); {_kind(root)} is not")
-    for node in tree.walk():
+    for node in nodes:
         refused = _refused(node, exp)
         if refused:
             raise InvalidDefinition(f"The {where}'s SQL must only read: it {refused}")
@@ -129,7 +144,7 @@ def _refused(node: Any, exp: Any) -> str:
         return "locks rows (FOR UPDATE / FOR SHARE)"
     if isinstance(node, exp.Func):
         name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
-        if name in WRITING_FUNCTIONS:
+        if name in WRITING_FUNCTIONS or name.startswith(WRITING_PREFIXES):
             return f"calls {shown(name)}(), which writes, locks or reaches outside the database"
     return ""
 

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from reportserver.domain.calls import Catalog
-from reportserver.domain.documents import Category, Revision
+from reportserver.domain.documents import Category, Expected, Revision
 from reportserver.domain.errors import AlreadyExists, InvalidDefinition
 from reportserver.domain.identity import VersionConflict
 from reportserver.domain.ports import DataSource
@@ -17,6 +17,7 @@ from reportserver.store.items import from_document, to_document
 from reportserver.store.ttl_cache import TtlCache
 
 MAX_TRANSACTION_ITEMS = 100
+REPORT_COUNT = "reports"  # on a data model's and a category's item: how many reports name it
 
 
 class DynamoCatalog:
@@ -85,28 +86,50 @@ class DynamoCatalog:
             raise
 
     def replace_data_source(self, source: DataSource, previous_version: int) -> None:
-        try:
-            self._table.put_item(
-                Item=self._source_item(source),
-                ConditionExpression="attribute_exists(pk) AND version = :previous",
-                ExpressionAttributeValues={":previous": previous_version},
-            )
-        except Exception as error:
-            if aws.error_code(error) == "ConditionalCheckFailedException":
-                raise VersionConflict(f"Data model {source.id} has changed or gone since it was read") from None
-            raise
+        """An update, not a put: the count of the reports that use the model stays as it is."""
+        self._replace(keys.DATASOURCE, source.id, source.name, source.version, to_document(source), previous_version)
 
     def delete_data_source(self, source: DataSource) -> None:
+        """Delete it while it is at `source.version` and no report uses it (the count the reports'
+        own writes keep, in their transactions: a report saved meanwhile makes this fail)."""
+        self._delete_unused(keys.DATASOURCE, source.id, source.version, f"Data model {source.id}")
+
+    def _replace(self, pk: str, sk: str, name: str, version: int, document: str, previous_version: int) -> None:
         try:
-            self._table.delete_item(
-                Key={"pk": keys.DATASOURCE, "sk": source.id},
-                ConditionExpression="version = :version",
-                ExpressionAttributeValues={":version": source.version},
+            self._table.update_item(
+                Key={"pk": pk, "sk": sk},
+                UpdateExpression="SET #definition = :definition, #name = :name, #version = :version",
+                ConditionExpression="attribute_exists(pk) AND #version = :previous",
+                ExpressionAttributeNames={"#definition": "definition", "#name": "name", "#version": "version"},
+                ExpressionAttributeValues={
+                    ":definition": document,
+                    ":name": name,
+                    ":version": version,
+                    ":previous": previous_version,
+                },
             )
         except Exception as error:
             if aws.error_code(error) == "ConditionalCheckFailedException":
-                raise VersionConflict(f"Data model {source.id} has changed or gone since it was read") from None
+                raise VersionConflict(f"{pk.title()} {sk} has changed or gone since it was read") from None
             raise
+
+    def _delete_unused(self, pk: str, sk: str, version: int, what: str) -> None:
+        try:
+            self._table.delete_item(
+                Key={"pk": pk, "sk": sk},
+                ConditionExpression="#version = :version AND (attribute_not_exists(#reports) OR #reports = :none)",
+                ExpressionAttributeNames={"#version": "version", "#reports": REPORT_COUNT},
+                ExpressionAttributeValues={":version": version, ":none": 0},
+            )
+        except Exception as error:
+            if aws.error_code(error) != "ConditionalCheckFailedException":
+                raise
+            item = self._get(pk, sk)
+            if item is not None and int(item.get("version", 0)) == version:
+                raise AlreadyExists(
+                    f"{what} is used by a report saved since it was read: it cannot be deleted"
+                ) from None
+            raise VersionConflict(f"{what} has changed or gone since it was read") from None
 
     def reports_using(self, data_source_id: str) -> list[str]:
         return sorted(r.slug for r in self.list_reports() if r.data_source_id == data_source_id)
@@ -160,9 +183,72 @@ class DynamoCatalog:
             }
         }
 
-    def create_report(self, report: Report, revision: Revision | None = None) -> Report:
+    def _count(self, pk: str, sk: str, step: int, expected_version: int | None = None) -> dict[str, Any]:
+        """A report's use of its data model or category, counted in the report's own transaction: the
+        item must exist (and be at the version the report was checked against), and cannot be deleted
+        while its count is above zero."""
+        condition = "attribute_exists(pk)"
+        values: dict[str, Any] = {":step": step}
+        if expected_version is not None:
+            condition += " AND #version = :expected"
+            values[":expected"] = expected_version
+        return {
+            "Update": {
+                "TableName": self._table_name,
+                "Key": {"pk": pk, "sk": sk},
+                "UpdateExpression": "ADD #reports :step",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#reports": REPORT_COUNT}
+                | ({"#version": "version"} if expected_version is not None else {}),
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+    def _check(self, pk: str, sk: str, expected_version: int) -> dict[str, Any]:
+        return {
+            "ConditionCheck": {
+                "TableName": self._table_name,
+                "Key": {"pk": pk, "sk": sk},
+                "ConditionExpression": "attribute_exists(pk) AND #version = :expected",
+                "ExpressionAttributeNames": {"#version": "version"},
+                "ExpressionAttributeValues": {":expected": expected_version},
+            }
+        }
+
+    def _uses(self, report: Report, step: int, expected: Expected | None) -> list[dict[str, Any]]:
+        """The count updates of a report's data model and category (+1 when saved there, -1 when gone)."""
+        items = [self._count(keys.DATASOURCE, report.data_source_id, step, expected.model if expected else None)]
+        if report.category_id:
+            version = expected.category if expected else None
+            items.append(self._count(keys.CATEGORY, keys.numeric_sort_key(report.category_id), step, version))
+        return items
+
+    def _moves(self, report: Report, previous: Report, expected: Expected | None) -> list[dict[str, Any]]:
+        """A change's counts: a report that moved counts at its new model or category and no longer at the
+        old; one that stayed is checked against the versions its statements were checked against."""
+        items: list[dict[str, Any]] = []
+        model_version = expected.model if expected else None
+        if report.data_source_id != previous.data_source_id:
+            items.append(self._count(keys.DATASOURCE, report.data_source_id, 1, model_version))
+            items.append(self._count(keys.DATASOURCE, previous.data_source_id, -1))
+        elif model_version is not None:
+            items.append(self._check(keys.DATASOURCE, report.data_source_id, model_version))
+        category_version = expected.category if expected else None
+        if report.category_id != previous.category_id:
+            if report.category_id:
+                key = keys.numeric_sort_key(report.category_id)
+                items.append(self._count(keys.CATEGORY, key, 1, category_version))
+            if previous.category_id:
+                items.append(self._count(keys.CATEGORY, keys.numeric_sort_key(previous.category_id), -1))
+        elif report.category_id and category_version is not None:
+            items.append(self._check(keys.CATEGORY, keys.numeric_sort_key(report.category_id), category_version))
+        return items
+
+    def create_report(
+        self, report: Report, revision: Revision | None = None, expected: Expected | None = None
+    ) -> Report:
         """Store a new report with fresh numeric ids for it and its fields (and its first revision); its
-        slug must be free."""
+        slug must be free, and its data model and category must exist (at the `expected` versions)."""
         stored = from_document(to_document(report), Report)  # a deep copy to number
         stored.id = self._next_id("report")
         stored.version = max(stored.version, 1)
@@ -175,10 +261,13 @@ class DynamoCatalog:
         ]
         if revision is not None:
             items.append(self._revision_put(msgspec.structs.replace(revision, report_id=stored.id, definition=stored)))
-        self._transact(items, f"A report with the slug {stored.slug!r} already exists")
+        uses = self._uses(stored, 1, expected)
+        self._transact(items + uses, f"A report with the slug {stored.slug!r} already exists", counted=len(items))
         return stored
 
-    def replace_report(self, report: Report, previous: Report, revision: Revision) -> Report:
+    def replace_report(
+        self, report: Report, previous: Report, revision: Revision, expected: Expected | None = None
+    ) -> Report:
         """Write `report` over `previous` while `previous.version` is stored: its slug pointer moved with
         its name, its new fields numbered, its removed fields' pointers gone, and its revision kept."""
         stored = from_document(to_document(report), Report)
@@ -195,7 +284,9 @@ class DynamoCatalog:
         new_fields = [f for f in stored.fields if f.id not in before]
         items += [self._pointer(keys.FIELD, keys.numeric_sort_key(f.id), stored.id) for f in new_fields]
         items.append(self._revision_put(msgspec.structs.replace(revision, definition=stored)))
-        self._transact(items, f"A report with the slug {stored.slug!r} already exists", stale=0)
+        moves = self._moves(stored, previous, expected)
+        taken = f"A report with the slug {stored.slug!r} already exists"
+        self._transact(items + moves, taken, stale=0, counted=len(items))
         return stored
 
     def delete_report(self, report: Report) -> None:
@@ -210,14 +301,21 @@ class DynamoCatalog:
             self._delete(keys.SLUG, report.slug),
             *(self._delete(keys.FIELD, keys.numeric_sort_key(f.id)) for f in report.fields),
         ]
-        self._transact(items, "", stale=0)
+        # No longer counted at its model and category (where they are counted: not one written past the API)
+        named = [(keys.DATASOURCE, report.data_source_id)]
+        if report.category_id:
+            named.append((keys.CATEGORY, keys.numeric_sort_key(report.category_id)))
+        releases = [self._count(pk, sk, -1) for pk, sk in named if self._get(pk, sk) is not None]
+        self._transact(items + releases, "", stale=0)
         history = f"{keys.REVISION}{keys.numeric_sort_key(report.id)}"
         for revision in self.revisions(report.id):
             self._table.delete_item(Key={"pk": history, "sk": keys.numeric_sort_key(revision.id)})
 
-    def _transact(self, items: list[dict[str, Any]], taken: str, stale: int | None = None) -> None:
-        """One transaction; a cancellation is a stale version (its item `stale` failed its condition)
-        or a name taken."""
+    def _transact(
+        self, items: list[dict[str, Any]], taken: str, stale: int | None = None, counted: int | None = None
+    ) -> None:
+        """One transaction; a cancellation is a stale version (its item `stale` failed its condition), a
+        data model or category gone or changed (an item from `counted` on failed), or a name taken."""
         if len(items) > MAX_TRANSACTION_ITEMS:  # DynamoDB's limit; a report has at most 45 fields
             raise InvalidDefinition("The change touches too many fields at once: save it in two steps")
         try:
@@ -228,6 +326,10 @@ class DynamoCatalog:
             reasons = [r.get("Code") for r in getattr(error, "response", {}).get("CancellationReasons", [])]
             if stale is not None and len(reasons) > stale and reasons[stale] == "ConditionalCheckFailed":
                 raise VersionConflict("The report has changed or gone since it was read: read it again") from None
+            if counted is not None and "ConditionalCheckFailed" in reasons[counted:]:
+                raise VersionConflict(
+                    "The report's data model or category was changed or deleted while it was saved: save it again"
+                ) from None
             raise AlreadyExists(taken or "The report has changed since it was read") from None
 
     def revisions(self, report_id: int) -> list[Revision]:
@@ -269,21 +371,12 @@ class DynamoCatalog:
         self._conditional_put(self._category_item(category), "attribute_not_exists(pk)", {}, AlreadyExists)
 
     def replace_category(self, category: Category, previous_version: int) -> None:
-        self._conditional_put(
-            self._category_item(category), "version = :previous", {":previous": previous_version}, VersionConflict
-        )
+        key = keys.numeric_sort_key(category.id)
+        self._replace(keys.CATEGORY, key, category.name, category.version, to_document(category), previous_version)
 
     def delete_category(self, category: Category) -> None:
-        try:
-            self._table.delete_item(
-                Key={"pk": keys.CATEGORY, "sk": keys.numeric_sort_key(category.id)},
-                ConditionExpression="version = :version",
-                ExpressionAttributeValues={":version": category.version},
-            )
-        except Exception as error:
-            if aws.error_code(error) == "ConditionalCheckFailedException":
-                raise VersionConflict(f"Category {category.id} has changed or gone since it was read") from None
-            raise
+        key = keys.numeric_sort_key(category.id)
+        self._delete_unused(keys.CATEGORY, key, category.version, f"Category {category.id}")
 
     def _conditional_put(
         self, item: dict[str, Any], condition: str, values: dict[str, Any], refusal: type[Exception]
