@@ -22,7 +22,6 @@ from reportserver.domain.calls import (
 from reportserver.domain.embed import VIEW_COOKIE, NonceRequest, create_nonce
 from reportserver.domain.errors import Forbidden, InvalidParameter
 from reportserver.domain.reports import field_view
-from reportserver.domain.templates import whole_page
 from reportserver.http import audit
 from reportserver.http.api import caller, install_error_handlers, json_body, json_response, query_parameters
 from reportserver.http.lambda_proxy import body_weight
@@ -163,6 +162,8 @@ def template_page(report_id: str) -> Response[str]:
     audit.note(rows=rows)
     metrics.add_metric(name="TemplatePages", unit=MetricUnit.Count, value=1)
     bare = only is not None and only[0].upper() in ("Y", "YES", "TRUE")
+    from reportserver.domain.templates import whole_page  # noqa: PLC0415 - off the report calls' cold start
+
     page = contents if bare else whole_page(report.name, contents)
     return Response(200, "text/html; charset=utf-8", page, SECURITY_HEADERS)
 

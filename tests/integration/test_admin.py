@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from reportserver.domain.identity import VersionConflict
+from reportserver.domain.errors import VersionConflict
 from reportserver.domain.tokens import basic_header, hash_secret, issue_token
 from reportserver.store.identity import DynamoIdentityStore
 

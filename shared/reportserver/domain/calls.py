@@ -6,14 +6,16 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from reportserver import records
-from reportserver.domain import templates  # Jinja2 itself is imported only when a template renders
 from reportserver.domain.access import Action, Principal, ReportTarget, authorize, decide
 from reportserver.domain.errors import NotFound, ResultTooLarge, shown
 from reportserver.domain.ports import DataSource, Source
 from reportserver.domain.reports import SLUG_PATTERN, Choice, FieldType, Report, ReportField, bind_parameters, slugify
+
+if TYPE_CHECKING:
+    from reportserver.domain.templates import Budget
 
 REPORT_ID = re.compile(r"^[0-9]{1,18}$")
 MAX_CHOICES = 10_000
@@ -175,10 +177,12 @@ class ReportRunner:
         raw: Mapping[str, Sequence[str]],
         limits: CallLimits,
         now: datetime,
-        budget: templates.Budget | None = None,
+        budget: Budget | None = None,
     ) -> tuple[str, int]:
         """A template report's page (seed 000's `/template/`) and its rows: every sheet's rows, within
         the row cap, put through the report's template in the sandbox (within `budget`)."""
+        from reportserver.domain import templates  # noqa: PLC0415 - template reports only
+
         if report.type != "template":
             raise NotFound(f"Report '{report.slug}' is not a template report: call it at /api/call/{report.slug}/")
         params = self.bind(report, raw)

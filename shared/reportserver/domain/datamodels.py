@@ -28,10 +28,10 @@ from reportserver.domain.errors import (
     InvalidParameter,
     NotFound,
     StatementRefused,
+    VersionConflict,
     named,
     shown,
 )
-from reportserver.domain.identity import VersionConflict
 from reportserver.domain.ports import (
     SSL_MODES,
     ColumnInfo,

@@ -25,18 +25,21 @@ from reportserver.domain.errors import (
     InvalidDefinition,
     InvalidParameter,
     NotFound,
+    VersionConflict,
     named,
     shown,
 )
-from reportserver.domain.identity import VersionConflict
 from reportserver.domain.ports import DataSource
 from reportserver.domain.reports import (
     EXPORT_FORMATS,
+    Category,
     Choice,
+    Expected,
     FieldType,
     Report,
     ReportField,
     ReportQuery,
+    Revision,
     TimeRange,
 )
 from reportserver.domain.statements import check_bind_variables, check_read_statement, lexer_dialect
@@ -51,15 +54,6 @@ MAX_SHEETS = 50
 
 
 # Categories
-
-
-class Category(msgspec.Struct, kw_only=True):
-    id: int
-    name: str
-    version: int = 1
-
-    def view(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "optimisticLock": self.version}
 
 
 class CategoryCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -124,25 +118,6 @@ class ReportChange(ReportBody, forbid_unknown_fields=True, kw_only=True):
     revisionComment: Comment = ""  # noqa: N815
 
 
-class Revision(msgspec.Struct, kw_only=True):
-    """One saved state of a report: its version, and the definition as it was."""
-
-    id: int
-    report_id: int
-    comment: str = ""
-    saved_at: datetime
-    saved_by: str
-    definition: Report
-
-    def view(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "comment": self.comment,
-            "savedAt": self.saved_at.isoformat(),
-            "savedBy": self.saved_by,
-        }
-
-
 # Seed 001's document bodies over the same reports
 
 
@@ -171,15 +146,6 @@ class DocumentSave(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     layout: Annotated[str, msgspec.Meta(min_length=2, max_length=1_000_000)]
     revisionComment: Comment = ""  # noqa: N815
     autoRefreshInterval: int | None = None  # noqa: N815
-
-
-@dataclass(frozen=True)
-class Expected:
-    """The versions of the data model and category a report's save was checked against: the write lands
-    only while they are still those (a model changed, or a category renamed, meanwhile: save again)."""
-
-    model: int
-    category: int | None = None
 
 
 class CatalogStore(Protocol):

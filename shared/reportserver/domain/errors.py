@@ -50,6 +50,10 @@ class AlreadyExists(DomainError):
     """A create that would overwrite an existing item (a token name, a report slug)."""
 
 
+class VersionConflict(AlreadyExists):
+    """An update made from a version that is no longer the stored one (409): a stale `optimisticLock`."""
+
+
 class ResultTooLarge(DomainError):
     """A synchronous result over the configured row or byte cap."""
 

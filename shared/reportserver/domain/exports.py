@@ -20,7 +20,6 @@ from typing import Any, Protocol
 import msgspec
 
 from reportserver import records
-from reportserver.domain import templates
 from reportserver.domain.access import Principal
 from reportserver.domain.calls import CallLimits, Catalog, ReportRunner, find_report
 from reportserver.domain.errors import (
@@ -399,6 +398,8 @@ class ExportWorker:
     ) -> int:
         """A template report's page (its rows through its template, bounded as a page is, with more room)
         written as the ticket's format; the rows it was made from."""
+        from reportserver.domain import templates  # noqa: PLC0415 - template reports only
+
         assert self.page_writer is not None
         seconds = max(1.0, min(TEMPLATE_EXPORT_SECONDS, time_left() - self.policy.finish_seconds))
         budget = templates.Budget(seconds=seconds, max_bytes=TEMPLATE_EXPORT_BYTES)

@@ -19,7 +19,14 @@ import msgspec
 
 from reportserver.domain.access import GUEST, Action, Grant, Principal, authorize, checked_grants
 from reportserver.domain.backoff import LoginAttempts, count_failure, refuse_if_held
-from reportserver.domain.errors import AlreadyExists, Forbidden, InvalidDefinition, NotFound, Unauthenticated
+from reportserver.domain.errors import (
+    AlreadyExists,
+    Forbidden,
+    InvalidDefinition,
+    NotFound,
+    Unauthenticated,
+    VersionConflict,
+)
 from reportserver.domain.passwords import PasswordHasher
 from reportserver.domain.tokens import GROUP_PATTERN, USAGE_KEY_PREFIX, UsageKeys
 
@@ -28,10 +35,6 @@ EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 ACCOUNT_TYPES = ("reportServer", "windows", "external")
 MAX_NAME = 128
 MAX_GROUPS = 100
-
-
-class VersionConflict(AlreadyExists):
-    """An update made from a version that is no longer the stored one (409)."""
 
 
 class UserGroup(msgspec.Struct, kw_only=True):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -171,6 +172,46 @@ class Report(msgspec.Struct, kw_only=True):
             "csv_neutralise_formulas": self.csv_neutralise_formulas,
             "fields": [field_view(f) for f in self.sorted_fields()],
         }
+
+
+# What the catalog keeps besides reports' definitions: categories, and each saved revision of a report.
+
+
+class Category(msgspec.Struct, kw_only=True):
+    id: int
+    name: str
+    version: int = 1
+
+    def view(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "optimisticLock": self.version}
+
+
+class Revision(msgspec.Struct, kw_only=True):
+    """One saved state of a report: its version, and the definition as it was."""
+
+    id: int
+    report_id: int
+    comment: str = ""
+    saved_at: datetime
+    saved_by: str
+    definition: Report
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "comment": self.comment,
+            "savedAt": self.saved_at.isoformat(),
+            "savedBy": self.saved_by,
+        }
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The versions of the data model and category a report's save was checked against: the write lands
+    only while they are still those (a model changed, or a category renamed, meanwhile: save again)."""
+
+    model: int
+    category: int | None = None
 
 
 def field_view(field: ReportField) -> dict[str, Any]:

@@ -50,7 +50,6 @@ from reportserver.domain.ports import (
     unique_names,
 )
 from reportserver.domain.values import MAX_DECIMAL_DIGITS, Column, ColumnType, Converter, tagged
-from reportserver.sources import introspection
 
 log = logging.getLogger(__name__)
 
@@ -239,15 +238,23 @@ class PostgresSource:
     # -- what the database holds (seed 001's data model schema) --
 
     def tables(self) -> list[TableInfo]:
+        from reportserver.sources import introspection  # noqa: PLC0415 - the admin function only
+
         return introspection.tables(self, introspection.POSTGRES)
 
     def columns(self, table: str) -> list[ColumnInfo] | None:
+        from reportserver.sources import introspection  # noqa: PLC0415 - the admin function only
+
         return introspection.columns(self, introspection.POSTGRES, table)
 
     def procedures(self) -> list[ProcedureInfo]:
+        from reportserver.sources import introspection  # noqa: PLC0415 - the admin function only
+
         return introspection.procedures(self, introspection.POSTGRES)
 
     def procedure_columns(self, name: str) -> list[ColumnInfo] | None:
+        from reportserver.sources import introspection  # noqa: PLC0415 - the admin function only
+
         return introspection.procedure_columns(self, introspection.POSTGRES, name)
 
     @contextmanager

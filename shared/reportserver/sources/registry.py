@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from reportserver.domain.datamodels import OpenedSource
 from reportserver.domain.errors import SourceUnavailable
 from reportserver.domain.ports import DataSource
 from reportserver.sources.sqlite import SqliteSource
+
+if TYPE_CHECKING:  # the report functions never load the data model admin
+    from reportserver.domain.datamodels import OpenedSource
 
 PasswordReader = Callable[[str], str]
 

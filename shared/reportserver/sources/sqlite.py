@@ -45,7 +45,6 @@ from reportserver.domain.ports import (
     unique_names,
 )
 from reportserver.domain.values import Column, Converter, resolve
-from reportserver.sources import introspection
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +83,23 @@ class SqliteSource:
     # -- what the database holds (seed 001's data model schema) --
 
     def tables(self) -> list[TableInfo]:
+        from reportserver.sources import introspection  # noqa: PLC0415 - the admin function only
+
         return introspection.tables(self, introspection.SQLITE)
 
     def columns(self, table: str) -> list[ColumnInfo] | None:
+        from reportserver.sources import introspection  # noqa: PLC0415 - the admin function only
+
         return introspection.columns(self, introspection.SQLITE, table)
 
     def procedures(self) -> list[ProcedureInfo]:
+        from reportserver.sources import introspection  # noqa: PLC0415 - the admin function only
+
         return introspection.procedures(self, introspection.SQLITE)
 
     def procedure_columns(self, name: str) -> list[ColumnInfo] | None:
+        from reportserver.sources import introspection  # noqa: PLC0415 - the admin function only
+
         return introspection.procedure_columns(self, introspection.SQLITE, name)
 
     @contextmanager

@@ -7,11 +7,9 @@ from typing import Any
 import msgspec
 
 from reportserver.domain.calls import Catalog
-from reportserver.domain.documents import Category, Expected, Revision
-from reportserver.domain.errors import AlreadyExists, InvalidDefinition
-from reportserver.domain.identity import VersionConflict
+from reportserver.domain.errors import AlreadyExists, InvalidDefinition, VersionConflict
 from reportserver.domain.ports import DataSource
-from reportserver.domain.reports import Report
+from reportserver.domain.reports import Category, Expected, Report, Revision
 from reportserver.store import aws, keys
 from reportserver.store.items import from_document, to_document
 from reportserver.store.ttl_cache import TtlCache
