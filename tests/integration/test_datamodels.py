@@ -415,6 +415,7 @@ def test_a_custom_query_is_checked_kept_and_listed(stack: Stack, postgres: Conne
         ("SELECT * FROM pg_ls_logdir()", [], ["pg_ls_logdir"]),
         ("SELECT pg_logical_emit_message(true, 'x', 'y')", [], ["pg_logical_emit_message"]),
         ("SELECT lo_get(1)", [], ["lo_get"]),
+        ("SELECT * FROM ts_stat('SELECT to_tsvector(set_config(''a.b'', ''1'', false))')", [], ["ts_stat"]),
         ("DO $$ BEGIN END $$", [], ["DO"]),
         ("SELECT * FROM ordrs", [], ["does not prepare", 'relation "ordrs" does not exist']),
         ("SELECT * FROM orders WHERE id = :id", [], [":id", "not a declared"]),

@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import pytest
 from reportserver.domain.datamodels import DataModelAdmin
 from reportserver.domain.documents import Category
@@ -459,3 +460,73 @@ def test_a_report_is_opened_only_to_groups_its_maker_is_in(stack: Stack) -> None
     assert status == 403 and "'*'" in refused["message"], refused
     assert stack.send("POST", "/api/reports", _orders_report(_pg(stack), groups=["finance"]), auth=maker)[0] == 403
     assert stack.send("POST", "/api/reports", _orders_report(_pg(stack), groups=["sales"]), auth=maker)[0] == 201
+
+
+# Counts (found in the second review)
+
+
+def _count_of(stack: Stack, pk: str, sk: str) -> int | None:
+    item = boto3.resource("dynamodb").Table(stack.names["CatalogTable"]).get_item(Key={"pk": pk, "sk": sk})["Item"]
+    return None if "reports" not in item else int(item["reports"])
+
+
+def test_a_report_saved_before_counts_were_kept_does_not_block_its_models_delete(stack: Stack) -> None:
+    model = _sqlite_model(stack)
+    made = _create(stack, _orders_report(model))
+    table = boto3.resource("dynamodb").Table(stack.names["CatalogTable"])
+    table.update_item(Key={"pk": "DATASOURCE", "sk": str(model)}, UpdateExpression="REMOVE reports")
+    assert stack.send("DELETE", f"/api/reports/{made['id']}")[0] == 200
+    assert _count_of(stack, "DATASOURCE", str(model)) is None  # nothing released below zero
+    assert stack.send("DELETE", f"/api/datamodels/{model}")[0] == 200
+
+
+def test_a_drifted_count_is_recounted_before_a_delete_is_refused(stack: Stack) -> None:
+    model = _sqlite_model(stack)
+    table = boto3.resource("dynamodb").Table(stack.names["CatalogTable"])
+    table.update_item(Key={"pk": "DATASOURCE", "sk": str(model)}, UpdateExpression="SET reports = :n",
+                      ExpressionAttributeValues={":n": 3})  # fmt: skip
+    assert stack.send("DELETE", f"/api/datamodels/{model}")[0] == 200
+
+
+def test_writing_a_data_source_as_it_is_keeps_its_count(stack: Stack) -> None:
+    model = _sqlite_model(stack)
+    _create(stack, _orders_report(model))
+    stack.catalog.put_data_source(stack.catalog.data_source(str(model)))  # type: ignore[arg-type]
+    assert _count_of(stack, "DATASOURCE", str(model)) == 1
+    with pytest.raises(AlreadyExists):
+        stack.catalog.delete_data_source(stack.catalog.data_source(str(model)))  # type: ignore[arg-type]
+
+
+def test_a_report_in_a_category_gone_before_counts_can_be_moved_out(stack: Stack) -> None:
+    category = stack.send("POST", "/api/categories", {"name": _name("Cat")})[1]["category"]
+    made = _create(stack, _orders_report(_pg(stack), categoryId=category["id"]))
+    table = boto3.resource("dynamodb").Table(stack.names["CatalogTable"])
+    table.delete_item(Key={"pk": "CATEGORY", "sk": f"{category['id']:012d}"})  # as a race before this fix left it
+    body = _orders_report(_pg(stack), name=made["name"], optimisticLock=1)
+    status, answer = stack.send("PUT", f"/api/reports/{made['id']}", body)
+    assert status == 200 and answer["report"]["categoryId"] is None, answer
+
+
+def test_an_editor_need_not_be_in_every_group_a_report_is_open_to(stack: Stack) -> None:
+    made = _create(stack, _orders_report(_pg(stack), groups=["sales", "finance"]))
+    grants = [
+        {"scope": "document", "entityId": made["id"], "accessMode": 6},
+        {"scope": "dataModel", "entityId": _pg(stack), "accessMode": 2},
+    ]
+    editor = _user_with(stack, grants, groups=["sales"])
+    rename = {"id": made["id"], "optimisticLock": 1, "name": _name("Renamed")}
+    status, answer = stack.send("PUT", "/api/documents", rename, auth=editor)
+    assert status == 200, answer
+    # ... but may not open it to a group it is not in
+    wider = _orders_report(_pg(stack), name=rename["name"], groups=["sales", "finance", "*"], optimisticLock=2)
+    assert stack.send("PUT", f"/api/reports/{made['id']}", wider, auth=editor)[0] == 403
+
+
+def test_a_template_pages_rows_are_bounded_in_bytes(stack: Stack) -> None:
+    body = _orders_report(
+        _pg(stack), fields=[], type="template", template="{{ rows|length }}", formats=["html"],
+        queries=[{"sheet_name": "S", "sql": "SELECT repeat('x', 3000000) AS big FROM generate_series(1, 30)"}],
+    )  # fmt: skip
+    made = _create(stack, body)
+    response = stack.get(f"/template/{made['slug']}/")
+    assert response.status == 413 and b"bytes" in response.body, response.body

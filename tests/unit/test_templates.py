@@ -148,3 +148,17 @@ def test_the_number_filter_shows_a_decimal_exactly(value: Decimal, places: int) 
     shown = _render("{{ rows[0].v|number(" + str(places) + ") }}", [{"v": value}])
     assert Decimal(shown.replace(",", "")) == value
     assert len(shown.split(".")[1]) == places
+
+
+def test_a_page_is_made_here_when_no_process_can_be_forked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, "fork", no_fork)
+    assert _render("{{ rows|length }}", [{"a": 1}, {"a": 2}]) == "2"
+    with pytest.raises(TemplateRefused, match="repetition"):
+        _render("{{ 'x' * 100000000 }}", [{"a": 1}])
+    assert len(os.listdir("/proc/self/fd")) == before  # the pipe's ends are closed

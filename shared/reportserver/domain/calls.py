@@ -188,6 +188,7 @@ class ReportRunner:
         params = self.bind(report, raw)
         sheets = []
         total = 0
+        weight = 0  # the rows' bytes, as a call counts them: a few huge values cannot fill the function
         for query in report.queries:
             with self.source_for(report).run(query.sql, params) as result:
                 names = list(result.names)
@@ -197,6 +198,12 @@ class ReportRunner:
                     if total > limits.max_rows:
                         raise ResultTooLarge(
                             f"The report has more than {limits.max_rows} rows, more than a template page shows; "
+                            "request it as a file with POST /api/exports/ instead"
+                        )
+                    weight += len(records.encode_records(names, batch))
+                    if weight > limits.max_bytes:
+                        raise ResultTooLarge(
+                            f"The report's rows are more than the {limits.max_bytes} bytes a template page reads; "
                             "request it as a file with POST /api/exports/ instead"
                         )
                     rows += [{n: templates.template_value(v) for n, v in zip(names, row, strict=True)} for row in batch]

@@ -432,7 +432,9 @@ class CatalogAdmin:
         model = self.models.get(principal, str(body.dataModelId))  # the caller may read the model
         category = self.category(principal, body.categoryId) if body.categoryId is not None else None
         self._groups_exist(body.groups)
-        lacking = covers(principal, body.groups, [])
+        # Only what the change adds: an editor need not be in every group the report was already open to.
+        added = [g for g in body.groups if current is None or g not in current.groups]
+        lacking = covers(principal, added, [])
         if lacking is not None:  # as a token: no one hands on more than it holds
             raise Forbidden(f"The {principal.label} may not open a report to {lacking}: it is not in that group")
         try:

@@ -68,6 +68,17 @@ WRITING_FUNCTIONS = frozenset(
         "query_to_xml_and_xmlschema",
         "cursor_to_xml",
         "cursor_to_xmlschema",
+        "table_to_xml",
+        "table_to_xmlschema",
+        "table_to_xml_and_xmlschema",
+        "schema_to_xml",
+        "schema_to_xmlschema",
+        "schema_to_xml_and_xmlschema",
+        "database_to_xml",
+        "database_to_xmlschema",
+        "database_to_xml_and_xmlschema",
+        "ts_stat",  # runs the statement given as its text
+        "ts_rewrite",
         "lo_get",
         "pg_logical_emit_message",
         "load_extension",  # SQLite

@@ -272,15 +272,21 @@ def render_template(
 def _in_child(work: Callable[[], str], budget: Budget) -> str:
     """Run `work` in a forked child under CPU and memory limits; its page (or refusal) comes back on a pipe."""
     reading, writing = os.pipe()
-    with warnings.catch_warnings():
-        # A fork in a process with threads: the child only renders and writes to its pipe (no locks,
-        # no logging, no imports), then leaves with os._exit.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        child = os.fork()
+    try:
+        with warnings.catch_warnings():
+            # A fork in a process with threads: the child only renders and writes to its pipe (no
+            # logging, no imports; Jinja's lexer cache gets a lock of its own), then leaves with os._exit.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            child = os.fork()
+    except OSError:  # no process to spare (EAGAIN, ENOMEM): made here, bounded by the sandbox's checks
+        os.close(reading)
+        os.close(writing)
+        return work()
     if child == 0:  # pragma: no cover - the child's own process; what it sends is tested
         os.close(reading)
         outcome = b"X"
         try:
+            _fresh_locks()
             _limit_child(budget)
             outcome = b"O" + work().encode("utf-8", "replace")
         except TemplateRefused as refused:
@@ -297,10 +303,14 @@ def _in_child(work: Callable[[], str], budget: Budget) -> str:
             finally:
                 os._exit(0)
     os.close(writing)
+    ended = False
     try:
         received = _received(reading, child, budget)
+        ended = True
     finally:
         os.close(reading)
+        if not ended:  # whatever stopped the reading (a refusal, an error here), the child goes
+            _kill(child)
         _reap(child)
     kind, text = received[:1], received[1:].decode("utf-8", "replace")
     if kind == b"O":
@@ -313,25 +323,39 @@ def _in_child(work: Callable[[], str], budget: Budget) -> str:
 def _received(reading: int, child: int, budget: Budget) -> bytes:
     """Read the child's answer within its time; past its time or size, the child is killed."""
     import select  # noqa: PLC0415
-    import signal  # noqa: PLC0415
 
     deadline = budget.started + budget.seconds + CHILD_GRACE_SECONDS
     chunks: list[bytes] = []
     size = 0
+    poller = select.poll()  # not select(): any descriptor number
+    poller.register(reading, select.POLLIN | select.POLLHUP)
     while True:
         remaining = deadline - time.monotonic()
-        ready = select.select([reading], [], [], max(remaining, 0))[0] if remaining > 0 else []
-        if not ready:
-            os.kill(child, signal.SIGKILL)
+        if remaining <= 0 or not poller.poll(remaining * 1000):
             raise TemplateRefused(f"The template took longer than {budget.seconds:g} s to render")
         chunk = os.read(reading, 1 << 16)
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)
         if size > budget.max_bytes + 1024:
-            os.kill(child, signal.SIGKILL)
             raise TemplateRefused(f"The page is larger than {budget.max_bytes:,} bytes")
         chunks.append(chunk)
+
+
+def _kill(child: int) -> None:
+    import signal  # noqa: PLC0415
+
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(child, signal.SIGKILL)
+
+
+def _fresh_locks() -> None:
+    """In the child: Jinja's module-wide lexer cache with a lock of its own (another thread of the
+    parent may have held the old one when it forked)."""
+    from jinja2 import lexer  # noqa: PLC0415
+    from jinja2.utils import LRUCache  # noqa: PLC0415
+
+    lexer._lexer_cache = LRUCache(50)  # type: ignore[assignment]
 
 
 def _limit_child(budget: Budget) -> None:
@@ -339,12 +363,19 @@ def _limit_child(budget: Budget) -> None:
     import resource  # noqa: PLC0415
 
     seconds = int(budget.seconds + CHILD_GRACE_SECONDS) + 1
-    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
+    _soft, hard_cpu = resource.getrlimit(resource.RLIMIT_CPU)
+    if hard_cpu == resource.RLIM_INFINITY or hard_cpu > seconds:
+        resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a child stopped at its limit leaves no core
     mapped = _mapped_bytes()
     if mapped:
         limit = mapped + CHILD_MEMORY_BYTES
         _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard if hard != resource.RLIM_INFINITY else limit))
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)  # an inherited hard limit is kept, never raised
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard if hard != resource.RLIM_INFINITY else limit))
 
 
 def _mapped_bytes() -> int:

@@ -53,8 +53,19 @@ class DynamoCatalog:
         return from_document(item["definition"], DataSource) if item else None
 
     def put_data_source(self, definition: DataSource) -> None:
-        """Write a data source as it is (tests and seeds; the API goes through the conditional writes)."""
-        self._table.put_item(Item=self._source_item(definition))
+        """Write a data source as it is (tests and seeds; the API goes through the conditional writes),
+        keeping the count of the reports that use it."""
+        item = self._source_item(definition)
+        self._table.update_item(
+            Key={"pk": item["pk"], "sk": item["sk"]},
+            UpdateExpression="SET #definition = :definition, #name = :name, #version = :version",
+            ExpressionAttributeNames={"#definition": "definition", "#name": "name", "#version": "version"},
+            ExpressionAttributeValues={
+                ":definition": item["definition"],
+                ":name": item["name"],
+                ":version": item["version"],
+            },
+        )
 
     @staticmethod
     def _source_item(definition: DataSource) -> dict[str, Any]:
@@ -108,10 +119,11 @@ class DynamoCatalog:
             )
         except Exception as error:
             if aws.error_code(error) == "ConditionalCheckFailedException":
-                raise VersionConflict(f"{pk.title()} {sk} has changed or gone since it was read") from None
+                what = "Data model" if pk == keys.DATASOURCE else "Category"
+                raise VersionConflict(f"{what} {sk.lstrip('0')} has changed or gone since it was read") from None
             raise
 
-    def _delete_unused(self, pk: str, sk: str, version: int, what: str) -> None:
+    def _delete_unused(self, pk: str, sk: str, version: int, what: str, recounted: bool = False) -> None:
         try:
             self._table.delete_item(
                 Key={"pk": pk, "sk": sk},
@@ -123,11 +135,44 @@ class DynamoCatalog:
             if aws.error_code(error) != "ConditionalCheckFailedException":
                 raise
             item = self._get(pk, sk)
+            current = item is not None and int(item.get("version", 0)) == version
+            # The count may have drifted (a report saved before counts were kept): count afresh once, and
+            # set it, at this version, to what the reports say.
+            if current and not recounted and self._recount(pk, sk, version):
+                self._delete_unused(pk, sk, version, what, recounted=True)
+                return
             if item is not None and int(item.get("version", 0)) == version:
                 raise AlreadyExists(
                     f"{what} is used by a report saved since it was read: it cannot be deleted"
                 ) from None
             raise VersionConflict(f"{what} has changed or gone since it was read") from None
+
+    def _recount(self, pk: str, sk: str, version: int) -> bool:
+        """Set the count to the reports that name the item, at `version`; True if none does."""
+        if pk == keys.DATASOURCE:
+            using = sum(1 for r in self.list_reports() if r.data_source_id == sk)
+        else:
+            using = sum(1 for r in self.list_reports() if r.category_id and keys.numeric_sort_key(r.category_id) == sk)
+        written = aws.written(
+            self._table.update_item,
+            Key={"pk": pk, "sk": sk},
+            UpdateExpression="SET #reports = :count",
+            ConditionExpression="#version = :version",
+            ExpressionAttributeNames={"#reports": REPORT_COUNT, "#version": "version"},
+            ExpressionAttributeValues={":count": using, ":version": version},
+        )
+        return written and using == 0
+
+    def _release(self, pk: str, sk: str) -> list[dict[str, Any]]:
+        """A report no longer counted at an item: only where the item is and counts it (a report saved
+        before counts were kept, or in a category deleted before they were, has nothing to release)."""
+        item = self._get(pk, sk)
+        if item is None or int(item.get(REPORT_COUNT, 0)) <= 0:
+            return []
+        update = self._count(pk, sk, -1)
+        update["Update"]["ConditionExpression"] = "attribute_exists(pk) AND #reports > :none"
+        update["Update"]["ExpressionAttributeValues"][":none"] = 0
+        return [update]
 
     def reports_using(self, data_source_id: str) -> list[str]:
         return sorted(r.slug for r in self.list_reports() if r.data_source_id == data_source_id)
@@ -228,7 +273,7 @@ class DynamoCatalog:
         model_version = expected.model if expected else None
         if report.data_source_id != previous.data_source_id:
             items.append(self._count(keys.DATASOURCE, report.data_source_id, 1, model_version))
-            items.append(self._count(keys.DATASOURCE, previous.data_source_id, -1))
+            items += self._release(keys.DATASOURCE, previous.data_source_id)
         elif model_version is not None:
             items.append(self._check(keys.DATASOURCE, report.data_source_id, model_version))
         category_version = expected.category if expected else None
@@ -237,7 +282,7 @@ class DynamoCatalog:
                 key = keys.numeric_sort_key(report.category_id)
                 items.append(self._count(keys.CATEGORY, key, 1, category_version))
             if previous.category_id:
-                items.append(self._count(keys.CATEGORY, keys.numeric_sort_key(previous.category_id), -1))
+                items += self._release(keys.CATEGORY, keys.numeric_sort_key(previous.category_id))
         elif report.category_id and category_version is not None:
             items.append(self._check(keys.CATEGORY, keys.numeric_sort_key(report.category_id), category_version))
         return items
@@ -303,7 +348,7 @@ class DynamoCatalog:
         named = [(keys.DATASOURCE, report.data_source_id)]
         if report.category_id:
             named.append((keys.CATEGORY, keys.numeric_sort_key(report.category_id)))
-        releases = [self._count(pk, sk, -1) for pk, sk in named if self._get(pk, sk) is not None]
+        releases = [update for pk, sk in named for update in self._release(pk, sk)]
         self._transact(items + releases, "", stale=0)
         history = f"{keys.REVISION}{keys.numeric_sort_key(report.id)}"
         for revision in self.revisions(report.id):
