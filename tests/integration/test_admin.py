@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -10,7 +9,7 @@ from typing import Any
 
 import pytest
 from reportserver.domain.errors import VersionConflict
-from reportserver.domain.tokens import basic_header, hash_secret, issue_token
+from reportserver.domain.tokens import basic_header, hash_secret
 from reportserver.store.identity import DynamoIdentityStore
 
 from tests.integration.conftest import Stack
@@ -24,19 +23,7 @@ def _name(prefix: str = "t") -> str:
 def stack(stack: Stack) -> Stack:
     """Each test with an admin token of its own: its own request bucket in the usage plan, as each client
     has, so that one test's calls never throttle the next's."""
-    name = _name("admin")
-    now = datetime.now(UTC)
-    _, secret = issue_token(
-        stack.tokens,
-        stack.usage,
-        name=name,
-        groups=["*"],
-        permissions=["admin"],
-        expires_at=now + timedelta(days=1),
-        created_by="tests",
-        now=now,
-    )
-    return dataclasses.replace(stack, headers={**stack.headers, "admin": basic_header(name, secret)})
+    return stack.with_own_admin()
 
 
 def _make_token(stack: Stack, body: dict[str, Any], auth: str = "admin") -> tuple[int, Any]:

@@ -3,13 +3,12 @@ the result file, bound values as execution parameters, and a query stopped at it
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +19,6 @@ import pyarrow.parquet as pq
 import pytest
 from moto.moto_api import state_manager
 from pypdf import PdfReader
-from reportserver.domain.tokens import basic_header, issue_token
 from reportserver.store.tickets import DynamoTicketStore
 
 from infra.local.queues import drain, pollers
@@ -45,14 +43,8 @@ ROWS: list[list[str | None]] = [
 
 @pytest.fixture
 def stack(stack: Stack) -> Iterator[Stack]:
-    name = f"admin-{uuid.uuid4().hex[:8]}"
-    now = datetime.now(UTC)
-    _, secret = issue_token(
-        stack.tokens, stack.usage, name=name, groups=["*"], permissions=["admin"],
-        expires_at=now + timedelta(days=1), created_by="tests", now=now,
-    )  # fmt: skip
     clear_staged()
-    yield dataclasses.replace(stack, headers={**stack.headers, "admin": basic_header(name, secret)})
+    yield stack.with_own_admin()
     clear_staged()
 
 

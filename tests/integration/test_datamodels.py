@@ -9,7 +9,6 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -17,7 +16,6 @@ import psycopg
 import pytest
 from psycopg import sql
 from reportserver.domain.reports import parse_report
-from reportserver.domain.tokens import basic_header, issue_token
 
 from infra.local.postgres import Connection
 from tests.integration.conftest import Stack
@@ -30,13 +28,7 @@ def _name(prefix: str = "m") -> str:
 @pytest.fixture
 def stack(stack: Stack) -> Stack:
     """An admin token of its own per test (its own request bucket)."""
-    name = _name("admin")
-    now = datetime.now(UTC)
-    _, secret = issue_token(
-        stack.tokens, stack.usage, name=name, groups=["*"], permissions=["admin"],
-        expires_at=now + timedelta(days=1), created_by="tests", now=now,
-    )  # fmt: skip
-    return dataclasses.replace(stack, headers={**stack.headers, "admin": basic_header(name, secret)})
+    return stack.with_own_admin()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,6 @@ template does not allow fails a test, and so does an action the template grants 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import re
 import uuid
@@ -22,7 +21,7 @@ from botocore.exceptions import ClientError
 from reportserver.domain.ports import DataSource
 from reportserver.domain.reports import parse_report
 from reportserver.domain.tickets import TicketStatus
-from reportserver.domain.tokens import basic_header, issue_token
+from reportserver.domain.tokens import basic_header
 from reportserver.store import aws
 from reportserver.store.catalog import DynamoCatalog
 from reportserver.store.tickets import DynamoTicketStore
@@ -73,13 +72,7 @@ NOT_OBSERVABLE = {
 def stack(stack: Stack) -> Stack:
     """Each test with an admin token of its own: the works make many requests in quick succession, and
     one token's usage-plan bucket (20 a second, 40 at once) would throttle the next test's (429)."""
-    name = f"iam-admin-{uuid.uuid4().hex[:8]}"
-    now = datetime.now(UTC)
-    _, secret = issue_token(
-        stack.tokens, stack.usage, name=name, groups=["*"], permissions=["admin"],
-        expires_at=now + timedelta(days=1), created_by="tests", now=now,
-    )  # fmt: skip
-    return dataclasses.replace(stack, headers={**stack.headers, "admin": basic_header(name, secret)})
+    return stack.with_own_admin("iam-admin")
 
 
 def _fresh_token(stack: Stack) -> tuple[str, str]:

@@ -3,10 +3,8 @@ data model (PostgreSQL and SQLite), revised, and run at once through `/api/call/
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -14,7 +12,6 @@ import pytest
 from reportserver.domain.datamodels import DataModelAdmin
 from reportserver.domain.documents import Category
 from reportserver.domain.errors import AlreadyExists
-from reportserver.domain.tokens import basic_header, issue_token
 
 from tests.integration.conftest import Stack
 
@@ -25,13 +22,8 @@ def _name(prefix: str = "R") -> str:
 
 @pytest.fixture
 def stack(stack: Stack) -> Stack:
-    name = f"admin-{uuid.uuid4().hex[:8]}"
-    now = datetime.now(UTC)
-    _, secret = issue_token(
-        stack.tokens, stack.usage, name=name, groups=["*"], permissions=["admin"],
-        expires_at=now + timedelta(days=1), created_by="tests", now=now,
-    )  # fmt: skip
-    return dataclasses.replace(stack, headers={**stack.headers, "admin": basic_header(name, secret)})
+    """An admin token of its own per test (its own request bucket)."""
+    return stack.with_own_admin("admin")
 
 
 def _pg(stack: Stack) -> int:

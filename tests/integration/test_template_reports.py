@@ -3,14 +3,12 @@ template defined over the API on PostgreSQL, and templates that misbehave."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import re
 import sqlite3
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,6 @@ import boto3
 import openpyxl
 import pytest
 from pypdf import PdfReader
-from reportserver.domain.tokens import basic_header, issue_token
 from reportserver.store.tickets import DynamoTicketStore
 
 from infra.local.queues import QueuePoller, drain, pollers
@@ -28,13 +25,8 @@ from tests.integration.conftest import TEMPLATE, Stack
 
 @pytest.fixture
 def stack(stack: Stack) -> Stack:
-    name = f"admin-{uuid.uuid4().hex[:8]}"
-    now = datetime.now(UTC)
-    _, secret = issue_token(
-        stack.tokens, stack.usage, name=name, groups=["*"], permissions=["admin"],
-        expires_at=now + timedelta(days=1), created_by="tests", now=now,
-    )  # fmt: skip
-    return dataclasses.replace(stack, headers={**stack.headers, "admin": basic_header(name, secret)})
+    """An admin token of its own per test (its own request bucket)."""
+    return stack.with_own_admin("admin")
 
 
 def _amounts(page: str) -> list[Decimal]:
