@@ -190,9 +190,9 @@ class CatalogStore(Protocol):
 GroupNames = Callable[[], set[str]]
 
 
-def layout_of(report: Report) -> str:
-    """A report's definition as a document's layout: the JSON of `ReportBody`."""
-    body = {
+def definition_of(report: Report) -> dict[str, Any]:
+    """A report's definition as its admin writes it (`ReportBody`'s fields, as builtins)."""
+    return {
         "name": report.name,
         "description": report.description,
         "dataModelId": int(report.data_source_id),
@@ -221,7 +221,11 @@ def layout_of(report: Report) -> str:
         "template": report.template,
         "csv_neutralise_formulas": report.csv_neutralise_formulas,
     }
-    return msgspec.json.encode(body).decode()
+
+
+def layout_of(report: Report) -> str:
+    """A report's definition as a document's layout: the JSON of `ReportBody`."""
+    return msgspec.json.encode(definition_of(report)).decode()
 
 
 def admin_view(report: Report) -> dict[str, Any]:
@@ -231,7 +235,7 @@ def admin_view(report: Report) -> dict[str, Any]:
         "slug": report.slug,
         "type": report.type,
         "optimisticLock": report.version,
-        **msgspec.json.decode(layout_of(report)),
+        **definition_of(report),
     }
 
 
@@ -401,7 +405,7 @@ class CatalogAdmin:
 
     def change_document(self, principal: Principal, body: DocumentChange) -> Report:
         current = self.report(principal, body.id, AccessMode.MODIFY)
-        layout = _layout(layout_of(current))
+        layout = msgspec.convert(definition_of(current), ReportBody)
         change = ReportChange(
             **{
                 **msgspec.structs.asdict(layout),

@@ -401,14 +401,12 @@ def _render_here(
     parameters: Mapping[str, Any],
     report: Mapping[str, Any],
     generated_at: datetime,
-    budget: Budget | None = None,
+    budget: Budget,
 ) -> str:
-    """The template's page: `rows` and `columns` are the first sheet's, `sheets` all of them, with the
-    report's `parameters` (as bound), `report` (name, description, slug) and `generated_at`."""
+    """`render_template`'s page, made in this process within `budget`."""
     from jinja2 import TemplateError  # noqa: PLC0415
     from jinja2.exceptions import SecurityError  # noqa: PLC0415
 
-    budget = budget or Budget()
     checked = [Sheet(s.name, list(s.columns), _rows([dict(r) for r in s.rows], budget)) for s in sheets]
     context = {
         "report": dict(report),

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from reportserver.domain.errors import SourceUnavailable
 from reportserver.domain.ports import DataSource
 from reportserver.sources.sqlite import SqliteSource
 
-if TYPE_CHECKING:  # the report functions never load the data model admin
+if TYPE_CHECKING:  # the report functions never load the data model admin, nor Athena's source
     from reportserver.domain.datamodels import OpenedSource
+    from reportserver.sources.athena import AthenaClients
 
 PasswordReader = Callable[[str], str]
-
-
-class AthenaClients(Protocol):
-    def athena(self, region: str) -> Any: ...
-
-    def s3(self) -> Any: ...
 
 
 # The connect timeout is libpq's whole seconds (at least 2); a source's limit under 2 s still gets 2.

@@ -55,17 +55,8 @@ class DynamoCatalog:
     def put_data_source(self, definition: DataSource) -> None:
         """Write a data source as it is (tests and seeds; the API goes through the conditional writes),
         keeping the count of the reports that use it."""
-        item = self._source_item(definition)
-        self._table.update_item(
-            Key={"pk": item["pk"], "sk": item["sk"]},
-            UpdateExpression="SET #definition = :definition, #name = :name, #version = :version",
-            ExpressionAttributeNames={"#definition": "definition", "#name": "name", "#version": "version"},
-            ExpressionAttributeValues={
-                ":definition": item["definition"],
-                ":name": item["name"],
-                ":version": item["version"],
-            },
-        )
+        document = to_document(definition)
+        self._replace(keys.DATASOURCE, definition.id, definition.name, definition.version, document, None)
 
     @staticmethod
     def _source_item(definition: DataSource) -> dict[str, Any]:
@@ -103,19 +94,21 @@ class DynamoCatalog:
         own writes keep, in their transactions: a report saved meanwhile makes this fail)."""
         self._delete_unused(keys.DATASOURCE, source.id, source.version, f"Data model {source.id}")
 
-    def _replace(self, pk: str, sk: str, name: str, version: int, document: str, previous_version: int) -> None:
+    def _replace(self, pk: str, sk: str, name: str, version: int, document: str, previous_version: int | None) -> None:
+        """Set an item's definition, name and version, keeping its other attributes (the count of the
+        reports that name it): while `previous_version` is stored, or, given None, whatever is."""
+        values: dict[str, Any] = {":definition": document, ":name": name, ":version": version}
+        condition: dict[str, Any] = {}
+        if previous_version is not None:
+            values[":previous"] = previous_version
+            condition["ConditionExpression"] = "attribute_exists(pk) AND #version = :previous"
         try:
             self._table.update_item(
                 Key={"pk": pk, "sk": sk},
                 UpdateExpression="SET #definition = :definition, #name = :name, #version = :version",
-                ConditionExpression="attribute_exists(pk) AND #version = :previous",
                 ExpressionAttributeNames={"#definition": "definition", "#name": "name", "#version": "version"},
-                ExpressionAttributeValues={
-                    ":definition": document,
-                    ":name": name,
-                    ":version": version,
-                    ":previous": previous_version,
-                },
+                ExpressionAttributeValues=values,
+                **condition,
             )
         except Exception as error:
             if aws.error_code(error) == "ConditionalCheckFailedException":
