@@ -620,3 +620,56 @@ def test_an_empty_result_keeps_the_tags_types(postgres: Connection) -> None:
             ("n", ColumnType.TEXT, None),
         ]
         assert [row for batch in result.batches for row in batch] == []
+
+
+# -- numeric(p, s) of at most 18 digits: exported as bigint units of its last place --
+
+
+def test_numeric_of_any_declared_scale_reads_exactly_on_both_paths(postgres: Connection) -> None:
+    # PostgreSQL 15 and later take a negative scale (rounding to tens, thousands) or one over the precision.
+    sql = """SELECT 12345::numeric(2,-3) AS thousands, 0.00123::numeric(3,5) AS tiny,
+                    x::numeric(18,0) AS whole, y::numeric(18,18) AS fraction, z::numeric(18,2) AS money
+             FROM (VALUES ('999999999999999999', '0.999999999999999999', '-9999999999999999.99'),
+                          ('-999999999999999999', '-0.000000000000000001', NULL)) v(x, y, z)"""
+    rows = _both(_source(postgres), sql)
+    nines = Decimal("9" * 18)
+    assert rows == [
+        (Decimal(12000), Decimal("0.00123"), nines, nines.scaleb(-18), Decimal("-" + "9" * 16 + ".99")),
+        (Decimal(12000), Decimal("0.00123"), -nines, Decimal("-1E-18"), None),
+    ]
+    with _source(postgres).run(sql, {}) as result:
+        assert [c.scale for c in result.columns] == [0, 5, 0, 18, 2]
+
+
+def test_an_export_reads_small_numerics_as_units_and_keeps_the_statements_rows_and_order(
+    postgres: Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reportserver.sources import postgres as module
+
+    sent: list[str] = []
+    first_read = module._first_native_read
+
+    def spy(cursor: Any, settings: list[str | None], statement: str, started: threading.Event) -> Any:
+        sent.append(statement)
+        return first_read(cursor, settings, statement, started)
+
+    monkeypatch.setattr(module, "_first_native_read", spy)
+    # Repeated names, a bound value, an ORDER BY and a trailing comment: the statement is wrapped by position.
+    sql = """SELECT i AS a, (i / 100.0)::numeric(10,2) AS a, (i * 3)::numeric(18,0) AS b, i::numeric(19,0) AS c
+             FROM generate_series(1, 30000) i WHERE i <= :n ORDER BY i DESC -- newest first"""
+    rows = _both(_source(postgres), sql, {"n": 25000})
+    assert len(rows) == 25000
+    assert rows[0] == (25000, Decimal("250.00"), Decimal(75000), Decimal(25000))
+    assert rows[-1] == (1, Decimal("0.01"), Decimal(3), Decimal(1))
+    assert len(sent) == 1
+    assert sent[0].count("::int8 END") == 2  # numeric(10,2) and numeric(18,0); numeric(19,0) stays text
+
+
+def test_nan_in_a_small_numeric_after_the_first_batch_is_named_by_its_row(postgres: Connection) -> None:
+    sql = (
+        "SELECT i, CASE WHEN i = 20001 THEN 'NaN' ELSE i::text END::numeric(12,2) AS amount"
+        " FROM generate_series(1, 30000) i"
+    )
+    with pytest.raises(ValueDoesNotFit) as unfit:
+        _arrow_rows(_source(postgres), sql)
+    assert unfit.value.column == "amount" and unfit.value.row == 20001

@@ -1,4 +1,5 @@
-"""Doubles typed as decimals in C++ (`sources.arrow`): the same values the text path gives, or none."""
+"""Decimals typed in C++ (`sources.arrow`): doubles as the same values the text path gives, or none;
+whole units of a last place as exactly the decimals they count."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from reportserver.sources.arrow import _float_decimal
+from reportserver.domain.errors import ValueDoesNotFit
+from reportserver.domain.values import Column, ColumnType
+from reportserver.sources.arrow import NOT_A_NUMBER_UNITS, _float_decimal, decimal_from_units
 
 DOUBLES = st.one_of(
     st.floats(allow_nan=False, allow_infinity=False),
@@ -65,3 +68,30 @@ def test_money_stored_as_doubles_is_typed_fast_and_exact() -> None:
         Decimal("-2.50"),
         Decimal("99999999.99"),
     ]
+
+
+# -- decimals a source sends as int64 units of their last place (PostgreSQL's numeric(p, s), p <= 18) --
+
+UNITS = st.integers(-(10**18) + 1, 10**18 - 1)
+
+
+@given(st.lists(st.one_of(st.none(), UNITS), max_size=30), st.integers(0, 18))
+def test_units_are_the_decimals_they_count_exactly(units: list[int | None], scale: int) -> None:
+    # Given whole units of 10^-scale, as the export statement sends numeric(p, s)
+    column = Column("amount", ColumnType.DECIMAL, scale, fixed_places=True)
+    # When they are read back as decimals
+    typed = decimal_from_units(pa.array(units, type=pa.int64()), column, scale, 0)
+    # Then each is exactly units x 10^-scale, with the column's places
+    assert typed.type == pa.decimal128(38, scale)
+    assert typed.to_pylist() == [None if u is None else Decimal(u).scaleb(-scale) for u in units]
+
+
+@given(st.lists(st.one_of(st.none(), UNITS), min_size=1, max_size=30), st.data())
+def test_the_not_a_number_mark_is_refused_naming_its_row(units: list[int | None], data: st.DataObject) -> None:
+    at = data.draw(st.integers(0, len(units) - 1))
+    units[at] = NOT_A_NUMBER_UNITS
+    column = Column("amount", ColumnType.DECIMAL, 2, fixed_places=True)
+    with pytest.raises(ValueDoesNotFit) as unfit:
+        decimal_from_units(pa.array(units, type=pa.int64()), column, 2, 100)
+    assert unfit.value.row == 100 + units.index(NOT_A_NUMBER_UNITS) + 1
+    assert "NaN" in str(unfit.value)

@@ -41,7 +41,10 @@ def _neutralised(batch: pa.RecordBatch, source: pa.Schema) -> pa.RecordBatch:
     for column, guarded in zip(batch.columns, textual, strict=True):
         if guarded:
             risky = pc.match_substring_regex(column, FORMULA_START)
-            arrays.append(pc.if_else(risky, pc.binary_join_element_wise(DEFUSED, column, ""), column))
+            if pc.any(risky).as_py():
+                arrays.append(pc.if_else(risky, pc.binary_join_element_wise(DEFUSED, column, ""), column))
+            else:  # as in most batches: no copy of the column
+                arrays.append(column)
         else:
             arrays.append(column)
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)

@@ -228,7 +228,7 @@ def _timestamp_cells(column: pa.Array, notes: set[str]) -> pa.Array:
     if not earliest.is_valid or pc.greater_equal(earliest, first).as_py():
         return cells
     notes.add(NOTE_EARLY)
-    iso = pc.replace_substring_regex(wall.cast(pa.string()), r"\.0+$", "")  # YYYY-MM-DD HH:MM:SS[.ffffff]
+    iso = columns.text(wall)  # YYYY-MM-DD HH:MM:SS[.ffffff]
     return pc.if_else(pc.less(wall, first), _text_cells(iso), cells)
 
 

@@ -425,14 +425,33 @@ def _float_decimal(stored: pa.Array, scale: int) -> pa.Array | None:
     exact = pc.and_(pc.equal(pc.divide(units, unit), stored), pc.less(pc.abs(units), _EXACT_UNITS))
     if not pc.all(pc.fill_null(exact, True)).as_py():
         return None
-    whole = units.cast(pa.int64()).cast(pa.decimal128(MAX_DECIMAL_DIGITS, 0))
+    return _with_places(units.cast(pa.int64()), scale)
+
+
+def _with_places(units: pa.Array, scale: int) -> pa.Array:
+    """Whole numbers n (int64) as the decimals n x 10^-scale, exactly."""
+    whole = units.cast(pa.decimal128(MAX_DECIMAL_DIGITS, 0))
     # The same 128-bit integers read with `scale` places: n units of 10^-scale.
     return pa.Array.from_buffers(
         pa.decimal128(MAX_DECIMAL_DIGITS, scale), len(whole), whole.buffers(), whole.null_count, whole.offset
     )
 
 
+NOT_A_NUMBER_UNITS = 2**63 - 1  # a source's mark for NaN in a column of units: no decimal of 18 digits
+
+
+def decimal_from_units(units: pa.Array, column: Column, scale: int, offset: int) -> pa.Array:
+    """A decimal column that its source sends as int64 units of its last place (a value of at most 18
+    digits times 10^scale), NaN marked as `NOT_A_NUMBER_UNITS`: the decimals, or the NaN named."""
+    nan = pc.fill_null(pc.equal(units, NOT_A_NUMBER_UNITS), False)
+    if pc.any(nan).as_py():
+        raise ValueDoesNotFit(column.name, offset + pc.index(nan, True).as_py() + 1, _expected_decimal(scale), "NaN")
+    return _with_places(units, scale)
+
+
 def _to_decimal(stored: pa.Array, target: pa.DataType, column: Column, offset: int) -> pa.Array:
+    if pa.types.is_decimal(stored.type) and stored.type.scale == target.scale:
+        return stored if stored.type == target else stored.cast(target)  # Arrow checks the precision
     if column.fixed_places and column.scale == target.scale and pa.types.is_string(stored.type):
         # Every value is exactly `scale` places and at most 38 digits, or NaN (the driver writes 'nan';
         # each way of writing NaN or an infinity has an n): refused here. The cast refuses a value with
@@ -561,11 +580,7 @@ def _native_time(stored: pa.Array, target: pa.DataType, column: Column, offset: 
         return pa.nulls(len(stored), target)
     if pa.types.is_timestamp(kind) and kind.tz is None and target.tz is not None:
         stored = pc.assume_timezone(stored, "UTC")
-    try:
-        years = pc.year(stored)
-    except pa.ArrowInvalid:  # past what a date's arithmetic holds (PostgreSQL's 'infinity')
-        years = None
-    if years is None or pc.any(pc.or_(pc.less(years, 1), pc.greater(years, 9999))).as_py():
+    if not _within_years(stored):
         # Each value's raw count (days as int32, time units as int64), to see which one is null.
         raw = stored.cast(pa.int32() if pa.types.is_date32(kind) else pa.int64())
         for index, value in enumerate(raw.to_pylist()):
@@ -576,6 +591,28 @@ def _native_time(stored: pa.Array, target: pa.DataType, column: Column, offset: 
             if value is not None and not 1 <= (year or 0) <= 9999:
                 raise ValueDoesNotFit(column.name, offset + index + 1, str(column.type), "a year outside 1-9999")
     return stored.cast(target)
+
+
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+_FIRST_DAY = date(1, 1, 1).toordinal() - _EPOCH_DAY
+_DAYS = date(9999, 12, 31).toordinal() - date(1, 1, 1).toordinal() + 1
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def _within_years(stored: pa.Array) -> bool:
+    """Every date or time falls in the years 1 to 9999 (what the contract and Python hold), from its
+    smallest and largest raw count (days, or the unit's ticks since 1970 in UTC): one pass, no calendar
+    arithmetic per value. PostgreSQL's 'infinity' is the largest count there is."""
+    if stored.null_count == len(stored):
+        return True
+    if pa.types.is_date32(stored.type):
+        raw, unit = stored.cast(pa.int32()), 1
+        first, end = _FIRST_DAY, _FIRST_DAY + _DAYS
+    else:
+        raw, unit = stored.cast(pa.int64()), _PER_SECOND[stored.type.unit] * 86_400
+        first, end = _FIRST_DAY * unit, (_FIRST_DAY + _DAYS) * unit
+    extremes = pc.min_max(raw)
+    return first <= extremes["min"].as_py() and extremes["max"].as_py() < end
 
 
 def _to_date(stored: pa.Array, target: pa.DataType, column: Column, offset: int) -> pa.Array:

@@ -8,7 +8,9 @@ which reads `COPY (query) TO STDOUT` in PostgreSQL's binary format straight into
 parameters, and ADBC reads a parameterised statement whole into memory; so for an export the values are
 bound by the driver into transaction-local settings (`set_config('reportserver.p1', $1, true)`), and the
 statement reads them back with `current_setting('reportserver.p1')::<the type the server inferred for
-that parameter>`: still bound, never pasted, and the result streams in batches.
+that parameter>`: still bound, never pasted, and the result streams in batches. A numeric(p, s) of at
+most 18 digits is sent as bigint units of its last place (ADBC gives numeric as text, slowly), and read
+back as the exact decimals.
 
 Every query runs in a `READ ONLY` transaction that is rolled back (never committed: a `set_config` in a
 report's SQL is undone with it), on a session whose `statement_timeout` is the data source's limit. A
@@ -288,8 +290,7 @@ class PostgresSource:
             if cursor.description is None:  # no rows: the statement's columns from its description
                 return rows, first, _fields(connection, positional, values)
             fields = [
-                (d.name, d.type_code, _scale(d.type_code, d.scale), _fixed(d.type_code, d.precision, d.scale))
-                for d in cursor.description
+                (d.name, d.type_code, *_numeric_shape(d.type_code, d.precision, d.scale)) for d in cursor.description
             ]
             return rows, first, fields
 
@@ -329,23 +330,26 @@ class PostgresSource:
 
         settings = [_text(params.get(name)) for name in names]
 
-        def statement_of(connection: Any) -> tuple[str, list[Column], list[int]]:
+        def statement_of(connection: Any) -> tuple[str, list[Column], list[Field]]:
             """The statement the export runs (each value read back from its setting as the type it has on
             the call path: described with the types psycopg sends, the server's guess for text and NULL)
             and its columns."""
             typed = _parameter_oids([params.get(n) for n in names])
-            columns, oids, types = _described(connection, positional, typed)
+            columns, fields, types = _described(connection, positional, typed)
             # A null is no setting (a setting cannot hold one): it is `NULL::<type>` in the statement.
             nulls = {number for number, value in enumerate(settings, 1) if value is None}
-            return _settings_statement(sql, types, nulls), columns, oids
+            return _settings_statement(sql, types, nulls), columns, fields
 
         try:
-            connection, (statement, columns, oids) = self._first_use(EXPORT_STATEMENT_CEILING_SECONDS, statement_of)
+            connection, (statement, columns, fields) = self._first_use(EXPORT_STATEMENT_CEILING_SECONDS, statement_of)
         except psycopg.Error as error:
             raise _failure(error) from None
         self._release(connection, EXPORT_STATEMENT_CEILING_SECONDS)
-        if plan.native and all(oid in _CONTRACT_OIDS for oid in oids):
-            with self._native(statement, settings, columns, plan) as result:
+        if plan.native and all(oid in _CONTRACT_OIDS for _name, oid, _places, _digits in fields):
+            units = _units(fields, columns, plan)
+            if units:
+                statement = _in_units(statement, len(fields), units)
+            with self._native(statement, settings, columns, plan, units) as result:
                 yield result
             return
         with self._rows_for_export(sql, params) as rows:
@@ -393,7 +397,7 @@ class PostgresSource:
 
     @contextmanager
     def _native(
-        self, statement: str, settings: list[str | None], columns: list[Column], plan: ReadPlan
+        self, statement: str, settings: list[str | None], columns: list[Column], plan: ReadPlan, units: dict[int, int]
     ) -> Iterator[ArrowResult]:
         from reportserver.sources import arrow  # noqa: PLC0415
 
@@ -424,12 +428,14 @@ class PostgresSource:
                 reader, first = _bounded(_holding(busy, read_first), clock)
             if first is None:
                 first = arrow.empty_batch(reader.schema)
+            decimals = _Decimals(columns, units)
+            first = decimals.of(first)
             typing = arrow.NativeBatches(columns, first, plan)
 
             def batches() -> Iterator[Any]:
                 yield typing.apply(first)
                 for batch in _native_batches(reader, busy):
-                    yield typing.apply(batch)
+                    yield typing.apply(decimals.of(batch))
                 finished.set()
 
             read_ahead = arrow.prefetched(batches(), clock)
@@ -566,10 +572,10 @@ def _text_outside_contract(connection: Any) -> None:
 
 def _described(
     connection: Any, positional: str, parameter_oids: list[int] | None = None
-) -> tuple[list[Column], list[int], list[str]]:
-    """Prepare the statement unnamed: its result's columns and their OIDs, and its parameters' types."""
+) -> tuple[list[Column], list[Field], list[str]]:
+    """Prepare the statement unnamed: its result's columns and fields, and its parameters' types."""
     fields, parameter_types = _description(connection, positional, parameter_oids)
-    return _columns(fields), [oid for _n, oid, _s, _f in fields], parameter_types
+    return _columns(fields), fields, parameter_types
 
 
 def _description(
@@ -589,8 +595,7 @@ def _description(
         (
             (described.fname(i) or b"").decode(),
             described.ftype(i),
-            _scale_from_modifier(described.ftype(i), described.fmod(i)),
-            _fixed_from_modifier(described.ftype(i), described.fmod(i)),
+            *_shape_from_modifier(described.ftype(i), described.fmod(i)),
         )
         for i in range(described.nfields)
     ]
@@ -621,36 +626,36 @@ def _type_name(connection: Any, oid: int) -> str:
     return name
 
 
-def _scale_from_modifier(oid: int, modifier: int) -> int | None:
-    """numeric(p, s) carries s in its type modifier ((p << 16 | s) + 4); plain numeric has none."""
+def _shape_from_modifier(oid: int, modifier: int) -> tuple[int | None, int | None]:
+    """numeric(p, s) carries p and s in its type modifier: ((p << 16) | (s & 0x7ff)) + 4, s an 11-bit
+    signed number (-1000 to 1000 since PostgreSQL 15); plain numeric has none."""
     if oid != _NUMERIC_OID or modifier < 4:
-        return None
-    return (modifier - 4) & 0xFFFF
+        return None, None
+    packed = modifier - 4
+    return _numeric_shape(oid, (packed >> 16) & 0xFFFF, ((packed & 0x7FF) ^ 1024) - 1024)
 
 
-def _fixed_from_modifier(oid: int, modifier: int) -> bool:
-    """numeric(p, s) with p <= 38: the server prints each value with exactly s places, in p digits."""
-    return oid == _NUMERIC_OID and modifier >= 4 and ((modifier - 4) >> 16) & 0xFFFF <= MAX_DECIMAL_DIGITS
+def _numeric_shape(oid: int, precision: int | None, scale: int | None) -> tuple[int | None, int | None]:
+    """A numeric(p, s) column's places and digits as the server prints its values: every value has
+    exactly max(s, 0) places (a negative s rounds to tens, hundreds...: whole numbers) and at most
+    max(p, s) - min(s, 0) digits. (None, None) for any other column, plain numeric's included."""
+    if oid != _NUMERIC_OID or precision is None or scale is None or precision <= 0:
+        return None, None
+    return max(scale, 0), max(precision, scale) - min(scale, 0)
 
 
-def _scale(oid: int, scale: int | None) -> int | None:
-    return scale if oid == _NUMERIC_OID else None
-
-
-def _fixed(oid: int, precision: int | None, scale: int | None) -> bool:
-    return oid == _NUMERIC_OID and precision is not None and scale is not None and precision <= MAX_DECIMAL_DIGITS
-
-
-Field = tuple[str, int, int | None, bool]  # a result column: name, type OID, numeric scale, fixed places
+# A result column: name, type OID, and for numeric(p, s) the places and digits of its values.
+Field = tuple[str, int, int | None, int | None]
 
 
 def _columns(fields: list[Field]) -> list[Column]:
     """The report's tag wins over the server's type; a type outside the contract is text."""
     resolved = []
-    for name, oid, scale, fixed in fields:
+    for name, oid, places, digits in fields:
         plain, kind, tag_scale = tagged(name)
         if kind is None:
-            resolved.append(Column(plain, _CONTRACT_OIDS.get(oid, ColumnType.TEXT), scale, fixed_places=fixed))
+            fixed = digits is not None and digits <= MAX_DECIMAL_DIGITS
+            resolved.append(Column(plain, _CONTRACT_OIDS.get(oid, ColumnType.TEXT), places, fixed_places=fixed))
         else:
             resolved.append(Column(plain, kind, tag_scale))
     names = unique_names([c.name for c in resolved])
@@ -808,11 +813,72 @@ def _settings_statement(sql: str, parameter_types: list[str], nulls: Collection[
     for variable in sqltext.variables(sql, sqltext.Dialect.POSTGRES):
         number = order.setdefault(variable.name, len(order) + 1)
         kind = parameter_types[number - 1]
-        value = "NULL" if number in nulls else f"current_setting('{PARAMETER_SETTING}{number}')"
+        # A scalar subquery (an InitPlan): the setting is read and cast once, not once per row scanned.
+        value = "NULL" if number in nulls else f"(SELECT current_setting('{PARAMETER_SETTING}{number}'))"
         pieces += [sql[last : variable.start], f"({value}::{kind})"]
         last = variable.end
     pieces.append(sql[last:])
     return "".join(pieces)
+
+
+# numeric(p, s) columns of at most this many digits are exported as whole units of their last place.
+UNITS_DIGITS = 18
+
+
+def _units(fields: list[Field], columns: list[Column], plan: ReadPlan) -> dict[int, int]:
+    """The export's numeric(p, s) columns of at most 18 digits, by position, with their places: read as
+    bigint units of their last place (`_in_units`). ADBC gives numeric as text, which is slow to make
+    and to parse: a million rows with two such columns read in 2.4-2.5 s as text, 1.6-1.7 s as units."""
+    return {
+        index: places
+        for index, ((name, _oid, places, digits), column) in enumerate(zip(fields, columns, strict=True))
+        if places is not None
+        and digits is not None
+        and digits <= UNITS_DIGITS
+        and tagged(name)[1] is None
+        and column.name not in plan.overrides
+    }
+
+
+def _in_units(statement: str, count: int, units: dict[int, int]) -> str:
+    """The statement with each of `units`' columns as its value times 10^places, a bigint: exact, since
+    every value of numeric(p, s) has at most `places` places and under 10^18 units. NaN (the one value
+    numeric(p, s) holds that is no number) becomes the mark `arrow.NOT_A_NUMBER_UNITS`, which no value
+    reaches, and the reader refuses it by row; NULL stays NULL. The statement's columns are renamed by
+    position (`q(c1, ...)`): its own names may repeat."""
+    from reportserver.sources.arrow import NOT_A_NUMBER_UNITS  # noqa: PLC0415 - pyarrow only on exports
+
+    renamed = ", ".join(f"c{n}" for n in range(1, count + 1))
+    outputs = ", ".join(
+        f"CASE WHEN q.c{n} = 'NaN' THEN {NOT_A_NUMBER_UNITS} ELSE (q.c{n} * 1{'0' * units[index]})::int8 END"
+        if index in units
+        else f"q.c{n}"
+        for index, n in enumerate(range(1, count + 1))
+    )
+    # The line break ends a `--` comment that the statement's last line may hold.
+    return f"SELECT {outputs} FROM ({statement}\n) AS q({renamed})"  # noqa: S608 - the report's own statement
+
+
+class _Decimals:
+    """The export's batches with `_in_units`' columns as the decimals they stand for."""
+
+    def __init__(self, columns: list[Column], units: dict[int, int]) -> None:
+        self._columns = columns
+        self._units = units
+        self._rows = 0
+
+    def of(self, batch: Any) -> Any:
+        if not self._units:
+            return batch
+        import pyarrow as pa  # noqa: PLC0415
+
+        from reportserver.sources import arrow  # noqa: PLC0415
+
+        arrays = list(batch.columns)
+        for index, places in self._units.items():
+            arrays[index] = arrow.decimal_from_units(arrays[index], self._columns[index], places, self._rows)
+        self._rows += batch.num_rows
+        return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
 def _bounded(read: Callable[[], Any], clock: Any) -> Any:
