@@ -99,6 +99,13 @@ def test_csv_text_that_would_open_as_a_formula_starts_with_an_apostrophe(tmp_pat
     assert {(r[1], r[2]) for r in rows} == {("-1.5", "-2.5")}  # numbers are never changed
 
 
+def test_csv_a_formula_after_batches_without_one_is_still_defused(tmp_path: Path) -> None:
+    rows = [(i, Decimal("-1.5"), -2.5, None, None, "plain", None, None) for i in range(6)] + _formula_rows()[:1]
+    target, _, _ = render("csv", tmp_path, sheets=[("Data", rows)], batch=2)
+    written = list(csv.reader(io.StringIO(target.read_bytes().decode("utf-8"), newline="")))[1:]
+    assert [r[5] for r in written] == ["plain"] * 6 + ["'" + FORMULAS[0]]
+
+
 def test_csv_binary_whose_base64_would_open_as_a_formula_is_neutralised_too(tmp_path: Path) -> None:
     # Found: bytes f8 0d 34 are "+A00" in base64, which a spreadsheet reads as a formula.
     schema = pa.schema([pa.field("blob", pa.binary()), pa.field("n", pa.float64())])
@@ -206,6 +213,31 @@ def test_parquet_keeps_the_column_types(tmp_path: Path) -> None:
     assert table.schema.field("active").type == pa.bool_()
     assert table.to_pylist()[1] == dict(zip(COLUMNS, ROWS[1], strict=True))
     assert table.to_pylist()[2]["price"] is None
+
+
+def test_parquet_row_groups_gather_batches_in_order_with_dictionaries_only_where_values_repeat(tmp_path: Path) -> None:
+    at = datetime(2025, 1, 1, 12)
+    many = [
+        (i, Decimal(i).scaleb(-2), i / 4, date(2025, 1, 1 + i % 28), at, f"n{i % 7}", i % 2 == 0, None)
+        for i in range(70_000)
+    ]
+    target, written, progress = render("parquet", tmp_path, [("Data", many)], batch=5_000)
+    found = pq.ParquetFile(target)
+    groups = [found.metadata.row_group(g) for g in range(found.metadata.num_row_groups)]
+    assert written == 70_000 and progress[-1] == 70_000
+    assert [g.num_rows for g in groups] == [65_000 + 5_000]  # batches gathered until a group holds 65,536 rows
+    assert found.read().column("id").to_pylist() == list(range(70_000))
+    first = groups[0]
+    encoded = {first.column(c).path_in_schema: first.column(c).encodings for c in range(first.num_columns)}
+    # Booleans have no dictionary in Parquet; numbers and timestamps are written plain.
+    assert {name for name, codes in encoded.items() if "RLE_DICTIONARY" in codes} == {"day", "name", "note"}
+
+
+def test_an_empty_parquet_sheet_has_its_columns_and_no_rows(tmp_path: Path) -> None:
+    target, written, _ = render("parquet", tmp_path, [("By category", ROWS[:2]), ("Nothing", [])])
+    with zipfile.ZipFile(target) as archive:
+        empty = pq.read_table(io.BytesIO(archive.read("02-Nothing.parquet")))
+    assert written == 2 and empty.num_rows == 0 and empty.schema.names == COLUMNS
 
 
 def test_multi_sheet_parquet_is_a_zip_of_one_file_per_sheet(tmp_path: Path) -> None:
