@@ -3,7 +3,6 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -22,6 +21,7 @@ from reportserver.domain.passwords import PasswordHasher
 from reportserver.domain.token_admin import TokenAdmin, TokenRequest
 from reportserver.http import audit
 from reportserver.http.api import caller, install_error_handlers, json_body, json_response, query_parameters
+from reportserver.http.resolver import Resolver, Response
 from reportserver.observability import logger, metrics
 from reportserver.settings import AdminSettings
 from reportserver.store.audit import DynamoAuditStore
@@ -76,7 +76,7 @@ identity = IdentityAdmin(
     _revoked,
     identity_store,
 )
-app = APIGatewayRestResolver()
+app = Resolver()
 install_error_handlers(app)
 
 

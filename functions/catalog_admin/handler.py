@@ -4,7 +4,6 @@ reports (`/api/reports/`, and seed 001's `/api/documents` over them) with their 
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -36,6 +35,7 @@ from reportserver.domain.identity import VersionOnly
 from reportserver.domain.ports import DataSource
 from reportserver.http import audit
 from reportserver.http.api import caller, install_error_handlers, json_body, json_response, query_parameters
+from reportserver.http.resolver import Resolver, Response
 from reportserver.observability import logger, metrics
 from reportserver.settings import CatalogAdminSettings
 from reportserver.sources.registry import SourceOpener
@@ -61,7 +61,7 @@ reports = CatalogAdmin(
     group_names=lambda: {g.name for g in identity.groups()},
     clock=lambda: datetime.now(UTC),
 )
-app = APIGatewayRestResolver()
+app = Resolver()
 install_error_handlers(app)
 
 

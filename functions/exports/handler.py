@@ -2,7 +2,6 @@
 
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -11,6 +10,7 @@ from reportserver.domain.exports import ExportPolicy, ExportService
 from reportserver.http import audit
 from reportserver.http.api import caller, install_error_handlers, json_body, json_response
 from reportserver.http.exports import DocumentExport, ExportRequest
+from reportserver.http.resolver import Resolver, Response
 from reportserver.observability import logger, metrics
 from reportserver.settings import ExportsSettings
 from reportserver.sources.registry import SourceOpener
@@ -35,7 +35,7 @@ service = ExportService(
         max_open_tickets=settings.max_open_tickets,
     ),
 )
-app = APIGatewayRestResolver()
+app = Resolver()
 install_error_handlers(app)
 
 

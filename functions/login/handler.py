@@ -4,7 +4,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -12,6 +11,7 @@ from reportserver.domain.passwords import PasswordHasher
 from reportserver.domain.sessions import OAuthError, PasswordGrant
 from reportserver.http import audit
 from reportserver.http.api import install_error_handlers, json_response
+from reportserver.http.resolver import Resolver, Response
 from reportserver.observability import logger, metrics
 from reportserver.settings import LoginSettings
 from reportserver.store.identity import DynamoIdentityStore
@@ -27,7 +27,7 @@ grant = PasswordGrant(
     lifetime_seconds=settings.access_token_seconds,
     guest_enabled=settings.guest_account == "on",
 )
-app = APIGatewayRestResolver()
+app = Resolver()
 install_error_handlers(app)
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # RFC 6749 5.1
 
@@ -35,7 +35,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}  # RFC 6749 5.1
 @app.post("/oauth/token")
 def token() -> Response[str]:
     event = app.current_event
-    content_type = (event.headers or {}).get("content-type", "") or ""
+    content_type = event.headers.get("content-type", "") or ""
     if content_type.split(";")[0].strip().lower() != "application/x-www-form-urlencoded":
         raise OAuthError("invalid_request", "Send the grant as a form (application/x-www-form-urlencoded)")
     try:

@@ -7,7 +7,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -25,6 +24,7 @@ from reportserver.domain.reports import field_view
 from reportserver.http import audit
 from reportserver.http.api import caller, install_error_handlers, json_body, json_response, query_parameters
 from reportserver.http.lambda_proxy import body_weight
+from reportserver.http.resolver import Resolver, Response
 from reportserver.http.view import (
     MAX_PAGE,
     NONCE_PARAMETER,
@@ -47,7 +47,7 @@ catalog = CachedCatalog(DynamoCatalog(settings.catalog_table), settings.catalog_
 runner = ReportRunner(catalog, SourceOpener(SecretPasswords(), AthenaClients()))
 embeds = DynamoIdentityStore(settings.identity_table)
 limits = CallLimits(max_rows=settings.call_max_rows, max_bytes=settings.call_max_bytes, measure=body_weight)
-app = APIGatewayRestResolver()
+app = Resolver()
 install_error_handlers(app)
 
 

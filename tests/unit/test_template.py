@@ -81,6 +81,7 @@ def test_the_translated_template_has_no_dependency_cycle() -> None:
         ("ExportsFunction", "exports"),
         ("AdminFunction", "admin"),
         ("LoginFunction", "login"),
+        ("CatalogAdminFunction", "catalog_admin"),
     ],
 )
 def test_routes_declared_in_the_template_match_each_handlers_routes(function: str, folder: str) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import msgspec
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from reportserver import records
 from reportserver.domain.access import Principal
 from reportserver.domain.errors import DomainError, InvalidParameter, shown
 from reportserver.http.errors import INTERNAL_ERROR_BODY, NOT_FOUND_BODY, error_body, status_for
+from reportserver.http.resolver import NotFoundError, Resolver, Response
 from reportserver.observability import logger
 
 
@@ -24,7 +23,7 @@ def json_response(document: Any, status: int = 200, headers: dict[str, str] | No
 S = TypeVar("S", bound=msgspec.Struct)
 
 
-def json_body(app: APIGatewayRestResolver, kind: type[S]) -> S:
+def json_body(app: Resolver, kind: type[S]) -> S:
     """The request's JSON object as a `kind`; a refusal names the offending field."""
     return decode_object(app.current_event.decoded_body or "", kind)
 
@@ -61,7 +60,7 @@ def decode_object(text: str, kind: type[S]) -> S:
     return kind(**values)
 
 
-def query_parameters(app: APIGatewayRestResolver) -> dict[str, list[str]]:
+def query_parameters(app: Resolver) -> dict[str, list[str]]:
     """The request's query string, every name with all its values (in the order given)."""
     event = app.current_event
     multi = event.multi_value_query_string_parameters
@@ -70,7 +69,7 @@ def query_parameters(app: APIGatewayRestResolver) -> dict[str, list[str]]:
     return {name: [value] for name, value in (event.query_string_parameters or {}).items()}
 
 
-def caller(app: APIGatewayRestResolver) -> Principal:
+def caller(app: Resolver) -> Principal:
     """The principal the authorizer put in the request context; it names every log line after it."""
     context = app.current_event.raw_event.get("requestContext", {}).get("authorizer") or {}
     principal = Principal.from_context(context)
@@ -78,7 +77,7 @@ def caller(app: APIGatewayRestResolver) -> Principal:
     return principal
 
 
-def install_error_handlers(app: APIGatewayRestResolver) -> None:
+def install_error_handlers(app: Resolver) -> None:
     """Domain errors become their status and `{ok: false, message}`; anything else a bare 500."""
 
     @app.exception_handler(DomainError)

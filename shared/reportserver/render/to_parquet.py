@@ -19,12 +19,12 @@ import pyarrow.parquet as pq
 
 from reportserver.render.base import OutputKind, Progress, RenderContext, Sheet, member_name
 
-
 ROW_GROUP_ROWS = 65_536
 
 
 def _repeating(kind: pa.DataType) -> bool:
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_date(kind) or pa.types.is_boolean(kind)
+    textual = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    return textual or pa.types.is_date(kind) or pa.types.is_boolean(kind)
 
 
 def _write_sheet(sheet: Sheet, target: Any, progress: Progress, written: int) -> int:
