@@ -20,7 +20,7 @@ from reportserver.domain.identity import (
 from reportserver.domain.passwords import PasswordHasher
 from reportserver.domain.token_admin import TokenAdmin, TokenRequest
 from reportserver.http import audit
-from reportserver.http.api import caller, install_error_handlers, json_body, json_response, query_parameters
+from reportserver.http.api import caller, has_body, install_error_handlers, json_body, json_response, query_parameters
 from reportserver.http.resolver import Resolver, Response
 from reportserver.observability import logger, metrics
 from reportserver.settings import AdminSettings
@@ -82,10 +82,6 @@ install_error_handlers(app)
 
 def _ok(**fields: Any) -> dict[str, Any]:
     return {"ok": True, "message": "", **fields}
-
-
-def _has_body() -> bool:
-    return bool((app.current_event.decoded_body or "").strip())
 
 
 # Tokens
@@ -150,7 +146,7 @@ def rename_group(group_id: str) -> Response[str]:
 
 @app.delete("/api/usergroups/<group_id>")
 def delete_group(group_id: str) -> Response[str]:
-    body = json_body(app, VersionOnly) if _has_body() else None
+    body = json_body(app, VersionOnly) if has_body(app) else None
     identity.delete_group(caller(app), group_id, body)
     return json_response(_ok(message=f"User group {group_id} deleted"))
 

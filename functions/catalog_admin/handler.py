@@ -34,7 +34,7 @@ from reportserver.domain.errors import InvalidParameter
 from reportserver.domain.identity import VersionOnly
 from reportserver.domain.ports import DataSource
 from reportserver.http import audit
-from reportserver.http.api import caller, install_error_handlers, json_body, json_response, query_parameters
+from reportserver.http.api import caller, has_body, install_error_handlers, json_body, json_response, query_parameters
 from reportserver.http.resolver import Resolver, Response
 from reportserver.observability import logger, metrics
 from reportserver.settings import CatalogAdminSettings
@@ -73,13 +73,9 @@ def _model(source: DataSource) -> dict[str, Any]:
     return {**model_view(source), "providerModel": provider_view(source)}
 
 
-def _has_body() -> bool:
-    return bool((app.current_event.decoded_body or "").strip())
-
-
 def _version() -> int | None:
     """A delete's optimisticLock, from its body (if it has one)."""
-    return json_body(app, VersionOnly).optimisticLock if _has_body() else None
+    return json_body(app, VersionOnly).optimisticLock if has_body(app) else None
 
 
 def _id_parameter() -> str:
@@ -118,7 +114,7 @@ def change_model(model_id: str) -> Response[str]:
 
 @app.delete("/api/datamodels/<model_id>")
 def delete_model(model_id: str) -> Response[str]:
-    body = json_body(app, VersionOnly) if _has_body() else None
+    body = json_body(app, VersionOnly) if has_body(app) else None
     models.delete(caller(app), model_id, body.optimisticLock if body else None)
     return json_response(_ok(message=f"Data model {model_id} deleted"))
 

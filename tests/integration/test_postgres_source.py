@@ -55,10 +55,17 @@ def _arrow_rows(source: PostgresSource, sql: str, params: Mapping[str, Any] | No
         return [tuple(row.values()) for batch in result.batches for row in batch.to_pylist()]
 
 
-def _both(source: PostgresSource, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-    """The rows a call gets; the test fails unless an export reads exactly the same."""
+def _both(
+    source: PostgresSource, sql: str, params: Mapping[str, Any] | None = None, places: bool = True
+) -> list[tuple[Any, ...]]:
+    """The rows a call gets; the test fails unless an export reads exactly the same. Equal decimals may
+    differ in places (1.50 == 1.500), so each value must be written alike too, unless `places` is off:
+    a plain numeric column has in a file the places of its widest value, in a call each value its own."""
     rows = _rows(source, sql, params)
-    assert _arrow_rows(source, sql, params) == rows, sql
+    exported = _arrow_rows(source, sql, params)
+    assert exported == rows, sql
+    if places:
+        assert [tuple(map(str, row)) for row in exported] == [tuple(map(str, row)) for row in rows], sql
     return rows
 
 
@@ -123,7 +130,7 @@ def test_every_contract_type_reads_the_same_exactly_on_both_paths(postgres: Conn
                DATE '0001-01-01' AS d, TIMESTAMP '9999-12-31 23:59:59.999999' AS ts,
                TIMESTAMPTZ '2024-03-10 02:30:00+11' AS tz, true AS b, NULL::numeric(5,2) AS missing
         FROM (VALUES (1.5), (2.25), (0.125), (-1000000000000.000001)) v(x)"""
-    rows = _both(_source(postgres), sql)
+    rows = _both(_source(postgres), sql, places=False)  # free_scale: 1.500000 in a file
     assert [row[1] for row in rows] == [Decimal(s) for s in ("1.5", "2.25", "0.125", "-1000000000000.000001")]
     first = rows[0]
     assert first[0] == Decimal("99999999999999999999.999999999999999999")
@@ -663,6 +670,25 @@ def test_an_export_reads_small_numerics_as_units_and_keeps_the_statements_rows_a
     assert rows[-1] == (1, Decimal("0.01"), Decimal(3), Decimal(1))
     assert len(sent) == 1
     assert sent[0].count("::int8 END") == 2  # numeric(10,2) and numeric(18,0); numeric(19,0) stays text
+
+
+@pytest.mark.parametrize("ending", [";", " ;\n", "; ;", " -- a note;"])
+def test_a_statement_ending_with_a_semicolon_or_a_comment_exports_its_small_numerics(
+    postgres: Connection, ending: str
+) -> None:
+    assert _both(_source(postgres), f"SELECT 1.50::numeric(5,2) AS a{ending}") == [(Decimal("1.50"),)]
+
+
+def test_a_small_numerics_expression_runs_once_per_row_as_written(postgres: Connection) -> None:
+    # Found in review: folded into the export's statement, each column's expression ran twice per row
+    # (the NaN test and the units each named it): a correlated subquery took twice as long.
+    from reportserver.sources.postgres import _in_units
+
+    sql = "SELECT (SELECT sum(i) FROM generate_series(1, g) i)::numeric(18,2) AS s FROM generate_series(1, 3) g"
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as session:
+        plan = "\n".join(r[0] for r in session.execute(f"EXPLAIN VERBOSE {_in_units(sql, 1, {0: 2})}").fetchall())
+    assert "SubPlan 1" in plan and "SubPlan 2" not in plan, plan  # one subplan, not a copy per use
+    assert _both(_source(postgres), sql) == [(Decimal("1.00"),), (Decimal("3.00"),), (Decimal("6.00"),)]
 
 
 def test_nan_in_a_small_numeric_after_the_first_batch_is_named_by_its_row(postgres: Connection) -> None:

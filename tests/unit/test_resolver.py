@@ -10,11 +10,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.event_handler import Response as PowertoolsResponse
 from hypothesis import given
 from hypothesis import strategies as st
+from reportserver.http.api import install_error_handlers, json_body, json_response
 from reportserver.http.resolver import Resolver, Response
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,3 +141,43 @@ def test_each_declared_route_is_found_with_its_values(method: str, rule: str) ->
     status, answer = _answer(OURS.resolve(_event(method, path)))
     assert status == 200 and answer["values"] == {n: f"{n}-1" for n in re.findall(r"<(\w+)>", rule)}
     assert (status, answer) == _answer(THEIRS.resolve(_event(method, path), None))
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        ({"Content-Type": "text/csv; charset=utf-8"}, "a,b"),  # a header given wins over the content type
+        ({"X-Empty": None, "X-Kept": "1"}, "x"),  # a header without a value is left out
+        ({}, None),
+    ],
+)
+def test_response_headers_and_bodies_are_sent_as_powertools_sent_them(headers: dict[str, Any], body: Any) -> None:
+    ours, theirs = Resolver(), APIGatewayRestResolver()
+    ours.get("/r")(lambda: Response(200, "text/plain", body, headers))
+    theirs.get("/r")(lambda: PowertoolsResponse(200, "text/plain", body, headers))
+    mine, powertools = ours.resolve(_event("GET", "/r")), theirs.resolve(_event("GET", "/r"), None)
+    assert mine == {**powertools, "multiValueHeaders": dict(powertools["multiValueHeaders"])}
+
+
+def test_a_route_without_parts_is_tried_before_one_with_parts_whatever_the_order_declared() -> None:
+    ours, theirs = Resolver(), APIGatewayRestResolver()
+    for app, response in ((ours, Response), (theirs, PowertoolsResponse)):
+        app.get("/t/<n>")(lambda n, response=response: response(200, "text/plain", f"part {n}"))
+        app.get("/t/me")(lambda response=response: response(200, "text/plain", "me"))
+    for path in ("/t/me", "/t/you"):
+        assert ours.resolve(_event("GET", path))["body"] == theirs.resolve(_event("GET", path), None)["body"]
+    assert ours.resolve(_event("GET", "/t/me"))["body"] == "me"
+
+
+class _Named(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+
+
+@pytest.mark.parametrize("raw", [b'{"name":"\xff"}', b"not base64 at all!"])
+def test_a_body_that_is_not_utf8_text_is_refused_never_stored_with_replaced_characters(raw: bytes) -> None:
+    app = Resolver()
+    install_error_handlers(app)
+    app.post("/n")(lambda: json_response({"name": json_body(app, _Named).name}))
+    body = base64.b64encode(raw).decode() if raw.startswith(b"{") else raw.decode()
+    answer = app.resolve({**_event("POST", "/n"), "isBase64Encoded": True, "body": body})
+    assert answer["statusCode"] == 400 and "UTF-8" in answer["body"]

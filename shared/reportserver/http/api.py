@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 from typing import Any, TypeVar
 
 import msgspec
@@ -25,7 +26,19 @@ S = TypeVar("S", bound=msgspec.Struct)
 
 def json_body(app: Resolver, kind: type[S]) -> S:
     """The request's JSON object as a `kind`; a refusal names the offending field."""
-    return decode_object(app.current_event.decoded_body or "", kind)
+    try:
+        text = app.current_event.decoded_body or ""
+    except (UnicodeDecodeError, binascii.Error):
+        raise InvalidParameter("body", "The body is not UTF-8 text") from None
+    return decode_object(text, kind)
+
+
+def has_body(app: Resolver) -> bool:
+    """Whether the request carries a body (one that is not text counts: `json_body` refuses it)."""
+    try:
+        return bool((app.current_event.decoded_body or "").strip())
+    except (UnicodeDecodeError, binascii.Error):
+        return True
 
 
 def decode_object(text: str, kind: type[S]) -> S:

@@ -38,11 +38,14 @@ class Response(Generic[T]):
         self.headers = dict(headers or {})
 
     def proxy(self) -> dict[str, Any]:
-        headers = {name: [str(value)] for name, value in self.headers.items()}
-        headers["Content-Type"] = [self.content_type]
+        """As Powertools made it: a header given wins over the content type, one without a value is left
+        out, bytes go base64."""
+        headers = {name: [str(value)] for name, value in self.headers.items() if value is not None}
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = [self.content_type]
         body: Any = self.body
         encoded = isinstance(body, bytes | bytearray)
-        text = base64.b64encode(body).decode("ascii") if encoded else str(body)
+        text = base64.b64encode(body).decode("ascii") if encoded else body if body is None else str(body)
         return {"statusCode": self.status_code, "body": text, "isBase64Encoded": encoded, "multiValueHeaders": headers}
 
 
@@ -96,10 +99,12 @@ class ProxyEvent:
 
     @property
     def decoded_body(self) -> str | None:
+        """The body as text; a base64 body that is not UTF-8 raises UnicodeDecodeError (a ValueError),
+        never text with replaced characters."""
         body = self.raw_event.get("body")
         if body is None or not self.raw_event.get("isBase64Encoded"):
             return body
-        return base64.b64decode(body).decode("utf-8", errors="replace")
+        return base64.b64decode(body).decode("utf-8")
 
 
 class _Route:
@@ -133,6 +138,8 @@ class Resolver:
     def route(self, rule: str, method: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self._routes.append(_Route(method.upper(), rule, handler))
+            # As Powertools: routes without <name> parts are tried first, each kind in the order declared.
+            self._routes.sort(key=lambda r: "<" in r.rule)
             return handler
 
         return register

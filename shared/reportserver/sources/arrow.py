@@ -450,8 +450,8 @@ def decimal_from_units(units: pa.Array, column: Column, scale: int, offset: int)
 
 
 def _to_decimal(stored: pa.Array, target: pa.DataType, column: Column, offset: int) -> pa.Array:
-    if pa.types.is_decimal(stored.type) and stored.type.scale == target.scale:
-        return stored if stored.type == target else stored.cast(target)  # Arrow checks the precision
+    if stored.type == target:  # a source's own decimals of the column's scale (PostgreSQL's units)
+        return stored
     if column.fixed_places and column.scale == target.scale and pa.types.is_string(stored.type):
         # Every value is exactly `scale` places and at most 38 digits, or NaN (the driver writes 'nan';
         # each way of writing NaN or an infinity has an n): refused here. The cast refuses a value with

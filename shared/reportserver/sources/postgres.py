@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import select
 import threading
 import time
@@ -855,8 +856,12 @@ def _in_units(statement: str, count: int, units: dict[int, int]) -> str:
         else f"q.c{n}"
         for index, n in enumerate(range(1, count + 1))
     )
-    # The line break ends a `--` comment that the statement's last line may hold.
-    return f"SELECT {outputs} FROM ({statement}\n) AS q({renamed})"  # noqa: S608 - the report's own statement
+    # A statement may end with ';' (the last thing in it: a comment after one is a second statement at
+    # save), which a subquery cannot hold; the line break ends a `--` comment on its last line. OFFSET 0
+    # keeps the planner from folding the statement into this one, which would copy each column's
+    # expression (a subquery, a function) into both places that name it: it runs once per row, as written.
+    inner = re.sub(r"[\s;]+$", "", statement)
+    return f"SELECT {outputs} FROM (SELECT * FROM ({inner}\n) AS s OFFSET 0) AS q({renamed})"  # noqa: S608
 
 
 class _Decimals:
