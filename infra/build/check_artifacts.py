@@ -1,5 +1,7 @@
 """Check what `sam build` made: each function with its layers under Lambda's 250 MB unzipped limit,
-and each handler importable by python3.12 from its own code and layers alone (as Lambda loads it).
+each handler importable by python3.12 from its own code and layers alone (as Lambda loads it), every
+module compiled to the bytecode Lambda's runtime loads (but the packages the build leaves as source),
+and each handler's cold import from its artifact (median of a few fresh interpreters).
 
     python -m infra.build.check_artifacts .aws-sam/build
 
@@ -9,6 +11,7 @@ Reads the built template (.aws-sam/build/template.yaml) to know which layers eac
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +39,44 @@ def function_parts(build_dir: Path) -> dict[str, tuple[str, list[Path]]]:
             [build_dir / logical_id, *(build_dir / n for n in names)],
         )
     return parts
+
+
+LEFT_AS_SOURCE = ("sqlglot",)  # layers/api/Makefile: imported only when a report is saved
+UNCHECKED_HASH = 0b01  # PEP 552: hash-based, not checked against the source
+
+
+def without_bytecode(folder: Path) -> list[Path]:
+    """The modules in `folder` with no unchecked-hash bytecode for python3.12 beside them."""
+    missing = []
+    for source in folder.rglob("*.py"):
+        if any(part in LEFT_AS_SOURCE for part in source.relative_to(folder).parts):
+            continue
+        compiled = source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
+        try:
+            flags = int.from_bytes(compiled.read_bytes()[4:8], "little")
+        except OSError:
+            flags = -1
+        if flags != UNCHECKED_HASH:
+            missing.append(source)
+    return missing
+
+
+def cold_import_ms(handler: str, folders: list[Path], environment: dict[str, Any], runs: int = 5) -> float:
+    """The handler module's import from its artifact alone, median of `runs` fresh interpreters."""
+    paths = [str(folders[0])] + [str(f / "python") for f in folders[1:]]
+    module = handler.rsplit(".", 1)[0]
+    probe = (
+        f"import sys, time; sys.path[:0] = {paths!r}; started = time.perf_counter(); import {module}; "
+        "print(time.perf_counter() - started)"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), **{k: str(v) for k, v in environment.items()}}
+    samples = []
+    for _ in range(runs):
+        result = subprocess.run(
+            ["python3.12", "-I", "-B", "-c", probe], capture_output=True, text=True, env=env, check=False
+        )
+        samples.append(float(result.stdout.split()[-1]) * 1000 if result.returncode == 0 else float("nan"))
+    return statistics.median(samples)
 
 
 def imports_alone(handler: str, folders: list[Path], environment: dict[str, Any]) -> str:
@@ -73,10 +114,18 @@ def main(argv: list[str]) -> int:
         total = sum(sizes.values())
         detail = ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in sizes.items())
         import_error = imports_alone(handler, folders, environments[function])
+        uncompiled = [path for folder in folders for path in without_bytecode(folder)]
         size_verdict = "ok" if total <= LAMBDA_UNZIPPED_LIMIT_BYTES else "OVER THE 250 MB LIMIT"
         import_verdict = "imports alone" if not import_error else f"DOES NOT IMPORT: {import_error}"
-        failed |= total > LAMBDA_UNZIPPED_LIMIT_BYTES or bool(import_error)
-        print(f"{function}: {total / 1e6:.1f} MB unzipped ({detail}) {size_verdict}; {import_verdict}")
+        bytecode_verdict = (
+            "all bytecode" if not uncompiled else f"NO BYTECODE FOR {len(uncompiled)} modules, e.g. {uncompiled[0]}"
+        )
+        failed |= total > LAMBDA_UNZIPPED_LIMIT_BYTES or bool(import_error) or bool(uncompiled)
+        cold = cold_import_ms(handler, folders, environments[function])
+        print(
+            f"{function}: {total / 1e6:.1f} MB unzipped ({detail}) {size_verdict}; {import_verdict}; "
+            f"{bytecode_verdict}; cold import {cold:.0f} ms"
+        )
     return 1 if failed else 0
 
 

@@ -29,6 +29,8 @@ HEAVY = [
     "moto",
     "psycopg",  # only where a PostgreSQL source runs
     "sqlglot",  # only when a statement is saved
+    "aws_lambda_powertools.event_handler",  # every resolver Powertools has: reportserver.http.resolver routes
+    "asyncio",  # which Powertools' AppSync resolver brought along
 ]
 PROBE = """
 import json, sys, importlib
