@@ -10,6 +10,7 @@ whole API function may spend on its cold start; the tests check this lexer again
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -37,8 +38,14 @@ _NAME_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 _NAME_PART = _NAME_START | frozenset("0123456789")
 
 
-def variables(sql: str, dialect: Dialect = Dialect.SQLITE) -> list[Variable]:  # noqa: PLR0912 - one branch a token
-    """Every `:name` use, in order. `::` is a cast, and text inside literals and comments is skipped."""
+def variables(sql: str, dialect: Dialect = Dialect.SQLITE) -> list[Variable]:
+    """Every `:name` use, in order. `::` is a cast, and text inside literals and comments is skipped.
+    A report's few statements are read again on every call: each is scanned once per container."""
+    return list(_scanned(sql, dialect))
+
+
+@functools.lru_cache(maxsize=512)
+def _scanned(sql: str, dialect: Dialect) -> tuple[Variable, ...]:  # noqa: PLR0912 - one branch a token
     found: list[Variable] = []
     position, length = 0, len(sql)
     while position < length:
@@ -74,7 +81,7 @@ def variables(sql: str, dialect: Dialect = Dialect.SQLITE) -> list[Variable]:  #
             position = end
         else:
             position += 1
-    return found
+    return tuple(found)
 
 
 def names(sql: str, dialect: Dialect = Dialect.SQLITE) -> list[str]:

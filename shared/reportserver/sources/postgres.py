@@ -26,6 +26,7 @@ PostgreSQL prints for it, on both paths (an export with such a column reads its 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import select
@@ -650,7 +651,13 @@ Field = tuple[str, int, int | None, int | None]
 
 
 def _columns(fields: list[Field]) -> list[Column]:
-    """The report's tag wins over the server's type; a type outside the contract is text."""
+    """The report's tag wins over the server's type; a type outside the contract is text. A report's
+    statement describes the same fields on every call: each set is resolved once per container."""
+    return list(_resolved_columns(tuple(fields)))
+
+
+@functools.lru_cache(maxsize=256)
+def _resolved_columns(fields: tuple[Field, ...]) -> tuple[Column, ...]:
     resolved = []
     for name, oid, places, digits in fields:
         plain, kind, tag_scale = tagged(name)
@@ -660,7 +667,7 @@ def _columns(fields: list[Field]) -> list[Column]:
         else:
             resolved.append(Column(plain, kind, tag_scale))
     names = unique_names([c.name for c in resolved])
-    return [Column(unique, c.type, c.scale, c.fixed_places) for unique, c in zip(names, resolved, strict=True)]
+    return tuple(Column(unique, c.type, c.scale, c.fixed_places) for unique, c in zip(names, resolved, strict=True))
 
 
 # Contract types whose value psycopg loads is already the contract's value (nothing to check).
