@@ -10,6 +10,7 @@ Reads the built template (.aws-sam/build/template.yaml) to know which layers eac
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import statistics
 import subprocess
@@ -46,17 +47,23 @@ UNCHECKED_HASH = 0b01  # PEP 552: hash-based, not checked against the source
 
 
 def without_bytecode(folder: Path) -> list[Path]:
-    """The modules in `folder` with no unchecked-hash bytecode for python3.12 beside them."""
+    """The modules in `folder` without current bytecode for python3.12 beside them: unchecked-hash, of
+    this Python's magic number (the build's python3.12), and of the source as it is now."""
     missing = []
     for source in folder.rglob("*.py"):
-        if any(part in LEFT_AS_SOURCE for part in source.relative_to(folder).parts):
+        if any(part in LEFT_AS_SOURCE for part in source.relative_to(folder).parts[:-1]):
             continue
         compiled = source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
         try:
-            flags = int.from_bytes(compiled.read_bytes()[4:8], "little")
+            header = compiled.read_bytes()[:16]
         except OSError:
-            flags = -1
-        if flags != UNCHECKED_HASH:
+            header = b""
+        current = (
+            header[:4] == importlib.util.MAGIC_NUMBER
+            and int.from_bytes(header[4:8], "little") == UNCHECKED_HASH
+            and header[8:16] == importlib.util.source_hash(source.read_bytes())
+        )
+        if not current:
             missing.append(source)
     return missing
 

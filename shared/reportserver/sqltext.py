@@ -41,7 +41,7 @@ _NAME_PART = _NAME_START | frozenset("0123456789")
 def variables(sql: str, dialect: Dialect = Dialect.SQLITE) -> list[Variable]:
     """Every `:name` use, in order. `::` is a cast, and text inside literals and comments is skipped.
     A report's few statements are read again on every call: each is scanned once per container."""
-    return list(_scanned(sql, dialect))
+    return list(_scanned(sql, Dialect(dialect)))  # the member: its name as text would share its cache entry
 
 
 @functools.lru_cache(maxsize=512)

@@ -37,3 +37,21 @@ def test_every_module_gets_unchecked_bytecode_naming_its_lambda_path_but_those_l
 def test_the_build_check_names_a_module_without_bytecode(tmp_path: Path) -> None:
     root = _tree(tmp_path)
     assert set(without_bytecode(root)) == {root / "pkg" / "__init__.py", root / "pkg" / "mod.py"}
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 12), reason="bytecode for Lambda's python3.12")
+def test_a_checkout_path_holding_a_left_as_source_name_skips_nothing(tmp_path: Path) -> None:
+    # Found in review: the exclusion matched the whole path, so a build under .../sqlglot/... compiled nothing.
+    root = _tree(tmp_path / "sqlglot" / "checkout")
+    assert compile_tree(root, "/opt/python", ["sqlglot"])
+    assert without_bytecode(root) == []
+    assert not (root / "sqlglot" / "__pycache__").exists()
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 12), reason="bytecode for Lambda's python3.12")
+def test_bytecode_older_than_its_source_is_found(tmp_path: Path) -> None:
+    # sam build's cache may keep a layer's bytecode while its source changed: the check must see it.
+    root = _tree(tmp_path)
+    assert compile_tree(root, "/opt/python", ["sqlglot"])
+    (root / "pkg" / "mod.py").write_text("VALUE = 2\n", encoding="utf-8")
+    assert without_bytecode(root) == [root / "pkg" / "mod.py"]

@@ -109,3 +109,10 @@ def test_the_lexer_agrees_with_sqlglots_tokenizer(made: tuple[str, list[str]]) -
         if before.token_type is TokenType.COLON and after.start == before.end + 1 and WORD.fullmatch(after.text)
     ]
     assert [v.name for v in variables(sql)] == theirs
+
+
+def test_a_dialect_given_by_name_reads_as_the_dialect_and_never_poisons_its_cached_scan() -> None:
+    # Found in review: "sqlite" and Dialect.SQLITE are one cache key, and the scan compared by identity.
+    sql = "SELECT `a:b`, [c:d], :x"
+    assert [v.name for v in variables(sql, "sqlite")] == ["x"]  # type: ignore[arg-type]
+    assert [v.name for v in variables(sql, Dialect.SQLITE)] == ["x"]

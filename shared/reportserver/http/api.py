@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import binascii
 from typing import Any, TypeVar
 
 import msgspec
@@ -28,8 +27,8 @@ def json_body(app: Resolver, kind: type[S]) -> S:
     """The request's JSON object as a `kind`; a refusal names the offending field."""
     try:
         text = app.current_event.decoded_body or ""
-    except (UnicodeDecodeError, binascii.Error):
-        raise InvalidParameter("body", "The body is not UTF-8 text") from None
+    except ValueError:  # not base64 (binascii.Error, or a character outside ASCII), or not UTF-8
+        raise InvalidParameter("body", "The body cannot be read as base64-encoded UTF-8 text") from None
     return decode_object(text, kind)
 
 
@@ -37,7 +36,7 @@ def has_body(app: Resolver) -> bool:
     """Whether the request carries a body (one that is not text counts: `json_body` refuses it)."""
     try:
         return bool((app.current_event.decoded_body or "").strip())
-    except (UnicodeDecodeError, binascii.Error):
+    except ValueError:
         return True
 
 
