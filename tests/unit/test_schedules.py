@@ -1,0 +1,159 @@
+"""Job schedules (`domain.schedules`): recurrence rules on the job's wall clock, across daylight-saving
+changes in both directions, their EventBridge Scheduler expressions, and the refusals on save."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from reportserver.domain.errors import InvalidParameter
+from reportserver.domain.schedules import JobSchedule, job_schedule
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+# The changes of 2026: New York forward on 8 March and back on 1 November (at 02:00); Sydney back on
+# 5 April (03:00 -> 02:00) and forward on 4 October (02:00 -> 03:00).
+CHANGES = [
+    ("America/New_York", date(2026, 3, 8)),
+    ("America/New_York", date(2026, 11, 1)),
+    ("Australia/Sydney", date(2026, 4, 5)),
+    ("Australia/Sydney", date(2026, 10, 4)),
+]
+
+
+def _runs(schedule: JobSchedule, since: datetime, days: int) -> list[datetime]:
+    until = since + timedelta(days=days)
+    runs = []
+    for moment in schedule.runs_after(since):
+        if moment >= until:
+            break
+        runs.append(moment)
+    return runs
+
+
+@pytest.mark.parametrize(("zone", "day"), CHANGES)
+@pytest.mark.parametrize("time_of_day", ["00:30", "01:30", "02:00", "02:30", "03:00", "03:30", "09:00", "23:30"])
+def test_a_daily_job_runs_once_on_every_day_around_a_clock_change(zone: str, day: date, time_of_day: str) -> None:
+    # Given a daily job at a time that the change may skip or repeat
+    hour, minute = map(int, time_of_day.split(":"))
+    schedule = job_schedule(f"FREQ=DAILY;BYHOUR={hour};BYMINUTE={minute}", "2026-01-01T00:00:00", zone, NOW)
+    # When its runs from three days before the change to three days after are listed
+    since = datetime.combine(day - timedelta(days=3), datetime.min.time(), ZoneInfo(zone))
+    runs = _runs(schedule, since, 7)
+    # Then each of the seven local days has exactly one run, never two, none skipped
+    local_days = [r.astimezone(ZoneInfo(zone)).date() for r in runs]
+    assert local_days == [day + timedelta(days=n) for n in range(-3, 4)], runs
+    assert runs == sorted(set(runs))
+    for run in runs:  # at the wall time asked for, or as far past a skipped hour as the time was into it
+        wall = run.astimezone(ZoneInfo(zone))
+        assert (wall.hour, wall.minute) in {(hour, minute), (hour + 1, minute)}
+
+
+def test_a_skipped_wall_time_runs_as_far_past_the_change_and_a_repeated_one_runs_the_first_time() -> None:
+    zone = ZoneInfo("America/New_York")
+    schedule = job_schedule("FREQ=DAILY;BYHOUR=2;BYMINUTE=30", "2026-01-01T00:00", "America/New_York", NOW)
+    forward = next(schedule.runs_after(datetime(2026, 3, 8, 0, 0, tzinfo=zone)))
+    assert forward.astimezone(zone).isoformat() == "2026-03-08T03:30:00-04:00"
+    back = job_schedule("FREQ=DAILY;BYHOUR=1;BYMINUTE=30", "2026-01-01T00:00", "America/New_York", NOW)
+    runs = _runs(back, datetime(2026, 11, 1, 0, 0, tzinfo=zone), 1)
+    assert [r.astimezone(zone).isoformat() for r in runs] == ["2026-11-01T01:30:00-04:00"]  # not again at -05:00
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(["America/New_York", "Australia/Sydney", "Europe/London", "Australia/Lord_Howe", "UTC"]),
+    st.sampled_from(["HOURLY", "DAILY", "WEEKLY", "MONTHLY"]),
+    st.integers(0, 23),
+    st.sampled_from([0, 15, 30, 59]),
+    st.integers(1, 3),
+    st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31)),
+)
+def test_runs_are_strictly_increasing_instants_on_the_rules_wall_times(
+    zone: str, frequency: str, hour: int, minute: int, interval: int, since: datetime
+) -> None:
+    hours = "" if frequency == "HOURLY" else f";BYHOUR={hour}"
+    rule = f"FREQ={frequency};INTERVAL={interval};BYMINUTE={minute}{hours}"
+    schedule = job_schedule(rule, "2026-01-01T00:00:00", zone, NOW)
+    instant = since.replace(tzinfo=ZoneInfo(zone))
+    runs = _runs(schedule, instant, 70 if frequency != "HOURLY" else 3)
+    assert runs == sorted(set(runs)) and all(r > instant for r in runs)
+    for run in runs:
+        wall = run.astimezone(ZoneInfo(zone))
+        assert wall.minute == minute or zone == "Australia/Lord_Howe"  # its change is half an hour
+    if frequency == "DAILY" and interval == 1:
+        days = [r.astimezone(ZoneInfo(zone)).date() for r in runs]
+        assert days == [days[0] + timedelta(days=n) for n in range(len(days))]  # none skipped, none twice
+
+
+@pytest.mark.parametrize(
+    ("rule", "start", "expected"),
+    [
+        ("FREQ=DAILY;BYHOUR=9;BYMINUTE=0", "2026-01-01T00:00", "cron(0 9 * * ? *)"),
+        ("FREQ=DAILY", "2026-01-01T07:45", "cron(45 7 * * ? *)"),
+        ("FREQ=WEEKLY;BYDAY=MO,WE,FR;BYHOUR=18;BYMINUTE=30", "2026-01-01T00:00", "cron(30 18 ? * MON,WED,FRI *)"),
+        ("FREQ=WEEKLY", "2026-01-01T08:00", "cron(0 8 ? * THU *)"),  # 1 January 2026 is a Thursday
+        ("FREQ=MONTHLY;BYMONTHDAY=1,15;BYHOUR=6", "2026-01-01T00:00", "cron(0 6 1,15 * ? *)"),
+        ("FREQ=MONTHLY;BYMONTHDAY=-1;BYHOUR=6", "2026-01-01T00:10", "cron(10 6 L * ? *)"),
+        ("FREQ=MONTHLY;BYDAY=MO;BYSETPOS=1;BYHOUR=9", "2026-01-01T00:00", "cron(0 9 ? * 2#1 *)"),
+        ("FREQ=MONTHLY;BYDAY=-1FR;BYHOUR=17", "2026-01-01T00:00", "cron(0 17 ? * 6L *)"),
+    ],
+)
+def test_a_rule_that_cron_says_exactly_is_one_recurring_schedule(rule: str, start: str, expected: str) -> None:
+    expression = job_schedule(rule, start, "Australia/Sydney", NOW).scheduler_expression(NOW)
+    assert expression is not None and expression.recurring
+    assert (expression.expression, expression.zone) == (expected, "Australia/Sydney")
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=DAILY;INTERVAL=2;BYHOUR=9",  # every other day: cron cannot count days
+        "FREQ=DAILY;COUNT=10;BYHOUR=9",
+        "FREQ=MONTHLY;BYMONTHDAY=31;BYHOUR=9",  # not in every month: RFC 5545 skips those months
+        "FREQ=DAILY;BYHOUR=2;BYMINUTE=30",  # in the hours where clocks change
+        "FREQ=YEARLY;BYMONTH=7;BYMONTHDAY=1;BYHOUR=9",
+        "FREQ=DAILY;BYHOUR=9,17",
+    ],
+)
+def test_any_other_rule_is_scheduled_one_run_at_a_time_at_its_next_wall_time(rule: str) -> None:
+    schedule = job_schedule(rule, "2026-01-01T00:00", "America/New_York", NOW)
+    expression = schedule.scheduler_expression(NOW)
+    upcoming = schedule.next_run(NOW)
+    assert expression is not None and upcoming is not None and not expression.recurring
+    wall = upcoming.astimezone(ZoneInfo("America/New_York")).replace(tzinfo=None)
+    assert expression.expression == f"at({wall.isoformat(timespec='seconds')})"
+
+
+def test_an_until_in_utc_is_the_same_instant_on_the_jobs_wall_clock() -> None:
+    # 2026-03-10T13:00Z is 00:00 on 11 March in Sydney: the run at 00:00 that day is the last.
+    schedule = job_schedule("FREQ=DAILY;BYHOUR=0;UNTIL=20260310T130000Z", "2026-03-01T00:00", "Australia/Sydney", NOW)
+    runs = list(schedule.runs_after(NOW))
+    assert runs[-1].astimezone(ZoneInfo("Australia/Sydney")).isoformat() == "2026-03-11T00:00:00+11:00"
+
+
+@pytest.mark.parametrize(
+    ("rule", "start", "zone", "field"),
+    [
+        ("FREQ=DAILY", "2026-01-01T09:00", "Mars/Olympus", "timeZone"),
+        ("FREQ=DAILY", "2026-01-01T09:00", "EST5EDT ", "timeZone"),
+        ("FREQ=DAILY", "next tuesday", "UTC", "startDate"),
+        ("", "2026-01-01T09:00", "UTC", "recurrenceRule"),
+        ("FREQ=SOMETIMES", "2026-01-01T09:00", "UTC", "recurrenceRule"),
+        ("BYHOUR=9", "2026-01-01T09:00", "UTC", "recurrenceRule"),  # no FREQ
+        ("FREQ=DAILY;FREQ=WEEKLY", "2026-01-01T09:00", "UTC", "recurrenceRule"),
+        ("FREQ=DAILY;BYHOUR=25", "2026-01-01T09:00", "UTC", "recurrenceRule"),
+        ("FREQ=DAILY;DTSTART=20260101T000000", "2026-01-01T09:00", "UTC", "recurrenceRule"),
+        ("FREQ=DAILY\nRRULE:FREQ=WEEKLY", "2026-01-01T09:00", "UTC", "recurrenceRule"),
+        ("FREQ=DAILY;COUNT=3;UNTIL=20270101T000000Z", "2026-01-01T09:00", "UTC", "recurrenceRule"),
+        ("FREQ=DAILY;COUNT=3", "2020-01-01T09:00", "UTC", "recurrenceRule"),  # all three runs are past
+        ("FREQ=DAILY;UNTIL=20250101T000000Z", "2024-01-01T09:00", "UTC", "recurrenceRule"),
+        ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "2026-01-01T09:00", "UTC", "recurrenceRule"),  # never
+        ("FREQ=DAILY;UNTIL=tomorrow", "2026-01-01T09:00", "UTC", "recurrenceRule"),
+    ],
+)
+def test_a_schedule_that_cannot_run_is_refused_naming_its_field(rule: str, start: str, zone: str, field: str) -> None:
+    with pytest.raises(InvalidParameter) as refused:
+        job_schedule(rule, start, zone, NOW)
+    assert refused.value.parameter == field, refused.value
