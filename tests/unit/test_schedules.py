@@ -157,3 +157,12 @@ def test_a_schedule_that_cannot_run_is_refused_naming_its_field(rule: str, start
     with pytest.raises(InvalidParameter) as refused:
         job_schedule(rule, start, zone, NOW)
     assert refused.value.parameter == field, refused.value
+
+
+def test_a_job_that_starts_later_is_scheduled_one_run_at_a_time_until_it_has_started() -> None:
+    # A cron expression would fire before the job's startDate.
+    schedule = job_schedule("FREQ=DAILY;BYHOUR=9", "2026-06-01T09:00", "Australia/Sydney", NOW)
+    early = schedule.scheduler_expression(NOW)
+    assert early is not None and early.expression == "at(2026-06-01T09:00:00)"
+    later = schedule.scheduler_expression(datetime(2026, 6, 2, tzinfo=UTC))
+    assert later is not None and later.expression == "cron(0 9 * * ? *)"

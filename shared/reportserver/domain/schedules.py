@@ -80,7 +80,8 @@ class JobSchedule:
 
     def scheduler_expression(self, now: datetime) -> SchedulerExpression | None:
         """A cron expression where one says the rule exactly; else `at()` of the next run (None: no more runs)."""
-        cron = _as_cron(self.rule, self.start)
+        started = self.start.replace(tzinfo=ZoneInfo(self.zone), fold=0) <= now
+        cron = _as_cron(self.rule, self.start) if started else None  # a cron would fire before the start
         if cron is not None:
             return SchedulerExpression(cron, self.zone)
         upcoming = self.next_run(now)
