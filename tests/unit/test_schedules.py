@@ -3,6 +3,8 @@ changes in both directions, their EventBridge Scheduler expressions, and the ref
 
 from __future__ import annotations
 
+import itertools
+import time
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -110,15 +112,19 @@ def test_a_rule_that_cron_says_exactly_is_one_recurring_schedule(rule: str, star
     "rule",
     [
         "FREQ=DAILY;INTERVAL=2;BYHOUR=9",  # every other day: cron cannot count days
-        "FREQ=DAILY;COUNT=10;BYHOUR=9",
+        "FREQ=DAILY;COUNT=1000;BYHOUR=9",
         "FREQ=MONTHLY;BYMONTHDAY=31;BYHOUR=9",  # not in every month: RFC 5545 skips those months
         "FREQ=DAILY;BYHOUR=2;BYMINUTE=30",  # in the hours where clocks change
         "FREQ=YEARLY;BYMONTH=7;BYMONTHDAY=1;BYHOUR=9",
         "FREQ=DAILY;BYHOUR=9,17",
+        "FREQ=DAILY;BYHOUR=9;BYMINUTE=0,30",
+        "FREQ=DAILY;BYMONTH=1,7;BYHOUR=9",
+        "FREQ=DAILY;UNTIL=20270101T000000Z;BYHOUR=9",
     ],
 )
 def test_any_other_rule_is_scheduled_one_run_at_a_time_at_its_next_wall_time(rule: str) -> None:
-    schedule = job_schedule(rule, "2026-01-01T00:00", "America/New_York", NOW)
+    # Started before now, so only the rule's shape keeps it from cron (the control case below gets one).
+    schedule = job_schedule(rule, "2025-01-01T00:00", "America/New_York", NOW)
     expression = schedule.scheduler_expression(NOW)
     upcoming = schedule.next_run(NOW)
     assert expression is not None and upcoming is not None and not expression.recurring
@@ -131,6 +137,69 @@ def test_an_until_in_utc_is_the_same_instant_on_the_jobs_wall_clock() -> None:
     schedule = job_schedule("FREQ=DAILY;BYHOUR=0;UNTIL=20260310T130000Z", "2026-03-01T00:00", "Australia/Sydney", NOW)
     runs = list(schedule.runs_after(NOW))
     assert runs[-1].astimezone(ZoneInfo("Australia/Sydney")).isoformat() == "2026-03-11T00:00:00+11:00"
+
+
+def test_the_control_case_of_the_test_above_is_a_cron_expression() -> None:
+    schedule = job_schedule("FREQ=DAILY;BYHOUR=9", "2025-01-01T00:00", "America/New_York", NOW)
+    expression = schedule.scheduler_expression(NOW)
+    assert expression is not None and expression.expression == "cron(0 9 * * ? *)"
+
+
+@pytest.mark.parametrize(
+    ("zone", "day", "time_of_day", "expected"),
+    [
+        # America/Nuuk skips 23:00-24:00 on the last Saturday of March: 23:30 runs at 22:30 that day, not on
+        # Sunday (which would then have two runs and Saturday none).
+        ("America/Nuuk", date(2026, 3, 28), "23:30", "2026-03-28T22:30:00-02:00"),
+        ("Pacific/Easter", date(2026, 9, 5), "22:30", "2026-09-05T23:30:00-05:00"),
+        ("America/Santiago", date(2026, 9, 6), "00:30", "2026-09-06T01:30:00-03:00"),
+    ],
+)
+def test_a_skipped_time_late_or_early_in_the_day_runs_on_its_own_day(
+    zone: str, day: date, time_of_day: str, expected: str
+) -> None:
+    hour, minute = map(int, time_of_day.split(":"))
+    schedule = job_schedule(f"FREQ=DAILY;BYHOUR={hour};BYMINUTE={minute}", "2025-01-01T00:00", zone, NOW)
+    since = datetime.combine(day - timedelta(days=3), datetime.min.time(), ZoneInfo(zone))
+    runs = [r.astimezone(ZoneInfo(zone)) for r in _runs(schedule, since, 7)]
+    assert [r.date() for r in runs] == [day + timedelta(days=n) for n in range(-3, 4)], runs
+    assert runs[3].isoformat() == expected
+    # and such a time is never a cron expression, whose skipped runs Scheduler would drop
+    expression = schedule.scheduler_expression(NOW)
+    assert expression is not None and not expression.recurring
+
+
+def test_a_time_the_zones_clocks_never_change_at_is_a_cron_expression_there() -> None:
+    expression = job_schedule("FREQ=DAILY;BYHOUR=9", "2025-01-01T00:00", "America/Nuuk", NOW).scheduler_expression(NOW)
+    assert expression is not None and expression.expression == "cron(0 9 * * ? *)"
+
+
+def test_a_rule_with_years_between_runs_still_has_its_next_run() -> None:
+    schedule = job_schedule("FREQ=YEARLY;INTERVAL=6", "2026-06-01T09:00", "UTC", NOW)
+    after_first = datetime(2026, 6, 2, tzinfo=UTC)
+    assert schedule.next_run(after_first) == datetime(2032, 6, 1, 9, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "FREQ=MINUTELY;INTERVAL=7",  # begun years ago: read from near now, not walked from its start
+        "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30",  # never: searched to the horizon, not to year 9999
+        "FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=30",
+        "FREQ=MINUTELY;BYMONTH=2;BYMONTHDAY=30",
+    ],
+)
+def test_a_rule_is_read_from_near_now_and_never_past_the_horizon(rule: str) -> None:
+    started = time.perf_counter()
+    try:
+        schedule = job_schedule(rule, "2016-01-01T00:00", "Europe/London", NOW)
+    except InvalidParameter:
+        schedule = None
+    else:
+        runs = list(itertools.islice(schedule.runs_after(datetime(2026, 5, 1, tzinfo=UTC)), 5))
+        assert len(runs) == 5 and runs == sorted(set(runs))
+    assert time.perf_counter() - started < 2.0  # seconds to minutes each before
+    assert (schedule is None) == ("BYMONTHDAY=30" in rule)
 
 
 @pytest.mark.parametrize(
@@ -151,6 +220,19 @@ def test_an_until_in_utc_is_the_same_instant_on_the_jobs_wall_clock() -> None:
         ("FREQ=DAILY;UNTIL=20250101T000000Z", "2024-01-01T09:00", "UTC", "recurrenceRule"),
         ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "2026-01-01T09:00", "UTC", "recurrenceRule"),  # never
         ("FREQ=DAILY;UNTIL=tomorrow", "2026-01-01T09:00", "UTC", "recurrenceRule"),
+        # found in review: accepted, then a hang, a crash or a different rule
+        ("FREQ=DAILY;INTERVAL=0", "2026-01-01T09:00", "UTC", "recurrenceRule"),
+        ("FREQ=DAILY;INTERVAL=-1", "2026-01-01T09:00", "UTC", "recurrenceRule"),
+        ("FREQ=DAILY;COUNT=0", "2026-01-01T09:00", "UTC", "recurrenceRule"),
+        ("FREQ=MINUTELY;COUNT=99999999", "2026-01-01T09:00", "UTC", "recurrenceRule"),
+        ("FREQ=YEARLY;INTERVAL=11", "2026-01-01T09:00", "UTC", "recurrenceRule"),
+        ("FREQ=SECONDLY", "2026-01-01T09:00", "UTC", "recurrenceRule"),  # Scheduler runs to the minute
+        ("FREQ=DAILY;BYSECOND=30", "2026-01-01T09:00", "UTC", "recurrenceRule"),
+        ("FREQ=MONTHLY;BYMONTHDAY=0", "2026-01-01T09:00", "UTC", "recurrenceRule"),  # ran every day
+        ("FREQ=DAILY;UNTIL=20270105", "2026-01-01T09:00", "UTC", "recurrenceRule"),  # a date, not a date-time
+        ("FREQ=DAILY;UNTIL=2027-12-31", "2026-01-01T09:00", "UTC", "recurrenceRule"),
+        ("FREQ=MONTHLY;BYDAY=99MO", "2026-01-01T09:00", "UTC", "recurrenceRule"),  # was an IndexError: 500
+        ("FREQ=DAILY;UNTIL=00010101T000000Z", "2026-01-01T09:00", "Pacific/Kiritimati", "recurrenceRule"),
     ],
 )
 def test_a_schedule_that_cannot_run_is_refused_naming_its_field(rule: str, start: str, zone: str, field: str) -> None:

@@ -3,18 +3,22 @@ instants, and the EventBridge Scheduler expression that fires them (issue 10, se
 
 A rule is evaluated on the job's wall clock (python-dateutil's `rrule`): "every day at 09:00" in
 Australia/Sydney is 09:00 there in summer and in winter. Across a daylight-saving change a wall time
-that does not exist (02:30 on the night clocks go forward) runs at the same distance past the change
-(03:30), and one that happens twice (01:30 on the night clocks go back) runs the first time only; the
-instants are strictly increasing, so no run is repeated and no day is skipped.
+that does not exist (02:30 on the night clocks go forward) runs as far past the change as it was into
+the gap (03:30), or as far before it when that would be the next day (23:30 in America/Nuuk, whose
+clocks skip 23:00-24:00); one that happens twice (01:30 on the night clocks go back) runs the first time
+only. The instants are strictly increasing and each run stays on its day: none is repeated, no day is
+skipped.
 
 EventBridge Scheduler has no recurrence rules. A rule that a Scheduler cron expression says exactly
-(one time of day; every day, some weekdays, some days of the month, or the n-th weekday of the month;
-no interval, count or end) becomes `cron(...)` with the job's time zone; any other is scheduled one run
-at a time, `at(...)` of the next instant, and the next schedule is made when a run starts.
+(one time of day that the zone's clocks never skip or repeat; every day, some weekdays, some days of the
+month, or the n-th weekday of the month; no interval, count or end) becomes `cron(...)` with the job's
+time zone; any other is scheduled one run at a time, `at(...)` of the next run, and the next schedule
+is made when a run starts. Runs are to the minute, as Scheduler's are: no SECONDLY rule, no BYSECOND.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,15 +27,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from reportserver.domain.errors import InvalidParameter
 
-# How far ahead a rule is searched for a next run: a rule with none within it "never runs again".
-HORIZON = timedelta(days=366 * 5)
-# Clocks change between midnight and 03:00 in the zones that change them; a run at such a time is
-# scheduled one at a time (`at()`), so that what a skipped or repeated hour does is decided here.
-EARLIEST_CRON_HOUR = 4
+# How far ahead a rule is searched for a next run: a rule with none within it "never runs again". The
+# largest intervals are bounded to fit in it (a yearly rule runs at least every ten years).
+HORIZON = timedelta(days=366 * 10)
+MAX_INTERVAL = {"YEARLY": 10, "MONTHLY": 120, "WEEKLY": 520, "DAILY": 3650, "HOURLY": 87_600, "MINUTELY": 5_256_000}
+MAX_COUNT = 10_000  # a counted rule is read from its start: this bounds that reading
+_STEP = {"WEEKLY": timedelta(weeks=1), "DAILY": timedelta(days=1), "HOURLY": timedelta(hours=1),
+         "MINUTELY": timedelta(minutes=1)}  # fmt: skip
 _CRON_WEEKDAY_NUMBERS = {"MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7, "SUN": 1}
 _WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 _RULE_PARTS = frozenset(
-    {"FREQ", "INTERVAL", "COUNT", "UNTIL", "BYSECOND", "BYMINUTE", "BYHOUR", "BYDAY", "BYMONTHDAY", "BYYEARDAY",
+    {"FREQ", "INTERVAL", "COUNT", "UNTIL", "BYMINUTE", "BYHOUR", "BYDAY", "BYMONTHDAY", "BYYEARDAY",
      "BYWEEKNO", "BYMONTH", "BYSETPOS", "WKST"}
 )  # fmt: skip
 
@@ -57,20 +63,35 @@ class JobSchedule:
     zone: str
 
     def runs_after(self, instant: datetime) -> Iterator[datetime]:
-        """The runs strictly after `instant` (aware), as UTC instants, in order, each once."""
-        from dateutil.rrule import rrulestr  # noqa: PLC0415 - only where jobs are saved or run
-
+        """The runs strictly after `instant` (aware), as UTC instants, in order, each once, up to
+        `HORIZON` after it."""
         zone = ZoneInfo(self.zone)
-        # From a little before: a wall time in a skipped hour lands later than it reads.
+        # From a little before: a wall time in a skipped hour may land on either side of where it reads.
         after = instant.astimezone(zone).replace(tzinfo=None) - timedelta(hours=3)
         last = instant.astimezone(UTC)
-        for wall in rrulestr(self.rule, dtstart=self.start).xafter(after, inc=False):
-            # fold=0: a wall time that happens twice is its first; one that never happens is read with the
-            # offset before the change, which lands as far past it as the wall time was.
-            moment = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+        for wall in self._rule_from(after, after + HORIZON).xafter(after, inc=False):
+            moment = _instant(wall, zone)
             if moment > last:
                 last = moment
                 yield moment
+
+    def _rule_from(self, after: datetime, horizon: datetime) -> Any:
+        """The rule, read from close before `after` rather than from its start (a minutely rule begun a
+        year ago would otherwise be walked through half a million past runs), and ended at `horizon`
+        (a rule that matches nothing, such as 30 February, would otherwise be searched to year 9999)."""
+        from dateutil.rrule import rrulestr  # noqa: PLC0415 - only where jobs are saved or run
+
+        rule = rrulestr(self.rule, dtstart=self.start)
+        parts = _parts(self.rule)
+        if "COUNT" in parts:
+            return rule  # counted from its start; MAX_COUNT bounds it
+        start = self.start
+        step = _STEP.get(parts["FREQ"])
+        if step is not None and "BYSETPOS" not in parts and "BYWEEKNO" not in parts and start < after:
+            period = step * int(parts.get("INTERVAL", "1"))
+            start += period * ((after - start) // period)  # whole periods: the rule's phase is kept
+        until = min(rule._until, horizon) if rule._until is not None else horizon
+        return rule.replace(dtstart=start, until=until)
 
     def next_run(self, instant: datetime) -> datetime | None:
         """The first run after `instant`, or None if the rule has none within `HORIZON`."""
@@ -81,7 +102,7 @@ class JobSchedule:
     def scheduler_expression(self, now: datetime) -> SchedulerExpression | None:
         """A cron expression where one says the rule exactly; else `at()` of the next run (None: no more runs)."""
         started = self.start.replace(tzinfo=ZoneInfo(self.zone), fold=0) <= now
-        cron = _as_cron(self.rule, self.start) if started else None  # a cron would fire before the start
+        cron = _as_cron(self.rule, self.start, self.zone) if started else None  # a cron would fire before the start
         if cron is not None:
             return SchedulerExpression(cron, self.zone)
         upcoming = self.next_run(now)
@@ -94,13 +115,17 @@ class JobSchedule:
 def job_schedule(rule: str, start: str | datetime, zone: str, now: datetime) -> JobSchedule:
     """A job's schedule from seed 001's `recurrenceRule`, `startDate` and `timeZone`: each checked, a
     refusal (400) naming the field; a rule that would never run again after `now` is refused too."""
+    if now.tzinfo is None:
+        raise TypeError("now must be an aware datetime")
     tz = _zone(zone)
     first = _start(start, tz)
-    text = _until_on_the_wall_clock(_rule_text(rule), tz)
-    schedule = JobSchedule(text, first, zone)
     try:
+        text = _until_on_the_wall_clock(_rule_text(rule), tz)
+        schedule = JobSchedule(text, first, zone)
         upcoming = schedule.next_run(now)
-    except (ValueError, TypeError, OverflowError) as error:
+    except InvalidParameter:
+        raise
+    except (ValueError, TypeError, OverflowError, IndexError) as error:
         raise InvalidParameter("recurrenceRule", f"Invalid recurrenceRule: {error}") from None
     if upcoming is None:
         raise InvalidParameter("recurrenceRule", "The recurrenceRule never runs again (after now, within five years)")
@@ -165,7 +190,48 @@ def _rule_text(rule: str) -> str:
         raise InvalidParameter("recurrenceRule", "A recurrenceRule has one FREQ and each part once")
     if "COUNT" in names and "UNTIL" in names:
         raise InvalidParameter("recurrenceRule", "COUNT and UNTIL cannot be used together (RFC 5545)")
-    return text  # the parts' values are checked when the rule is first evaluated (`job_schedule`)
+    _check_values(_parts(text))
+    return text
+
+
+def _check_values(parts: dict[str, str]) -> None:
+    """What dateutil would take but RFC 5545 or Scheduler does not: runs to the minute, an interval and a
+    count of at least one (and at most what `HORIZON` and `MAX_COUNT` hold), no day 0 of a month, an
+    UNTIL that is a date-time."""
+    frequency = parts["FREQ"]
+    if frequency not in MAX_INTERVAL:
+        allowed = ", ".join(MAX_INTERVAL)
+        raise InvalidParameter("recurrenceRule", f"FREQ={frequency} is not a job's frequency; allowed: {allowed}")
+    interval = parts.get("INTERVAL", "1")
+    if not interval.isdigit() or not 1 <= int(interval) <= MAX_INTERVAL[frequency]:
+        limit = MAX_INTERVAL[frequency]
+        raise InvalidParameter("recurrenceRule", f"INTERVAL must be a whole number from 1 to {limit} for {frequency}")
+    count = parts.get("COUNT", "1")
+    if not count.isdigit() or not 1 <= int(count) <= MAX_COUNT:
+        raise InvalidParameter("recurrenceRule", f"COUNT must be a whole number from 1 to {MAX_COUNT}")
+    if any(day.lstrip("+-") in {"0", "00"} for day in parts.get("BYMONTHDAY", "").split(",")):
+        raise InvalidParameter("recurrenceRule", "BYMONTHDAY cannot be 0 (1 to 31, or -1 for the last day)")
+    if _no_such_day(parts):
+        # dateutil searches such a rule to year 9999 (seconds of work per save): refused here instead.
+        raise InvalidParameter("recurrenceRule", "The recurrenceRule never runs: no BYMONTH month has its BYMONTHDAY")
+    until = parts.get("UNTIL")
+    if until is not None and not (len(until.rstrip("Z")) == 15 and until[8] == "T"):
+        raise InvalidParameter("recurrenceRule", f"Invalid UNTIL {until!r}: a date-time such as 20271231T230000Z")
+
+
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _no_such_day(parts: dict[str, str]) -> bool:
+    """BYMONTHDAY days that none of the BYMONTH months has (30 February)."""
+    try:
+        days = [abs(int(d)) for d in parts.get("BYMONTHDAY", "").split(",") if d]
+        months = [int(m) for m in parts.get("BYMONTH", "").split(",") if m]
+    except ValueError:
+        return False  # dateutil names what it cannot read
+    if not days or not months or not all(1 <= m <= 12 for m in months):
+        return False
+    return min(days) > max(_MONTH_DAYS[m - 1] for m in months)
 
 
 def _until_on_the_wall_clock(rule: str, zone: str) -> str:
@@ -188,7 +254,7 @@ def _parts(rule: str) -> dict[str, str]:
     return {name.upper(): value.upper() for name, _eq, value in (p.partition("=") for p in rule.split(";"))}
 
 
-def _as_cron(rule: str, start: datetime) -> str | None:  # noqa: PLR0911 - one return per shape of rule
+def _as_cron(rule: str, start: datetime, zone: str) -> str | None:  # noqa: PLR0911 - one return per shape of rule
     """The Scheduler cron expression (minutes hours day-of-month month day-of-week year) that fires
     exactly the rule's runs, or None. Only rules with no end, no interval and one time of day: the time
     is BYHOUR/BYMINUTE or the start's, and a rule that starts later than now is scheduled one run at a time
@@ -200,8 +266,8 @@ def _as_cron(rule: str, start: datetime) -> str | None:  # noqa: PLR0911 - one r
         return None
     hour = int(parts.get("BYHOUR", start.hour))
     minute = int(parts.get("BYMINUTE", start.minute))
-    if hour < EARLIEST_CRON_HOUR:
-        return None  # the hours where clocks change: each run placed here, by the rules above
+    if _changes_at(zone, hour * 60 + minute):
+        return None  # a time the zone's clocks skip or repeat: each run placed here, by the rules above
     frequency = parts["FREQ"]
     days = parts.get("BYDAY")
     if frequency == "DAILY" and not days and "BYMONTHDAY" not in parts and "BYSETPOS" not in parts:
@@ -248,6 +314,45 @@ def _nth_weekday(days: str | None, position: str | None) -> str | None:
     return f"{number}L" if order == "-1" else None
 
 
-def describe(schedule: JobSchedule) -> dict[str, Any]:
-    """The schedule as a job's view shows it."""
-    return {"recurrenceRule": schedule.rule, "startDate": schedule.start.isoformat(), "timeZone": schedule.zone}
+def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
+    """A run's wall time as an instant. A time that happens twice is its first (fold=0). A time that never
+    happens (in the gap clocks skip) is read with the offset before the change, which lands as far past the
+    gap as the time was into it, unless that is the next day: then with the offset after it, as far before."""
+    moment = wall.replace(tzinfo=zone, fold=0)
+    if moment.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == wall:
+        return moment.astimezone(UTC)  # the wall time exists
+    later = moment.astimezone(UTC)
+    if later.astimezone(zone).date() == wall.date():
+        return later
+    return wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+
+
+CHANGE_YEARS = 10  # how far ahead a zone's clock changes are looked for, to decide a cron expression
+
+
+def _changes_at(zone: str, minute_of_day: int) -> bool:
+    """Whether the zone's clocks skip or repeat this time of day on some day of the next CHANGE_YEARS."""
+    return any(first <= minute_of_day < end for first, end in _changed_minutes(zone))
+
+
+@functools.lru_cache(maxsize=64)
+def _changed_minutes(zone: str) -> tuple[tuple[int, int], ...]:
+    """The wall times (minutes of the day, [first, end)) that the zone's clock changes skip or repeat,
+    found from the offset at each hour from now on (every change so far is on a whole hour of UTC, or a
+    half: each half hour is read)."""
+    tz = ZoneInfo(zone)
+    moment = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    end = moment + timedelta(days=366 * CHANGE_YEARS)
+    spans = set()
+    offset = moment.astimezone(tz).utcoffset()
+    while moment < end:
+        moment += timedelta(minutes=30)
+        now_offset = moment.astimezone(tz).utcoffset()
+        if now_offset != offset and now_offset is not None and offset is not None:
+            shift = int(abs((now_offset - offset).total_seconds()) // 60)
+            wall = moment.astimezone(tz)  # the first wall time after the change
+            first = wall.hour * 60 + wall.minute - (shift if now_offset > offset else 0)
+            for minute in range(first, first + shift):
+                spans.add((minute % 1440, minute % 1440 + 1))
+            offset = now_offset
+    return tuple(sorted(spans))
