@@ -100,9 +100,51 @@ def test_a_month_step_keeps_the_day_or_ends_the_month(now: datetime, zone: str, 
         "today - 7 days; DROP TABLE jobs",
         "today " + "+ 1 day " * 100,  # longer than an expression may be
         "today - 5000 years",  # before year 1
+        "today - \u0663 days",  # an Arabic-Indic 3: digits are ASCII
     ],
 )
 def test_an_expression_it_cannot_read_is_refused_naming_it(expression: str) -> None:
     with pytest.raises(InvalidParameter) as refused:
         evaluate(expression, RUN, "UTC")
-    assert refused.value.parameter == "parameters" and "Cannot calculate" in str(refused.value)
+    assert refused.value.parameter == "parameters"
+    assert f"Cannot calculate {expression[:80]!r}" in str(refused.value)  # it names the expression
+
+
+@pytest.mark.parametrize(
+    ("expression", "run", "expected"),
+    [
+        # Berlin's clocks go forward at 02:00 on 29 March 2026 (01:00 UTC): 90 real minutes before 03:30
+        # CEST is 01:00 CET, not the 02:00 that never happened.
+        ("now - 90 minutes", datetime(2026, 3, 29, 1, 30, tzinfo=UTC), datetime(2026, 3, 29, 1, 0)),
+        # and back at 03:00 on 25 October (01:00 UTC): an hour before 02:30 CET is 02:30 CEST, on the wall
+        ("now - 60 minutes", datetime(2026, 10, 25, 1, 30, tzinfo=UTC), datetime(2026, 10, 25, 2, 30)),
+        ("now - 1 day", datetime(2026, 3, 29, 10, 0, tzinfo=UTC), datetime(2026, 3, 28, 12, 0)),  # same wall time
+    ],
+)
+def test_hours_are_real_time_and_days_the_wall_clocks_across_a_change(
+    expression: str, run: datetime, expected: datetime
+) -> None:
+    assert evaluate(expression, run, "Europe/Berlin") == expected
+
+
+def test_month_steps_are_taken_in_turn_each_ending_at_the_months_last_day() -> None:
+    end_of_january = datetime(2026, 1, 31, 12, tzinfo=UTC)
+    assert evaluate("today + 1 month + 1 month", end_of_january, "UTC") == date(2026, 3, 28)
+    assert evaluate("today + 2 months", end_of_january, "UTC") == date(2026, 3, 31)
+    assert evaluate("today - 1 month", datetime(2026, 3, 31, 12, tzinfo=UTC), "UTC") == date(2026, 2, 28)
+
+
+@pytest.mark.parametrize("zone", ["Nope/Zone", "", "../etc/passwd"])
+def test_an_unknown_zone_is_refused_naming_it(zone: str) -> None:
+    with pytest.raises(InvalidParameter) as refused:
+        evaluate("today", RUN, zone)
+    assert refused.value.parameter == "timeZone"
+
+
+@pytest.mark.parametrize(
+    ("expression", "run"),
+    [("yesterday", datetime(1, 1, 1, 12, tzinfo=UTC)), ("tomorrow", datetime(9999, 12, 31, 12, tzinfo=UTC))],
+)
+def test_a_date_past_the_calendar_is_refused_not_crashed_on(expression: str, run: datetime) -> None:
+    with pytest.raises(InvalidParameter):
+        evaluate(expression, run, "UTC")

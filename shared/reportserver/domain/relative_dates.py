@@ -8,15 +8,19 @@ relative to the run, evaluated on the job's wall clock at run time (issue 10).
     day(s), week(s), month(s), quarter(s), year(s); and hour(s), minute(s) after `now` only
 
 Weeks start on Monday (ISO 8601). Months are calendar months: a month after 31 January is 28 (or 29)
-February, never 3 March. Words are case-insensitive and spaces may repeat. `now` is a date-time (to the
-second), everything else a date. "last" and "previous" mean the same.
+February, never 3 March; each step is taken in turn, so "+ 1 month + 1 month" from 31 January is 28
+March while "+ 2 months" is 31 March. Hours and minutes are real time (90 minutes before 02:00 on the
+night clocks go forward is 00:30), days and longer are the wall clock's. Words are case-insensitive,
+spaces may repeat, digits are ASCII. `now` is a date-time on the job's wall clock (to the second),
+everything else a date. "last" and "previous" mean the same.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from reportserver.domain.errors import InvalidParameter
 
@@ -26,32 +30,43 @@ _BASE = re.compile(
     r"^(?:(?P<word>today|yesterday|tomorrow|now)"
     r"|(?P<edge>first|last)\s+day\s+of\s+(?P<which>this|last|previous|next)\s+(?P<period>week|month|quarter|year))"
 )
-_STEP = re.compile(r"^\s*(?P<sign>[+-])\s*(?P<amount>\d{1,5})\s*(?P<unit>day|week|month|quarter|year|hour|minute)s?")
+_STEP = re.compile(
+    r"^\s*(?P<sign>[+-])\s*(?P<amount>[0-9]{1,5})\s*(?P<unit>day|week|month|quarter|year|hour|minute)s?", re.ASCII
+)
 _MONTHS = {"month": 1, "quarter": 3, "year": 12}
 
 
 def evaluate(expression: str, now: datetime, zone: str) -> date | datetime:
     """The expression's value at `now` (aware) on the wall clock of `zone`; InvalidParameter names what
     it cannot read."""
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise InvalidParameter("timeZone", f"Unknown timeZone {str(zone)[:60]!r}") from None
     text = " ".join(expression.lower().split()) if isinstance(expression, str) else ""
-    if not text or len(text) > MAX_EXPRESSION:
+    if not text or len(text) > MAX_EXPRESSION or not text.isascii():
         raise _refused(expression, "give a date such as 'today - 7 days' or 'first day of last month'")
     base = _BASE.match(text)
     if base is None:
         raise _refused(expression, "it must start with today, yesterday, tomorrow, now, or 'first/last day of ...'")
-    wall = now.astimezone(ZoneInfo(zone)).replace(tzinfo=None, microsecond=0)
-    value: date | datetime = _base(base, wall)
-    rest = text[base.end() :]
-    while rest.strip():
-        step = _STEP.match(rest)
-        if step is None:
-            raise _refused(expression, f"cannot read {rest.strip()!r}: steps are '+ N unit' or '- N unit'")
-        value = _moved(value, step, expression)
-        rest = rest[step.end() :]
-    return value
+    try:
+        value: date | datetime = _base(base, now.astimezone(tz).replace(microsecond=0))
+        rest = text[base.end() :]
+        while rest.strip():
+            step = _STEP.match(rest)
+            if step is None:
+                raise _refused(expression, f"cannot read {rest.strip()!r}: steps are '+ N unit' or '- N unit'")
+            value = _moved(value, step, expression)
+            rest = rest[step.end() :]
+    except (OverflowError, ValueError) as error:
+        if isinstance(error, InvalidParameter):
+            raise
+        raise _refused(expression, "the date falls outside the years 1 to 9999") from None
+    return value.replace(tzinfo=None) if isinstance(value, datetime) else value
 
 
 def _base(found: re.Match[str], wall: datetime) -> date | datetime:
+    """`wall` is aware, in the job's zone: `now` keeps it so until the end, for real-time steps."""
     word = found.group("word")
     today = wall.date()
     if word is not None:
@@ -83,19 +98,25 @@ def _moved(value: date | datetime, step: re.Match[str], expression: str) -> date
     if abs(amount) > MAX_AMOUNT:
         raise _refused(expression, f"{abs(amount)} is more than {MAX_AMOUNT}")
     unit = step.group("unit")
-    try:
-        if unit in ("hour", "minute"):
-            if not isinstance(value, datetime):
-                raise _refused(expression, f"{unit}s apply to 'now' only: a date has no time")
-            return value + timedelta(**{f"{unit}s": amount})
+    if unit in ("hour", "minute"):
+        if not isinstance(value, datetime):
+            raise _refused(expression, f"{unit}s apply to 'now' only: a date has no time")
+        zone = value.tzinfo
+        return (value.astimezone(UTC) + timedelta(**{f"{unit}s": amount})).astimezone(zone)  # real time
+    if isinstance(value, datetime):  # the wall clock's days: the same time of day, on that day
+        wall = value.replace(tzinfo=None)
         if unit in ("day", "week"):
-            return value + timedelta(**{f"{unit}s": amount})
-        return _plus_months(value, amount * _MONTHS[unit])
-    except (OverflowError, ValueError):
-        raise _refused(expression, "the date falls outside the years 1 to 9999") from None
+            return (wall + timedelta(**{f"{unit}s": amount})).replace(tzinfo=value.tzinfo, fold=0)
+        return _plus_months(wall, amount * _MONTHS[unit]).replace(tzinfo=value.tzinfo, fold=0)
+    if unit in ("day", "week"):
+        return value + timedelta(**{f"{unit}s": amount})
+    return _plus_months(value, amount * _MONTHS[unit])
 
 
-def _plus_months(value: date | datetime, months: int) -> date | datetime:
+_Day = TypeVar("_Day", date, datetime)
+
+
+def _plus_months(value: _Day, months: int) -> _Day:
     """Calendar months: the same day, or the month's last when it has fewer days (31 January + 1 month)."""
     index = value.year * 12 + value.month - 1 + months
     year, month = divmod(index, 12)
