@@ -102,7 +102,8 @@ class JobSchedule:
     def scheduler_expression(self, now: datetime) -> SchedulerExpression | None:
         """A cron expression where one says the rule exactly; else `at()` of the next run (None: no more runs)."""
         started = self.start.replace(tzinfo=ZoneInfo(self.zone), fold=0) <= now
-        cron = _as_cron(self.rule, self.start, self.zone) if started else None  # a cron would fire before the start
+        # A job that has not started: a cron expression would fire before its start.
+        cron = _as_cron(self.rule, self.start, self.zone, now.year) if started else None
         if cron is not None:
             return SchedulerExpression(cron, self.zone)
         upcoming = self.next_run(now)
@@ -254,7 +255,7 @@ def _parts(rule: str) -> dict[str, str]:
     return {name.upper(): value.upper() for name, _eq, value in (p.partition("=") for p in rule.split(";"))}
 
 
-def _as_cron(rule: str, start: datetime, zone: str) -> str | None:  # noqa: PLR0911 - one return per shape of rule
+def _as_cron(rule: str, start: datetime, zone: str, year: int) -> str | None:  # noqa: PLR0911 - one return per shape of rule
     """The Scheduler cron expression (minutes hours day-of-month month day-of-week year) that fires
     exactly the rule's runs, or None. Only rules with no end, no interval and one time of day: the time
     is BYHOUR/BYMINUTE or the start's, and a rule that starts later than now is scheduled one run at a time
@@ -266,7 +267,7 @@ def _as_cron(rule: str, start: datetime, zone: str) -> str | None:  # noqa: PLR0
         return None
     hour = int(parts.get("BYHOUR", start.hour))
     minute = int(parts.get("BYMINUTE", start.minute))
-    if _changes_at(zone, hour * 60 + minute):
+    if _changes_at(zone, hour * 60 + minute, year):
         return None  # a time the zone's clocks skip or repeat: each run placed here, by the rules above
     frequency = parts["FREQ"]
     days = parts.get("BYDAY")
@@ -330,29 +331,33 @@ def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
 CHANGE_YEARS = 10  # how far ahead a zone's clock changes are looked for, to decide a cron expression
 
 
-def _changes_at(zone: str, minute_of_day: int) -> bool:
-    """Whether the zone's clocks skip or repeat this time of day on some day of the next CHANGE_YEARS."""
-    return any(first <= minute_of_day < end for first, end in _changed_minutes(zone))
+def _changes_at(zone: str, minute_of_day: int, year: int) -> bool:
+    """Whether the zone's clocks skip or repeat this time of day on some day of CHANGE_YEARS from `year`."""
+    return minute_of_day in _changed_minutes(zone, year)
 
 
 @functools.lru_cache(maxsize=64)
-def _changed_minutes(zone: str) -> tuple[tuple[int, int], ...]:
-    """The wall times (minutes of the day, [first, end)) that the zone's clock changes skip or repeat,
-    found from the offset at each hour from now on (every change so far is on a whole hour of UTC, or a
-    half: each half hour is read)."""
+def _changed_minutes(zone: str, year: int) -> frozenset[int]:
+    """The wall times (minutes of the day) that the zone's clock changes skip or repeat in CHANGE_YEARS
+    from `year`: each day's offset at midnight UTC against the next, and a day that differs read half
+    hour by half hour (every change so far is on a whole or half hour of UTC)."""
     tz = ZoneInfo(zone)
-    moment = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    end = moment + timedelta(days=366 * CHANGE_YEARS)
-    spans = set()
-    offset = moment.astimezone(tz).utcoffset()
-    while moment < end:
-        moment += timedelta(minutes=30)
-        now_offset = moment.astimezone(tz).utcoffset()
-        if now_offset != offset and now_offset is not None and offset is not None:
-            shift = int(abs((now_offset - offset).total_seconds()) // 60)
-            wall = moment.astimezone(tz)  # the first wall time after the change
-            first = wall.hour * 60 + wall.minute - (shift if now_offset > offset else 0)
-            for minute in range(first, first + shift):
-                spans.add((minute % 1440, minute % 1440 + 1))
-            offset = now_offset
-    return tuple(sorted(spans))
+    day = datetime(year, 1, 1, tzinfo=UTC)
+    end = datetime(year + CHANGE_YEARS, 1, 1, tzinfo=UTC)
+    minutes: set[int] = set()
+    offset = day.astimezone(tz).utcoffset()
+    while day < end:
+        following = day + timedelta(days=1)
+        if following.astimezone(tz).utcoffset() != offset:
+            moment = day
+            while moment < following:
+                moment += timedelta(minutes=30)
+                now_offset = moment.astimezone(tz).utcoffset()
+                if now_offset != offset and now_offset is not None and offset is not None:
+                    shift = int(abs((now_offset - offset).total_seconds()) // 60)
+                    wall = moment.astimezone(tz)  # the first wall time after the change
+                    first = wall.hour * 60 + wall.minute - (shift if now_offset > offset else 0)
+                    minutes.update(minute % 1440 for minute in range(first, first + shift))
+                    offset = now_offset
+        day = following
+    return frozenset(minutes)

@@ -5,7 +5,7 @@ What the API functions used of Powertools' `APIGatewayRestResolver`, and nothing
 exception handlers found along the exception's classes, a not-found handler, and the proxy response with
 `multiValueHeaders`. Importing Powertools' event handler (every resolver it has: AppSync, Bedrock,
 Lattice...; every event class; asyncio) took about 180 ms of each API function's cold start, over half of
-it (BENCHMARKS.md, "Cold imports"); this module takes about 1 ms.
+it (BENCHMARKS.md, "Cold imports"); this module takes about 4 ms.
 """
 
 from __future__ import annotations

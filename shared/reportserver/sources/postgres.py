@@ -838,12 +838,13 @@ def _units(fields: list[Field], columns: list[Column], plan: ReadPlan) -> dict[i
     bigint units of their last place (`_in_units`). ADBC gives numeric as text, which is slow to make
     and to parse: a million rows with two such columns read in 2.4-2.5 s as text, 1.6-1.7 s as units."""
     return {
-        index: places
-        for index, ((name, _oid, places, digits), column) in enumerate(zip(fields, columns, strict=True))
-        if places is not None
+        index: column.scale
+        for index, ((_name, _oid, _places, digits), column) in enumerate(zip(fields, columns, strict=True))
+        # fixed_places: the server's numeric(p, s), not a report's tag (`_columns` decided it)
+        if column.fixed_places
+        and column.scale is not None
         and digits is not None
         and digits <= UNITS_DIGITS
-        and tagged(name)[1] is None
         and column.name not in plan.overrides
     }
 
@@ -856,19 +857,19 @@ def _in_units(statement: str, count: int, units: dict[int, int]) -> str:
     position (`q(c1, ...)`): its own names may repeat."""
     from reportserver.sources.arrow import NOT_A_NUMBER_UNITS  # noqa: PLC0415 - pyarrow only on exports
 
-    renamed = ", ".join(f"c{n}" for n in range(1, count + 1))
+    names = [f"c{index + 1}" for index in range(count)]
     outputs = ", ".join(
-        f"CASE WHEN q.c{n} = 'NaN' THEN {NOT_A_NUMBER_UNITS} ELSE (q.c{n} * 1{'0' * units[index]})::int8 END"
+        f"CASE WHEN q.{name} = 'NaN' THEN {NOT_A_NUMBER_UNITS} ELSE (q.{name} * 1{'0' * units[index]})::int8 END"
         if index in units
-        else f"q.c{n}"
-        for index, n in enumerate(range(1, count + 1))
+        else f"q.{name}"
+        for index, name in enumerate(names)
     )
     # A statement may end with ';' (the last thing in it: a comment after one is a second statement at
     # save), which a subquery cannot hold; the line break ends a `--` comment on its last line. OFFSET 0
     # keeps the planner from folding the statement into this one, which would copy each column's
     # expression (a subquery, a function) into both places that name it: it runs once per row, as written.
     inner = re.sub(r"[\s;]+$", "", statement)
-    return f"SELECT {outputs} FROM (SELECT * FROM ({inner}\n) AS s OFFSET 0) AS q({renamed})"  # noqa: S608
+    return f"SELECT {outputs} FROM (SELECT * FROM ({inner}\n) AS s OFFSET 0) AS q({', '.join(names)})"  # noqa: S608
 
 
 class _Decimals:
