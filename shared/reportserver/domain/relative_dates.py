@@ -118,11 +118,10 @@ _Day = TypeVar("_Day", date, datetime)
 
 def _plus_months(value: _Day, months: int) -> _Day:
     """Calendar months: the same day, or the month's last when it has fewer days (31 January + 1 month)."""
-    index = value.year * 12 + value.month - 1 + months
-    year, month = divmod(index, 12)
-    following = date(year + (month == 11), (month + 1) % 12 + 1, 1)
-    last_day = (following - timedelta(days=1)).day
-    return value.replace(year=year, month=month + 1, day=min(value.day, last_day))
+    from dateutil.relativedelta import relativedelta  # noqa: PLC0415 - only where jobs run
+
+    moved: _Day = value + relativedelta(months=months)
+    return moved
 
 
 def _refused(expression: object, why: str) -> InvalidParameter:
