@@ -22,7 +22,7 @@ import copy
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import boto3
 
@@ -137,6 +137,7 @@ def enforce() -> None:
     from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415
     from moto.iam.access_control import IAMRequestBase  # noqa: PLC0415
     from moto.s3.responses import S3Response  # noqa: PLC0415
+    from moto.scheduler.responses import EventBridgeSchedulerResponse  # noqa: PLC0415
     from moto.secretsmanager.responses import SecretsManagerResponse  # noqa: PLC0415
 
     DynamoHandler._determine_resource = _dynamodb_resource  # type: ignore[attr-defined]
@@ -158,6 +159,11 @@ def enforce() -> None:
         authorize_athena = AthenaResponse._authenticate_and_authorize_normal_action
         setattr(AthenaResponse, "_authenticate_and_authorize_normal_action", _as_workgroup(authorize_athena))  # noqa: B010
         setattr(AthenaResponse, "_workgroup_arns", True)  # noqa: B010
+    if not getattr(EventBridgeSchedulerResponse, "_schedule_arns", False):
+        authorize_schedule = EventBridgeSchedulerResponse._authenticate_and_authorize_normal_action
+        checked_schedule = _as_schedule(authorize_schedule)
+        setattr(EventBridgeSchedulerResponse, "_authenticate_and_authorize_normal_action", checked_schedule)  # noqa: B010
+        setattr(EventBridgeSchedulerResponse, "_schedule_arns", True)  # noqa: B010
     if not getattr(IAMRequestBase, "_bodiless_pass", False):
         IAMRequestBase._create_aws_request = _bodiless(IAMRequestBase._create_aws_request)  # type: ignore[method-assign]
         setattr(IAMRequestBase, "_bodiless_pass", True)  # noqa: B010
@@ -226,6 +232,32 @@ def _as_workgroup(authorize: Any) -> Any:
         if workgroup:
             resource = f"arn:aws:athena:{self.region}:{self.current_account}:workgroup/{workgroup}"
         authorize(self, resource)
+
+    return checked
+
+
+def _as_schedule(authorize: Any) -> Any:
+    """IAM checks a schedule's actions on the schedule's ARN (`...:schedule/<group>/<name>`), so a policy
+    may grant one group's schedules only; moto checked them on `*`. Creating or changing a schedule also
+    hands its target's role to Scheduler, which IAM checks as `iam:PassRole` on that role; moto did not."""
+    from moto.iam.access_control import IAMRequest  # noqa: PLC0415
+
+    class PassRole(IAMRequest):
+        def __init__(self, **request: Any) -> None:
+            super().__init__(**request)
+            self._action = "iam:PassRole"
+
+    def checked(self: Any, resource: str = "*") -> None:
+        parts = urlsplit(self.uri).path.strip("/").split("/")
+        if len(parts) == 2 and parts[0] == "schedules":
+            group = self._get_param("GroupName") or self._get_param("groupName") or "default"
+            resource = f"arn:aws:scheduler:{self.region}:{self.current_account}:schedule/{group}/{unquote(parts[1])}"
+        elif len(parts) == 2 and parts[0] == "schedule-groups":
+            resource = f"arn:aws:scheduler:{self.region}:{self.current_account}:schedule-group/{unquote(parts[1])}"
+        authorize(self, resource)
+        role = (self._get_param("Target") or {}).get("RoleArn")
+        if role and self._get_action() in ("CreateSchedule", "UpdateSchedule"):
+            self._authenticate_and_authorize_action(PassRole, role)
 
     return checked
 

@@ -23,9 +23,26 @@ def provision(template: Template) -> dict[str, str]:
     # Dead-letter queues first: a queue's redrive policy names one that must already exist.
     for logical_id in sorted(queues, key=lambda q: "RedrivePolicy" in queues[q].get("Properties", {})):
         names[logical_id] = _queue(template, logical_id, template.resolve(queues[logical_id].get("Properties", {})))
+    for logical_id in template.of_type("AWS::Scheduler::ScheduleGroup"):
+        names[logical_id] = template.physical_name(logical_id)
+        boto3.client("scheduler").create_schedule_group(Name=names[logical_id])
+    for logical_id, resource in template.of_type("AWS::IAM::Role").items():
+        names[logical_id] = _role(template, logical_id, template.resolve(resource["Properties"]))
     for logical_id, resource in template.of_type("AWS::ApiGateway::UsagePlan").items():
         names[logical_id] = usage_plan(template, logical_id, template.resolve(resource["Properties"]))
     return names
+
+
+def _role(template: Template, logical_id: str, properties: dict[str, Any]) -> str:
+    """A role a service assumes (Scheduler's, to send a job's run), with its inline policies."""
+    name = template.physical_name(logical_id)
+    iam = boto3.client("iam")
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(properties["AssumeRolePolicyDocument"]))
+    for policy in properties.get("Policies", []):
+        iam.put_role_policy(
+            RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(policy["PolicyDocument"])
+        )
+    return name
 
 
 def _table(template: Template, logical_id: str, properties: dict[str, Any]) -> str:

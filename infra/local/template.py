@@ -171,7 +171,7 @@ class Template:
             return LOCAL_API_ID
         return name
 
-    def attribute(self, logical_id: str, attribute: str) -> str:
+    def attribute(self, logical_id: str, attribute: str) -> str:  # noqa: PLR0911 - one return per kind
         kind = self.resources[logical_id]["Type"]
         name = self.physical_name(logical_id)
         if kind == "AWS::SQS::Queue" and attribute == "Arn":
@@ -182,6 +182,10 @@ class Template:
             return f"arn:aws:s3:::{name}"  # bucket ARNs name no region or account
         if kind == "AWS::DynamoDB::Table" and attribute == "Arn":
             return f"arn:aws:dynamodb:{LOCAL_REGION}:{LOCAL_ACCOUNT}:table/{name}"
+        if kind == "AWS::IAM::Role" and attribute == "Arn":
+            return f"arn:aws:iam::{LOCAL_ACCOUNT}:role/{name}"
+        if kind == "AWS::Scheduler::ScheduleGroup" and attribute == "Arn":
+            return f"arn:aws:scheduler:{LOCAL_REGION}:{LOCAL_ACCOUNT}:schedule-group/{name}"
         if attribute == "Arn":
             return f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT}:function:{name}"
         return name

@@ -137,6 +137,20 @@ class CatalogAdminSettings(_Settings, frozen=True, kw_only=True):
     sqlite_data_models: Flag = msgspec.field(name="SQLITE_DATA_MODELS", default="off")
 
 
+Arn = Annotated[str, msgspec.Meta(pattern=r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:[0-9]{12}:.+$")]
+
+
+class JobsSettings(_Settings, frozen=True, kw_only=True):
+    jobs_table: TableName = msgspec.field(name="JOBS_TABLE")
+    catalog_table: TableName = msgspec.field(name="CATALOG_TABLE")  # the report a job delivers
+    identity_table: TableName = msgspec.field(name="IDENTITY_TABLE")  # its subscribers' addresses
+    schedule_group: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-zA-Z._-]{1,64}$")] = msgspec.field(
+        name="JOB_SCHEDULE_GROUP"
+    )
+    job_run_queue_arn: Arn = msgspec.field(name="JOB_RUN_QUEUE_ARN")  # where each schedule sends its runs
+    scheduler_role_arn: Arn = msgspec.field(name="JOB_SCHEDULER_ROLE_ARN")  # the role Scheduler sends as
+
+
 class LoginSettings(_Settings, frozen=True, kw_only=True):
     identity_table: TableName = msgspec.field(name="IDENTITY_TABLE")
     access_token_seconds: Annotated[int, msgspec.Meta(ge=60, le=86_400)] = msgspec.field(

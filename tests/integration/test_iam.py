@@ -351,6 +351,26 @@ def _sweeps(stack: Stack) -> bool:
     return get(stack, lost).status is TicketStatus.COMPLETE and get(stack, exhausted).status is TicketStatus.FAILED
 
 
+def _schedules_jobs(stack: Stack) -> bool:
+    """A job made for a user's address (a counter, a conditional put; the report and the user read) with
+    its schedule (an update that finds none, then a create, handing over the scheduler's role), listed
+    (Query), changed (a conditional put and an update of its schedule), deleted with its schedule."""
+    from tests.integration.test_jobs import _body
+
+    user = stack.new_user(email=f"{uuid.uuid4().hex[:8]}@example.com")
+    made, job = stack.send("POST", "/api/jobs", _body(stack, internalSubscriberIds=[user["id"]]))
+    if made != 201:
+        return False
+    job_id = job["job"]["id"]
+    statuses = [
+        stack.send("GET", "/api/jobs")[0],
+        stack.send("GET", f"/api/jobs/{job_id}")[0],
+        stack.send("PUT", "/api/jobs", _body(stack, id=job_id, optimisticLock=1, enabled=False))[0],
+        stack.send("DELETE", f"/api/jobs?id={job_id}")[0],
+    ]
+    return statuses == [200, 200, 200, 200]
+
+
 WORK: dict[str, Callable[[Stack], bool]] = {
     "AuthFunction": _authorizes,
     "AdminFunction": _administers,
@@ -363,6 +383,7 @@ WORK: dict[str, Callable[[Stack], bool]] = {
     "ExportWorkerFunction": _renders,
     "ExportDeadLettersFunction": _fails_dead_letters,
     "ExportSweeperFunction": _sweeps,
+    "JobsFunction": _schedules_jobs,
 }
 
 

@@ -248,3 +248,102 @@ def test_a_job_that_starts_later_is_scheduled_one_run_at_a_time_until_it_has_sta
     assert early is not None and early.expression == "at(2026-06-01T09:00:00)"
     later = schedule.scheduler_expression(datetime(2026, 6, 2, tzinfo=UTC))
     assert later is not None and later.expression == "cron(0 9 * * ? *)"
+
+
+# Scheduler's own expressions: cron(...) and rate(...), read as the rule of the same wall times
+
+SCHEDULER_EXPRESSIONS = [
+    # expression, its rule, its Scheduler expression at NOW, its first runs (Sydney wall clock)
+    ("cron(0 9 * * ? *)", "FREQ=DAILY;BYMINUTE=0;BYHOUR=9", "cron(0 9 * * ? *)",
+     ["Thu 2026-01-01 09:00", "Fri 2026-01-02 09:00", "Sat 2026-01-03 09:00"]),
+    ("cron(30 7 ? * MON-FRI *)", "FREQ=WEEKLY;BYMINUTE=30;BYHOUR=7;BYDAY=MO,TU,WE,TH,FR",
+     "cron(30 7 ? * MON,TUE,WED,THU,FRI *)",
+     ["Thu 2026-01-01 07:30", "Fri 2026-01-02 07:30", "Mon 2026-01-05 07:30"]),
+    ("cron(0 8 ? * 2#1 *)", "FREQ=MONTHLY;BYMINUTE=0;BYHOUR=8;BYDAY=1MO", "cron(0 8 ? * 2#1 *)",
+     ["Mon 2026-01-05 08:00", "Mon 2026-02-02 08:00", "Mon 2026-03-02 08:00"]),
+    ("cron(0 22 ? * 6L *)", "FREQ=MONTHLY;BYMINUTE=0;BYHOUR=22;BYDAY=-1FR", "cron(0 22 ? * 6L *)",
+     ["Fri 2026-01-30 22:00", "Fri 2026-02-27 22:00", "Fri 2026-03-27 22:00"]),
+    ("cron(0 18 L * ? *)", "FREQ=MONTHLY;BYMINUTE=0;BYHOUR=18;BYMONTHDAY=-1", "cron(0 18 L * ? *)",
+     ["Sat 2026-01-31 18:00", "Sat 2026-02-28 18:00", "Tue 2026-03-31 18:00"]),
+    ("cron(0 12 1,15 JAN,JUL ? *)", "FREQ=MONTHLY;BYMINUTE=0;BYHOUR=12;BYMONTH=1,7;BYMONTHDAY=1,15", "at(",
+     ["Thu 2026-01-01 12:00", "Thu 2026-01-15 12:00", "Wed 2026-07-01 12:00"]),
+    ("cron(*/20 9-10 * * ? *)", "FREQ=DAILY;BYMINUTE=0,20,40;BYHOUR=9,10", "at(",
+     ["Thu 2026-01-01 09:00", "Thu 2026-01-01 09:20", "Thu 2026-01-01 09:40"]),
+    ("rate(90 minutes)", "FREQ=MINUTELY;INTERVAL=90", "at(",
+     ["Thu 2026-01-01 01:30", "Thu 2026-01-01 03:00", "Thu 2026-01-01 04:30"]),
+    ("rate(1 day)", "FREQ=DAILY;INTERVAL=1", "at(",
+     ["Fri 2026-01-02 00:00", "Sat 2026-01-03 00:00", "Sun 2026-01-04 00:00"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("expression", "rule", "scheduled", "first"), SCHEDULER_EXPRESSIONS)
+def test_a_scheduler_expression_runs_at_the_wall_times_it_names_in_the_jobs_zone(
+    expression: str, rule: str, scheduled: str, first: list[str]
+) -> None:
+    # Given the job starts at midnight on New Year's Day in Sydney, read at NOW (11:00 that day there)
+    schedule = job_schedule(expression, "2026-01-01T00:00", "Australia/Sydney", NOW - timedelta(hours=11))
+    assert schedule.rule == rule
+    expression_now = schedule.scheduler_expression(NOW - timedelta(hours=11))
+    assert expression_now is not None and expression_now.expression.startswith(scheduled)
+    runs = itertools.islice(schedule.runs_after(NOW - timedelta(hours=11)), 3)
+    assert [r.astimezone(ZoneInfo("Australia/Sydney")).strftime("%a %Y-%m-%d %H:%M") for r in runs] == first
+
+
+BAD_EXPRESSIONS = [
+    ("cron(0 9 * * * *)", "'?'"),
+    ("cron(0 9 ? * ? *)", "'?'"),
+    ("cron(0 9 * * ? 2027)", "year"),
+    ("cron(61 9 * * ? *)", "minutes '61'"),
+    ("cron(0 24 * * ? *)", "hours '24'"),
+    ("cron(0 9 ? * 2#6 *)", "1 to 5"),
+    ("cron(0 9 15W * ? *)", "W"),
+    ("cron(0 9 * *)", "six fields"),
+    ("cron(0 9 5-1 * ? *)", "range"),
+    ("cron(0/0 9 * * ? *)", "step"),
+    ("cron(0 9 ? FOO * *)", "month 'FOO'"),
+    ("rate(0 minutes)", "at least 1"),
+    ("rate(5 minute)", "rate(5 minutes)"),
+    ("rate(1 weeks)", "rate("),
+    ("rate(five minutes)", "at least 1"),
+]
+
+
+@pytest.mark.parametrize(("expression", "says"), BAD_EXPRESSIONS)
+def test_a_bad_scheduler_expression_is_refused_naming_the_rule(expression: str, says: str) -> None:
+    with pytest.raises(InvalidParameter) as refused:
+        job_schedule(expression, "2026-01-01T00:00", "UTC", NOW)
+    assert refused.value.parameter == "recurrenceRule"
+    assert says in refused.value.message
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    minute=st.integers(0, 59),
+    hour=st.integers(0, 23),
+    days=st.sets(st.integers(1, 7), min_size=1),
+    zone=st.sampled_from(["UTC", "Australia/Sydney", "America/New_York", "Europe/London", "Asia/Kolkata"]),
+    since=st.datetimes(datetime(2026, 1, 1), datetime(2030, 1, 1)),
+)
+def test_a_weekday_cron_runs_once_on_each_of_its_days_and_at_its_time_where_that_time_exists(
+    minute: int, hour: int, days: set[int], zone: str, since: datetime
+) -> None:
+    names = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
+    expression = f"cron({minute} {hour} ? * {','.join(names[d - 1] for d in sorted(days))} *)"
+    now = since.replace(tzinfo=UTC)
+    schedule = job_schedule(expression, "2025-01-01T00:00", zone, now)
+    tz = ZoneInfo(zone)
+    runs = list(itertools.islice(schedule.runs_after(now), 15))
+    weekdays = {(d - 2) % 7 for d in days}  # cron's 1 = Sunday; Python's 0 = Monday
+    local_days = [r.astimezone(tz).date() for r in runs]
+    # One run a day, only on the named weekdays, and no named weekday skipped between two runs
+    assert len(set(local_days)) == len(local_days)
+    assert all(d.weekday() in weekdays for d in local_days)
+    for before, after in itertools.pairwise(local_days):
+        between = [before + timedelta(days=k) for k in range(1, (after - before).days)]
+        assert not any(d.weekday() in weekdays for d in between)
+    # At the named wall time, unless that time does not exist on that day
+    for run in runs:
+        wall = datetime.combine(run.astimezone(tz).date(), datetime.min.time()).replace(hour=hour, minute=minute)
+        exists = wall.replace(tzinfo=tz).astimezone(UTC).astimezone(tz).replace(tzinfo=None) == wall
+        if exists:
+            assert run.astimezone(tz).replace(tzinfo=None) == wall

@@ -45,8 +45,8 @@ class Permission:
 
 class Scope:
     """Seed 001's scopes. Those that name one object take its id (`entityId`); the `all...` ones do not.
-    Reports are seed 001's documents. Category, data model and scheduled job scopes are stored and
-    validated now; the objects they name come with their own issues, which enforce them."""
+    Reports are seed 001's documents. Category, data model and scheduled job scopes are enforced on
+    the objects they name."""
 
     ALL_CATEGORIES = "allCategories"
     CATEGORY = "category"
@@ -336,6 +336,7 @@ _OBJECT_SCOPES = {
     "dataModel": (Scope.ALL_DATA_MODELS, Scope.DATA_MODEL),
     "category": (Scope.ALL_CATEGORIES, Scope.CATEGORY),
     "document": (Scope.ALL_DOCUMENTS, Scope.DOCUMENT),
+    "scheduledJob": (Scope.ALL_SCHEDULED_JOBS, Scope.SCHEDULED_JOB),
 }
 _MODE_WORDS = {
     AccessMode.CREATE: "create",
@@ -347,7 +348,7 @@ _MODE_WORDS = {
 
 def may_manage(
     principal: Principal,
-    kind: Literal["dataModel", "category", "document"],
+    kind: Literal["dataModel", "category", "document", "scheduledJob"],
     mode: AccessMode,
     entity_id: int | None = None,
     category_id: int | None = None,
@@ -379,7 +380,7 @@ def may_manage(
 
 def authorize_managing(
     principal: Principal,
-    kind: Literal["dataModel", "category", "document"],
+    kind: Literal["dataModel", "category", "document", "scheduledJob"],
     mode: AccessMode,
     entity_id: int | None = None,
     category_id: int | None = None,

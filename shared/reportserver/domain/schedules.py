@@ -121,7 +121,8 @@ def job_schedule(rule: str, start: str | datetime, zone: str, now: datetime) -> 
     tz = _zone(zone)
     first = _start(start, tz)
     try:
-        text = _until_on_the_wall_clock(_rule_text(rule), tz)
+        translated = _from_scheduler_expression(rule) if isinstance(rule, str) else None
+        text = _until_on_the_wall_clock(_rule_text(translated or rule), tz)
         schedule = JobSchedule(text, first, zone)
         upcoming = schedule.next_run(now)
     except InvalidParameter:
@@ -129,8 +130,108 @@ def job_schedule(rule: str, start: str | datetime, zone: str, now: datetime) -> 
     except (ValueError, TypeError, OverflowError, IndexError) as error:
         raise InvalidParameter("recurrenceRule", f"Invalid recurrenceRule: {error}") from None
     if upcoming is None:
-        raise InvalidParameter("recurrenceRule", "The recurrenceRule never runs again (after now, within five years)")
+        raise InvalidParameter("recurrenceRule", "The recurrenceRule never runs again (after now, within ten years)")
     return schedule
+
+
+_RATE_UNITS = {"minute": "MINUTELY", "hour": "HOURLY", "day": "DAILY"}
+_CRON_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_CRON_DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")  # cron's day-of-week 1-7
+
+
+def _from_scheduler_expression(text: str) -> str | None:
+    """A Scheduler `rate(...)` or `cron(...)` expression as the recurrence rule that runs at the same wall
+    times in the job's time zone (None: the text is no such expression, read as an RRULE). A rate counts
+    from the job's start; a cron is the rule of every combination of its fields, as Scheduler reads it."""
+    stripped = text.strip()
+    lowered = stripped.lower()
+    if lowered.startswith("rate(") and lowered.endswith(")"):
+        words = lowered[5:-1].split()
+        if len(words) != 2 or not words[0].isascii() or not words[0].isdigit() or int(words[0]) < 1:
+            raise InvalidParameter("recurrenceRule", "A rate is rate(<n> minutes|hours|days), n at least 1")
+        unit = _RATE_UNITS.get(words[1].removesuffix("s"))
+        if unit is None or (words[1].endswith("s") != (int(words[0]) != 1)):
+            raise InvalidParameter("recurrenceRule", "A rate is rate(1 minute), rate(5 minutes), rate(2 hours), ...")
+        return f"FREQ={unit};INTERVAL={int(words[0])}"
+    if lowered.startswith("cron(") and lowered.endswith(")"):
+        return _cron_rule(stripped[5:-1].split())
+    return None
+
+
+def _cron_rule(fields: list[str]) -> str:
+    """Scheduler's cron (minutes hours day-of-month month day-of-week year) as an RRULE."""
+    if len(fields) != 6:
+        raise InvalidParameter(
+            "recurrenceRule", "A cron expression has six fields: minutes hours day-of-month month day-of-week year"
+        )
+    minutes, hours, monthdays, months, weekdays, years = (f.upper() for f in fields)
+    if "W" in monthdays.replace("?", ""):
+        raise InvalidParameter("recurrenceRule", "cron's W (the weekday nearest a day) is not supported: use an RRULE")
+    if years != "*":
+        raise InvalidParameter("recurrenceRule", "A cron expression's year must be '*' here (a job runs every year)")
+    if (monthdays == "?") == (weekdays == "?"):
+        raise InvalidParameter(
+            "recurrenceRule", "A cron expression has '?' in one of day-of-month and day-of-week, not both"
+        )
+    parts = [f"BYMINUTE={_cron_values(minutes, 0, 59, 'minutes')}", f"BYHOUR={_cron_values(hours, 0, 23, 'hours')}"]
+    if months != "*":
+        parts.append(f"BYMONTH={_cron_values(months, 1, 12, 'month', _CRON_MONTHS)}")
+    frequency = "DAILY"
+    if monthdays not in ("?", "*"):
+        frequency = "MONTHLY"
+        parts.append(f"BYMONTHDAY={'-1' if monthdays == 'L' else _cron_values(monthdays, 1, 31, 'day-of-month')}")
+    if weekdays not in ("?", "*"):
+        days = _cron_weekdays(weekdays)
+        frequency = "MONTHLY" if days[0] in "-12345" else "WEEKLY"  # the n-th weekday of a month, or every one
+        parts.append(f"BYDAY={days}")
+    return ";".join([f"FREQ={frequency}", *parts])
+
+
+def _cron_weekdays(text: str) -> str:
+    """Day-of-week: 1-7 (Sunday first) or SUN-SAT, lists and ranges; `2#1` (the first Monday), `6L` (the
+    last Friday)."""
+    if "#" in text:
+        day, _hash, nth = text.partition("#")
+        if not nth.isdigit() or not 1 <= int(nth) <= 5:
+            raise InvalidParameter("recurrenceRule", "In cron's day-of-week, d#n takes n from 1 to 5")
+        return f"{nth}{_CRON_DAYS[int(_cron_values(day, 1, 7, 'day-of-week', _CRON_DAYS)) - 1][:2]}"
+    if text.endswith("L") and len(text) > 1:
+        return f"-1{_CRON_DAYS[int(_cron_values(text[:-1], 1, 7, 'day-of-week', _CRON_DAYS)) - 1][:2]}"
+    numbers = _cron_values(text, 1, 7, "day-of-week", _CRON_DAYS).split(",")
+    return ",".join(_CRON_DAYS[int(n) - 1][:2] for n in numbers)
+
+
+def _cron_values(text: str, low: int, high: int, field: str, names: tuple[str, ...] = ()) -> str:
+    """A cron field (`*`, `5`, `1,15`, `1-5`, `*/15`, `10/20`, names for months and days) as the sorted
+    list of the values it stands for."""
+
+    def number(word: str) -> int:
+        if word in names:
+            return names.index(word) + 1
+        if not word.isascii() or not word.isdigit() or not low <= int(word) <= high:
+            raise InvalidParameter("recurrenceRule", f"Invalid cron {field} '{word[:20]}': give {low}-{high}")
+        return int(word)
+
+    values: set[int] = set()
+    for item in text.split(","):
+        span, slash, step_text = item.partition("/")
+        if span == "*":
+            first, last = low, high
+        elif "-" in span:
+            start, _dash, end = span.partition("-")
+            first, last = number(start), number(end)
+        else:
+            first = number(span)
+            last = high if slash else first
+        step = 1
+        if slash:
+            if not step_text.isascii() or not step_text.isdigit() or int(step_text) < 1:
+                raise InvalidParameter("recurrenceRule", f"Invalid cron {field} step '{step_text[:20]}'")
+            step = int(step_text)
+        if first > last:
+            raise InvalidParameter("recurrenceRule", f"Invalid cron {field} range '{span[:20]}'")
+        values.update(range(first, last + 1, step))
+    return ",".join(str(v) for v in sorted(values))
 
 
 def _zone(name: str) -> str:

@@ -37,6 +37,7 @@ from reportserver.domain.identity import (
     UserCreate,
     VersionOnly,
 )
+from reportserver.domain.jobs import BillingStatementBinding, JobBody, JobChange, JobParameter
 from reportserver.domain.ports import ColumnInfo, ProcedureInfo, QueryParameter, TableInfo
 from reportserver.domain.reports import EXPORT_FORMATS
 from reportserver.domain.token_admin import TokenRequest
@@ -474,6 +475,45 @@ class RevisionLayoutAnswer(msgspec.Struct):
     revision: RevisionView
 
 
+class JobView(msgspec.Struct, kw_only=True):
+    """Seed 001's job as saved, with its id, version, owner and the Scheduler expression that fires it."""
+
+    id: int
+    optimisticLock: int  # noqa: N815 - seed 001's names
+    name: str
+    mode: Literal["document", "billingStatement"]
+    documentId: int  # noqa: N815
+    retentionPeriod: int  # noqa: N815
+    enabled: bool
+    startDate: str | None  # noqa: N815
+    timeZone: str  # noqa: N815
+    recurrenceRule: str  # noqa: N815
+    parameters: list[JobParameter]
+    billingStatementBinding: BillingStatementBinding | None  # noqa: N815
+    emailDeliveryFormat: Literal["url", "pdf", "excel", "html", "csv"]  # noqa: N815
+    sendIndividualEmails: bool  # noqa: N815
+    sendBlankDocument: bool  # noqa: N815
+    subscribedEmails: list[str]  # noqa: N815
+    sharedFolders: list[str]  # noqa: N815
+    internalSubscriberIds: list[int]  # noqa: N815
+    owner: str  # the caller that made it: its runs act with this caller's rights
+    createdAt: str  # noqa: N815
+    updatedAt: str  # noqa: N815
+    scheduleExpression: str  # noqa: N815 - cron(...) or at(...) in timeZone; "" while disabled
+
+
+class JobAnswer(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    job: JobView
+
+
+class JobList(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    jobs: list[JobView]
+
+
 class PasswordGrantForm(msgspec.Struct):
     """RFC 6749's password grant, as a form body."""
 
@@ -552,6 +592,7 @@ _CREATED = (
     "/api/categories",
     "/api/reports",
     "/api/documents",
+    "/api/jobs",
 )
 
 
@@ -629,6 +670,38 @@ _DATA_MODEL_OPERATIONS = (
         CustomQueryAnswer,
         request=CustomQueryBody,
         reaches=True,
+    ),
+)
+
+
+_JOB_OPERATIONS = (
+    _admin(
+        "POST",
+        "/api/jobs",
+        "Schedule a report's delivery (seed 001): the job is checked whole and its schedule made",
+        JobAnswer,
+        "jobs",
+        request=JobBody,
+    ),
+    _admin("GET", "/api/jobs", "The jobs the caller may read", JobList, "jobs"),
+    _admin("GET", "/api/jobs/{job_id}", "One job", JobAnswer, "jobs"),
+    _admin(
+        "PUT",
+        "/api/jobs",
+        "Change a job (the whole job, its id in the body); its schedule follows",
+        JobAnswer,
+        "jobs",
+        request=JobChange,
+    ),
+    _admin(
+        "DELETE",
+        "/api/jobs",
+        "Delete a job and its schedule",
+        Done,
+        "jobs",
+        query=(("id", "the job's id"),),
+        request=VersionOnly,
+        request_optional=True,
     ),
 )
 
@@ -946,6 +1019,7 @@ OPERATIONS: tuple[Operation, ...] = (
     *_ADMIN_OPERATIONS,
     *_DATA_MODEL_OPERATIONS,
     *_REPORT_ADMIN_OPERATIONS,
+    *_JOB_OPERATIONS,
     Operation(
         "POST",
         "/oauth/token",

@@ -52,6 +52,10 @@ def secretsmanager() -> Any:
     return _secretsmanager(_acting_as.get())
 
 
+def scheduler() -> Any:
+    return _scheduler(_acting_as.get())
+
+
 def athena(region: str) -> Any:
     """Athena in a data model's region (its data lake may be in another than the functions')."""
     return _athena(_acting_as.get(), region)
@@ -104,12 +108,17 @@ def _secretsmanager(credentials: Credentials | None) -> Any:
 
 
 @functools.cache
+def _scheduler(credentials: Credentials | None) -> Any:
+    return _session(credentials).client("scheduler")
+
+
+@functools.cache
 def _athena(credentials: Credentials | None, region: str) -> Any:
     return _session(credentials).client("athena", region_name=region or None)
 
 
 def reset() -> None:
-    for cached in (_session, _dynamodb, _s3, _sqs, _apigateway, _secretsmanager, _athena):
+    for cached in (_session, _dynamodb, _s3, _sqs, _apigateway, _secretsmanager, _scheduler, _athena):
         cached.cache_clear()
 
 

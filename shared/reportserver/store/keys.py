@@ -82,3 +82,12 @@ STATUS_INDEX = "ByStatus"
 AUDIT_DAY = "D#"
 AUDIT_BY_PRINCIPAL = "ByPrincipal"
 AUDIT_BY_REPORT = "ByReport"
+
+# JobsTable (jobs and, with their runs, what they delivered; see `reportserver.domain.jobs`)
+#     key          pk (S), sk (S)
+#     pk=JOB         sk=<job id, 12 digits>   definition (S, JSON: the job as checked, its owner, version),
+#                                             version (N), document_id (N); every change and delete
+#                                             conditional on the version read (optimisticLock)
+#     pk=COUNTER     sk=job                   value (N): atomic ADD allocates ids
+#     ttl          ttl (N, epoch seconds) on a job's results: its retentionPeriod
+JOB = "JOB"

@@ -1,0 +1,369 @@
+"""Jobs (seed 001's `/api/jobs`): a report delivered on a schedule, each saved with its one EventBridge
+Scheduler schedule.
+
+A job is checked whole when it is saved, so that a run never meets what could have been refused then:
+its report exists and its owner may run it; every static parameter is one of the report's fields with a
+value of the field's type, every calculated one an expression that evaluates, every bound one a column
+of the billing statement's rows; the schedule runs again; the recipients are addresses or users that
+have one. The job is stored first (conditional on the version read: a stale `optimisticLock` is 409),
+then its schedule is made to match it: created, changed, disabled with the job, deleted with it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Protocol
+
+import msgspec
+
+from reportserver.domain import relative_dates
+from reportserver.domain.access import AccessMode, Principal, ReportTarget, authorize_managing, decide, may_manage
+from reportserver.domain.access import Action as AccessAction
+from reportserver.domain.errors import InvalidParameter, NotFound, VersionConflict, named, shown
+from reportserver.domain.identity import EMAIL_PATTERN
+from reportserver.domain.reports import Report, ReportField, convert_value
+from reportserver.domain.schedules import JobSchedule, SchedulerExpression, job_schedule
+
+MODES = ("document", "billingStatement")
+PARAMETER_SOURCES = ("static", "calculated", "bound")
+# Seed 001's delivery formats, and csv; each a file the export worker makes (`url`: a link to an xlsx).
+DELIVERY_FORMATS = {"url": "xlsx", "pdf": "pdf", "excel": "xlsx", "html": "html", "csv": "csv"}
+MAX_RECIPIENTS = 100
+MAX_PARAMETERS = 100
+MAX_FOLDERS = 10
+MAX_RETENTION_DAYS = 3650
+# A shared folder is a key prefix in the stack's own bucket (`shared/<folder>/`): no other bucket, no '..'.
+_FOLDER = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Addresses = Annotated[list[Annotated[str, msgspec.Meta(max_length=320)]], msgspec.Meta(max_length=MAX_RECIPIENTS)]
+Folders = Annotated[list[Annotated[str, msgspec.Meta(max_length=200)]], msgspec.Meta(max_length=MAX_FOLDERS)]
+UserIds = Annotated[list[int], msgspec.Meta(max_length=MAX_RECIPIENTS)]
+
+
+class JobParameter(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A report parameter's value in each run: given (`static`), worked out at the run in the job's time
+    zone (`calculated`: `relative_dates`), or taken from the recipient's row (`bound`: a column name)."""
+
+    name: Name
+    source: str = "static"
+    value: Any = None
+
+
+class BillingStatementBinding(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Where a per-recipient job finds its recipients: one row each of a data model's table, view or
+    custom query, with the column holding the address (and, optionally, the recipient's name)."""
+
+    dataModelId: int  # noqa: N815 - seed 001's names
+    dataMember: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]  # noqa: N815
+    emailAddressField: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]  # noqa: N815
+    emailRecipientField: Annotated[str, msgspec.Meta(max_length=128)] | None = None  # noqa: N815
+
+
+class JobBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Seed 001's job, as `POST /api/jobs` takes it (`PUT` adds `id` and requires `optimisticLock`)."""
+
+    name: Name
+    documentId: int  # noqa: N815 - seed 001's names
+    recurrenceRule: Annotated[str, msgspec.Meta(max_length=1000)]  # noqa: N815
+    mode: str = "document"
+    retentionPeriod: Annotated[int, msgspec.Meta(ge=1, le=MAX_RETENTION_DAYS)] = 30  # noqa: N815 - days
+    enabled: bool = True
+    startDate: Annotated[str, msgspec.Meta(max_length=64)] | None = None  # noqa: N815 - default: now
+    timeZone: Annotated[str, msgspec.Meta(max_length=64)] = "UTC"  # noqa: N815
+    parameters: Annotated[list[JobParameter], msgspec.Meta(max_length=MAX_PARAMETERS)] = msgspec.field(
+        default_factory=list
+    )
+    billingStatementBinding: BillingStatementBinding | None = None  # noqa: N815
+    emailDeliveryFormat: str = "pdf"  # noqa: N815
+    sendIndividualEmails: bool = False  # noqa: N815
+    sendBlankDocument: bool = True  # noqa: N815
+    subscribedEmails: Addresses = msgspec.field(default_factory=list)  # noqa: N815
+    sharedFolders: Folders = msgspec.field(default_factory=list)  # noqa: N815
+    internalSubscriberIds: UserIds = msgspec.field(default_factory=list)  # noqa: N815
+    optimisticLock: int | None = None  # noqa: N815 - seed 001 sends it on create too; it is ignored there
+
+
+class JobChange(JobBody, forbid_unknown_fields=True, kw_only=True):
+    """`PUT /api/jobs`: the whole job again, with its `id` and the `optimisticLock` it was read at."""
+
+    id: int
+
+
+class Job(msgspec.Struct, kw_only=True):
+    """A job as stored: its body as checked, who owns it (runs act with the owner's rights), its version."""
+
+    id: int
+    body: JobBody
+    owner: str  # the principal's label at creation ("token 'x'", "user 'x'")
+    owner_kind: str
+    owner_name: str
+    version: int = 1
+    created_at: str = ""
+    updated_at: str = ""
+    schedule: str = ""  # the Scheduler expression it was saved with ("" when disabled)
+
+
+class User(Protocol):
+    email: str
+
+
+class JobStore(Protocol):
+    def next_job_id(self) -> int: ...
+
+    def job(self, job_id: int) -> Job | None: ...
+
+    def jobs(self) -> list[Job]: ...
+
+    def create_job(self, job: Job) -> None: ...
+
+    def replace_job(self, job: Job, previous_version: int) -> None:
+        """Raises `VersionConflict` when the stored job is no longer at `previous_version`."""
+
+    def delete_job(self, job: Job) -> None:
+        """Raises `VersionConflict` when the stored job changed since it was read."""
+
+
+class JobSchedules(Protocol):
+    """EventBridge Scheduler: one schedule a job."""
+
+    def put(self, job_id: int, expression: SchedulerExpression, enabled: bool) -> None: ...
+
+    def delete(self, job_id: int) -> None: ...
+
+
+@dataclass
+class JobAdmin:
+    """The `/api/jobs` decisions; each asks `authorize_managing` first (scopes allScheduledJobs,
+    scheduledJob)."""
+
+    store: JobStore
+    schedules: JobSchedules
+    report_by_id: Callable[[int], Report | None]
+    user_by_id: Callable[[int], User | None]
+    clock: Callable[[], datetime]
+
+    def create(self, principal: Principal, body: JobBody) -> Job:
+        authorize_managing(principal, "scheduledJob", AccessMode.CREATE)
+        now = self.clock()
+        expression = self._checked(principal, body, now)
+        job = Job(
+            id=self.store.next_job_id(),
+            body=_stored(body),
+            owner=principal.label,
+            owner_kind=principal.kind,
+            owner_name=principal.name,
+            created_at=_stamp(now),
+            updated_at=_stamp(now),
+            schedule=expression.expression if body.enabled else "",
+        )
+        self.store.create_job(job)
+        self.schedules.put(job.id, expression, body.enabled)
+        return job
+
+    def list_jobs(self, principal: Principal) -> list[Job]:
+        found = [j for j in self.store.jobs() if may_manage(principal, "scheduledJob", AccessMode.READ, j.id)]
+        if not found:
+            authorize_managing(principal, "scheduledJob", AccessMode.READ)  # none visible: say why, if it is that
+        return sorted(found, key=lambda j: j.id)
+
+    def get(self, principal: Principal, job_id: str | int, mode: AccessMode = AccessMode.READ) -> Job:
+        number = job_number(job_id)
+        authorize_managing(principal, "scheduledJob", mode, number)
+        job = self.store.job(number)
+        if job is None:
+            raise NotFound(f"No job {number}")
+        return job
+
+    def change(self, principal: Principal, body: JobChange) -> Job:
+        current = self.get(principal, body.id, AccessMode.MODIFY)
+        if body.optimisticLock is None:
+            raise InvalidParameter("optimisticLock", "'optimisticLock' is required: the version the job was read at")
+        _at_version(current, body.optimisticLock)
+        now = self.clock()
+        expression = self._checked(principal, body, now)
+        changed = msgspec.structs.replace(
+            current,
+            body=_stored(body),
+            version=current.version + 1,
+            updated_at=_stamp(now),
+            schedule=expression.expression if body.enabled else "",
+        )
+        self.store.replace_job(changed, current.version)
+        self.schedules.put(changed.id, expression, body.enabled)
+        return changed
+
+    def delete(self, principal: Principal, job_id: str, version: int | None) -> None:
+        job = self.get(principal, job_id, AccessMode.DELETE)
+        if version is not None:
+            _at_version(job, version)
+        # The schedule first: a job whose schedule outlived it would be fired for nothing (a run finds no
+        # job and records nothing); a schedule deleted before a failed delete is made again by a save.
+        self.schedules.delete(job.id)
+        self.store.delete_job(job)
+
+    # Checks
+
+    def _checked(self, principal: Principal, body: JobBody, now: datetime) -> SchedulerExpression:
+        """Every check of a job's body; the Scheduler expression of its schedule."""
+        named(body.name)
+        _one_of("mode", body.mode, MODES)
+        _one_of("emailDeliveryFormat", body.emailDeliveryFormat, tuple(DELIVERY_FORMATS))
+        schedule = job_schedule(body.recurrenceRule, body.startDate or now, body.timeZone, now)
+        expression = schedule.scheduler_expression(now)
+        if expression is None:  # job_schedule refuses a rule without a next run: this cannot be reached
+            raise InvalidParameter("recurrenceRule", "The recurrenceRule never runs again")
+        report = self._report(principal, body.documentId)
+        self._binding(body)
+        self._parameters(body, report, schedule, now)
+        self._recipients(body)
+        return expression
+
+    def _report(self, principal: Principal, report_id: int) -> Report:
+        report = self.report_by_id(report_id) if report_id > 0 else None
+        if report is None:
+            raise InvalidParameter("documentId", f"No report {report_id}")
+        target = ReportTarget(id=report.id, groups=tuple(report.groups), category=report.category)
+        decision = decide(principal, AccessAction.RUN_REPORT, target)
+        if not decision.allowed:
+            # A job runs with its owner's rights: one who may not run the report may not schedule it.
+            raise InvalidParameter("documentId", f"{decision.reason}: it cannot be scheduled by this caller")
+        return report
+
+    @staticmethod
+    def _binding(body: JobBody) -> None:
+        binding = body.billingStatementBinding
+        if body.mode == "billingStatement" and binding is None:
+            raise InvalidParameter(
+                "billingStatementBinding",
+                "A billingStatement job needs billingStatementBinding: where its recipients are",
+            )
+        if body.mode != "billingStatement" and binding is not None:
+            raise InvalidParameter(
+                "billingStatementBinding", "Only a billingStatement job has a billingStatementBinding"
+            )
+        if binding is None:
+            return
+        for field in ("emailAddressField", "emailRecipientField"):
+            value = getattr(binding, field)
+            if value is not None and not _COLUMN.fullmatch(value):
+                raise InvalidParameter(f"billingStatementBinding.{field}", f"{field} must name a column")
+
+    def _parameters(self, body: JobBody, report: Report, schedule: JobSchedule, now: datetime) -> None:
+        seen: set[str] = set()
+        for index, parameter in enumerate(body.parameters):
+            where = f"parameters[{index}]"
+            _one_of(f"{where}.source", parameter.source, PARAMETER_SOURCES)
+            field = report.field(parameter.name)
+            if field is None:
+                allowed = ", ".join(f.name for f in report.sorted_fields()) or "none"
+                raise InvalidParameter(
+                    f"{where}.name",
+                    f"Report {report.id} has no parameter '{shown(parameter.name)}'; it takes: {allowed}",
+                )
+            if parameter.name in seen:
+                raise InvalidParameter(f"{where}.name", f"Parameter '{parameter.name}' is given more than once")
+            seen.add(parameter.name)
+            _check_value(parameter, field, where, body.mode, schedule.zone, now)
+        for field in report.fields:
+            if field.required and not field.default and field.name not in seen:
+                raise InvalidParameter("parameters", f"Report {report.id} requires the parameter '{field.name}'")
+
+    def _recipients(self, body: JobBody) -> None:
+        for index, address in enumerate(body.subscribedEmails):
+            if not EMAIL_PATTERN.fullmatch(address) or "." not in address.rpartition("@")[2]:
+                raise InvalidParameter(f"subscribedEmails[{index}]", f"'{shown(address)}' is not an e-mail address")
+        for index, user_id in enumerate(body.internalSubscriberIds):
+            user = self.user_by_id(user_id) if user_id > 0 else None
+            if user is None:
+                raise InvalidParameter(f"internalSubscriberIds[{index}]", f"No user {user_id}")
+            if not user.email:
+                raise InvalidParameter(f"internalSubscriberIds[{index}]", f"User {user_id} has no e-mail address")
+        for index, folder in enumerate(body.sharedFolders):
+            if not _FOLDER.fullmatch(folder) or any(part in (".", "..") for part in folder.split("/")):
+                raise InvalidParameter(
+                    f"sharedFolders[{index}]", "A shared folder is a path of letters, digits, '.', '_' and '-' parts"
+                )
+        if body.mode == "document" and not (body.subscribedEmails or body.internalSubscriberIds or body.sharedFolders):
+            raise InvalidParameter(
+                "subscribedEmails",
+                "A job delivers somewhere: give subscribedEmails, internalSubscriberIds or sharedFolders",
+            )
+
+
+def _check_value(parameter: JobParameter, field: ReportField, where: str, mode: str, zone: str, now: datetime) -> None:
+    """A parameter's value as its source takes it: of the field's type (static), an expression that
+    evaluates in the job's zone (calculated), a column of the recipients' rows (bound)."""
+    if parameter.value is not None and not isinstance(parameter.value, str | int | float | bool):
+        raise InvalidParameter(f"{where}.value", "A parameter's value is a string, a number or a boolean")
+    text = _text(parameter.value)
+    if parameter.source == "static":
+        if text is not None:
+            convert_value(field, text, lambda _f: [])  # its type; choices are checked at the run
+    elif parameter.source == "calculated":
+        if text is None:
+            raise InvalidParameter(f"{where}.value", "A calculated parameter's value is its expression")
+        try:
+            relative_dates.evaluate(text, now, zone)
+        except InvalidParameter as error:
+            raise InvalidParameter(f"{where}.value", error.message) from None
+    else:
+        if mode != "billingStatement":
+            raise InvalidParameter(f"{where}.source", "A bound parameter needs a billingStatement job")
+        if text is None or not _COLUMN.fullmatch(text):
+            raise InvalidParameter(f"{where}.value", "A bound parameter's value names a column of the rows")
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    """Seed 001's job, as the API answers it: its body, with `id`, `optimisticLock` and who owns it."""
+    body = msgspec.to_builtins(job.body)
+    body.pop("optimisticLock", None)
+    return {
+        "id": job.id,
+        "optimisticLock": job.version,
+        **body,
+        "owner": job.owner,
+        "createdAt": job.created_at,
+        "updatedAt": job.updated_at,
+        "scheduleExpression": job.schedule,
+    }
+
+
+def job_number(job_id: str | int) -> int:
+    text = str(job_id)
+    if not text.isascii() or not text.isdigit() or len(text) > 12 or int(text) < 1:
+        raise NotFound(f"No job '{shown(text)}'")
+    return int(text)
+
+
+def _stored(body: JobBody) -> JobBody:
+    """The body as kept: a plain `JobBody` (a change's `id` is the job's own), without the lock it carried."""
+    fields = {f: getattr(body, f) for f in JobBody.__struct_fields__}
+    fields["optimisticLock"] = None
+    return JobBody(**fields)
+
+
+def _one_of(field: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise InvalidParameter(field, f"Invalid {field} '{shown(value)}'; allowed: {', '.join(allowed)}")
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _at_version(job: Job, version: int) -> None:
+    if job.version != version:
+        raise VersionConflict(f"Job {job.id} has changed (optimisticLock {job.version}, not {version}): read it again")
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

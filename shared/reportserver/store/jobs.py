@@ -1,0 +1,124 @@
+"""Jobs in DynamoDB (JobsTable; see `store.keys`) and their schedules in EventBridge Scheduler."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from reportserver.domain.errors import AlreadyExists, VersionConflict
+from reportserver.domain.jobs import Job
+from reportserver.domain.schedules import SchedulerExpression
+from reportserver.store import aws, keys
+from reportserver.store.items import from_document, to_document
+
+
+class DynamoJobStore:
+    def __init__(self, table_name: str) -> None:
+        self._table_name = table_name
+
+    @property
+    def _table(self) -> Any:
+        return aws.dynamodb().Table(self._table_name)
+
+    def next_job_id(self) -> int:
+        response = self._table.update_item(
+            Key={"pk": keys.COUNTER, "sk": "job"},
+            UpdateExpression="ADD #v :one",
+            ExpressionAttributeNames={"#v": "value"},
+            ExpressionAttributeValues={":one": 1},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["value"])
+
+    def job(self, job_id: int) -> Job | None:
+        item = self._table.get_item(Key={"pk": keys.JOB, "sk": keys.numeric_sort_key(job_id)}).get("Item")
+        return from_document(item["definition"], Job) if item else None
+
+    def jobs(self) -> list[Job]:
+        found = aws.pages(
+            self._table.query, KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": keys.JOB}
+        )
+        return [from_document(i["definition"], Job) for page in found for i in page.get("Items", [])]
+
+    @staticmethod
+    def _item(job: Job) -> dict[str, Any]:
+        return {
+            "pk": keys.JOB,
+            "sk": keys.numeric_sort_key(job.id),
+            "version": job.version,
+            "document_id": job.body.documentId,
+            "definition": to_document(job),
+        }
+
+    def create_job(self, job: Job) -> None:
+        if not aws.written(self._table.put_item, Item=self._item(job), ConditionExpression="attribute_not_exists(pk)"):
+            raise AlreadyExists(f"Job {job.id} exists already")
+
+    def replace_job(self, job: Job, previous_version: int) -> None:
+        if not aws.written(
+            self._table.put_item,
+            Item=self._item(job),
+            ConditionExpression="#v = :previous",
+            ExpressionAttributeNames={"#v": "version"},
+            ExpressionAttributeValues={":previous": previous_version},
+        ):
+            raise VersionConflict(f"Job {job.id} has changed or was deleted since it was read: read it again")
+
+    def delete_job(self, job: Job) -> None:
+        if not aws.written(
+            self._table.delete_item,
+            Key={"pk": keys.JOB, "sk": keys.numeric_sort_key(job.id)},
+            ConditionExpression="#v = :version",
+            ExpressionAttributeNames={"#v": "version"},
+            ExpressionAttributeValues={":version": job.version},
+        ):
+            raise VersionConflict(f"Job {job.id} has changed or was deleted since it was read: read it again")
+
+
+class SchedulerJobSchedules:
+    """One EventBridge Scheduler schedule a job (`job-<id>`), in the stack's schedule group, firing a
+    message `{"job_id": <id>}` into the job-run queue with the role Scheduler assumes to send it. A
+    one-time `at()` schedule deletes itself once it has fired (the next is made when the run starts)."""
+
+    def __init__(self, group: str, queue_arn: str, role_arn: str) -> None:
+        self._group = group
+        self._queue_arn = queue_arn
+        self._role_arn = role_arn
+
+    @staticmethod
+    def name(job_id: int) -> str:
+        return f"job-{job_id}"
+
+    def put(self, job_id: int, expression: SchedulerExpression, enabled: bool) -> None:
+        request: dict[str, Any] = {
+            "Name": self.name(job_id),
+            "GroupName": self._group,
+            "ScheduleExpression": expression.expression,
+            "ScheduleExpressionTimezone": expression.zone,
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "State": "ENABLED" if enabled else "DISABLED",
+            "Target": {
+                "Arn": self._queue_arn,
+                "RoleArn": self._role_arn,
+                "Input": json.dumps({"job_id": job_id}),
+                # Scheduler's own retries of a send the queue refused; the runs' retries are the queue's.
+                "RetryPolicy": {"MaximumRetryAttempts": 10, "MaximumEventAgeInSeconds": 3600},
+            },
+            "ActionAfterCompletion": "NONE" if expression.recurring else "DELETE",
+        }
+        client = aws.scheduler()
+        try:
+            client.update_schedule(**request)
+        except Exception as error:
+            # Update first: a job is saved more often than made. One that fired and deleted itself (`at()`)
+            # or was never made is created.
+            if aws.error_code(error) != "ResourceNotFoundException":
+                raise
+            client.create_schedule(**request)
+
+    def delete(self, job_id: int) -> None:
+        try:
+            aws.scheduler().delete_schedule(Name=self.name(job_id), GroupName=self._group)
+        except Exception as error:
+            if aws.error_code(error) != "ResourceNotFoundException":  # gone already (an `at()` that fired)
+                raise
