@@ -20,11 +20,13 @@ from reportserver.store.jobs import DynamoJobStore, SchedulerJobSchedules
 
 settings = JobsSettings.from_environ()
 identity = DynamoIdentityStore(settings.identity_table)
+catalog = DynamoCatalog(settings.catalog_table)
 jobs = JobAdmin(
     store=DynamoJobStore(settings.jobs_table),
     schedules=SchedulerJobSchedules(settings.schedule_group, settings.job_run_queue_arn, settings.scheduler_role_arn),
-    report_by_id=DynamoCatalog(settings.catalog_table).report_by_id,
+    report_by_id=catalog.report_by_id,
     user_by_id=identity.user,
+    data_model_by_id=catalog.data_source,
     clock=lambda: datetime.now(UTC),
 )
 app = Resolver()

@@ -510,3 +510,24 @@ def test_api_gateway_calls_are_authorised_by_http_method_and_resource_path_as_in
     member = _user_with(["apigateway:POST"], f"arn:aws:apigateway:us-east-1::/usageplans/{plan}/keys")
     member.create_usage_plan_key(usagePlanId=plan, keyId=made["id"], keyType="API_KEY")
     writer.delete_api_key(apiKey=made["id"])
+
+
+def test_the_jobs_role_schedules_only_its_groups_job_schedules_with_only_the_schedulers_role(stack: Stack) -> None:
+    group = stack.names["JobScheduleGroup"]
+    target = {"Arn": TEMPLATE.attribute("JobRunQueue", "Arn"), "RoleArn": TEMPLATE.attribute("JobSchedulerRole", "Arn")}
+    request = {"ScheduleExpression": "rate(1 hour)", "FlexibleTimeWindow": {"Mode": "OFF"}}
+    client = boto3.client("scheduler", **stack.api.identities["JobsFunction"])
+    admin_role = TEMPLATE.attribute("JobSchedulerRole", "Arn").rsplit("/", 1)[0] + f"/{ROLES['AdminFunction'].name}"
+    # The control case: a job's schedule in the group, sending as the scheduler's role
+    client.create_schedule(Name="job-424242", GroupName=group, Target=target, **request)
+    client.delete_schedule(Name="job-424242", GroupName=group)
+    refused = [
+        {"Name": "other-1", "GroupName": group, "Target": target},  # not a job's name
+        {"Name": "job-424243", "GroupName": "default", "Target": target},  # another group
+        # another role handed to Scheduler (iam:PassRole on the scheduler's role only)
+        {"Name": "job-424244", "GroupName": group, "Target": target | {"RoleArn": admin_role}},
+    ]
+    for attempt in refused:
+        with pytest.raises(ClientError) as error:
+            client.create_schedule(**attempt, **request)
+        assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403, attempt

@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from tests.integration.conftest import TEMPLATE, Stack
@@ -69,7 +70,7 @@ def test_a_daily_job_gets_one_cron_schedule_in_its_time_zone_sending_its_runs_to
     assert schedule["State"] == "ENABLED"
     assert schedule["Target"]["Arn"] == TEMPLATE.attribute("JobRunQueue", "Arn")
     assert schedule["Target"]["RoleArn"] == TEMPLATE.attribute("JobSchedulerRole", "Arn")
-    assert json.loads(schedule["Target"]["Input"]) == {"job_id": job["id"]}
+    assert json.loads(schedule["Target"]["Input"]) == {"job_id": job["id"], "version": 1}
     # And it reads back as it was answered
     status, read = stack.send("GET", f"/api/jobs/{job['id']}")
     assert status == 200
@@ -161,7 +162,29 @@ BAD_JOBS: list[tuple[str, dict[str, Any], str, str]] = [
     ("an unknown time zone", {"timeZone": "Mars/Olympus"}, "timeZone", "IANA"),
     ("a rule that is no RRULE", {"recurrenceRule": "every day"}, "recurrenceRule", "NAME=VALUE"),
     ("a rule that ended", {"recurrenceRule": "FREQ=DAILY;UNTIL=20200101T000000Z"}, "recurrenceRule", "never runs"),
-    ("30 February", {"recurrenceRule": "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"}, "recurrenceRule", ""),
+    ("30 February", {"recurrenceRule": "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"}, "recurrenceRule", "never runs"),
+    ("a start with seconds", {"startDate": "2026-01-01T09:00:30"}, "startDate", "to the minute"),
+    ("a start centuries ago", {"startDate": "0001-01-01T00:00:00+05:00"}, "startDate", "ten years"),
+    ("an empty start", {"startDate": ""}, "startDate", "ISO"),
+    ("a zone that is no place", {"timeZone": "localtime"}, "timeZone", "IANA"),
+    ("a name of spaces", {"name": "   "}, "name", "blank"),
+    ("a name with a control character", {"name": "pay\x00roll"}, "name", "control"),
+    (
+        "a required parameter sent empty",
+        {"parameters": [{"name": "date_from", "value": None}, {"name": "date_to", "value": "2026-01-31"}]},
+        "parameters[0].value",
+        "required",
+    ),
+    ("the same address twice", {"subscribedEmails": ["a@x.com", "A@x.com"]}, "subscribedEmails[1]", "twice"),
+    (
+        "a binding to no data model",
+        {
+            "mode": "billingStatement",
+            "billingStatementBinding": {"dataModelId": 99999, "dataMember": "customers", "emailAddressField": "email"},
+        },
+        "billingStatementBinding.dataModelId",
+        "No data model 99999",
+    ),
     ("a bad start", {"startDate": "tomorrow-ish"}, "startDate", "ISO"),
     ("an unknown report", {"documentId": 999_999}, "documentId", "No report 999999"),
     (
@@ -173,8 +196,8 @@ BAD_JOBS: list[tuple[str, dict[str, Any], str, str]] = [
     (
         "a static value of the wrong type",
         {"parameters": [{"name": "date_from", "value": "soon"}, {"name": "date_to", "value": "2026-01-31"}]},
-        "date_from",
-        "",
+        "parameters[0].value",
+        "must be a date",
     ),
     (
         "an expression that does not evaluate",
@@ -205,13 +228,13 @@ BAD_JOBS: list[tuple[str, dict[str, Any], str, str]] = [
         "billingStatement",
     ),
     ("a required parameter left out", {"parameters": []}, "parameters", "date_from"),
-    ("a billing statement without its binding", {"mode": "billingStatement"}, "billingStatementBinding", ""),
-    ("an address that is none", {"subscribedEmails": ["not an address"]}, "subscribedEmails[0]", ""),
+    ("a billing statement without its binding", {"mode": "billingStatement"}, "billingStatementBinding", "needs"),
+    ("an address that is none", {"subscribedEmails": ["not an address"]}, "subscribedEmails[0]", "not an e-mail"),
     ("an unknown user", {"internalSubscriberIds": [987_654]}, "internalSubscriberIds[0]", "No user"),
-    ("a folder climbing out", {"sharedFolders": ["../etc"]}, "sharedFolders[0]", ""),
+    ("a folder climbing out", {"sharedFolders": ["../etc"]}, "sharedFolders[0]", "shared folder"),
     ("nowhere to deliver", {"subscribedEmails": []}, "subscribedEmails", "delivers somewhere"),
     ("an unknown field", {"colour": "blue"}, "colour", "allowed:"),
-    ("a retention of no days", {"retentionPeriod": 0}, "retentionPeriod", ""),
+    ("a retention of no days", {"retentionPeriod": 0}, "retentionPeriod", ">= 1"),
 ]
 
 
@@ -219,13 +242,24 @@ BAD_JOBS: list[tuple[str, dict[str, Any], str, str]] = [
 def test_a_bad_job_is_refused_with_400_naming_its_field(
     stack: Stack, case: str, changes: dict[str, Any], parameter: str, says: str
 ) -> None:
-    before = {s["Name"] for s in boto3.client("scheduler").list_schedules()["Schedules"]}
+    before = _scheduled(stack), _stored(stack)
     status, answer = stack.send("POST", "/api/jobs", _body(stack, **changes))
     assert status == 400, (case, answer)
     assert answer["parameter"] == parameter, answer
     assert says in answer["message"], answer
-    # And nothing was scheduled
-    assert {s["Name"] for s in boto3.client("scheduler").list_schedules()["Schedules"]} == before
+    # And nothing was stored or scheduled
+    assert (_scheduled(stack), _stored(stack)) == before
+
+
+def _scheduled(stack: Stack) -> set[str]:
+    pages = boto3.client("scheduler").get_paginator("list_schedules")
+    found = pages.paginate(GroupName=stack.names["JobScheduleGroup"])
+    return {s["Name"] for page in found for s in page["Schedules"]}
+
+
+def _stored(stack: Stack) -> int:
+    table = boto3.resource("dynamodb").Table(stack.names["JobsTable"])
+    return int(table.query(KeyConditionExpression=Key("pk").eq("JOB"), Select="COUNT")["Count"])
 
 
 def test_a_job_is_read_only_by_callers_granted_it(stack: Stack) -> None:
@@ -251,3 +285,40 @@ def test_a_job_is_read_only_by_callers_granted_it(stack: Stack) -> None:
     # And a user with no grant reads none
     stranger = stack.bearer_of(stack.new_user()["userName"])
     assert stack.send("GET", "/api/jobs", auth=stranger)[0] == 403
+
+
+def test_a_job_without_a_start_starts_now_to_the_minute_and_keeps_that_start(stack: Stack) -> None:
+    # When a weekday job is sent without startDate
+    body = _body(stack, recurrenceRule="cron(0 9 ? * MON-FRI *)")
+    del body["startDate"]
+    status, answer = stack.send("POST", "/api/jobs", body)
+    # Then its schedule is a recurring cron at 09:00:00, not a one-off at the second it was saved
+    assert status == 201, answer
+    job = answer["job"]
+    assert job["scheduleExpression"] == "cron(0 9 ? * MON,TUE,WED,THU,FRI *)"
+    # And the start it was given is kept: a minute of the job's clock
+    assert job["startDate"] is not None and job["startDate"].endswith(":00")
+    assert len(job["startDate"]) == len("2026-12-03T15:04:00")
+
+
+def test_whoever_saves_a_job_last_is_its_owner_and_must_be_allowed_to_run_its_report(stack: Stack) -> None:
+    job = _created(stack)
+    # Given a user who may change every job, in no group that may run "Sales by Day"'s sibling "GST Balance"
+    status, group = stack.send("POST", "/api/usergroups", {"name": f"g-{uuid.uuid4().hex[:8]}"})
+    assert status == 201
+    grants = [{"scope": "allScheduledJobs", "accessMode": 6}]
+    body = {"optimisticLock": group["group"]["optimisticLock"], "permissions": grants}
+    assert stack.send("POST", f"/api/usergroups/{group['group']['id']}/permissions", body)[0] == 200
+    user = stack.new_user(groups=[group["group"]["id"]])
+    editor = stack.bearer_of(user["userName"])
+    # When it points the job at a report it may not run
+    gst = stack.report("gst-balance")
+    params = [{"name": "date_from", "value": "2026-01-01"}, {"name": "date_to", "value": "2026-01-31"}]
+    change = _body(stack, id=job["id"], optimisticLock=1, documentId=gst.id, parameters=params)
+    status, answer = stack.send("PUT", "/api/jobs", change, auth=editor)
+    # Then it is refused, naming the report
+    assert status == 400 and answer["parameter"] == "documentId", answer
+    # And a change it may make makes it the job's owner: the job now runs with its rights
+    status, answer = stack.send("PUT", "/api/jobs", _body(stack, id=job["id"], optimisticLock=1), auth=editor)
+    assert status == 200, answer
+    assert answer["job"]["owner"] == f"user '{user['userName']}'"

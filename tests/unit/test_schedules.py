@@ -347,3 +347,41 @@ def test_a_weekday_cron_runs_once_on_each_of_its_days_and_at_its_time_where_that
         exists = wall.replace(tzinfo=tz).astimezone(UTC).astimezone(tz).replace(tzinfo=None) == wall
         if exists:
             assert run.astimezone(tz).replace(tzinfo=None) == wall
+
+
+RATES = [
+    ("rate(1 hour)", timedelta(hours=1)),
+    ("rate(90 minutes)", timedelta(minutes=90)),
+    ("rate(1 day)", timedelta(days=1)),
+]
+
+
+@pytest.mark.parametrize(("rate", "step"), RATES)
+@pytest.mark.parametrize(("zone", "day"), CHANGES)
+def test_a_rate_counts_real_time_across_a_clock_change_as_schedulers_does(
+    rate: str, step: timedelta, zone: str, day: date
+) -> None:
+    # Given a rate started two days before a clock change, on the job's clock
+    start = datetime.combine(day - timedelta(days=2), datetime.min.time())
+    now = start.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    schedule = job_schedule(rate, start.isoformat(), zone, now)
+    # Then its runs are the same real time apart before, across and after the change
+    runs = _runs(schedule, now - timedelta(seconds=1), 5)
+    assert runs[0] == now
+    assert all(after - before == step for before, after in itertools.pairwise(runs))
+
+
+def test_a_start_far_from_now_or_with_seconds_is_refused_naming_startdate() -> None:
+    for start in ("2026-01-01T09:00:30", "1990-01-01T00:00", "2040-01-01T00:00", "0001-01-01T00:00:00+05:00"):
+        with pytest.raises(InvalidParameter) as refused:
+            job_schedule("FREQ=DAILY", start, "UTC", NOW)
+        assert refused.value.parameter == "startDate", start
+
+
+def test_a_rule_walked_minute_by_minute_is_refused_rather_than_searched() -> None:
+    for rule in ("FREQ=MINUTELY;BYSETPOS=1", "FREQ=HOURLY;BYWEEKNO=1"):
+        started = time.perf_counter()
+        with pytest.raises(InvalidParameter) as refused:
+            job_schedule(rule, "2020-01-01T00:00", "UTC", NOW)
+        assert "DAILY or longer" in refused.value.message
+        assert time.perf_counter() - started < 0.5

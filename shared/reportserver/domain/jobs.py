@@ -6,7 +6,10 @@ its report exists and its owner may run it; every static parameter is one of the
 value of the field's type, every calculated one an expression that evaluates, every bound one a column
 of the billing statement's rows; the schedule runs again; the recipients are addresses or users that
 have one. The job is stored first (conditional on the version read: a stale `optimisticLock` is 409),
-then its schedule is made to match it: created, changed, disabled with the job, deleted with it.
+then its schedule is made to match it: created, changed, disabled with the job; a schedule that cannot be
+written undoes the save. A delete removes the job, then its schedule. Each schedule's runs name the
+version they were made for, so a run can tell a schedule that a later save or a delete passed by.
+A job runs with the rights of whoever saved it last (its owner), who must be allowed to run its report.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -24,8 +28,9 @@ from reportserver.domain.access import AccessMode, Principal, ReportTarget, auth
 from reportserver.domain.access import Action as AccessAction
 from reportserver.domain.errors import InvalidParameter, NotFound, VersionConflict, named, shown
 from reportserver.domain.identity import EMAIL_PATTERN
+from reportserver.domain.ports import DataSource
 from reportserver.domain.reports import Report, ReportField, convert_value
-from reportserver.domain.schedules import JobSchedule, SchedulerExpression, job_schedule
+from reportserver.domain.schedules import SchedulerExpression, job_schedule
 
 MODES = ("document", "billingStatement")
 PARAMETER_SOURCES = ("static", "calculated", "bound")
@@ -38,6 +43,7 @@ MAX_RETENTION_DAYS = 3650
 # A shared folder is a key prefix in the stack's own bucket (`shared/<folder>/`): no other bucket, no '..'.
 _FOLDER = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62}){0,2}$")  # [catalog.][schema.]name
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Addresses = Annotated[list[Annotated[str, msgspec.Meta(max_length=320)]], msgspec.Meta(max_length=MAX_RECIPIENTS)]
@@ -129,9 +135,10 @@ class JobStore(Protocol):
 
 
 class JobSchedules(Protocol):
-    """EventBridge Scheduler: one schedule a job."""
+    """EventBridge Scheduler: one schedule a job. Each run it sends names the job's version it was made
+    for, so that a run finds out whether a later save (or a delete) has passed its schedule by."""
 
-    def put(self, job_id: int, expression: SchedulerExpression, enabled: bool) -> None: ...
+    def put(self, job_id: int, version: int, expression: SchedulerExpression, enabled: bool) -> None: ...
 
     def delete(self, job_id: int) -> None: ...
 
@@ -145,15 +152,16 @@ class JobAdmin:
     schedules: JobSchedules
     report_by_id: Callable[[int], Report | None]
     user_by_id: Callable[[int], User | None]
+    data_model_by_id: Callable[[str], DataSource | None]
     clock: Callable[[], datetime]
 
     def create(self, principal: Principal, body: JobBody) -> Job:
         authorize_managing(principal, "scheduledJob", AccessMode.CREATE)
         now = self.clock()
-        expression = self._checked(principal, body, now)
+        stored, expression = self._checked(principal, body, now)
         job = Job(
             id=self.store.next_job_id(),
-            body=_stored(body),
+            body=stored,
             owner=principal.label,
             owner_kind=principal.kind,
             owner_name=principal.name,
@@ -162,7 +170,11 @@ class JobAdmin:
             schedule=expression.expression if body.enabled else "",
         )
         self.store.create_job(job)
-        self.schedules.put(job.id, expression, body.enabled)
+        try:
+            self.schedules.put(job.id, job.version, expression, body.enabled)
+        except BaseException:
+            self.store.delete_job(job)  # no job without its schedule: the caller may send it again
+            raise
         return job
 
     def list_jobs(self, principal: Principal) -> list[Job]:
@@ -185,43 +197,59 @@ class JobAdmin:
             raise InvalidParameter("optimisticLock", "'optimisticLock' is required: the version the job was read at")
         _at_version(current, body.optimisticLock)
         now = self.clock()
-        expression = self._checked(principal, body, now)
+        stored, expression = self._checked(principal, body, now)
+        # The job runs with the rights of whoever saved it last: that caller was checked above.
         changed = msgspec.structs.replace(
             current,
-            body=_stored(body),
+            body=stored,
             version=current.version + 1,
+            owner=principal.label,
+            owner_kind=principal.kind,
+            owner_name=principal.name,
             updated_at=_stamp(now),
             schedule=expression.expression if body.enabled else "",
         )
         self.store.replace_job(changed, current.version)
-        self.schedules.put(changed.id, expression, body.enabled)
+        try:
+            self.schedules.put(changed.id, changed.version, expression, body.enabled)
+        except BaseException:
+            # The job as it was, with the schedule it still has (a later save by another wins: it is newer).
+            self.store.replace_job(current, changed.version)
+            raise
         return changed
 
     def delete(self, principal: Principal, job_id: str, version: int | None) -> None:
         job = self.get(principal, job_id, AccessMode.DELETE)
         if version is not None:
             _at_version(job, version)
-        # The schedule first: a job whose schedule outlived it would be fired for nothing (a run finds no
-        # job and records nothing); a schedule deleted before a failed delete is made again by a save.
-        self.schedules.delete(job.id)
+        # The job first, at the version read: a schedule left behind by a failure after it sends runs that
+        # find no job (and stop there); a job left without its schedule would never run again, unseen.
         self.store.delete_job(job)
+        self.schedules.delete(job.id)
 
     # Checks
 
-    def _checked(self, principal: Principal, body: JobBody, now: datetime) -> SchedulerExpression:
-        """Every check of a job's body; the Scheduler expression of its schedule."""
-        named(body.name)
+    def _checked(self, principal: Principal, body: JobBody, now: datetime) -> tuple[JobBody, SchedulerExpression]:
+        """Every check of a job's body; the body as kept (its name trimmed, its start the one used) and the
+        Scheduler expression of its schedule."""
+        name = named(body.name)
+        if any(not character.isprintable() for character in name):
+            raise InvalidParameter("name", "A job's name has no control characters")
         _one_of("mode", body.mode, MODES)
         _one_of("emailDeliveryFormat", body.emailDeliveryFormat, tuple(DELIVERY_FORMATS))
-        schedule = job_schedule(body.recurrenceRule, body.startDate or now, body.timeZone, now)
+        # Without a start, the job starts now, to the minute, on its own clock; the start used is kept.
+        start = body.startDate
+        if start is None:
+            start = now.astimezone(_zone_of(body.timeZone)).strftime("%Y-%m-%dT%H:%M:00")
+        schedule = job_schedule(body.recurrenceRule, start, body.timeZone, now)
         expression = schedule.scheduler_expression(now)
         if expression is None:  # job_schedule refuses a rule without a next run: this cannot be reached
             raise InvalidParameter("recurrenceRule", "The recurrenceRule never runs again")
         report = self._report(principal, body.documentId)
-        self._binding(body)
-        self._parameters(body, report, schedule, now)
+        self._binding(principal, body)
+        self._parameters(body, report, now)
         self._recipients(body)
-        return expression
+        return _stored(body, name=name, startDate=start), expression
 
     def _report(self, principal: Principal, report_id: int) -> Report:
         report = self.report_by_id(report_id) if report_id > 0 else None
@@ -234,8 +262,7 @@ class JobAdmin:
             raise InvalidParameter("documentId", f"{decision.reason}: it cannot be scheduled by this caller")
         return report
 
-    @staticmethod
-    def _binding(body: JobBody) -> None:
+    def _binding(self, principal: Principal, body: JobBody) -> None:
         binding = body.billingStatementBinding
         if body.mode == "billingStatement" and binding is None:
             raise InvalidParameter(
@@ -248,12 +275,27 @@ class JobAdmin:
             )
         if binding is None:
             return
+        model = self.data_model_by_id(str(binding.dataModelId)) if binding.dataModelId > 0 else None
+        if model is None:
+            raise InvalidParameter("billingStatementBinding.dataModelId", f"No data model {binding.dataModelId}")
+        if not may_manage(principal, "dataModel", AccessMode.READ, model.number):
+            raise InvalidParameter(
+                "billingStatementBinding.dataModelId",
+                f"The {principal.label} may not read data model {model.number} (accessMode 2 on 'dataModel')",
+            )
+        queries = {q.name for q in model.custom_queries}
+        if binding.dataMember not in queries and not _TABLE.fullmatch(binding.dataMember):
+            raise InvalidParameter(
+                "billingStatementBinding.dataMember",
+                "dataMember names a table, a view or one of the model's custom queries "
+                f"({', '.join(sorted(queries)) or 'none'})",
+            )
         for field in ("emailAddressField", "emailRecipientField"):
             value = getattr(binding, field)
             if value is not None and not _COLUMN.fullmatch(value):
                 raise InvalidParameter(f"billingStatementBinding.{field}", f"{field} must name a column")
 
-    def _parameters(self, body: JobBody, report: Report, schedule: JobSchedule, now: datetime) -> None:
+    def _parameters(self, body: JobBody, report: Report, now: datetime) -> None:
         seen: set[str] = set()
         for index, parameter in enumerate(body.parameters):
             where = f"parameters[{index}]"
@@ -268,12 +310,20 @@ class JobAdmin:
             if parameter.name in seen:
                 raise InvalidParameter(f"{where}.name", f"Parameter '{parameter.name}' is given more than once")
             seen.add(parameter.name)
-            _check_value(parameter, field, where, body.mode, schedule.zone, now)
+            _check_value(parameter, field, where, body.mode, body.timeZone, now)
         for field in report.fields:
             if field.required and not field.default and field.name not in seen:
                 raise InvalidParameter("parameters", f"Report {report.id} requires the parameter '{field.name}'")
 
     def _recipients(self, body: JobBody) -> None:
+        for field, values in (
+            ("subscribedEmails", [a.casefold() for a in body.subscribedEmails]),
+            ("internalSubscriberIds", body.internalSubscriberIds),
+            ("sharedFolders", body.sharedFolders),
+        ):
+            repeated = next((i for i, v in enumerate(values) if v in values[:i]), None)
+            if repeated is not None:
+                raise InvalidParameter(f"{field}[{repeated}]", f"{field} names the same recipient twice")
         for index, address in enumerate(body.subscribedEmails):
             if not EMAIL_PATTERN.fullmatch(address) or "." not in address.rpartition("@")[2]:
                 raise InvalidParameter(f"subscribedEmails[{index}]", f"'{shown(address)}' is not an e-mail address")
@@ -302,8 +352,14 @@ def _check_value(parameter: JobParameter, field: ReportField, where: str, mode: 
         raise InvalidParameter(f"{where}.value", "A parameter's value is a string, a number or a boolean")
     text = _text(parameter.value)
     if parameter.source == "static":
-        if text is not None:
+        if text is None or text == "":
+            if field.required and not field.default:
+                raise InvalidParameter(f"{where}.value", f"Parameter '{field.name}' is required: give its value")
+            return
+        try:
             convert_value(field, text, lambda _f: [])  # its type; choices are checked at the run
+        except InvalidParameter as error:
+            raise InvalidParameter(f"{where}.value", error.message) from None
     elif parameter.source == "calculated":
         if text is None:
             raise InvalidParameter(f"{where}.value", "A calculated parameter's value is its expression")
@@ -340,11 +396,20 @@ def job_number(job_id: str | int) -> int:
     return int(text)
 
 
-def _stored(body: JobBody) -> JobBody:
+def _stored(body: JobBody, **changes: Any) -> JobBody:
     """The body as kept: a plain `JobBody` (a change's `id` is the job's own), without the lock it carried."""
     fields = {f: getattr(body, f) for f in JobBody.__struct_fields__}
     fields["optimisticLock"] = None
-    return JobBody(**fields)
+    return JobBody(**(fields | changes))
+
+
+def _zone_of(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidParameter(
+            "timeZone", f"Unknown timeZone {shown(name)!r}: give an IANA name such as 'Australia/Sydney'"
+        ) from None
 
 
 def _one_of(field: str, value: str, allowed: Sequence[str]) -> None:

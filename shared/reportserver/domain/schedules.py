@@ -14,6 +14,11 @@ EventBridge Scheduler has no recurrence rules. A rule that a Scheduler cron expr
 month, or the n-th weekday of the month; no interval, count or end) becomes `cron(...)` with the job's
 time zone; any other is scheduled one run at a time, `at(...)` of the next run, and the next schedule
 is made when a run starts. Runs are to the minute, as Scheduler's are: no SECONDLY rule, no BYSECOND.
+
+Scheduler's own `cron(...)` and `rate(...)` are accepted as rules too. A cron expression is read as the
+rule of the same wall times, so a clock change treats it as any rule here (where Scheduler's own cron
+would skip a time the clocks skip: a job never loses a day); a rate counts real time from the job's
+start, as Scheduler's rates do (`rate(1 day)` is 24 hours, also across a change).
 """
 
 from __future__ import annotations
@@ -115,15 +120,20 @@ class JobSchedule:
 
 def job_schedule(rule: str, start: str | datetime, zone: str, now: datetime) -> JobSchedule:
     """A job's schedule from seed 001's `recurrenceRule`, `startDate` and `timeZone`: each checked, a
-    refusal (400) naming the field; a rule that would never run again after `now` is refused too."""
+    refusal (400) naming the field; a rule that would never run again after `now` is refused too. The
+    start is within `HORIZON` of `now`, to the minute. A Scheduler `rate(...)` counts real time, as
+    Scheduler's does: it is evaluated in UTC from the start's instant."""
     if now.tzinfo is None:
         raise TypeError("now must be an aware datetime")
     tz = _zone(zone)
-    first = _start(start, tz)
+    first = _start(start, tz, now)
     try:
         translated = _from_scheduler_expression(rule) if isinstance(rule, str) else None
+        if translated is not None and translated.startswith("FREQ=") and rule.strip().lower().startswith("rate("):
+            first = first.replace(tzinfo=ZoneInfo(tz)).astimezone(UTC).replace(tzinfo=None)
+            tz = "UTC"
         text = _until_on_the_wall_clock(_rule_text(translated or rule), tz)
-        schedule = JobSchedule(text, first, zone)
+        schedule = JobSchedule(text, first, tz)
         upcoming = schedule.next_run(now)
     except InvalidParameter:
         raise
@@ -234,8 +244,11 @@ def _cron_values(text: str, low: int, high: int, field: str, names: tuple[str, .
     return ",".join(str(v) for v in sorted(values))
 
 
+_NO_PLACE = frozenset({"localtime", "Factory", "posixrules"})  # tzdata's files that name no zone of a place
+
+
 def _zone(name: str) -> str:
-    if not isinstance(name, str) or name not in _zones():
+    if not isinstance(name, str) or name not in _zones() or name in _NO_PLACE:
         raise InvalidParameter("timeZone", f"Unknown timeZone {name!r}: give an IANA name such as 'Australia/Sydney'")
     try:
         ZoneInfo(name)
@@ -254,9 +267,10 @@ def _zones() -> frozenset[str]:
     return _ZONES
 
 
-def _start(value: str | datetime, zone: str) -> datetime:
-    """The start on the job's wall clock: a naive date-time is one already; an aware one (or one with an
-    offset or Z) is converted to the zone."""
+def _start(value: str | datetime, zone: str, now: datetime) -> datetime:
+    """The start on the job's wall clock, to the minute (Scheduler's runs are): a naive date-time is one
+    already; an aware one (or one with an offset or Z) is converted to the zone. Within `HORIZON` of
+    `now` either way: a rule read from a start centuries ago is walked through every run since."""
     if isinstance(value, datetime):
         moment = value
     else:
@@ -264,9 +278,15 @@ def _start(value: str | datetime, zone: str) -> datetime:
             moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
             raise InvalidParameter("startDate", f"Invalid startDate {value!r}: give an ISO date-time") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
-    return moment.replace(microsecond=0)
+    if moment.second or moment.microsecond:
+        raise InvalidParameter("startDate", "startDate is to the minute: its seconds are 0")
+    try:
+        instant = moment.replace(tzinfo=ZoneInfo(zone)) if moment.tzinfo is None else moment
+        if abs(instant.astimezone(UTC) - now) > HORIZON:
+            raise InvalidParameter("startDate", "startDate is within ten years of now")
+        return instant.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+    except (OverflowError, ValueError):
+        raise InvalidParameter("startDate", "startDate is within ten years of now") from None
 
 
 def _rule_text(rule: str) -> str:
@@ -311,6 +331,11 @@ def _check_values(parts: dict[str, str]) -> None:
     count = parts.get("COUNT", "1")
     if not count.isdigit() or not 1 <= int(count) <= MAX_COUNT:
         raise InvalidParameter("recurrenceRule", f"COUNT must be a whole number from 1 to {MAX_COUNT}")
+    if frequency in ("MINUTELY", "HOURLY") and ("BYSETPOS" in parts or "BYWEEKNO" in parts):
+        # dateutil walks such a rule minute by minute from its start (44 s for a minutely rule begun in 2020).
+        raise InvalidParameter(
+            "recurrenceRule", f"BYSETPOS and BYWEEKNO are for DAILY or longer rules, not {frequency}"
+        )
     if any(day.lstrip("+-") in {"0", "00"} for day in parts.get("BYMONTHDAY", "").split(",")):
         raise InvalidParameter("recurrenceRule", "BYMONTHDAY cannot be 0 (1 to 31, or -1 for the last day)")
     if _no_such_day(parts):

@@ -77,8 +77,9 @@ class DynamoJobStore:
 
 class SchedulerJobSchedules:
     """One EventBridge Scheduler schedule a job (`job-<id>`), in the stack's schedule group, firing a
-    message `{"job_id": <id>}` into the job-run queue with the role Scheduler assumes to send it. A
-    one-time `at()` schedule deletes itself once it has fired (the next is made when the run starts)."""
+    message `{"job_id": <id>, "version": <the job's version>}` into the job-run queue with the role
+    Scheduler assumes to send it. A one-time `at()` schedule deletes itself once it has fired (the next
+    is made when the run starts)."""
 
     def __init__(self, group: str, queue_arn: str, role_arn: str) -> None:
         self._group = group
@@ -89,7 +90,7 @@ class SchedulerJobSchedules:
     def name(job_id: int) -> str:
         return f"job-{job_id}"
 
-    def put(self, job_id: int, expression: SchedulerExpression, enabled: bool) -> None:
+    def put(self, job_id: int, version: int, expression: SchedulerExpression, enabled: bool) -> None:
         request: dict[str, Any] = {
             "Name": self.name(job_id),
             "GroupName": self._group,
@@ -100,7 +101,7 @@ class SchedulerJobSchedules:
             "Target": {
                 "Arn": self._queue_arn,
                 "RoleArn": self._role_arn,
-                "Input": json.dumps({"job_id": job_id}),
+                "Input": json.dumps({"job_id": job_id, "version": version}),
                 # Scheduler's own retries of a send the queue refused; the runs' retries are the queue's.
                 "RetryPolicy": {"MaximumRetryAttempts": 10, "MaximumEventAgeInSeconds": 3600},
             },
