@@ -1,5 +1,6 @@
 """Jobs (seed 001's `/api/jobs`): scheduled deliveries of a report, each with its EventBridge schedule."""
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -8,6 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from reportserver.domain.errors import InvalidParameter
 from reportserver.domain.identity import VersionOnly
+from reportserver.domain.job_runs import JobResults
 from reportserver.domain.jobs import JobAdmin, JobBody, JobChange, job_view
 from reportserver.http import audit
 from reportserver.http.api import caller, has_body, install_error_handlers, json_body, json_response, query_parameters
@@ -16,18 +18,30 @@ from reportserver.observability import logger, metrics
 from reportserver.settings import JobsSettings
 from reportserver.store.catalog import DynamoCatalog
 from reportserver.store.identity import DynamoIdentityStore
-from reportserver.store.jobs import DynamoJobStore, SchedulerJobSchedules
+from reportserver.store.jobs import DynamoJobStore, SchedulerJobSchedules, SqsRunQueue
+from reportserver.store.tickets import DynamoTicketStore
 
 settings = JobsSettings.from_environ()
 identity = DynamoIdentityStore(settings.identity_table)
 catalog = DynamoCatalog(settings.catalog_table)
+store = DynamoJobStore(settings.jobs_table)
 jobs = JobAdmin(
-    store=DynamoJobStore(settings.jobs_table),
+    store=store,
     schedules=SchedulerJobSchedules(settings.schedule_group, settings.job_run_queue_arn, settings.scheduler_role_arn),
     report_by_id=catalog.report_by_id,
     user_by_id=identity.user,
     data_model_by_id=catalog.data_source,
     clock=lambda: datetime.now(UTC),
+)
+tickets = DynamoTicketStore(settings.tickets_table)
+results = JobResults(
+    jobs=store,
+    runs=store,
+    queue=SqsRunQueue(settings.job_run_queue_url),
+    ticket=tickets.get,
+    report_groups=lambda report_id: tuple(r.groups) if (r := catalog.report_by_id(report_id)) else None,
+    clock=lambda: datetime.now(UTC),
+    new_run_id=lambda: uuid.uuid4().hex,
 )
 app = Resolver()
 install_error_handlers(app)
@@ -67,6 +81,39 @@ def delete_job() -> Response[str]:
     version = json_body(app, VersionOnly).optimisticLock if has_body(app) else None
     jobs.delete(caller(app), values[0], version)
     return json_response(_ok(message=f"Job {values[0]} deleted"))
+
+
+@app.post("/api/jobs/<job_id>/execute")
+def execute_job(job_id: str) -> Response[str]:
+    generated = results.execute(caller(app), job_id)
+    metrics.add_metric(name="JobsExecuted", unit=MetricUnit.Count, value=1)
+    return json_response(_ok(message=f"Job {job_id} queued to run now", generatedDocumentId=generated), 202)
+
+
+def _window() -> tuple[str | None, str | None]:
+    found = query_parameters(app)
+    values = []
+    for name in ("startDate", "endDate"):
+        given = found.get(name) or []
+        if len(given) > 1:
+            raise InvalidParameter(name, f"Give {name} once")
+        values.append(given[0] if given else None)
+    return values[0], values[1]
+
+
+@app.get("/api/jobs/<job_id>/jobresults")
+def job_results(job_id: str) -> Response[str]:
+    return json_response(_ok(jobResults=results.job_results(caller(app), job_id, *_window())))
+
+
+@app.get("/api/jobs/jobresults/<generated_id>")
+def job_result(generated_id: str) -> Response[str]:
+    return json_response(_ok(jobResult=results.result(caller(app), generated_id)))
+
+
+@app.get("/api/documents/<document_id>/jobresults")
+def document_results(document_id: str) -> Response[str]:
+    return json_response(_ok(jobResults=results.document_results(caller(app), document_id, *_window())))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

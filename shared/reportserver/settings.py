@@ -149,6 +149,24 @@ class JobsSettings(_Settings, frozen=True, kw_only=True):
     )
     job_run_queue_arn: Arn = msgspec.field(name="JOB_RUN_QUEUE_ARN")  # where each schedule sends its runs
     scheduler_role_arn: Arn = msgspec.field(name="JOB_SCHEDULER_ROLE_ARN")  # the role Scheduler sends as
+    job_run_queue_url: QueueUrl = msgspec.field(name="JOB_RUN_QUEUE_URL")  # runs asked over the API
+    tickets_table: TableName = msgspec.field(name="TICKETS_TABLE")  # how each run's export stands
+
+
+class JobRunnerSettings(_Settings, frozen=True, kw_only=True):
+    jobs_table: TableName = msgspec.field(name="JOBS_TABLE")
+    catalog_table: TableName = msgspec.field(name="CATALOG_TABLE")
+    tokens_table: TableName = msgspec.field(name="TOKENS_TABLE")  # a job's owner, as it is now
+    identity_table: TableName = msgspec.field(name="IDENTITY_TABLE")
+    tickets_table: TableName = msgspec.field(name="TICKETS_TABLE")
+    export_queue_url: QueueUrl = msgspec.field(name="EXPORT_QUEUE_URL")
+    export_bucket: Annotated[str, msgspec.Meta(min_length=3)] = msgspec.field(name="EXPORT_BUCKET")
+    retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = msgspec.field(name="EXPORT_RETENTION_DAYS", default=7)
+    schedule_group: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-zA-Z._-]{1,64}$")] = msgspec.field(
+        name="JOB_SCHEDULE_GROUP"
+    )
+    job_run_queue_arn: Arn = msgspec.field(name="JOB_RUN_QUEUE_ARN")
+    scheduler_role_arn: Arn = msgspec.field(name="JOB_SCHEDULER_ROLE_ARN")
 
 
 class LoginSettings(_Settings, frozen=True, kw_only=True):

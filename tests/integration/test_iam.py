@@ -65,6 +65,7 @@ NOT_OBSERVABLE = {
     ("ExportsFunction", "s3:ListBucket"): "moto answers 404 for a missing key without it",
     # Only when a new ticket's message cannot be queued: the ticket is failed then, not left pending.
     ("ExportsFunction", "dynamodb:UpdateItem"): "only when the queue refuses a message",
+    ("JobRunnerFunction", "dynamodb:UpdateItem"): "only when the export queue refuses a run's message",
 }
 
 
@@ -354,7 +355,8 @@ def _sweeps(stack: Stack) -> bool:
 def _schedules_jobs(stack: Stack) -> bool:
     """A job made for a user's address (a counter, a conditional put; the report and the user read) with
     its schedule (an update that finds none, then a create, handing over the scheduler's role), listed
-    (Query), changed (a conditional put and an update of its schedule), deleted with its schedule."""
+    (Query), run now (a message to the job-run queue) and its result read with its export ticket, changed
+    (a conditional put and an update of its schedule), deleted with its schedule."""
     from tests.integration.test_jobs import _body
 
     user = stack.new_user(email=f"{uuid.uuid4().hex[:8]}@example.com")
@@ -362,13 +364,58 @@ def _schedules_jobs(stack: Stack) -> bool:
     if made != 201:
         return False
     job_id = job["job"]["id"]
+    executed, answer = stack.send("POST", f"/api/jobs/{job_id}/execute")
+    drain(pollers(stack.api, TEMPLATE))
+    read, result = stack.send("GET", f"/api/jobs/jobresults/{answer.get('generatedDocumentId')}")
+    exported = read == 200 and (result["jobResult"].get("export") or {}).get("status") == "complete"
     statuses = [
         stack.send("GET", "/api/jobs")[0],
         stack.send("GET", f"/api/jobs/{job_id}")[0],
+        stack.send("GET", f"/api/jobs/{job_id}/jobresults")[0],
         stack.send("PUT", "/api/jobs", _body(stack, id=job_id, optimisticLock=1, enabled=False))[0],
         stack.send("DELETE", f"/api/jobs?id={job_id}")[0],
     ]
-    return statuses == [200, 200, 200, 200]
+    return executed == 202 and exported and statuses == [200, 200, 200, 200, 200]
+
+
+def _runs_jobs(stack: Stack) -> bool:
+    """A job run one at() at a time, owned by a user (its user and groups read), fired by its schedule
+    (which then deletes itself, as Scheduler's one-time schedules do): the run recorded (a conditional put,
+    then a put), its owner's rights read, its export ticket made and queued, and the next at() schedule
+    created (an update that finds none, then a create, handing over the scheduler's role); and one owned
+    by a token (the token read). Both runs' exports complete."""
+    from tests.integration.test_job_runs import _nine_in_sydney, _results
+    from tests.integration.test_jobs import _body, _schedule
+
+    status, group = stack.send("POST", "/api/usergroups", {"name": f"g-{uuid.uuid4().hex[:8]}"})
+    grants = {"optimisticLock": group["group"]["optimisticLock"],
+              "permissions": [{"scope": "allScheduledJobs", "accessMode": 7}]}  # fmt: skip
+    stack.send("POST", f"/api/usergroups/{group['group']['id']}/permissions", grants)
+    user = stack.bearer_of(stack.new_user(groups=[group["group"]["id"]])["userName"])
+    rule = "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO;BYHOUR=7;BYMINUTE=30"
+    complete = []
+    for auth in (user, "admin"):
+        made, job = stack.send("POST", "/api/jobs", _body(stack, recurrenceRule=rule), auth=auth)
+        if made != 201:
+            return False
+        job_id = job["job"]["id"]
+        scheduler = boto3.client("scheduler")
+        schedule = _schedule(stack, job_id)
+        scheduler.delete_schedule(Name=f"job-{job_id}", GroupName=stack.names["JobScheduleGroup"])
+        if schedule is None:
+            return False
+        _fire_input(stack, schedule["Target"]["Input"], _nine_in_sydney(1))
+        runs = _results(stack, job_id)
+        exported = len(runs) == 1 and (runs[0].get("export") or {}).get("status") == "complete"
+        complete.append(exported and _schedule(stack, job_id) is not None)
+        stack.send("DELETE", f"/api/jobs?id={job_id}")
+    return status == 201 and all(complete)
+
+
+def _fire_input(stack: Stack, message: str, scheduled: datetime) -> None:
+    body = message.replace("<aws.scheduler.scheduled-time>", scheduled.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    boto3.client("sqs").send_message(QueueUrl=TEMPLATE.reference("JobRunQueue"), MessageBody=body)
+    drain(pollers(stack.api, TEMPLATE))
 
 
 WORK: dict[str, Callable[[Stack], bool]] = {
@@ -384,6 +431,7 @@ WORK: dict[str, Callable[[Stack], bool]] = {
     "ExportDeadLettersFunction": _fails_dead_letters,
     "ExportSweeperFunction": _sweeps,
     "JobsFunction": _schedules_jobs,
+    "JobRunnerFunction": _runs_jobs,
 }
 
 

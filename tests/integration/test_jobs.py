@@ -70,7 +70,11 @@ def test_a_daily_job_gets_one_cron_schedule_in_its_time_zone_sending_its_runs_to
     assert schedule["State"] == "ENABLED"
     assert schedule["Target"]["Arn"] == TEMPLATE.attribute("JobRunQueue", "Arn")
     assert schedule["Target"]["RoleArn"] == TEMPLATE.attribute("JobSchedulerRole", "Arn")
-    assert json.loads(schedule["Target"]["Input"]) == {"job_id": job["id"], "version": 1}
+    assert json.loads(schedule["Target"]["Input"]) == {
+        "job_id": job["id"],
+        "version": 1,
+        "scheduled_time": "<aws.scheduler.scheduled-time>",
+    }
     # And it reads back as it was answered
     status, read = stack.send("GET", f"/api/jobs/{job['id']}")
     assert status == 200

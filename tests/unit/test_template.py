@@ -146,7 +146,19 @@ def test_export_queue_retries_then_dead_letters_with_a_long_enough_visibility_ti
     lease = int(TEMPLATE.functions()["ExportWorkerFunction"].environment["EXPORT_LEASE_SECONDS"])
     assert worker["Timeout"] < lease < queue["VisibilityTimeout"]
     sources = {(s.function, s.queue) for s in TEMPLATE.queue_sources()}
-    assert sources == {("ExportWorkerFunction", "ExportQueue"), ("ExportDeadLettersFunction", "ExportDeadLetterQueue")}
+    assert sources == {
+        ("ExportWorkerFunction", "ExportQueue"),
+        ("ExportDeadLettersFunction", "ExportDeadLetterQueue"),
+        ("JobRunnerFunction", "JobRunQueue"),
+    }
+
+
+def test_the_job_run_queue_outlasts_its_runners_retries() -> None:
+    queue = TEMPLATE.resources["JobRunQueue"]["Properties"]
+    runner = TEMPLATE.resources["JobRunnerFunction"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * runner["Timeout"]
+    assert queue["RedrivePolicy"]["maxReceiveCount"] >= 2
+    assert queue["MessageRetentionPeriod"] == 1_209_600
 
 
 def test_no_export_message_expires_before_its_retries_and_its_dead_letter_end() -> None:

@@ -173,24 +173,30 @@ class ExportService:
     policy: ExportPolicy
     clock: Clock = utc_now
 
-    def request(self, principal: Principal, order: ExportOrder) -> ExportTicket:
+    def request(self, principal: Principal, order: ExportOrder, run: str | None = None) -> ExportTicket:
+        """A ticket for the export, queued. For a job's `run` ("<job id>:<run key>"), a fresh file is made
+        (no cached one: a run shows the data of its time) and the owner's cap on open exports does not
+        apply (a job's runs are bounded by its schedule, not by a caller's retries)."""
         report = find_report(self.catalog, principal, order.report)
         export_format = check_format(report, order.format)
         raw = order_parameters(report, order)
-        bound = self.runner.bind(report, raw)  # bad values are refused now, not in the worker
+        # Bad values are refused now, not in the worker; a job's run (no caller waits on it) leaves the
+        # choices read from the database to the worker, which reads the database and fails the ticket.
+        bound = self.runner.bind(report if run is None else _choices_unread(report), raw)
         neutralise = (
             report.csv_neutralise_formulas if order.csv_neutralise_formulas is None else order.csv_neutralise_formulas
         )
         options = {"__csv_bom": order.csv_bom, "__csv_neutralise_formulas": neutralise}
         key = cache_key(report, export_format, bound | options)
         now = self.clock()
-        if report.cache_seconds and not order.force_update:
+        if report.cache_seconds and not order.force_update and run is None:
             cached = self._cached(principal, report, key, now)
             if cached is not None:
                 return cached
-        self._check_open(principal, now)
+        if run is None:
+            self._check_open(principal, now)
         ticket = ExportTicket(
-            ticket_id=new_ticket_id(),
+            ticket_id=new_ticket_id() if run is None else run_ticket_id(run),
             owner=principal.owner_id,
             report_id=report.id,
             report_slug=report.slug,
@@ -203,8 +209,17 @@ class ExportService:
             created_at=now,
             updated_at=now,
             expires_at=now + timedelta(days=self.policy.retention_days),
+            run=run,
         )
-        self.tickets.create(ticket)
+        try:
+            self.tickets.create(ticket)
+        except TicketConflict:
+            # A run's ticket is named by the run: one made by an earlier attempt of the same start is that
+            # run's, and queued again (a finished ticket is skipped by the worker).
+            existing = self.tickets.get(ticket.ticket_id) if run is not None else None
+            if existing is None:
+                raise
+            ticket = existing
         try:
             self.queue.send(ticket.ticket_id)
         except Exception:
@@ -271,6 +286,22 @@ class ExportService:
     def _link(self, ticket: ExportTicket) -> str:
         assert ticket.file_key and ticket.file_name and ticket.content_type
         return self.files.download_url(ticket.file_key, ticket.file_name, ticket.content_type, self.policy.link_seconds)
+
+
+def run_ticket_id(run: str) -> str:
+    """A job run's one ticket id: the same for every attempt to start the run."""
+    return hashlib.sha256(f"job run {run}".encode()).hexdigest()[: len(new_ticket_id())]
+
+
+def _choices_unread(report: Report) -> Report:
+    """The report with its database-read choices taken as text (their values are checked where read)."""
+    if not any(f.choices_sql for f in report.fields):
+        return report
+    fields = [
+        msgspec.structs.replace(f, type=FieldType.STRING, choices_sql=None) if f.choices_sql else f
+        for f in report.fields
+    ]
+    return msgspec.structs.replace(report, fields=fields)
 
 
 def out_of_attempts(attempts: int) -> str:

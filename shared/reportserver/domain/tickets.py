@@ -57,6 +57,7 @@ class ExportTicket(msgspec.Struct, kw_only=True):
     content_type: str | None = None
     cached_from: str | None = None
     expires_at: datetime
+    run: str | None = None  # the job run it is for ("<job id>:<run key>"), if any
 
     def shown_parameters(self) -> dict[str, str | list[str]]:
         """The values as a person gave them: one value as itself, several as a list."""

@@ -514,6 +514,51 @@ class JobList(msgspec.Struct):
     jobs: list[JobView]
 
 
+class RunExport(msgspec.Struct):
+    """A run's export ticket as it stands."""
+
+    status: Literal["pending", "in_progress", "complete", "failed"]
+    rows: int | None
+    bytes: int | None
+    fileName: str | None  # noqa: N815
+    error: str | None
+
+
+class JobResultView(msgspec.Struct, kw_only=True):
+    """One run of a job (seed 001's generated document): when, why, with what, and how it went."""
+
+    id: str  # the generatedDocumentId: <job id>.<run time>[.<run id>]
+    jobId: int  # noqa: N815
+    runAt: str  # noqa: N815
+    trigger: Literal["schedule", "api"]
+    requestedBy: str  # noqa: N815
+    status: Literal["exporting", "delivered", "skipped", "failed"]
+    parameters: dict[str, str]
+    format: str
+    ticketId: str | None  # noqa: N815
+    error: str | None
+    expiresAt: str  # noqa: N815 - the job's retentionPeriod after the run
+    export: RunExport | None = None
+
+
+class JobResultList(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    jobResults: list[JobResultView]  # noqa: N815
+
+
+class JobResultAnswer(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    jobResult: JobResultView  # noqa: N815
+
+
+class JobExecuted(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    generatedDocumentId: str  # noqa: N815
+
+
 class PasswordGrantForm(msgspec.Struct):
     """RFC 6749's password grant, as a form body."""
 
@@ -674,6 +719,10 @@ _DATA_MODEL_OPERATIONS = (
 )
 
 
+_RESULT_WINDOW = (
+    ("startDate", "ISO date or date-time (UTC without an offset); default: 30 days before endDate"),
+    ("endDate", "ISO date (its whole day) or date-time; default: now"),
+)
 _JOB_OPERATIONS = (
     _admin(
         "POST",
@@ -692,6 +741,30 @@ _JOB_OPERATIONS = (
         JobAnswer,
         "jobs",
         request=JobChange,
+    ),
+    Operation(
+        "POST",
+        "/api/jobs/{job_id}/execute",
+        "Run a job now (seed 004: a token holding execute_subscription may, for the jobs it may see or run)",
+        {202: (JobExecuted, "Queued: follow it as the generated document")} | _ADMIN_ERRORS,
+        tags=("jobs",),
+    ),
+    _admin(
+        "GET",
+        "/api/jobs/{job_id}/jobresults",
+        "A job's runs (default: the last 30 days)",
+        JobResultList,
+        "jobs",
+        query=_RESULT_WINDOW,
+    ),
+    _admin("GET", "/api/jobs/jobresults/{generated_id}", "One run of a job", JobResultAnswer, "jobs"),
+    _admin(
+        "GET",
+        "/api/documents/{document_id}/jobresults",
+        "The runs of a report's jobs",
+        JobResultList,
+        "jobs",
+        query=_RESULT_WINDOW,
     ),
     _admin(
         "DELETE",

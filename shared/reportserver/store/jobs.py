@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
+import msgspec
+from boto3.dynamodb.conditions import Key
+
 from reportserver.domain.errors import AlreadyExists, VersionConflict
+from reportserver.domain.job_runs import JobRun, RunMessage, key_time
 from reportserver.domain.jobs import Job
 from reportserver.domain.schedules import SchedulerExpression
 from reportserver.store import aws, keys
@@ -74,6 +79,50 @@ class DynamoJobStore:
         ):
             raise VersionConflict(f"Job {job.id} has changed or was deleted since it was read: read it again")
 
+    # Runs (job results)
+
+    @staticmethod
+    def _run_item(run: JobRun) -> dict[str, Any]:
+        return {
+            "pk": f"{keys.RUN}{keys.numeric_sort_key(run.job_id)}",
+            "sk": run.key,
+            "status": run.status,
+            "definition": to_document(run),
+            "ttl": int(run.expires_at.timestamp()),
+        }
+
+    def record_run(self, run: JobRun) -> bool:
+        item = self._run_item(run)
+        return aws.written(self._table.put_item, Item=item, ConditionExpression="attribute_not_exists(pk)")
+
+    def update_run(self, run: JobRun) -> None:
+        self._table.put_item(Item=self._run_item(run))
+
+    def run(self, job_id: int, key: str) -> JobRun | None:
+        item = self._table.get_item(Key={"pk": f"{keys.RUN}{keys.numeric_sort_key(job_id)}", "sk": key}).get("Item")
+        return from_document(item["definition"], JobRun) if item else None
+
+    def runs(self, job_id: int, since: datetime, until: datetime) -> list[JobRun]:
+        """The job's runs from `since` to `until` (UTC), oldest first; a record past its TTL that DynamoDB has
+        not removed yet is not shown."""
+        condition = Key("pk").eq(f"{keys.RUN}{keys.numeric_sort_key(job_id)}") & Key("sk").between(
+            key_time(since), key_time(until) + "~"
+        )
+        found = aws.pages(self._table.query, KeyConditionExpression=condition)
+        now = datetime.now(since.tzinfo)
+        runs = [from_document(i["definition"], JobRun) for page in found for i in page.get("Items", [])]
+        return [r for r in runs if r.expires_at > now]
+
+
+class SqsRunQueue:
+    """The job-run queue, for runs asked over the API (the schedules send to it themselves)."""
+
+    def __init__(self, queue_url: str) -> None:
+        self._url = queue_url
+
+    def send(self, message: RunMessage) -> None:
+        aws.sqs().send_message(QueueUrl=self._url, MessageBody=msgspec.json.encode(message).decode())
+
 
 class SchedulerJobSchedules:
     """One EventBridge Scheduler schedule a job (`job-<id>`), in the stack's schedule group, firing a
@@ -101,7 +150,11 @@ class SchedulerJobSchedules:
             "Target": {
                 "Arn": self._queue_arn,
                 "RoleArn": self._role_arn,
-                "Input": json.dumps({"job_id": job_id, "version": version}),
+                # Scheduler fills in the time each run was scheduled for: the run's key (a message sent twice
+                # is one run).
+                "Input": json.dumps(
+                    {"job_id": job_id, "version": version, "scheduled_time": "<aws.scheduler.scheduled-time>"}
+                ),
                 # Scheduler's own retries of a send the queue refused; the runs' retries are the queue's.
                 "RetryPolicy": {"MaximumRetryAttempts": 10, "MaximumEventAgeInSeconds": 3600},
             },

@@ -89,5 +89,9 @@ AUDIT_BY_REPORT = "ByReport"
 #                                             version (N), document_id (N); every change and delete
 #                                             conditional on the version read (optimisticLock)
 #     pk=COUNTER     sk=job                   value (N): atomic ADD allocates ids
+#     pk=RUN<job id, 12 digits>  sk=<run time: yyyymmddThhmmssZ>[.<run id>]   a run (job result):
+#                                             definition (S, JSON), status; created conditional on
+#                                             attribute_not_exists (a message delivered twice is one run)
 #     ttl          ttl (N, epoch seconds) on a job's results: its retentionPeriod
 JOB = "JOB"
+RUN = "RUN"

@@ -36,7 +36,8 @@ class DynamoTicketStore:
         # Never indexed by cache key here: only a render (`complete`) starts a cache period. A ticket
         # created complete is a copy of a cached file, and indexing it would restart the period.
         item = _item(ticket)
-        self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(ticket_id)")
+        if not aws.written(self._table.put_item, Item=item, ConditionExpression="attribute_not_exists(ticket_id)"):
+            raise TicketConflict(f"Export ticket {ticket.ticket_id} exists already")
 
     def get(self, ticket_id: str) -> ExportTicket | None:
         item = self._table.get_item(Key={"ticket_id": ticket_id}, ConsistentRead=True).get("Item")

@@ -1,0 +1,85 @@
+"""SQS (the job-run queue) -> job runner: each message starts one run of a job as an export ticket."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from reportserver.domain.calls import ReportRunner
+from reportserver.domain.exports import ExportPolicy, ExportService
+from reportserver.domain.identity import User, UserGroup
+from reportserver.domain.job_runs import JobRunner, RunMessage
+from reportserver.domain.tokens import ApiToken
+from reportserver.observability import logger
+from reportserver.settings import JobRunnerSettings
+from reportserver.sources.registry import SourceOpener
+from reportserver.store.aws import AthenaClients
+from reportserver.store.catalog import DynamoCatalog
+from reportserver.store.files import S3FileStore
+from reportserver.store.identity import DynamoIdentityStore
+from reportserver.store.jobs import DynamoJobStore, SchedulerJobSchedules
+from reportserver.store.queue import SqsExportQueue
+from reportserver.store.secrets import SecretPasswords
+from reportserver.store.tickets import DynamoTicketStore
+from reportserver.store.tokens import DynamoTokenStore
+
+settings = JobRunnerSettings.from_environ()
+catalog = DynamoCatalog(settings.catalog_table)  # not cached: a run reads the report as it is now
+jobs = DynamoJobStore(settings.jobs_table)
+
+
+@dataclass(frozen=True)
+class Owners:
+    """Where a job's owner is found: its token, or its user and the groups."""
+
+    tokens: DynamoTokenStore
+    identity: DynamoIdentityStore
+
+    def token(self, name: str) -> ApiToken | None:
+        return self.tokens.find_by_name(name, fresh=True)
+
+    def user_by_name(self, name: str) -> User | None:
+        return self.identity.user_by_name(name)
+
+    def groups(self) -> list[UserGroup]:
+        return self.identity.groups()
+
+
+runner = JobRunner(
+    jobs=jobs,
+    runs=jobs,
+    schedules=SchedulerJobSchedules(settings.schedule_group, settings.job_run_queue_arn, settings.scheduler_role_arn),
+    owners=Owners(DynamoTokenStore(settings.tokens_table), DynamoIdentityStore(settings.identity_table)),
+    exporter=ExportService(
+        catalog,
+        # Never opens a source here: a run's choices read from the database are checked by the worker.
+        ReportRunner(catalog, SourceOpener(SecretPasswords(), AthenaClients())),
+        DynamoTicketStore(settings.tickets_table),
+        SqsExportQueue(settings.export_queue_url),
+        S3FileStore(settings.export_bucket),
+        ExportPolicy(retention_days=settings.retention_days, link_seconds=300),
+    ),
+    clock=lambda: datetime.now(UTC),
+)
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def start_run(record: SQSRecord) -> str:
+    try:
+        message = msgspec.json.decode(record.body, type=RunMessage)
+        message.key()  # its time is readable
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as error:
+        dropped = {"message_id": record.message_id, "reason": str(error)}
+        logger.error("dropping a malformed job-run message", extra=dropped)
+        return "dropped"  # no retry can mend it: succeed, so that it leaves the queue
+    logger.append_keys(job_id=message.job_id)
+    return runner.start(message)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(event=event, record_handler=start_run, processor=processor, context=context)

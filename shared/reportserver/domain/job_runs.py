@@ -1,0 +1,401 @@
+"""A job's runs: each one recorded once, whatever delivers its message twice, and turned into an export
+ticket for the existing queue and worker (issue 10).
+
+A run starts from a message on the job-run queue: sent by the job's schedule (with the time it was
+scheduled for) or by `POST /api/jobs/{id}/execute` (with the run's id and the time it was asked). Its key
+(the scheduled time, or the asked time and id) is the run's item key: a second delivery of the same
+message finds it written and does nothing, so no run is made twice. A job run one `at()` at a time gets
+its next schedule as the run starts. The report is exported with the rights of the job's owner as they
+are now (a token deleted, deactivated or expired, or a user gone, fails the run saying so), with the
+job's parameters worked out at the run's time in the job's zone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from reportserver.domain import relative_dates
+from reportserver.domain.access import (
+    ALL_GROUPS,
+    AccessMode,
+    Permission,
+    Principal,
+    ReportTarget,
+    authorize_managing,
+    decide,
+    may_manage,
+)
+from reportserver.domain.access import Action as AccessAction
+from reportserver.domain.errors import DomainError, Forbidden, InvalidParameter, NotFound, shown
+from reportserver.domain.exports import ExportOrder
+from reportserver.domain.identity import UserGroup, user_principal
+from reportserver.domain.jobs import DELIVERY_FORMATS, Job, JobSchedules, JobStore, job_number
+from reportserver.domain.principals import group_grants
+from reportserver.domain.schedules import job_schedule
+from reportserver.domain.tickets import ExportTicket
+from reportserver.domain.tokens import ApiToken, token_principal
+
+log = logging.getLogger(__name__)
+
+Trigger = Literal["schedule", "api"]
+RUN_STATUSES = ("exporting", "delivered", "skipped", "failed")
+
+
+class RunMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A job-run queue message. From a schedule: `scheduled_time` (Scheduler's
+    `<aws.scheduler.scheduled-time>`) and the job's `version` it was made for; from the API: `run_id`,
+    `requested_at` and who asked (`requested_by`)."""
+
+    job_id: int
+    version: int | None = None
+    scheduled_time: str | None = None
+    run_id: str | None = None
+    requested_at: str | None = None
+    requested_by: str | None = None
+
+    @property
+    def trigger(self) -> Trigger:
+        return "api" if self.run_id is not None else "schedule"
+
+    def run_time(self) -> datetime:
+        text = self.requested_at if self.run_id is not None else self.scheduled_time
+        if not text:
+            raise ValueError("a run message names no time")
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            raise ValueError("a run message's time has no offset")
+        return moment.astimezone(UTC)
+
+    def key(self) -> str:
+        """The run's key: its time (UTC, to the second, sortable), and for an API run its id."""
+        stamp = key_time(self.run_time())
+        return f"{stamp}.{self.run_id}" if self.run_id is not None else stamp
+
+
+class JobRun(msgspec.Struct, kw_only=True):
+    """One run as recorded (seed 001's job result)."""
+
+    job_id: int
+    key: str
+    trigger: Trigger
+    requested_by: str
+    run_at: datetime
+    job_version: int
+    status: str = "exporting"
+    parameters: dict[str, str] = msgspec.field(default_factory=dict)
+    format: str = ""
+    ticket_id: str | None = None
+    error: str | None = None
+    updated_at: datetime
+    expires_at: datetime  # the job's retentionPeriod after the run: the record's TTL
+
+    @property
+    def generated_id(self) -> str:
+        """Seed 001's generatedDocumentId: `<job id>.<run key>`, safe in a path."""
+        return f"{self.job_id}.{self.key}"
+
+    def view(self, ticket: ExportTicket | None) -> dict[str, Any]:
+        """A job result: the run, and its file's export as it stands."""
+        view: dict[str, Any] = {
+            "id": self.generated_id,
+            "jobId": self.job_id,
+            "runAt": _stamp(self.run_at),
+            "trigger": self.trigger,
+            "requestedBy": self.requested_by,
+            "status": self.status,
+            "parameters": self.parameters,
+            "format": self.format,
+            "ticketId": self.ticket_id,
+            "error": self.error,
+            "expiresAt": _stamp(self.expires_at),
+        }
+        if ticket is not None:
+            view["export"] = {
+                "status": ticket.status.value,
+                "rows": ticket.total_rows,
+                "bytes": ticket.total_bytes,
+                "fileName": ticket.file_name,
+                "error": ticket.error,
+            }
+        return view
+
+
+class RunStore(Protocol):
+    def record_run(self, run: JobRun) -> bool:
+        """Write a new run; False when its key is written already (the message came twice)."""
+
+    def update_run(self, run: JobRun) -> None: ...
+
+    def runs(self, job_id: int, since: datetime, until: datetime) -> list[JobRun]: ...
+
+    def run(self, job_id: int, key: str) -> JobRun | None: ...
+
+
+class RunQueue(Protocol):
+    def send(self, message: RunMessage) -> None: ...
+
+
+class OwnerDirectory(Protocol):
+    def token(self, name: str) -> ApiToken | None: ...
+
+    def user_by_name(self, name: str) -> Any: ...
+
+    def groups(self) -> list[UserGroup]: ...
+
+
+class Exporter(Protocol):
+    def request(self, principal: Principal, order: ExportOrder, run: str | None = None) -> ExportTicket: ...
+
+
+@dataclass
+class JobRunner:
+    """Starts a job's runs from the job-run queue's messages."""
+
+    jobs: JobStore
+    runs: RunStore
+    schedules: JobSchedules
+    owners: OwnerDirectory
+    exporter: Exporter
+    clock: Callable[[], datetime]
+
+    def start(self, message: RunMessage) -> str:
+        """Record and start one run; what happened: "started", "failed", "duplicate", "no job" or "disabled"."""
+        job = self.jobs.job(message.job_id)
+        if job is None:
+            log.info("run of a deleted job dropped", extra={"job_id": message.job_id})
+            return "no job"
+        if message.trigger == "schedule" and not job.body.enabled:
+            log.info("run of a disabled job dropped", extra={"job_id": job.id})
+            return "disabled"
+        now = self.clock()
+        run_at = message.run_time()
+        run = JobRun(
+            job_id=job.id,
+            key=message.key(),
+            trigger=message.trigger,
+            requested_by=message.requested_by or "schedule",
+            run_at=run_at,
+            job_version=job.version,
+            format=job.body.emailDeliveryFormat,
+            updated_at=now,
+            expires_at=run_at + timedelta(days=job.body.retentionPeriod),
+        )
+        if not self.runs.record_run(run):
+            recorded = self.runs.run(job.id, run.key)
+            if recorded is None or recorded.status != "exporting" or recorded.ticket_id is not None:
+                log.info("run delivered again: already recorded", extra={"job_id": job.id, "run": run.key})
+                return "duplicate"
+            # An earlier attempt recorded the run and stopped before its ticket: this one carries on (the
+            # ticket is named by the run, so two attempts at once still make one).
+            run = recorded
+        if message.trigger == "schedule":
+            self._schedule_next(job, message, run_at)
+        try:
+            principal = self._owner(job, now)
+            run.parameters = run_parameters(job, run_at)
+            order = ExportOrder(
+                report=str(job.body.documentId),
+                format=DELIVERY_FORMATS[job.body.emailDeliveryFormat],
+                parameters={name: [value] for name, value in run.parameters.items()},
+            )
+            ticket = self.exporter.request(principal, order, run=f"{job.id}:{run.key}")
+        except DomainError as refusal:
+            run.status, run.error, run.updated_at = "failed", refusal.message, self.clock()
+            self.runs.update_run(run)
+            log.info("job run failed", extra={"job_id": job.id, "run": run.key, "reason": refusal.message})
+            return "failed"
+        run.ticket_id, run.updated_at = ticket.ticket_id, self.clock()
+        self.runs.update_run(run)
+        log.info("job run started", extra={"job_id": job.id, "run": run.key, "ticket_id": ticket.ticket_id})
+        return "started"
+
+    def _schedule_next(self, job: Job, message: RunMessage, run_at: datetime) -> None:
+        """A job run one `at()` at a time: its next run's schedule, made as this one starts (a cron
+        schedule fires again by itself). Only from the schedule of the job's current version: an older
+        one's message (sent before a save) must not move the schedule the save made."""
+        if not job.schedule.startswith("at(") or message.version != job.version:
+            return
+        body = job.body
+        schedule = job_schedule(body.recurrenceRule, body.startDate or run_at, body.timeZone, run_at)
+        expression = schedule.scheduler_expression(run_at)
+        if expression is None:
+            log.info("job has no more runs", extra={"job_id": job.id})
+            return
+        self.schedules.put(job.id, job.version, expression, body.enabled)
+
+    def _owner(self, job: Job, now: datetime) -> Principal:
+        """The job's owner as it is now: its rights, not those it had when it saved the job."""
+        if job.owner_kind == "token":
+            token = self.owners.token(job.owner_name)
+            if token is None or not token.active or token.expires_at <= now:
+                state = "no longer exists" if token is None else "is deactivated" if not token.active else "expired"
+                raise InvalidParameter("owner", f"The job's owner, token '{job.owner_name}', {state}")
+            named = [g for g in token.groups if g != ALL_GROUPS]
+            return token_principal(token, group_grants(self.owners.groups(), named) if named else [])
+        if job.owner_kind == "user":
+            user = self.owners.user_by_name(job.owner_name)
+            if user is None:
+                raise InvalidParameter("owner", f"The job's owner, user '{job.owner_name}', no longer exists")
+            try:
+                return user_principal(user, self.owners.groups())
+            except DomainError:
+                raise InvalidParameter("owner", f"The job's owner, user '{job.owner_name}', is deactivated") from None
+        raise InvalidParameter("owner", f"The job's owner, {job.owner}, cannot run jobs")
+
+
+def run_parameters(job: Job, run_at: datetime) -> dict[str, str]:
+    """The report's parameters for a run at `run_at`: static values as given, calculated ones worked out
+    in the job's time zone (dates as ISO dates, times as ISO date-times in that zone)."""
+    values: dict[str, str] = {}
+    zone = job.body.timeZone
+    for parameter in job.body.parameters:
+        if parameter.value is None:
+            continue
+        if parameter.source == "calculated":
+            value = relative_dates.evaluate(str(parameter.value), run_at, zone)
+            values[parameter.name] = (
+                value.astimezone(ZoneInfo(zone)).isoformat() if isinstance(value, datetime) else value.isoformat()
+            )
+        elif parameter.source == "static":
+            values[parameter.name] = _text(parameter.value)
+        # bound: per recipient (billing statements), not a run's
+    return values
+
+
+def key_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def parse_generated_id(text: str) -> tuple[int, str]:
+    """A generatedDocumentId as (job id, run key); NotFound for anything that is none."""
+    job, _dot, key = text.partition(".")
+    stamp, _dot, run_id = key.partition(".")
+    stamped = len(stamp) == 16 and stamp[8] == "T" and stamp[15] == "Z"
+    stamped = stamped and stamp[:8].isdigit() and stamp[9:15].isdigit()
+    valid = (
+        job.isascii() and job.isdigit() and 0 < len(job) <= 12 and stamped
+        and (not run_id or (len(run_id) == 32 and all(c in "0123456789abcdef" for c in run_id)))
+    )  # fmt: skip
+    if not valid:
+        raise NotFound(f"No generated document '{shown(text)}'")
+    return int(job), key
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+MAX_RESULTS_DAYS = 366  # the widest window of job results one request reads
+
+
+@dataclass
+class JobResults:
+    """`POST /api/jobs/{id}/execute` and the job results endpoints."""
+
+    jobs: JobStore
+    runs: RunStore
+    queue: RunQueue
+    ticket: Callable[[str], ExportTicket | None]
+    report_groups: Callable[[int], tuple[str, ...] | None]
+    clock: Callable[[], datetime]
+    new_run_id: Callable[[], str]
+
+    def execute(self, principal: Principal, job_id: str) -> str:
+        """Queue a run of the job now; its generatedDocumentId. A caller needs `execute_subscription` and
+        either a scope on the job or a group that may run the job's report."""
+        number = job_number(job_id)
+        if not principal.holds(Permission.EXECUTE_SUBSCRIPTION):
+            raise Forbidden(f"The {principal.label} lacks the 'execute_subscription' permission")
+        job = self.jobs.job(number)
+        allowed = job is not None and (
+            may_manage(principal, "scheduledJob", AccessMode.READ, number) or self._runs_report(principal, job)
+        )
+        if not allowed:
+            # An unknown job and one the caller may not see answer alike: ids are not probed this way.
+            raise Forbidden(f"The {principal.label} may not execute job {number}")
+        assert job is not None
+        now = self.clock()
+        message = RunMessage(
+            job_id=job.id, run_id=self.new_run_id(), requested_at=_stamp(now), requested_by=principal.label
+        )
+        self.queue.send(message)
+        return f"{job.id}.{message.key()}"
+
+    def _runs_report(self, principal: Principal, job: Job) -> bool:
+        groups = self.report_groups(job.body.documentId)
+        if groups is None:
+            return False
+        target = ReportTarget(id=job.body.documentId, groups=groups)
+        return decide(principal, AccessAction.RUN_REPORT, target).allowed
+
+    def job_results(
+        self, principal: Principal, job_id: str, since: str | None, until: str | None
+    ) -> list[dict[str, Any]]:
+        number = job_number(job_id)
+        authorize_managing(principal, "scheduledJob", AccessMode.READ, number)
+        if self.jobs.job(number) is None:
+            raise NotFound(f"No job {number}")
+        start, end = self._window(since, until)
+        return [run.view(self._ticket(run)) for run in self.runs.runs(number, start, end)]
+
+    def document_results(
+        self, principal: Principal, document_id: str, since: str | None, until: str | None
+    ) -> list[dict[str, Any]]:
+        """Every run of the jobs of one report that the caller may read, oldest first."""
+        if not document_id.isascii() or not document_id.isdigit() or len(document_id) > 12:
+            raise NotFound(f"No document '{shown(document_id)}'")
+        start, end = self._window(since, until)
+        jobs = [
+            j for j in self.jobs.jobs()
+            if j.body.documentId == int(document_id) and may_manage(principal, "scheduledJob", AccessMode.READ, j.id)
+        ]  # fmt: skip
+        if not jobs:
+            authorize_managing(principal, "scheduledJob", AccessMode.READ)  # none visible: say why, if it is that
+        runs = [run for job in jobs for run in self.runs.runs(job.id, start, end)]
+        return [run.view(self._ticket(run)) for run in sorted(runs, key=lambda r: (r.run_at, r.job_id))]
+
+    def result(self, principal: Principal, generated_id: str) -> dict[str, Any]:
+        job_id, key = parse_generated_id(generated_id)
+        authorize_managing(principal, "scheduledJob", AccessMode.READ, job_id)
+        run = self.runs.run(job_id, key)
+        if run is None or run.expires_at <= self.clock():
+            raise NotFound(f"No generated document '{shown(generated_id)}'")
+        return run.view(self._ticket(run))
+
+    def _ticket(self, run: JobRun) -> ExportTicket | None:
+        return self.ticket(run.ticket_id) if run.ticket_id else None
+
+    def _window(self, since: str | None, until: str | None) -> tuple[datetime, datetime]:
+        now = self.clock()
+        end = _moment(until, "endDate", end_of_day=True) if until else now
+        start = _moment(since, "startDate", end_of_day=False) if since else end - timedelta(days=30)
+        if start > end:
+            raise InvalidParameter("startDate", "startDate is after endDate")
+        if end - start > timedelta(days=MAX_RESULTS_DAYS):
+            raise InvalidParameter("startDate", f"Ask for at most {MAX_RESULTS_DAYS} days of results at a time")
+        return start, end
+
+
+def _moment(text: str, field: str, end_of_day: bool) -> datetime:
+    """An ISO date (its whole day) or date-time (UTC without an offset)."""
+    try:
+        if len(text) == 10:
+            day = datetime.fromisoformat(text).replace(tzinfo=UTC)
+            return day + timedelta(days=1, microseconds=-1) if end_of_day else day
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidParameter(field, f"Invalid {field} {shown(text)!r}: give an ISO date or date-time") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -1,0 +1,211 @@
+"""A job's runs under moto with IAM enforced: a run from its schedule or from `execute` is recorded once,
+becomes an export ticket that the worker renders, and reads back as a job result."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import boto3
+import pytest
+from reportserver.domain.access import Grant
+from reportserver.domain.tokens import basic_header, issue_token
+
+from infra.local.queues import drain, pollers
+from tests.integration.conftest import TEMPLATE, Stack
+from tests.integration.test_jobs import _body, _created, _schedule
+
+
+@pytest.fixture
+def stack(stack: Stack) -> Stack:
+    return stack.with_own_admin()
+
+
+def _fire(stack: Stack, job_id: int, scheduled: datetime) -> None:
+    """What Scheduler does when the job's schedule fires: its input, with the scheduled time filled in,
+    sent to the job-run queue; then the queues drained (runner, then worker)."""
+    schedule = _schedule(stack, job_id)
+    assert schedule is not None
+    body = schedule["Target"]["Input"].replace(
+        "<aws.scheduler.scheduled-time>", scheduled.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+    boto3.client("sqs").send_message(QueueUrl=TEMPLATE.reference("JobRunQueue"), MessageBody=body)
+    drain(pollers(stack.api, TEMPLATE))
+
+
+SYDNEY = ZoneInfo("Australia/Sydney")
+
+
+def _nine_in_sydney(days_ago: int) -> datetime:
+    """09:00 in Sydney some days ago (job results are read for the last 30 days by default)."""
+    day = datetime.now(SYDNEY).date() - timedelta(days=days_ago)
+    return datetime(day.year, day.month, day.day, 9, 0, tzinfo=SYDNEY)
+
+
+def _last_month(day: datetime) -> dict[str, str]:
+    end = day.date().replace(day=1) - timedelta(days=1)
+    return {"date_from": end.replace(day=1).isoformat(), "date_to": end.isoformat()}
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _results(stack: Stack, job_id: int, query: str = "") -> list[dict[str, Any]]:
+    status, answer = stack.send("GET", f"/api/jobs/{job_id}/jobresults{query}")
+    assert status == 200, answer
+    return list(answer["jobResults"])
+
+
+def _token(stack: Stack, groups: list[str], permissions: list[Any]) -> str:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    _, secret = issue_token(
+        stack.tokens, stack.usage, name=name, groups=groups, permissions=permissions,
+        expires_at=now + timedelta(days=1), created_by="tests", now=now,
+    )  # fmt: skip
+    return basic_header(name, secret)
+
+
+def test_a_scheduled_run_becomes_an_export_of_the_report_with_its_parameters_worked_out_then(stack: Stack) -> None:
+    job = _created(stack)
+    # When its schedule fires at 09:00 in Sydney two days ago
+    scheduled = _nine_in_sydney(2)
+    _fire(stack, job["id"], scheduled)
+    # Then one run is recorded for that time, from the schedule, with the month before that day's dates
+    (run,) = _results(stack, job["id"])
+    assert run["runAt"] == _utc(scheduled)
+    assert run["trigger"] == "schedule" and run["requestedBy"] == "schedule"
+    assert run["parameters"] == _last_month(scheduled)
+    assert run["status"] == "exporting" and run["error"] is None
+    # And its export is the report's pdf, rendered by the worker
+    assert run["format"] == "pdf"
+    assert run["export"]["status"] == "complete", run
+    assert run["export"]["fileName"].endswith(".pdf")
+    period = _last_month(scheduled)
+    calls = stack.send("GET", f"/api/call/sales-by-day/?date_from={period['date_from']}&date_to={period['date_to']}")[1]
+    assert run["export"]["rows"] == len(calls["records"])
+    # And it reads back by its generated document id
+    status, answer = stack.send("GET", f"/api/jobs/jobresults/{run['id']}")
+    assert status == 200 and answer["jobResult"] == run
+
+
+def test_a_run_message_delivered_twice_is_one_run_and_one_export(stack: Stack) -> None:
+    job = _created(stack)
+    scheduled = _nine_in_sydney(3)
+    tickets = boto3.resource("dynamodb").Table(stack.names["TicketsTable"])
+    before = tickets.scan(Select="COUNT")["Count"]
+    _fire(stack, job["id"], scheduled)
+    _fire(stack, job["id"], scheduled)
+    assert len(_results(stack, job["id"])) == 1
+    assert tickets.scan(Select="COUNT")["Count"] == before + 1
+    # A run at another time is another run
+    _fire(stack, job["id"], scheduled + timedelta(days=1))
+    assert len(_results(stack, job["id"])) == 2
+
+
+def test_a_job_run_one_at_a_time_gets_its_next_schedule_as_a_run_starts(stack: Stack) -> None:
+    job = _created(stack, recurrenceRule="FREQ=WEEKLY;INTERVAL=2;BYDAY=MO;BYHOUR=7;BYMINUTE=30")
+    schedule = _schedule(stack, job["id"])
+    assert schedule is not None
+    first = datetime.fromisoformat(schedule["ScheduleExpression"][3:-1])
+    _fire(stack, job["id"], first.replace(tzinfo=ZoneInfo("Australia/Sydney")))
+    following = _schedule(stack, job["id"])
+    assert following is not None
+    assert following["ScheduleExpression"] == f"at({(first + timedelta(weeks=2)).isoformat()})"
+    assert following["ActionAfterCompletion"] == "DELETE"
+    assert json.loads(following["Target"]["Input"])["version"] == 1
+
+
+def test_runs_of_a_deleted_or_disabled_job_are_dropped_unrecorded(stack: Stack) -> None:
+    job = _created(stack)
+    schedule = _schedule(stack, job["id"])
+    assert schedule is not None
+    message = schedule["Target"]["Input"].replace("<aws.scheduler.scheduled-time>", _utc(_nine_in_sydney(1)))
+    # Disabled: the schedule's message still in the queue finds the job disabled
+    assert stack.send("PUT", "/api/jobs", _body(stack, id=job["id"], optimisticLock=1, enabled=False))[0] == 200
+    boto3.client("sqs").send_message(QueueUrl=TEMPLATE.reference("JobRunQueue"), MessageBody=message)
+    drain(pollers(stack.api, TEMPLATE))
+    assert _results(stack, job["id"]) == []
+    # Deleted: nothing to record it on, and nothing fails
+    assert stack.send("DELETE", f"/api/jobs?id={job['id']}")[0] == 200
+    boto3.client("sqs").send_message(QueueUrl=TEMPLATE.reference("JobRunQueue"), MessageBody=message)
+    assert drain(pollers(stack.api, TEMPLATE)) >= 1
+    dead = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=TEMPLATE.reference("JobRunDeadLetterQueue"), AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    assert dead["Attributes"]["ApproximateNumberOfMessages"] == "0"
+
+
+def test_a_run_whose_owner_token_is_gone_fails_saying_so(stack: Stack) -> None:
+    owner = _token(stack, ["*"], ["admin"])
+    status, answer = stack.send("POST", "/api/jobs", _body(stack), auth=owner)
+    assert status == 201, answer
+    job = answer["job"]
+    name = job["owner"].split("'")[1]
+    assert stack.send("DELETE", f"/api/tokens/{name}")[0] == 200
+    _fire(stack, job["id"], _nine_in_sydney(1))
+    (run,) = _results(stack, job["id"])
+    assert run["status"] == "failed"
+    assert run["error"] == f"The job's owner, token '{name}', no longer exists"
+    assert run["ticketId"] is None
+
+
+def test_execute_runs_a_job_now_for_a_token_allowed_to_and_no_other(stack: Stack) -> None:
+    job = _created(stack)
+    # A token with execute_subscription whose groups may run the job's report ("Sales by Day": every group)
+    runner = _token(stack, ["sales"], ["execute_subscription"])
+    status, answer = stack.send("POST", f"/api/jobs/{job['id']}/execute", auth=runner)
+    assert status == 202, answer
+    generated = answer["generatedDocumentId"]
+    drain(pollers(stack.api, TEMPLATE))
+    status, result = stack.send("GET", f"/api/jobs/jobresults/{generated}")
+    assert status == 200, result
+    run = result["jobResult"]
+    assert run["trigger"] == "api" and run["requestedBy"].startswith("token 't-")
+    assert run["export"]["status"] == "complete"
+    assert run["parameters"] == _last_month(datetime.fromisoformat(run["runAt"]).astimezone(SYDNEY))
+    # Without the permission, or for a job it may neither see nor run: 403, and nothing queued
+    assert stack.send("POST", f"/api/jobs/{job['id']}/execute", auth=_token(stack, ["*"], []))[0] == 403
+    gst = _created(
+        stack,
+        documentId=stack.report("gst-balance").id,
+        parameters=[{"name": "date_from", "value": "2026-01-01"}, {"name": "date_to", "value": "2026-01-31"}],
+    )
+    assert stack.send("POST", f"/api/jobs/{gst['id']}/execute", auth=runner)[0] == 403
+    assert stack.send("POST", "/api/jobs/99999999/execute", auth=runner)[0] == 403
+    drain(pollers(stack.api, TEMPLATE))
+    assert _results(stack, gst["id"]) == []
+    # A scope on the job is enough where its groups are not
+    grant = Grant(scope="scheduledJob", entityId=gst["id"], accessMode=2)
+    scoped = _token(stack, ["sales"], ["execute_subscription", grant])
+    assert stack.send("POST", f"/api/jobs/{gst['id']}/execute", auth=scoped)[0] == 202
+
+
+def test_job_results_are_read_by_window_and_by_report(stack: Stack) -> None:
+    job = _created(stack)
+    fired = [_nine_in_sydney(days) for days in (12, 11, 10)]
+    for moment in fired:
+        _fire(stack, job["id"], moment)
+    # The window is inclusive of whole days given as dates (UTC): 09:00 in Sydney is 22:00 or 23:00 UTC the
+    # day before, so the UTC days of the last two runs hold those two and not the first
+    first, last = (m.astimezone(UTC).date().isoformat() for m in fired[1:])
+    runs = _results(stack, job["id"], f"?startDate={first}&endDate={last}")
+    assert [r["runAt"] for r in runs] == [_utc(m) for m in fired[1:]]
+    assert len(_results(stack, job["id"])) == 3  # the last 30 days, by default
+    by_report = stack.send("GET", f"/api/documents/{stack.report('sales-by-day').id}/jobresults")
+    assert by_report[0] == 200
+    assert {r["id"] for r in _results(stack, job["id"])} <= {r["id"] for r in by_report[1]["jobResults"]}
+    for query, parameter in [
+        ("?startDate=yesterday", "startDate"),
+        ("?startDate=2026-03-05&endDate=2026-03-01", "startDate"),
+        ("?startDate=2020-01-01&endDate=2026-01-01", "startDate"),
+        ("?endDate=2026-13-01", "endDate"),
+    ]:
+        status, answer = stack.send("GET", f"/api/jobs/{job['id']}/jobresults{query}")
+        assert (status, answer["parameter"]) == (400, parameter), (query, answer)
+    assert stack.send("GET", f"/api/jobs/jobresults/{job['id']}.20260301T220000Z.zz")[0] == 404
+    assert stack.send("GET", f"/api/jobs/jobresults/{job['id']}.20250301T220000Z")[0] == 404
