@@ -80,7 +80,7 @@ def test_a_scheduled_run_becomes_an_export_of_the_report_with_its_parameters_wor
     assert run["runAt"] == _utc(scheduled)
     assert run["trigger"] == "schedule" and run["requestedBy"] == "schedule"
     assert run["parameters"] == _last_month(scheduled)
-    assert run["status"] == "exporting" and run["error"] is None
+    assert run["status"] == "exported" and run["error"] is None
     # And its export is the report's pdf, rendered by the worker
     assert run["format"] == "pdf"
     assert run["export"]["status"] == "complete", run
@@ -204,8 +204,20 @@ def test_job_results_are_read_by_window_and_by_report(stack: Stack) -> None:
         ("?startDate=2026-03-05&endDate=2026-03-01", "startDate"),
         ("?startDate=2020-01-01&endDate=2026-01-01", "startDate"),
         ("?endDate=2026-13-01", "endDate"),
+        ("?endDate=0001-01-01", "endDate"),
+        ("?startDate=0001-01-01T00:00:00%2B01:00", "startDate"),
+        ("?endDate=20261203", "endDate"),
     ]:
         status, answer = stack.send("GET", f"/api/jobs/{job['id']}/jobresults{query}")
         assert (status, answer["parameter"]) == (400, parameter), (query, answer)
     assert stack.send("GET", f"/api/jobs/jobresults/{job['id']}.20260301T220000Z.zz")[0] == 404
     assert stack.send("GET", f"/api/jobs/jobresults/{job['id']}.20250301T220000Z")[0] == 404
+
+
+def test_the_results_of_a_deleted_job_are_gone_with_it(stack: Stack) -> None:
+    job = _created(stack)
+    _fire(stack, job["id"], _nine_in_sydney(1))
+    (run,) = _results(stack, job["id"])
+    assert stack.send("DELETE", f"/api/jobs?id={job['id']}")[0] == 200
+    assert stack.send("GET", f"/api/jobs/jobresults/{run['id']}")[0] == 404
+    assert stack.send("GET", f"/api/jobs/{job['id']}/jobresults")[0] == 404

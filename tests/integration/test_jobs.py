@@ -232,6 +232,17 @@ BAD_JOBS: list[tuple[str, dict[str, Any], str, str]] = [
         "billingStatement",
     ),
     ("a required parameter left out", {"parameters": []}, "parameters", "date_from"),
+    (
+        "a calculated time in a date field",
+        {
+            "parameters": [
+                {"name": "date_from", "source": "calculated", "value": "now"},
+                {"name": "date_to", "value": "2026-01-31"},
+            ]
+        },
+        "parameters[0].value",
+        "must be a date",
+    ),
     ("a billing statement without its binding", {"mode": "billingStatement"}, "billingStatementBinding", "needs"),
     ("an address that is none", {"subscribedEmails": ["not an address"]}, "subscribedEmails[0]", "not an e-mail"),
     ("an unknown user", {"internalSubscriberIds": [987_654]}, "internalSubscriberIds[0]", "No user"),

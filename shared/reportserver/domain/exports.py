@@ -197,7 +197,8 @@ class ExportService:
             self._check_open(principal, now)
         ticket = ExportTicket(
             ticket_id=new_ticket_id() if run is None else run_ticket_id(run),
-            owner=principal.owner_id,
+            # A run's file is the job's (read through its results), not counted among its owner's exports.
+            owner=principal.owner_id if run is None else f"job:{run.partition(':')[0]}",
             report_id=report.id,
             report_slug=report.slug,
             report_name=report.name,
@@ -217,7 +218,7 @@ class ExportService:
             # A run's ticket is named by the run: one made by an earlier attempt of the same start is that
             # run's, and queued again (a finished ticket is skipped by the worker).
             existing = self.tickets.get(ticket.ticket_id) if run is not None else None
-            if existing is None:
+            if existing is None or existing.run != run:
                 raise
             ticket = existing
         try:

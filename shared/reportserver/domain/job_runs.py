@@ -13,15 +13,14 @@ job's parameters worked out at the run's time in the job's zone.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
-from zoneinfo import ZoneInfo
 
 import msgspec
 
-from reportserver.domain import relative_dates
 from reportserver.domain.access import (
     ALL_GROUPS,
     AccessMode,
@@ -33,18 +32,20 @@ from reportserver.domain.access import (
     may_manage,
 )
 from reportserver.domain.access import Action as AccessAction
-from reportserver.domain.errors import DomainError, Forbidden, InvalidParameter, NotFound, shown
+from reportserver.domain.errors import DomainError, Forbidden, InvalidParameter, NotFound, TooManyRequests, shown
 from reportserver.domain.exports import ExportOrder
 from reportserver.domain.identity import UserGroup, user_principal
-from reportserver.domain.jobs import DELIVERY_FORMATS, Job, JobSchedules, JobStore, job_number
+from reportserver.domain.jobs import DELIVERY_FORMATS, Job, JobSchedules, JobStore, calculated_text, job_number
 from reportserver.domain.principals import group_grants
-from reportserver.domain.schedules import job_schedule
+from reportserver.domain.schedules import SchedulerExpression, job_schedule
 from reportserver.domain.tickets import ExportTicket
 from reportserver.domain.tokens import ApiToken, token_principal
 
 log = logging.getLogger(__name__)
 
 Trigger = Literal["schedule", "api"]
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+MAX_EXECUTES_PER_HOUR = 10  # runs asked over the API, per job: each is a full export of the report
 RUN_STATUSES = ("exporting", "delivered", "skipped", "failed")
 
 
@@ -75,6 +76,10 @@ class RunMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     def key(self) -> str:
         """The run's key: its time (UTC, to the second, sortable), and for an API run its id."""
+        if self.run_id is not None and not _RUN_ID.fullmatch(self.run_id):
+            raise ValueError("a run id is 32 hex digits")
+        if not 0 < self.job_id < 10**12:
+            raise ValueError("no such job id")
         stamp = key_time(self.run_time())
         return f"{stamp}.{self.run_id}" if self.run_id is not None else stamp
 
@@ -103,17 +108,22 @@ class JobRun(msgspec.Struct, kw_only=True):
 
     def view(self, ticket: ExportTicket | None) -> dict[str, Any]:
         """A job result: the run, and its file's export as it stands."""
+        status, error = self.status, self.error
+        if status == "exporting" and ticket is not None and ticket.status.value in ("complete", "failed"):
+            # Its file made (or not): the run stands there until delivery records more.
+            status = "exported" if ticket.status.value == "complete" else "failed"
+            error = error or ticket.error
         view: dict[str, Any] = {
             "id": self.generated_id,
             "jobId": self.job_id,
             "runAt": _stamp(self.run_at),
             "trigger": self.trigger,
             "requestedBy": self.requested_by,
-            "status": self.status,
+            "status": status,
             "parameters": self.parameters,
             "format": self.format,
             "ticketId": self.ticket_id,
-            "error": self.error,
+            "error": error,
             "expiresAt": _stamp(self.expires_at),
         }
         if ticket is not None:
@@ -196,8 +206,11 @@ class JobRunner:
             # ticket is named by the run, so two attempts at once still make one).
             run = recorded
         if message.trigger == "schedule":
-            self._schedule_next(job, message, run_at)
+            self._schedule_next(job, message, run_at, now)
         try:
+            if job.body.mode == "billingStatement":
+                # One file of every recipient's rows, mailed to all, would be the wrong answer: refused.
+                raise InvalidParameter("mode", "Per-recipient (billingStatement) runs are not built yet")
             principal = self._owner(job, now)
             run.parameters = run_parameters(job, run_at)
             order = ExportOrder(
@@ -216,19 +229,28 @@ class JobRunner:
         log.info("job run started", extra={"job_id": job.id, "run": run.key, "ticket_id": ticket.ticket_id})
         return "started"
 
-    def _schedule_next(self, job: Job, message: RunMessage, run_at: datetime) -> None:
+    def _schedule_next(self, job: Job, message: RunMessage, run_at: datetime, now: datetime) -> None:
         """A job run one `at()` at a time: its next run's schedule, made as this one starts (a cron
         schedule fires again by itself). Only from the schedule of the job's current version: an older
-        one's message (sent before a save) must not move the schedule the save made."""
+        one's message (sent before a save) must not move the schedule the save made. The next run is the
+        first after this run and after now, so a message delivered late never moves the chain back. A save
+        that lands while this is written is put back: the job is read again afterwards."""
         if not job.schedule.startswith("at(") or message.version != job.version:
             return
-        body = job.body
-        schedule = job_schedule(body.recurrenceRule, body.startDate or run_at, body.timeZone, run_at)
-        expression = schedule.scheduler_expression(run_at)
+        expression = _next_expression(job, max(run_at, now))
         if expression is None:
             log.info("job has no more runs", extra={"job_id": job.id})
             return
-        self.schedules.put(job.id, job.version, expression, body.enabled)
+        self.schedules.put(job.id, job.version, expression, job.body.enabled)
+        again = self.jobs.job(job.id)
+        if again is None:
+            self.schedules.delete(job.id)  # deleted meanwhile: no schedule outlives its job
+        elif again.version != job.version:
+            current = _next_expression(again, now) if again.schedule.startswith("at(") else None
+            if current is not None:
+                self.schedules.put(again.id, again.version, current, again.body.enabled)
+            elif again.schedule:
+                log.warning("job saved during a run: its schedule is the save's", extra={"job_id": job.id})
 
     def _owner(self, job: Job, now: datetime) -> Principal:
         """The job's owner as it is now: its rights, not those it had when it saved the job."""
@@ -250,6 +272,16 @@ class JobRunner:
         raise InvalidParameter("owner", f"The job's owner, {job.owner}, cannot run jobs")
 
 
+def _next_expression(job: Job, after: datetime) -> SchedulerExpression | None:
+    """The Scheduler expression of the job's first run after `after`; None when it has no more."""
+    body = job.body
+    try:
+        schedule = job_schedule(body.recurrenceRule, body.startDate or after, body.timeZone, after)
+    except InvalidParameter:
+        return None  # no run left (a counted or ended rule): nothing to schedule
+    return schedule.scheduler_expression(after)
+
+
 def run_parameters(job: Job, run_at: datetime) -> dict[str, str]:
     """The report's parameters for a run at `run_at`: static values as given, calculated ones worked out
     in the job's time zone (dates as ISO dates, times as ISO date-times in that zone)."""
@@ -259,10 +291,7 @@ def run_parameters(job: Job, run_at: datetime) -> dict[str, str]:
         if parameter.value is None:
             continue
         if parameter.source == "calculated":
-            value = relative_dates.evaluate(str(parameter.value), run_at, zone)
-            values[parameter.name] = (
-                value.astimezone(ZoneInfo(zone)).isoformat() if isinstance(value, datetime) else value.isoformat()
-            )
+            values[parameter.name] = calculated_text(str(parameter.value), run_at, zone)
         elif parameter.source == "static":
             values[parameter.name] = _text(parameter.value)
         # bound: per recipient (billing statements), not a run's
@@ -277,11 +306,13 @@ def parse_generated_id(text: str) -> tuple[int, str]:
     """A generatedDocumentId as (job id, run key); NotFound for anything that is none."""
     job, _dot, key = text.partition(".")
     stamp, _dot, run_id = key.partition(".")
-    stamped = len(stamp) == 16 and stamp[8] == "T" and stamp[15] == "Z"
-    stamped = stamped and stamp[:8].isdigit() and stamp[9:15].isdigit()
+    try:
+        stamped = len(stamp) == 16 and key_time(datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)) == stamp
+    except ValueError:
+        stamped = False
     valid = (
-        job.isascii() and job.isdigit() and 0 < len(job) <= 12 and stamped
-        and (not run_id or (len(run_id) == 32 and all(c in "0123456789abcdef" for c in run_id)))
+        job.isascii() and job.isdigit() and not job.startswith("0") and len(job) <= 12 and stamped
+        and ((run_id == "" and not key.endswith(".")) or _RUN_ID.fullmatch(run_id) is not None)
     )  # fmt: skip
     if not valid:
         raise NotFound(f"No generated document '{shown(text)}'")
@@ -328,6 +359,11 @@ class JobResults:
             raise Forbidden(f"The {principal.label} may not execute job {number}")
         assert job is not None
         now = self.clock()
+        recent = [r for r in self.runs.runs(job.id, now - timedelta(hours=1), now) if r.trigger == "api"]
+        if len(recent) >= MAX_EXECUTES_PER_HOUR:
+            raise TooManyRequests(
+                f"Job {job.id} was run {len(recent)} times over the API in the last hour, as many as it may", 600
+            )
         message = RunMessage(
             job_id=job.id, run_id=self.new_run_id(), requested_at=_stamp(now), requested_by=principal.label
         )
@@ -370,7 +406,7 @@ class JobResults:
     def result(self, principal: Principal, generated_id: str) -> dict[str, Any]:
         job_id, key = parse_generated_id(generated_id)
         authorize_managing(principal, "scheduledJob", AccessMode.READ, job_id)
-        run = self.runs.run(job_id, key)
+        run = self.runs.run(job_id, key) if self.jobs.job(job_id) is not None else None
         if run is None or run.expires_at <= self.clock():
             raise NotFound(f"No generated document '{shown(generated_id)}'")
         return run.view(self._ticket(run))
@@ -381,7 +417,10 @@ class JobResults:
     def _window(self, since: str | None, until: str | None) -> tuple[datetime, datetime]:
         now = self.clock()
         end = _moment(until, "endDate", end_of_day=True) if until else now
-        start = _moment(since, "startDate", end_of_day=False) if since else end - timedelta(days=30)
+        try:
+            start = _moment(since, "startDate", end_of_day=False) if since else end - timedelta(days=30)
+        except OverflowError:
+            raise InvalidParameter("endDate", "endDate is before the calendar's first month") from None
         if start > end:
             raise InvalidParameter("startDate", "startDate is after endDate")
         if end - start > timedelta(days=MAX_RESULTS_DAYS):
@@ -392,10 +431,14 @@ class JobResults:
 def _moment(text: str, field: str, end_of_day: bool) -> datetime:
     """An ISO date (its whole day) or date-time (UTC without an offset)."""
     try:
-        if len(text) == 10:
+        if len(text) == 10 and text[4] == "-":
             day = datetime.fromisoformat(text).replace(tzinfo=UTC)
             return day + timedelta(days=1, microseconds=-1) if end_of_day else day
+        if "T" not in text[10:11]:
+            raise ValueError(text)
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidParameter(field, f"Invalid {field} {shown(text)!r}: give an ISO date or date-time") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidParameter(
+            field, f"Invalid {field} {shown(text)!r}: give an ISO date (YYYY-MM-DD) or date-time"
+        ) from None

@@ -29,7 +29,7 @@ from reportserver.domain.access import Action as AccessAction
 from reportserver.domain.errors import InvalidParameter, NotFound, VersionConflict, named, shown
 from reportserver.domain.identity import EMAIL_PATTERN
 from reportserver.domain.ports import DataSource
-from reportserver.domain.reports import Report, ReportField, convert_value
+from reportserver.domain.reports import FieldType, Report, ReportField, convert_value
 from reportserver.domain.schedules import SchedulerExpression, job_schedule
 
 MODES = ("document", "billingStatement")
@@ -357,14 +357,15 @@ def _check_value(parameter: JobParameter, field: ReportField, where: str, mode: 
                 raise InvalidParameter(f"{where}.value", f"Parameter '{field.name}' is required: give its value")
             return
         try:
-            convert_value(field, text, lambda _f: [])  # its type; choices are checked at the run
+            _as_field_reads(field, text)
         except InvalidParameter as error:
             raise InvalidParameter(f"{where}.value", error.message) from None
     elif parameter.source == "calculated":
         if text is None:
             raise InvalidParameter(f"{where}.value", "A calculated parameter's value is its expression")
         try:
-            relative_dates.evaluate(text, now, zone)
+            # Its value now, read as the field reads it: `now` in a date field fails here, not at each run.
+            _as_field_reads(field, calculated_text(text, now, zone))
         except InvalidParameter as error:
             raise InvalidParameter(f"{where}.value", error.message) from None
     else:
@@ -372,6 +373,23 @@ def _check_value(parameter: JobParameter, field: ReportField, where: str, mode: 
             raise InvalidParameter(f"{where}.source", "A bound parameter needs a billingStatement job")
         if text is None or not _COLUMN.fullmatch(text):
             raise InvalidParameter(f"{where}.value", "A bound parameter's value names a column of the rows")
+
+
+def calculated_text(expression: str, at: datetime, zone: str) -> str:
+    """A calculated parameter's value at `at` as the report reads it: a date as YYYY-MM-DD, a time as an
+    ISO date-time with the job's zone's offset (the expression's value is on that zone's wall clock)."""
+    value = relative_dates.evaluate(expression, at, zone)
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=ZoneInfo(zone)).isoformat()
+    return value.isoformat()
+
+
+def _as_field_reads(field: ReportField, text: str) -> None:
+    """A value checked as the report's field reads it: its type, and a static choice among the field's
+    choices; choices read from the database are checked where the database is read (the worker)."""
+    if field.type is FieldType.CHOICE and field.choices is None:
+        return
+    convert_value(field, text, lambda f: f.choices or [])
 
 
 def job_view(job: Job) -> dict[str, Any]:

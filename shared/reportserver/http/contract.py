@@ -532,7 +532,7 @@ class JobResultView(msgspec.Struct, kw_only=True):
     runAt: str  # noqa: N815
     trigger: Literal["schedule", "api"]
     requestedBy: str  # noqa: N815
-    status: Literal["exporting", "delivered", "skipped", "failed"]
+    status: Literal["exporting", "exported", "delivered", "skipped", "failed"]
     parameters: dict[str, str]
     format: str
     ticketId: str | None  # noqa: N815

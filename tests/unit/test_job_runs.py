@@ -1,0 +1,214 @@
+"""A job's runs (`domain.job_runs`) with in-memory fakes: parameters at the run's time, the at() chain
+across late and raced messages, the last run of a counted rule, the execute cap, generated ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+import pytest
+from reportserver.domain.access import Principal, checked_grants
+from reportserver.domain.errors import NotFound, TooManyRequests
+from reportserver.domain.job_runs import (
+    MAX_EXECUTES_PER_HOUR,
+    JobResults,
+    JobRun,
+    JobRunner,
+    RunMessage,
+    parse_generated_id,
+    run_parameters,
+)
+from reportserver.domain.jobs import Job, JobAdmin, JobBody, JobChange
+from reportserver.domain.tokens import ApiToken
+
+from tests.unit.test_jobs import REPORT, Schedules, Store
+
+ADMIN = Principal("token", "ops", ("*",), tuple(checked_grants(["admin"])), "token-ops")
+SYDNEY_MORNING = datetime(2026, 3, 1, 22, 30, tzinfo=UTC)  # 09:30 on 2 March in Sydney (UTC+11)
+
+
+@dataclass
+class Runs:
+    kept: dict[tuple[int, str], JobRun] = field(default_factory=dict)
+
+    def record_run(self, run: JobRun) -> bool:
+        if (run.job_id, run.key) in self.kept:
+            return False
+        self.kept[(run.job_id, run.key)] = msgspec.structs.replace(run)
+        return True
+
+    def update_run(self, run: JobRun) -> None:
+        self.kept[(run.job_id, run.key)] = msgspec.structs.replace(run)
+
+    def run(self, job_id: int, key: str) -> JobRun | None:
+        return self.kept.get((job_id, key))
+
+    def runs(self, job_id: int, since: datetime, until: datetime) -> list[JobRun]:
+        return sorted((r for r in self.kept.values() if r.job_id == job_id and since <= r.run_at <= until),
+                      key=lambda r: r.run_at)  # fmt: skip
+
+
+@dataclass
+class Owners:
+    def token(self, name: str) -> ApiToken | None:
+        now = datetime.now(UTC)
+        return ApiToken(name=name, secret_hash="x", groups=["*"], permissions=["admin"],
+                        expires_at=now + timedelta(days=3650), created_at=now, created_by="tests")  # fmt: skip
+
+    def user_by_name(self, name: str) -> Any:
+        return None
+
+    def groups(self) -> list[Any]:
+        return []
+
+
+@dataclass
+class Exporter:
+    orders: list[Any] = field(default_factory=list)
+
+    def request(self, principal: Principal, order: Any, run: str | None = None) -> Any:
+        self.orders.append((order, run))
+
+        class Ticket:
+            ticket_id = f"t{len(self.orders)}"
+
+        return Ticket()
+
+
+@dataclass
+class World:
+    now: datetime
+    store: Store = field(default_factory=Store)
+    runs: Runs = field(default_factory=Runs)
+    exporter: Exporter = field(default_factory=Exporter)
+
+    def __post_init__(self) -> None:
+        self.schedules = Schedules(self.store.log)
+        self.admin = JobAdmin(self.store, self.schedules, lambda i: REPORT if i == 7 else None, lambda _i: None,
+                              lambda _i: None, lambda: self.now)  # fmt: skip
+        self.runner = JobRunner(self.store, self.runs, self.schedules, Owners(), self.exporter, lambda: self.now)
+
+    def job(self, **changes: Any) -> Job:
+        body = {
+            "name": "daily", "documentId": 7, "recurrenceRule": "FREQ=DAILY;BYHOUR=6;BYMINUTE=0",
+            "timeZone": "Australia/Sydney", "subscribedEmails": ["a@example.com"],
+            "parameters": [{"name": "day", "source": "calculated", "value": "yesterday"}],
+        } | changes  # fmt: skip
+        return self.admin.create(ADMIN, msgspec.convert(body, JobBody))
+
+    def fire(self, job: Job, at: datetime) -> str:
+        version = self.schedules.made[job.id][0] if job.id in self.schedules.made else job.version
+        message = RunMessage(job_id=job.id, version=version, scheduled_time=at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        return self.runner.start(message)
+
+
+def test_a_time_worked_out_at_the_run_carries_the_jobs_offset_not_the_hosts() -> None:
+    world = World(SYDNEY_MORNING)
+    job = world.job(parameters=[{"name": "day", "source": "static", "value": "2026-03-01"}])
+    job.body.parameters.append(msgspec.convert({"name": "at", "source": "calculated", "value": "now - 2 hours"},
+                                               type(job.body.parameters[0])))  # fmt: skip
+    values = run_parameters(job, SYDNEY_MORNING)
+    assert values["at"] == "2026-03-02T07:30:00+11:00"  # 20:30 UTC the day before: two hours before the run
+    assert datetime.fromisoformat(values["at"]) == SYDNEY_MORNING - timedelta(hours=2)
+    assert values["day"] == "2026-03-01"
+
+
+def test_the_last_run_of_a_counted_rule_exports_and_schedules_nothing() -> None:
+    world = World(datetime(2026, 12, 3, 15, 0, tzinfo=UTC))
+    job = world.job(recurrenceRule="FREQ=DAILY;INTERVAL=2;COUNT=2;BYHOUR=6;BYMINUTE=0",
+                    startDate="2026-12-04T00:00")  # fmt: skip
+    first = datetime(2026, 12, 3, 19, 0, tzinfo=UTC)  # 06:00 on 4 December in Sydney
+    world.now = first
+    assert world.fire(job, first) == "started"
+    second = first + timedelta(days=2)
+    world.now = second
+    schedule_before = world.schedules.made[job.id]
+    assert world.fire(job, second) == "started", list(world.runs.kept.values())
+    assert len(world.exporter.orders) == 2
+    assert world.schedules.made[job.id] == schedule_before  # nothing after the last run
+
+
+def test_a_late_message_never_moves_the_at_chain_back() -> None:
+    start = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
+    world = World(start)
+    job = world.job(recurrenceRule="rate(7 minutes)", startDate="2026-12-04T02:00")  # 15:00 UTC
+    t1, t2 = start + timedelta(minutes=7), start + timedelta(minutes=14)
+    # T2 ran on time and scheduled T3; T1's message arrives twelve minutes late
+    world.now = t2
+    world.fire(job, t2)
+    assert world.schedules.made[job.id][1] == "at(2026-12-03T15:21:00)"
+    world.now = t1 + timedelta(minutes=12)
+    assert world.fire(job, t1) == "started"
+    assert world.schedules.made[job.id][1] == "at(2026-12-03T15:21:00)"  # still T3, not T2
+
+
+def test_a_save_landing_during_a_run_keeps_the_saves_schedule() -> None:
+    start = datetime(2026, 12, 3, 15, 0, tzinfo=UTC)
+    world = World(start)
+    job = world.job(recurrenceRule="rate(7 minutes)", startDate="2026-12-04T02:00")
+    changed = msgspec.convert(
+        msgspec.to_builtins(job.body) | {"id": job.id, "optimisticLock": 1, "recurrenceRule": "rate(30 minutes)"},
+        JobChange,
+    )
+    # When the job is saved just as the runner writes the next schedule
+    put = world.schedules.put
+
+    def racing(job_id: int, version: int, expression: Any, enabled: bool) -> None:
+        put(job_id, version, expression, enabled)
+        if version == 1:
+            world.schedules.put = put  # type: ignore[method-assign]
+            world.admin.change(ADMIN, changed)
+
+    world.schedules.put = racing  # type: ignore[method-assign]
+    world.now = start + timedelta(minutes=7)
+    world.fire(job, world.now)
+    # Then the schedule left is the save's (version 2, every 30 minutes), not the run's
+    version, expression, _enabled = world.schedules.made[job.id]
+    assert version == 2
+    assert expression == "at(2026-12-03T15:30:00)"
+
+
+def test_a_billing_statement_run_is_refused_rather_than_mailing_everyone_every_row() -> None:
+    world = World(datetime(2026, 12, 3, 15, 0, tzinfo=UTC))
+    job = world.job()
+    billing = msgspec.structs.replace(job.body, mode="billingStatement")
+    world.store.rows[job.id] = msgspec.structs.replace(job, body=billing)
+    world.fire(job, world.now)
+    (run,) = world.runs.kept.values()
+    assert run.status == "failed" and run.error == "Per-recipient (billingStatement) runs are not built yet"
+    assert world.exporter.orders == []
+
+
+def test_execute_is_capped_per_job_and_hour() -> None:
+    world = World(datetime(2026, 12, 3, 15, 0, tzinfo=UTC))
+    job = world.job()
+    sent: list[RunMessage] = []
+    ids = iter(f"{n:032x}" for n in range(100))
+    results = JobResults(world.store, world.runs, type("Q", (), {"send": lambda _s, m: sent.append(m)})(),
+                         lambda _t: None, lambda _r: ("*",), lambda: world.now, lambda: next(ids))  # fmt: skip
+    for _ in range(MAX_EXECUTES_PER_HOUR):
+        results.execute(ADMIN, str(job.id))
+        world.runner.start(sent[-1])
+        world.now += timedelta(seconds=1)
+    with pytest.raises(TooManyRequests):
+        results.execute(ADMIN, str(job.id))
+    world.now += timedelta(hours=1)
+    results.execute(ADMIN, str(job.id))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["01.20261203T150000Z", "0.20261203T150000Z", "1.20261399T999999Z", "1.20261203T150000Z.", "1.20261203T150000Z.XYZ",
+     "1", "1.", "x.20261203T150000Z", "1.20261203T150000"],
+)  # fmt: skip
+def test_a_generated_id_that_is_not_one_is_not_found(text: str) -> None:
+    with pytest.raises(NotFound):
+        parse_generated_id(text)
+
+
+def test_a_generated_id_reads_back_its_job_and_run() -> None:
+    assert parse_generated_id("12.20261203T150000Z") == (12, "20261203T150000Z")
+    run_id = "0123456789abcdef0123456789abcdef"
+    assert parse_generated_id(f"12.20261203T150000Z.{run_id}") == (12, f"20261203T150000Z.{run_id}")
