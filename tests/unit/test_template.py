@@ -209,13 +209,16 @@ def test_the_export_bucket_refuses_requests_without_tls() -> None:
     assert policy["Properties"]["Bucket"] == {"Ref": "ExportBucket"}
 
 
-def test_a_dead_lettered_export_raises_an_alarm() -> None:
-    (alarm,) = TEMPLATE.of_type("AWS::CloudWatch::Alarm").values()
-    properties = alarm["Properties"]
+@pytest.mark.parametrize(
+    ("alarm", "queue"),
+    [("ExportDeadLetterAlarm", "ExportDeadLetterQueue"), ("JobRunDeadLetterAlarm", "JobRunDeadLetterQueue")],
+)
+def test_every_dead_letter_queue_raises_an_alarm(alarm: str, queue: str) -> None:
+    alarms = TEMPLATE.of_type("AWS::CloudWatch::Alarm")
+    assert set(alarms) == {"ExportDeadLetterAlarm", "JobRunDeadLetterAlarm"}
+    properties = alarms[alarm]["Properties"]
     assert properties["MetricName"] == "ApproximateNumberOfMessagesVisible"
-    assert properties["Dimensions"] == [
-        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["ExportDeadLetterQueue", "QueueName"]}}
-    ]
+    assert properties["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
     assert properties["Threshold"] == 1 and properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
 
 
