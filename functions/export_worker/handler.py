@@ -17,6 +17,7 @@ from reportserver.sources.registry import SourceOpener
 from reportserver.store.aws import AthenaClients
 from reportserver.store.catalog import CachedCatalog, DynamoCatalog
 from reportserver.store.files import S3FileStore
+from reportserver.store.jobs import SqsRunQueue
 from reportserver.store.queue import SqsExportQueue, ticket_id_of
 from reportserver.store.secrets import SecretPasswords
 from reportserver.store.tickets import DynamoTicketStore
@@ -37,6 +38,7 @@ worker = ExportWorker(
         max_attempts=settings.max_receives,
     ),
     page_writer=write_template_page,
+    finished=SqsRunQueue(settings.job_run_queue_url).announce_export,
 )
 queue = SqsExportQueue(settings.export_queue_url)
 # Every record failed is reported as such (and retried), not raised as one batch error.

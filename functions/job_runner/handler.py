@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from reportserver.domain.calls import ReportRunner
 from reportserver.domain.exports import ExportPolicy, ExportService
 from reportserver.domain.identity import User, UserGroup
-from reportserver.domain.job_runs import JobRunner, RunMessage
+from reportserver.domain.job_runs import DeliveryMessage, JobRunner, RunMessage
 from reportserver.domain.tokens import ApiToken
 from reportserver.observability import logger
 from reportserver.settings import JobRunnerSettings
@@ -22,6 +22,7 @@ from reportserver.store.catalog import DynamoCatalog
 from reportserver.store.files import S3FileStore
 from reportserver.store.identity import DynamoIdentityStore
 from reportserver.store.jobs import DynamoJobStore, SchedulerJobSchedules
+from reportserver.store.mail import SesMailer
 from reportserver.store.queue import SqsExportQueue
 from reportserver.store.secrets import SecretPasswords
 from reportserver.store.tickets import DynamoTicketStore
@@ -49,26 +50,48 @@ class Owners:
         return self.identity.groups()
 
 
+identity = DynamoIdentityStore(settings.identity_table)
+tickets = DynamoTicketStore(settings.tickets_table)
+files = S3FileStore(settings.export_bucket)
+
+
+def _user_email(user_id: int) -> str | None:
+    user = identity.user(user_id)
+    return user.email if user is not None and user.active else None
+
+
 runner = JobRunner(
     jobs=jobs,
     runs=jobs,
     schedules=SchedulerJobSchedules(settings.schedule_group, settings.job_run_queue_arn, settings.scheduler_role_arn),
-    owners=Owners(DynamoTokenStore(settings.tokens_table), DynamoIdentityStore(settings.identity_table)),
+    owners=Owners(DynamoTokenStore(settings.tokens_table), identity),
     exporter=ExportService(
         catalog,
         # Never opens a source here: a run's choices read from the database are checked by the worker.
         ReportRunner(catalog, SourceOpener(SecretPasswords(), AthenaClients())),
-        DynamoTicketStore(settings.tickets_table),
+        tickets,
         SqsExportQueue(settings.export_queue_url),
-        S3FileStore(settings.export_bucket),
+        files,
         ExportPolicy(retention_days=settings.retention_days, link_seconds=300),
     ),
     clock=lambda: datetime.now(UTC),
+    ticket=tickets.get,
+    files=files,
+    user_email=_user_email,
+    mailer=SesMailer(settings.mail_from),
+    sender=settings.mail_from,
 )
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def start_run(record: SQSRecord) -> str:
+    try:
+        delivery = msgspec.json.decode(record.body, type=DeliveryMessage)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        delivery = None
+    if delivery is not None:
+        logger.append_keys(job_id=delivery.job_id)
+        return runner.deliver(delivery)
     try:
         message = msgspec.json.decode(record.body, type=RunMessage)
         message.key()  # its time is readable

@@ -139,6 +139,7 @@ def enforce() -> None:
     from moto.s3.responses import S3Response  # noqa: PLC0415
     from moto.scheduler.responses import EventBridgeSchedulerResponse  # noqa: PLC0415
     from moto.secretsmanager.responses import SecretsManagerResponse  # noqa: PLC0415
+    from moto.ses.responses import EmailResponse  # noqa: PLC0415
 
     DynamoHandler._determine_resource = _dynamodb_resource  # type: ignore[attr-defined]
     gateway_cache.install()
@@ -164,6 +165,10 @@ def enforce() -> None:
         checked_schedule = _as_schedule(authorize_schedule)
         setattr(EventBridgeSchedulerResponse, "_authenticate_and_authorize_normal_action", checked_schedule)  # noqa: B010
         setattr(EventBridgeSchedulerResponse, "_schedule_arns", True)  # noqa: B010
+    if not getattr(EmailResponse, "_identity_arns", False):
+        authorize_mail = EmailResponse._authenticate_and_authorize_normal_action
+        setattr(EmailResponse, "_authenticate_and_authorize_normal_action", _as_identity(authorize_mail))  # noqa: B010
+        setattr(EmailResponse, "_identity_arns", True)  # noqa: B010
     if not getattr(IAMRequestBase, "_bodiless_pass", False):
         IAMRequestBase._create_aws_request = _bodiless(IAMRequestBase._create_aws_request)  # type: ignore[method-assign]
         setattr(IAMRequestBase, "_bodiless_pass", True)  # noqa: B010
@@ -231,6 +236,20 @@ def _as_workgroup(authorize: Any) -> Any:
             workgroup = execution.workgroup.name if execution is not None and execution.workgroup else "primary"
         if workgroup:
             resource = f"arn:aws:athena:{self.region}:{self.current_account}:workgroup/{workgroup}"
+        authorize(self, resource)
+
+    return checked
+
+
+def _as_identity(authorize: Any) -> Any:
+    """IAM checks a send on the SES identity it sends from (`...:identity/<address>`), so a policy may
+    grant its own identities only; moto checked it on `*`."""
+
+    def checked(self: Any, resource: str = "*") -> None:
+        source = self._get_param("Source")
+        if isinstance(source, str) and "@" in source:
+            address = source.rsplit("<", 1)[-1].strip("> ")
+            resource = f"arn:aws:ses:{self.region}:{self.current_account}:identity/{address}"
         authorize(self, resource)
 
     return checked

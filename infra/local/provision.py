@@ -28,6 +28,9 @@ def provision(template: Template) -> dict[str, str]:
         boto3.client("scheduler").create_schedule_group(Name=names[logical_id])
     for logical_id, resource in template.of_type("AWS::IAM::Role").items():
         names[logical_id] = _role(template, logical_id, template.resolve(resource["Properties"]))
+    sender = template.values.get("MailFrom")
+    if sender:  # as an operator does once in AWS: the address job runs mail from is verified in SES
+        boto3.client("ses").verify_email_identity(EmailAddress=str(sender))
     for logical_id, resource in template.of_type("AWS::ApiGateway::UsagePlan").items():
         names[logical_id] = usage_plan(template, logical_id, template.resolve(resource["Properties"]))
     return names

@@ -99,6 +99,8 @@ class ExportWorkerSettings(_Settings, frozen=True, kw_only=True):
     # A folder of its own on Lambda's only disk: emptied at the start of every export (see ExportWorker).
     scratch_dir: str = msgspec.field(name="EXPORT_SCRATCH_DIR", default="/tmp/exports")  # noqa: S108
     catalog_cache_seconds: CatalogCacheSeconds = msgspec.field(name="CATALOG_CACHE_SECONDS", default=30.0)
+    # Where a job run's finished export is announced (its delivery follows).
+    job_run_queue_url: QueueUrl = msgspec.field(name="JOB_RUN_QUEUE_URL")
 
 
 class SweeperSettings(_Settings, frozen=True, kw_only=True):
@@ -167,6 +169,7 @@ class JobRunnerSettings(_Settings, frozen=True, kw_only=True):
     )
     job_run_queue_arn: Arn = msgspec.field(name="JOB_RUN_QUEUE_ARN")
     scheduler_role_arn: Arn = msgspec.field(name="JOB_SCHEDULER_ROLE_ARN")
+    mail_from: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] = msgspec.field(name="MAIL_FROM")
 
 
 class LoginSettings(_Settings, frozen=True, kw_only=True):

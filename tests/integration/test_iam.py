@@ -303,7 +303,19 @@ def _renders(stack: Stack) -> bool:
     tickets = DynamoTicketStore(stack.names["TicketsTable"])
     done = [tickets.get(str(t["ticket_id"])) for t in (ticket, pg_ticket, athena_ticket)]
     complete = all(d is not None and d.status is TicketStatus.COMPLETE for d in done)
-    return complete and _retries_soon(stack)
+    return complete and _retries_soon(stack) and _delivers_a_run(stack)
+
+
+def _delivers_a_run(stack: Stack) -> bool:
+    """A job run's export done, the worker queues its delivery (the runner then mails it)."""
+    from tests.integration.test_jobs import _body
+
+    made, job = stack.send("POST", "/api/jobs", _body(stack, emailDeliveryFormat="csv"))
+    executed, answer = stack.send("POST", f"/api/jobs/{job['job']['id']}/execute")
+    drain(pollers(stack.api, TEMPLATE))
+    read, result = stack.send("GET", f"/api/jobs/jobresults/{answer.get('generatedDocumentId')}")
+    stack.send("DELETE", f"/api/jobs?id={job['job']['id']}")
+    return (made, executed, read) == (201, 202, 200) and result["jobResult"]["status"] == "delivered"
 
 
 def _retries_soon(stack: Stack) -> bool:
@@ -383,7 +395,8 @@ def _runs_jobs(stack: Stack) -> bool:
     (which then deletes itself, as Scheduler's one-time schedules do): the run recorded (a conditional put,
     then a put), its owner's rights read, its export ticket made and queued, and the next at() schedule
     created (an update that finds none, then a create, handing over the scheduler's role); and one owned
-    by a token (the token read). Both runs' exports complete."""
+    by a token (the token read). Both runs delivered: claimed (a conditional put), the file read from S3
+    and mailed through SES."""
     from tests.integration.test_job_runs import _nine_in_sydney, _results
     from tests.integration.test_jobs import _body, _schedule
 
@@ -406,7 +419,7 @@ def _runs_jobs(stack: Stack) -> bool:
             return False
         _fire_input(stack, schedule["Target"]["Input"], _nine_in_sydney(1))
         runs = _results(stack, job_id)
-        exported = len(runs) == 1 and (runs[0].get("export") or {}).get("status") == "complete"
+        exported = len(runs) == 1 and runs[0]["status"] == "delivered"
         complete.append(exported and _schedule(stack, job_id) is not None)
         stack.send("DELETE", f"/api/jobs?id={job_id}")
     return status == 201 and all(complete)

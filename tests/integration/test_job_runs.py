@@ -80,7 +80,7 @@ def test_a_scheduled_run_becomes_an_export_of_the_report_with_its_parameters_wor
     assert run["runAt"] == _utc(scheduled)
     assert run["trigger"] == "schedule" and run["requestedBy"] == "schedule"
     assert run["parameters"] == _last_month(scheduled)
-    assert run["status"] == "exported" and run["error"] is None
+    assert run["status"] == "delivered" and run["error"] is None
     # And its export is the report's pdf, rendered by the worker
     assert run["format"] == "pdf"
     assert run["export"]["status"] == "complete", run
@@ -221,3 +221,70 @@ def test_the_results_of_a_deleted_job_are_gone_with_it(stack: Stack) -> None:
     assert stack.send("DELETE", f"/api/jobs?id={job['id']}")[0] == 200
     assert stack.send("GET", f"/api/jobs/jobresults/{run['id']}")[0] == 404
     assert stack.send("GET", f"/api/jobs/{job['id']}/jobresults")[0] == 404
+
+
+def _mails(since: int = 0) -> list[Any]:
+    from moto.ses.models import ses_backends
+
+    return list(ses_backends["123456789012"]["us-east-1"].sent_messages)[since:]
+
+
+def test_a_run_mails_its_file_whose_rows_are_the_reports(stack: Stack) -> None:
+    import csv
+    import io
+    from email import message_from_string
+    from email.policy import default
+
+    user = stack.new_user(email=f"u-{uuid.uuid4().hex[:6]}@example.com")
+    july = [{"name": "date_from", "value": "2025-07-01"}, {"name": "date_to", "value": "2025-07-31"}]
+    job = _created(stack, emailDeliveryFormat="csv", internalSubscriberIds=[user["id"]], parameters=july)
+    before = len(_mails())
+    _fire(stack, job["id"], _nine_in_sydney(1))
+    (mail,) = _mails(before)
+    # One mail to the job's address and its user's, from the stack's sender
+    assert set(mail.destinations) == {"finance@example.com", user["email"]}  # moto adds the To header's again
+    parsed = message_from_string(mail.raw_data, policy=default)
+    assert parsed["From"] == TEMPLATE.values["MailFrom"]
+    assert parsed["Subject"].startswith("Sales by Day: ")
+    # Its attachment is the report's rows for the job's parameters
+    (attached,) = parsed.iter_attachments()
+    assert attached.get_filename().endswith(".csv")
+    content = attached.get_content()  # text/csv: read back as text
+    rows = list(csv.DictReader(io.StringIO(content if isinstance(content, str) else content.decode("utf-8"))))
+    records = stack.send("GET", "/api/call/sales-by-day/?date_from=2025-07-01&date_to=2025-07-31")[1]["records"]
+    assert len(rows) == len(records) == 31
+    assert [r["orders"] for r in rows] == [str(r["orders"]) for r in records]
+    (run,) = _results(stack, job["id"])
+    assert run["status"] == "delivered"
+    assert {r["address"] for r in run["recipients"]} == {"finance@example.com", user["email"]}
+    assert all(r["status"] == "sent" and r["message_id"] for r in run["recipients"])
+
+
+def test_a_delivery_message_delivered_twice_sends_one_mail(stack: Stack) -> None:
+    job = _created(stack, emailDeliveryFormat="csv")
+    before = len(_mails())
+    _fire(stack, job["id"], _nine_in_sydney(1))
+    (run,) = _results(stack, job["id"])
+    assert run["status"] == "delivered"
+    again = json.dumps({"job_id": job["id"], "deliver": run["id"].split(".", 1)[1]})
+    for _ in range(2):
+        boto3.client("sqs").send_message(QueueUrl=TEMPLATE.reference("JobRunQueue"), MessageBody=again)
+    drain(pollers(stack.api, TEMPLATE))
+    assert len(_mails(before)) == 1
+
+
+def test_individual_mails_and_the_blank_document_skip(stack: Stack) -> None:
+    # One mail per address when asked
+    job = _created(stack, emailDeliveryFormat="html", sendIndividualEmails=True,
+                   subscribedEmails=["a@example.com", "b@example.com"])  # fmt: skip
+    before = len(_mails())
+    _fire(stack, job["id"], _nine_in_sydney(1))
+    assert sorted(str(set(m.destinations)) for m in _mails(before)) == ["{'a@example.com'}", "{'b@example.com'}"]
+    # A report without rows is not sent when the job says so, and the run says why
+    empty = [{"name": "date_from", "value": "2001-01-01"}, {"name": "date_to", "value": "2001-01-31"}]
+    quiet = _created(stack, emailDeliveryFormat="csv", sendBlankDocument=False, parameters=empty)
+    before = len(_mails())
+    _fire(stack, quiet["id"], _nine_in_sydney(1))
+    assert _mails(before) == []
+    (run,) = _results(stack, quiet["id"])
+    assert run["status"] == "skipped" and "no rows" in run["error"]

@@ -131,3 +131,7 @@ class TicketBusy(Exception):
 
 class LeaseLost(Exception):
     """This attempt no longer holds its ticket (another took it over, or it was failed)."""
+
+
+class MailRefused(DomainError):
+    """The mail service refused a message (a rejected address, an unverified sender, a message too big)."""

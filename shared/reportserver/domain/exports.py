@@ -346,6 +346,8 @@ class ExportWorker:
     clock: Clock = utc_now
     # A template report's page as an html or pdf file (`reportserver.render.template_page.write_page`).
     page_writer: Callable[[str, str, Path, RenderContext], object] | None = None
+    # Told a job run's ticket is finished ("<job id>:<run key>"): the run's delivery step follows.
+    finished: Callable[[str], None] | None = None
 
     def run(self, ticket_id: str, time_left: Callable[[], float] = unlimited, final_attempt: bool = False) -> str:
         """Render one ticket; return "complete", "failed" or "skipped" (a finished or unknown ticket).
@@ -358,6 +360,16 @@ class ExportWorker:
         ticket = self._claim(ticket_id)
         if ticket is None:
             return "skipped"
+        outcome = self._render(ticket, time_left, final_attempt)
+        if outcome in ("complete", "failed") and ticket.run is not None and self.finished is not None:
+            try:
+                self.finished(ticket.run)  # the job run's next step: its delivery
+            except Exception:
+                log.exception("could not tell the job run its export is done", extra={"ticket_id": ticket_id})
+        return outcome
+
+    def _render(self, ticket: ExportTicket, time_left: Callable[[], float], final_attempt: bool) -> str:
+        ticket_id = ticket.ticket_id
         if ticket.attempt > self.policy.max_attempts:
             # Messages of one ticket (a retry, the sweeper's) each count from one; the ticket counts all.
             message = out_of_attempts(ticket.attempt - 1)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from typing import Any, Literal, Protocol
 
 import msgspec
@@ -32,10 +33,19 @@ from reportserver.domain.access import (
     may_manage,
 )
 from reportserver.domain.access import Action as AccessAction
-from reportserver.domain.errors import DomainError, Forbidden, InvalidParameter, NotFound, TooManyRequests, shown
+from reportserver.domain.errors import (
+    DomainError,
+    Forbidden,
+    InvalidParameter,
+    MailRefused,
+    NotFound,
+    TooManyRequests,
+    shown,
+)
 from reportserver.domain.exports import ExportOrder
 from reportserver.domain.identity import UserGroup, user_principal
 from reportserver.domain.jobs import DELIVERY_FORMATS, Job, JobSchedules, JobStore, calculated_text, job_number
+from reportserver.domain.mail import Attachment, RunMail, attachable, run_message
 from reportserver.domain.principals import group_grants
 from reportserver.domain.schedules import SchedulerExpression, job_schedule
 from reportserver.domain.tickets import ExportTicket
@@ -84,6 +94,20 @@ class RunMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return f"{stamp}.{self.run_id}" if self.run_id is not None else stamp
 
 
+class DeliveryMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A job-run queue message from the export worker: the run's ticket is finished, deliver it."""
+
+    job_id: int
+    deliver: str  # the run's key
+
+
+class RecipientStatus(msgspec.Struct, kw_only=True):
+    address: str
+    status: Literal["sent", "failed"]
+    message_id: str | None = None
+    error: str | None = None
+
+
 class JobRun(msgspec.Struct, kw_only=True):
     """One run as recorded (seed 001's job result)."""
 
@@ -98,6 +122,7 @@ class JobRun(msgspec.Struct, kw_only=True):
     format: str = ""
     ticket_id: str | None = None
     error: str | None = None
+    recipients: list[RecipientStatus] = msgspec.field(default_factory=list)
     updated_at: datetime
     expires_at: datetime  # the job's retentionPeriod after the run: the record's TTL
 
@@ -124,6 +149,7 @@ class JobRun(msgspec.Struct, kw_only=True):
             "format": self.format,
             "ticketId": self.ticket_id,
             "error": error,
+            "recipients": [msgspec.to_builtins(r) for r in self.recipients],
             "expiresAt": _stamp(self.expires_at),
         }
         if ticket is not None:
@@ -143,6 +169,9 @@ class RunStore(Protocol):
 
     def update_run(self, run: JobRun) -> None: ...
 
+    def claim_run(self, run: JobRun, status: str) -> bool:
+        """Write `run` only if the stored run is at `status`; False when it is not (another took it)."""
+
     def runs(self, job_id: int, since: datetime, until: datetime) -> list[JobRun]: ...
 
     def run(self, job_id: int, key: str) -> JobRun | None: ...
@@ -160,6 +189,15 @@ class OwnerDirectory(Protocol):
     def groups(self) -> list[UserGroup]: ...
 
 
+class Mailer(Protocol):
+    def send(self, message: EmailMessage, recipients: Sequence[str]) -> str:
+        """Send the raw message to these addresses; the provider's message id. Raises `MailRefused`."""
+
+
+class FileReader(Protocol):
+    def read(self, key: str) -> bytes: ...
+
+
 class Exporter(Protocol):
     def request(self, principal: Principal, order: ExportOrder, run: str | None = None) -> ExportTicket: ...
 
@@ -174,6 +212,83 @@ class JobRunner:
     owners: OwnerDirectory
     exporter: Exporter
     clock: Callable[[], datetime]
+    # Delivery: the run's ticket, its file, the users it mails, the mail service and the sender address.
+    ticket: Callable[[str], ExportTicket | None] = lambda _ticket_id: None
+    files: FileReader | None = None
+    user_email: Callable[[int], str | None] = lambda _user_id: None
+    mailer: Mailer | None = None
+    sender: str = ""
+
+    def deliver(self, message: DeliveryMessage) -> str:
+        """Deliver a run whose export finished, once: "delivered", "skipped", "failed" or "duplicate"."""
+        run = self.runs.run(message.job_id, message.deliver)
+        if run is None or run.status != "exporting" or run.ticket_id is None:
+            return "duplicate"
+        claimed = msgspec.structs.replace(run, status="delivering", updated_at=self.clock())
+        if not self.runs.claim_run(claimed, "exporting"):
+            return "duplicate"  # delivered twice at once: the other one mails
+        job = self.jobs.job(run.job_id)
+        ticket = self.ticket(run.ticket_id)
+        statuses = list(run.recipients)  # those an earlier attempt mailed are not mailed again
+        try:
+            status, error = self._delivered(job, claimed, ticket, statuses)
+        except DomainError as refusal:
+            status, error = "failed", refusal.message
+        except Exception:
+            # A passing fault (SES throttled, S3 unreachable): the run goes back for the queue's retry, with
+            # what was mailed so far, so that the retry mails only the rest.
+            self.runs.update_run(msgspec.structs.replace(run, recipients=statuses, updated_at=self.clock()))
+            raise
+        recipients = statuses
+        done = msgspec.structs.replace(
+            claimed, status=status, error=error, recipients=recipients, updated_at=self.clock()
+        )
+        self.runs.update_run(done)
+        log.info("job run delivered", extra={"job_id": run.job_id, "run": run.key, "status": status})
+        return status
+
+    def _delivered(  # noqa: PLR0911 - one return per way a delivery ends
+        self, job: Job | None, run: JobRun, ticket: ExportTicket | None, statuses: list[RecipientStatus]
+    ) -> tuple[str, str | None]:
+        """Mail the run's file; each recipient's outcome appended to `statuses` as it happens."""
+        if job is None:
+            return "failed", "The job was deleted before its file was delivered"
+        if ticket is None or ticket.status.value != "complete" or ticket.file_key is None:
+            return "failed", (ticket.error if ticket is not None else None) or "The run's export did not complete"
+        body = job.body
+        if not body.sendBlankDocument and not ticket.total_rows:
+            return "skipped", "The report had no rows and the job does not send blank documents"
+        addresses = list(body.subscribedEmails)
+        for user_id in body.internalSubscriberIds:
+            email = self.user_email(user_id)
+            if email and email.casefold() not in {a.casefold() for a in addresses}:
+                addresses.append(email)
+        if not addresses:
+            return "failed", "None of the job's recipients has an e-mail address"
+        if body.emailDeliveryFormat == "url" or not attachable(ticket.total_bytes or 0):
+            return "failed", "Delivery by link is not built yet (a url job, or a file over 7 MB)"
+        if self.files is None or self.mailer is None:
+            raise RuntimeError("the job runner has no file store or mailer to deliver with")
+        attachment = Attachment(ticket.file_name or "report", self.files.read(ticket.file_key),
+                                ticket.content_type or "application/octet-stream")  # fmt: skip
+        mailed = {s.address for s in statuses if s.status == "sent"}
+        addresses = [a for a in addresses if a not in mailed]
+        groups = [[a] for a in addresses] if body.sendIndividualEmails else [addresses] if addresses else []
+        for group in groups:
+            mail = RunMail(
+                sender=self.sender, recipients=tuple(group), report_name=ticket.report_name, job_name=body.name,
+                run_at=run.run_at, zone=body.timeZone, parameters=run.parameters, rows=ticket.total_rows,
+                attachment=attachment,
+            )  # fmt: skip
+            try:
+                message_id = self.mailer.send(run_message(mail), group)
+                statuses += [RecipientStatus(address=a, status="sent", message_id=message_id) for a in group]
+            except MailRefused as refused:
+                statuses += [RecipientStatus(address=a, status="failed", error=refused.message) for a in group]
+        failed = [s for s in statuses if s.status == "failed"]
+        if failed:
+            return "failed", f"{len(failed)} of {len(statuses)} recipients could not be mailed"
+        return "delivered", None
 
     def start(self, message: RunMessage) -> str:
         """Record and start one run; what happened: "started", "failed", "duplicate", "no job" or "disabled"."""

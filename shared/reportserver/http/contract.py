@@ -524,6 +524,13 @@ class RunExport(msgspec.Struct):
     error: str | None
 
 
+class RecipientView(msgspec.Struct, kw_only=True):
+    address: str
+    status: Literal["sent", "failed"]
+    message_id: str | None = None
+    error: str | None = None
+
+
 class JobResultView(msgspec.Struct, kw_only=True):
     """One run of a job (seed 001's generated document): when, why, with what, and how it went."""
 
@@ -532,12 +539,13 @@ class JobResultView(msgspec.Struct, kw_only=True):
     runAt: str  # noqa: N815
     trigger: Literal["schedule", "api"]
     requestedBy: str  # noqa: N815
-    status: Literal["exporting", "exported", "delivered", "skipped", "failed"]
+    status: Literal["exporting", "exported", "delivering", "delivered", "skipped", "failed"]
     parameters: dict[str, str]
     format: str
     ticketId: str | None  # noqa: N815
     error: str | None
     expiresAt: str  # noqa: N815 - the job's retentionPeriod after the run
+    recipients: list[RecipientView]
     export: RunExport | None = None
 
 

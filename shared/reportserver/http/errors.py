@@ -21,6 +21,7 @@ STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.FileGone: 410,
     errors.DataSourceFailed: 502,
     errors.TemplateRefused: 502,  # the report's template, not the caller's request, is at fault
+    errors.MailRefused: 502,
 }
 
 

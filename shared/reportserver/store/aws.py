@@ -56,6 +56,10 @@ def scheduler() -> Any:
     return _scheduler(_acting_as.get())
 
 
+def ses() -> Any:
+    return _ses(_acting_as.get())
+
+
 def athena(region: str) -> Any:
     """Athena in a data model's region (its data lake may be in another than the functions')."""
     return _athena(_acting_as.get(), region)
@@ -113,12 +117,17 @@ def _scheduler(credentials: Credentials | None) -> Any:
 
 
 @functools.cache
+def _ses(credentials: Credentials | None) -> Any:
+    return _session(credentials).client("ses")
+
+
+@functools.cache
 def _athena(credentials: Credentials | None, region: str) -> Any:
     return _session(credentials).client("athena", region_name=region or None)
 
 
 def reset() -> None:
-    for cached in (_session, _dynamodb, _s3, _sqs, _apigateway, _secretsmanager, _scheduler, _athena):
+    for cached in (_session, _dynamodb, _s3, _sqs, _apigateway, _secretsmanager, _scheduler, _ses, _athena):
         cached.cache_clear()
 
 

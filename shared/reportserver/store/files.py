@@ -39,6 +39,10 @@ class S3FileStore:
             raise
         return True
 
+    def read(self, key: str) -> bytes:
+        """A file whole (a job run's attachment: at most a few MB)."""
+        return bytes(aws.s3().get_object(Bucket=self._bucket, Key=key)["Body"].read())
+
     def download_url(self, key: str, file_name: str, content_type: str, expires_seconds: int) -> str:
         """A presigned GET signed now, with this function's current credentials, for a short time."""
         params: dict[str, Any] = {

@@ -10,7 +10,7 @@ import msgspec
 from boto3.dynamodb.conditions import Key
 
 from reportserver.domain.errors import AlreadyExists, VersionConflict
-from reportserver.domain.job_runs import JobRun, RunMessage, key_time
+from reportserver.domain.job_runs import DeliveryMessage, JobRun, RunMessage, key_time
 from reportserver.domain.jobs import Job
 from reportserver.domain.schedules import SchedulerExpression
 from reportserver.store import aws, keys
@@ -98,6 +98,15 @@ class DynamoJobStore:
     def update_run(self, run: JobRun) -> None:
         self._table.put_item(Item=self._run_item(run))
 
+    def claim_run(self, run: JobRun, status: str) -> bool:
+        return aws.written(
+            self._table.put_item,
+            Item=self._run_item(run),
+            ConditionExpression="#s = :status",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":status": status},
+        )
+
     def run(self, job_id: int, key: str) -> JobRun | None:
         item = self._table.get_item(Key={"pk": f"{keys.RUN}{keys.numeric_sort_key(job_id)}", "sk": key}).get("Item")
         return from_document(item["definition"], JobRun) if item else None
@@ -115,12 +124,19 @@ class DynamoJobStore:
 
 
 class SqsRunQueue:
-    """The job-run queue, for runs asked over the API (the schedules send to it themselves)."""
+    """The job-run queue: runs asked over the API (the schedules send to it themselves), and the export
+    worker's word that a run's file is made."""
 
     def __init__(self, queue_url: str) -> None:
         self._url = queue_url
 
     def send(self, message: RunMessage) -> None:
+        aws.sqs().send_message(QueueUrl=self._url, MessageBody=msgspec.json.encode(message).decode())
+
+    def announce_export(self, run: str) -> None:
+        """The export worker's word that a run's ticket is finished (`run`: "<job id>:<run key>")."""
+        job_id, _colon, key = run.partition(":")
+        message = DeliveryMessage(job_id=int(job_id), deliver=key)
         aws.sqs().send_message(QueueUrl=self._url, MessageBody=msgspec.json.encode(message).decode())
 
 
