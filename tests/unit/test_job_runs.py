@@ -21,6 +21,7 @@ from reportserver.domain.job_runs import (
     run_parameters,
 )
 from reportserver.domain.jobs import Job, JobAdmin, JobBody, JobChange
+from reportserver.domain.tickets import TicketStatus
 from reportserver.domain.tokens import ApiToken
 
 from tests.unit.test_jobs import REPORT, Schedules, Store
@@ -42,10 +43,12 @@ class Runs:
     def update_run(self, run: JobRun) -> None:
         self.kept[(run.job_id, run.key)] = msgspec.structs.replace(run)
 
-    def claim_run(self, run: JobRun, status: str) -> bool:
+    def claim_run(self, run: JobRun, now: datetime) -> bool:
         kept = self.kept.get((run.job_id, run.key))
-        if kept is None or kept.status != status:
+        if kept is None or kept.status not in ("exporting", "delivering"):
             return False
+        if kept.status == "delivering" and kept.lease_until is not None and kept.lease_until >= now:
+            return False  # another delivery holds it
         self.update_run(run)
         return True
 
@@ -80,6 +83,7 @@ class Exporter:
 
         class Ticket:
             ticket_id = f"t{len(self.orders)}"
+            status = TicketStatus.PENDING
 
         return Ticket()
 
@@ -262,3 +266,81 @@ def test_a_delivery_cut_short_by_a_passing_fault_mails_only_the_rest_on_retry() 
     assert world.runner.deliver(message) == "delivered"
     assert sent == ["a@example.com", "b@example.com", "c@example.com"]
     assert world.runner.deliver(message) == "duplicate"
+
+
+def _delivery(**changes: Any) -> tuple[World, Any, list[list[str]]]:
+    """A run whose export is complete, ready to deliver; the mails sent, each as its addresses."""
+    from reportserver.domain.job_runs import DeliveryMessage
+    from reportserver.domain.tickets import ExportTicket
+
+    world = World(datetime(2026, 12, 3, 15, 0, tzinfo=UTC))
+    job = world.job(**changes)
+    world.fire(job, world.now)
+    (run,) = world.runs.kept.values()
+    ticket = ExportTicket(
+        ticket_id=run.ticket_id or "", owner="job:1", report_id=7, report_slug="daily", report_name="Daily",
+        format="csv", parameters={}, cache_key="k", status=TicketStatus.COMPLETE, created_at=world.now,
+        updated_at=world.now, expires_at=world.now + timedelta(days=7), total_rows=3, total_bytes=10,
+        file_key="exports/x.csv", file_name="daily.csv", content_type="text/csv",
+    )  # fmt: skip
+    mails: list[list[str]] = []
+
+    class Mailer:
+        def send(self, message: Any, recipients: Any) -> str:
+            mails.append(list(recipients))
+            return f"m{len(mails)}"
+
+    world.runner.ticket = lambda _id: ticket
+    world.runner.files = type("Files", (), {"read": lambda _s, _k: b"a,b\n1,2\n"})()
+    world.runner.mailer = Mailer()
+    world.runner.sender = "reports@example.com"
+    return world, DeliveryMessage(job_id=job.id, deliver=run.key), mails
+
+
+def test_a_delivery_held_by_another_is_left_to_it_until_its_lease_runs_out() -> None:
+    world, message, mails = _delivery()
+    key = (message.job_id, message.deliver)
+    # Given another delivery took the run a minute ago (and, say, its function was then killed)
+    lease = world.now + timedelta(minutes=9)
+    held = msgspec.structs.replace(world.runs.kept[key], status="delivering", lease_until=lease)
+    world.runs.kept[key] = held
+    assert world.runner.deliver(message) == "duplicate"
+    assert mails == []
+    # When its lease is over, the next message takes the run and mails it
+    world.now += timedelta(minutes=10)
+    assert world.runner.deliver(message) == "delivered"
+    assert mails == [["a@example.com"]]
+    assert world.runner.deliver(message) == "duplicate"
+
+
+def test_more_addresses_than_ses_takes_in_one_mail_go_in_several() -> None:
+    addresses = [f"r{n}@example.com" for n in range(100)]
+    world, message, mails = _delivery(subscribedEmails=addresses)
+    assert world.runner.deliver(message) == "delivered"
+    assert [len(m) for m in mails] == [50, 50]
+    assert sorted(a for m in mails for a in m) == sorted(addresses)
+
+
+def test_a_recipient_refused_then_retried_is_recorded_once() -> None:
+    from reportserver.domain.errors import MailRefused
+
+    world, message, mails = _delivery(sendIndividualEmails=True, subscribedEmails=["a@example.com", "b@example.com"])
+    calls = {"n": 0}
+
+    class Flaky:
+        def send(self, _message: Any, recipients: Any) -> str:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise MailRefused("SES refused the mail (MessageRejected)")
+            if calls["n"] == 2:
+                raise ConnectionError("SES throttled")
+            mails.append(list(recipients))
+            return "m"
+
+    world.runner.mailer = Flaky()
+    with pytest.raises(ConnectionError):
+        world.runner.deliver(message)
+    assert world.runner.deliver(message) == "delivered"
+    run = world.runs.kept[(message.job_id, message.deliver)]
+    outcomes = sorted((r.address, r.status) for r in run.recipients)
+    assert outcomes == [("a@example.com", "sent"), ("b@example.com", "sent")]

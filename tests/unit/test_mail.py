@@ -47,7 +47,7 @@ def _mail(**changes: object) -> RunMail:
 def test_the_mail_names_the_report_its_parameters_and_the_run_time_on_the_jobs_clock() -> None:
     parsed = _parsed(_mail())
     assert parsed["Subject"] == "Sales by Day: 05 Apr 2026 08:00 AEST"
-    assert parsed["To"] == "finance@example.com, ops@example.com"
+    assert parsed["To"] == "undisclosed-recipients:;"  # no recipient sees the others
     text = parsed.get_body(("plain",))
     assert text is not None
     body = text.get_content()
@@ -92,7 +92,7 @@ def test_any_names_and_bytes_read_back_and_add_no_header(
     parsed = _parsed(mail)
     # The same headers, whatever the names hold (a line break cannot start a header of its own)
     assert sorted(parsed.keys()) == ["Content-Type", "Date", "From", "MIME-Version", "Message-ID", "Subject", "To"]
-    assert parsed["To"] == "finance@example.com, ops@example.com"
+    assert parsed["To"] == "undisclosed-recipients:;"
     flat = " ".join("".join(" " if not c.isprintable() else c for c in report).split())
     assert " ".join(str(parsed["Subject"]).split()).startswith(flat[:100].strip())
     # The file's bytes, exactly
@@ -113,3 +113,7 @@ def test_the_largest_attached_file_fits_in_an_ses_message() -> None:
     big = bytes(range(256)) * (MAX_ATTACHED_BYTES // 256)
     raw = bytes(run_message(_mail(attachment=Attachment("big.xlsx", big, "application/octet-stream"))))
     assert len(raw) < SES_MAX_MESSAGE_BYTES
+
+
+def test_a_single_recipient_sees_its_own_address() -> None:
+    assert _parsed(_mail(recipients=("finance@example.com",)))["To"] == "finance@example.com"

@@ -359,13 +359,17 @@ class ExportWorker:
         the retry would be killed the same way."""
         ticket = self._claim(ticket_id)
         if ticket is None:
+            # Finished already. A job run's ticket is announced again: the message may be the retry of one
+            # whose announcement failed (a repeated announcement delivers nothing twice).
+            done = self.tickets.get(ticket_id) if self.finished is not None else None
+            if done is not None and done.run is not None and done.status in FINAL_STATUSES and self.finished:
+                self.finished(done.run)
             return "skipped"
         outcome = self._render(ticket, time_left, final_attempt)
         if outcome in ("complete", "failed") and ticket.run is not None and self.finished is not None:
-            try:
-                self.finished(ticket.run)  # the job run's next step: its delivery
-            except Exception:
-                log.exception("could not tell the job run its export is done", extra={"ticket_id": ticket_id})
+            # The job run's next step, its delivery; if this fails, the message fails and its retry
+            # announces the finished ticket again (above).
+            self.finished(ticket.run)
         return outcome
 
     def _render(self, ticket: ExportTicket, time_left: Callable[[], float], final_attempt: bool) -> str:

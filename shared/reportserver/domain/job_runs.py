@@ -42,7 +42,7 @@ from reportserver.domain.errors import (
     TooManyRequests,
     shown,
 )
-from reportserver.domain.exports import ExportOrder
+from reportserver.domain.exports import ExportOrder, run_ticket_id
 from reportserver.domain.identity import UserGroup, user_principal
 from reportserver.domain.jobs import DELIVERY_FORMATS, Job, JobSchedules, JobStore, calculated_text, job_number
 from reportserver.domain.mail import Attachment, RunMail, attachable, run_message
@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 Trigger = Literal["schedule", "api"]
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_EXECUTES_PER_HOUR = 10  # runs asked over the API, per job: each is a full export of the report
+MAX_RECIPIENTS_PER_MAIL = 50  # SES's limit of addresses in one message
+DELIVERY_LEASE = timedelta(minutes=10)  # longer than the runner's timeout: a live delivery is never taken
 RUN_STATUSES = ("exporting", "delivered", "skipped", "failed")
 
 
@@ -123,6 +125,7 @@ class JobRun(msgspec.Struct, kw_only=True):
     ticket_id: str | None = None
     error: str | None = None
     recipients: list[RecipientStatus] = msgspec.field(default_factory=list)
+    lease_until: datetime | None = None  # while "delivering": until when the delivery holds the run
     updated_at: datetime
     expires_at: datetime  # the job's retentionPeriod after the run: the record's TTL
 
@@ -169,8 +172,9 @@ class RunStore(Protocol):
 
     def update_run(self, run: JobRun) -> None: ...
 
-    def claim_run(self, run: JobRun, status: str) -> bool:
-        """Write `run` only if the stored run is at `status`; False when it is not (another took it)."""
+    def claim_run(self, run: JobRun, now: datetime) -> bool:
+        """Write `run` (delivering) only if the stored run is exporting, or delivering with its lease over
+        at `now`; False when another delivery holds it."""
 
     def runs(self, job_id: int, since: datetime, until: datetime) -> list[JobRun]: ...
 
@@ -220,28 +224,40 @@ class JobRunner:
     sender: str = ""
 
     def deliver(self, message: DeliveryMessage) -> str:
-        """Deliver a run whose export finished, once: "delivered", "skipped", "failed" or "duplicate"."""
+        """Deliver a run whose export finished, once: "delivered", "skipped", "failed" or "duplicate".
+
+        The run is claimed for `DELIVERY_LEASE` (a conditional write): a second message for it finds it
+        taken and does nothing; one whose lease ran out (its function was killed) is taken again, and
+        mails only those not yet recorded as mailed (each mail is recorded as it is sent)."""
         run = self.runs.run(message.job_id, message.deliver)
-        if run is None or run.status != "exporting" or run.ticket_id is None:
+        if run is None or run.status not in ("exporting", "delivering"):
             return "duplicate"
-        claimed = msgspec.structs.replace(run, status="delivering", updated_at=self.clock())
-        if not self.runs.claim_run(claimed, "exporting"):
-            return "duplicate"  # delivered twice at once: the other one mails
-        job = self.jobs.job(run.job_id)
-        ticket = self.ticket(run.ticket_id)
+        now = self.clock()
+        claimed = msgspec.structs.replace(
+            run,
+            status="delivering",
+            # A start cut short before it wrote its ticket's id: the ticket is the run's, by name.
+            ticket_id=run.ticket_id or run_ticket_id(f"{run.job_id}:{run.key}"),
+            lease_until=now + DELIVERY_LEASE,
+            updated_at=now,
+        )
+        if not self.runs.claim_run(claimed, now):
+            return "duplicate"  # another delivery holds it
         statuses = list(run.recipients)  # those an earlier attempt mailed are not mailed again
         try:
+            job = self.jobs.job(run.job_id)
+            ticket = self.ticket(claimed.ticket_id or "")
             status, error = self._delivered(job, claimed, ticket, statuses)
         except DomainError as refusal:
             status, error = "failed", refusal.message
         except Exception:
             # A passing fault (SES throttled, S3 unreachable): the run goes back for the queue's retry, with
             # what was mailed so far, so that the retry mails only the rest.
-            self.runs.update_run(msgspec.structs.replace(run, recipients=statuses, updated_at=self.clock()))
+            back = msgspec.structs.replace(claimed, status="exporting", lease_until=None, recipients=statuses)
+            self.runs.update_run(msgspec.structs.replace(back, updated_at=self.clock()))
             raise
-        recipients = statuses
         done = msgspec.structs.replace(
-            claimed, status=status, error=error, recipients=recipients, updated_at=self.clock()
+            claimed, status=status, error=error, recipients=statuses, lease_until=None, updated_at=self.clock()
         )
         self.runs.update_run(done)
         log.info("job run delivered", extra={"job_id": run.job_id, "run": run.key, "status": status})
@@ -265,15 +281,17 @@ class JobRunner:
                 addresses.append(email)
         if not addresses:
             return "failed", "None of the job's recipients has an e-mail address"
-        if body.emailDeliveryFormat == "url" or not attachable(ticket.total_bytes or 0):
+        if run.format == "url" or not attachable(ticket.total_bytes or 0):
             return "failed", "Delivery by link is not built yet (a url job, or a file over 7 MB)"
         if self.files is None or self.mailer is None:
             raise RuntimeError("the job runner has no file store or mailer to deliver with")
         attachment = Attachment(ticket.file_name or "report", self.files.read(ticket.file_key),
                                 ticket.content_type or "application/octet-stream")  # fmt: skip
-        mailed = {s.address for s in statuses if s.status == "sent"}
-        addresses = [a for a in addresses if a not in mailed]
-        groups = [[a] for a in addresses] if body.sendIndividualEmails else [addresses] if addresses else []
+        mailed = {s.address.casefold() for s in statuses if s.status == "sent"}
+        addresses = [a for a in addresses if a.casefold() not in mailed]
+        statuses[:] = [s for s in statuses if s.status == "sent"]  # a refused one is tried again
+        size = 1 if body.sendIndividualEmails else MAX_RECIPIENTS_PER_MAIL
+        groups = [addresses[i : i + size] for i in range(0, len(addresses), size)]
         for group in groups:
             mail = RunMail(
                 sender=self.sender, recipients=tuple(group), report_name=ticket.report_name, job_name=body.name,
@@ -285,6 +303,8 @@ class JobRunner:
                 statuses += [RecipientStatus(address=a, status="sent", message_id=message_id) for a in group]
             except MailRefused as refused:
                 statuses += [RecipientStatus(address=a, status="failed", error=refused.message) for a in group]
+            # Recorded as it goes: a delivery killed midway (a timeout) mails only the rest when taken again.
+            self.runs.update_run(msgspec.structs.replace(run, recipients=statuses, updated_at=self.clock()))
         failed = [s for s in statuses if s.status == "failed"]
         if failed:
             return "failed", f"{len(failed)} of {len(statuses)} recipients could not be mailed"
@@ -341,6 +361,10 @@ class JobRunner:
             return "failed"
         run.ticket_id, run.updated_at = ticket.ticket_id, self.clock()
         self.runs.update_run(run)
+        if ticket.status.value in ("complete", "failed"):
+            # A start retried after its export finished: the worker has announced it already, to a run
+            # that had no ticket yet, so the delivery is made here.
+            self.deliver(DeliveryMessage(job_id=job.id, deliver=run.key))
         log.info("job run started", extra={"job_id": job.id, "run": run.key, "ticket_id": ticket.ticket_id})
         return "started"
 

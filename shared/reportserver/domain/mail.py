@@ -63,7 +63,8 @@ def run_message(mail: RunMail) -> EmailMessage:
     when = f"{local:%d %b %Y %H:%M} {local.tzname()}"
     message = EmailMessage(policy=SMTP)
     message["From"] = mail.sender
-    message["To"] = ", ".join(mail.recipients)
+    # One recipient sees its own address; several see none of the others' (SES sends to its Destinations).
+    message["To"] = mail.recipients[0] if len(mail.recipients) == 1 else "undisclosed-recipients:;"
     message["Subject"] = f"{_one_line(mail.report_name, _SUBJECT_NAME)}: {when}"
     message["Date"] = format_datetime(mail.run_at)
     message["Message-ID"] = make_msgid(domain=mail.sender.rpartition("@")[2] or None)

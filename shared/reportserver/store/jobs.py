@@ -87,6 +87,7 @@ class DynamoJobStore:
             "pk": f"{keys.RUN}{keys.numeric_sort_key(run.job_id)}",
             "sk": run.key,
             "status": run.status,
+            "lease": int(run.lease_until.timestamp()) if run.lease_until else 0,
             "definition": to_document(run),
             "ttl": int(run.expires_at.timestamp()),
         }
@@ -98,13 +99,17 @@ class DynamoJobStore:
     def update_run(self, run: JobRun) -> None:
         self._table.put_item(Item=self._run_item(run))
 
-    def claim_run(self, run: JobRun, status: str) -> bool:
+    def claim_run(self, run: JobRun, now: datetime) -> bool:
         return aws.written(
             self._table.put_item,
             Item=self._run_item(run),
-            ConditionExpression="#s = :status",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":status": status},
+            ConditionExpression="#s = :exporting OR (#s = :delivering AND #lease < :now)",
+            ExpressionAttributeNames={"#s": "status", "#lease": "lease"},
+            ExpressionAttributeValues={
+                ":exporting": "exporting",
+                ":delivering": "delivering",
+                ":now": int(now.timestamp()),
+            },
         )
 
     def run(self, job_id: int, key: str) -> JobRun | None:
