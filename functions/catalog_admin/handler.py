@@ -30,11 +30,16 @@ from reportserver.domain.documents import (
     document_view,
     layout_of,
 )
-from reportserver.domain.errors import InvalidParameter
-from reportserver.domain.identity import VersionOnly
 from reportserver.domain.ports import DataSource
 from reportserver.http import audit
-from reportserver.http.api import caller, has_body, install_error_handlers, json_body, json_response, query_parameters
+from reportserver.http.api import (
+    caller,
+    delete_lock,
+    install_error_handlers,
+    json_body,
+    json_response,
+    one_query_value,
+)
 from reportserver.http.resolver import Resolver, Response
 from reportserver.observability import logger, metrics
 from reportserver.settings import CatalogAdminSettings
@@ -73,17 +78,9 @@ def _model(source: DataSource) -> dict[str, Any]:
     return {**model_view(source), "providerModel": provider_view(source)}
 
 
-def _version() -> int | None:
-    """A delete's optimisticLock, from its body (if it has one)."""
-    return json_body(app, VersionOnly).optimisticLock if has_body(app) else None
-
-
 def _id_parameter() -> str:
     """Seed 001's `?id=` of a category or document delete."""
-    values = query_parameters(app).get("id") or []
-    if len(values) != 1:
-        raise InvalidParameter("id", "Give the id to delete once, as ?id=")
-    return values[0]
+    return one_query_value(app, "id", "Give the id to delete once, as ?id=")
 
 
 # Data models
@@ -114,8 +111,7 @@ def change_model(model_id: str) -> Response[str]:
 
 @app.delete("/api/datamodels/<model_id>")
 def delete_model(model_id: str) -> Response[str]:
-    body = json_body(app, VersionOnly) if has_body(app) else None
-    models.delete(caller(app), model_id, body.optimisticLock if body else None)
+    models.delete(caller(app), model_id, delete_lock(app))
     return json_response(_ok(message=f"Data model {model_id} deleted"))
 
 
@@ -220,7 +216,7 @@ def rename_category() -> Response[str]:
 @app.delete("/api/categories")
 def delete_category() -> Response[str]:
     category_id = _id_parameter()
-    reports.delete_category(caller(app), category_id, _version())
+    reports.delete_category(caller(app), category_id, delete_lock(app))
     return json_response(_ok(message=f"Category {category_id} deleted"))
 
 
@@ -242,7 +238,7 @@ def change_report(report_id: str) -> Response[str]:
 
 @app.delete("/api/reports/<report_id>")
 def delete_report(report_id: str) -> Response[str]:
-    reports.delete_report(caller(app), report_id, _version())
+    reports.delete_report(caller(app), report_id, delete_lock(app))
     return json_response(_ok(message=f"Report {report_id} deleted"))
 
 
@@ -274,7 +270,7 @@ def change_document() -> Response[str]:
 @app.delete("/api/documents")
 def delete_document() -> Response[str]:
     document_id = _id_parameter()
-    reports.delete_report(caller(app), document_id, _version())
+    reports.delete_report(caller(app), document_id, delete_lock(app))
     return json_response(_ok(message=f"Document {document_id} deleted"))
 
 

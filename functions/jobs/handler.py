@@ -8,11 +8,18 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from reportserver.domain.errors import InvalidParameter
-from reportserver.domain.identity import VersionOnly
 from reportserver.domain.job_runs import JobResults
 from reportserver.domain.jobs import JobAdmin, JobBody, JobChange, job_view
 from reportserver.http import audit
-from reportserver.http.api import caller, has_body, install_error_handlers, json_body, json_response, query_parameters
+from reportserver.http.api import (
+    caller,
+    delete_lock,
+    install_error_handlers,
+    json_body,
+    json_response,
+    one_query_value,
+    query_parameters,
+)
 from reportserver.http.resolver import Resolver, Response
 from reportserver.observability import logger, metrics
 from reportserver.settings import JobsSettings
@@ -75,12 +82,9 @@ def change_job() -> Response[str]:
 
 @app.delete("/api/jobs")
 def delete_job() -> Response[str]:
-    values = query_parameters(app).get("id") or []
-    if len(values) != 1:
-        raise InvalidParameter("id", "Give the id of the job to delete once, as ?id=")
-    version = json_body(app, VersionOnly).optimisticLock if has_body(app) else None
-    jobs.delete(caller(app), values[0], version)
-    return json_response(_ok(message=f"Job {values[0]} deleted"))
+    job_id = one_query_value(app, "id", "Give the id of the job to delete once, as ?id=")
+    jobs.delete(caller(app), job_id, delete_lock(app))
+    return json_response(_ok(message=f"Job {job_id} deleted"))
 
 
 @app.post("/api/jobs/<job_id>/execute")

@@ -226,45 +226,30 @@ def test_a_generated_id_reads_back_its_job_and_run() -> None:
 
 
 def test_a_delivery_cut_short_by_a_passing_fault_mails_only_the_rest_on_retry() -> None:
-    from reportserver.domain.job_runs import DeliveryMessage
-    from reportserver.domain.tickets import ExportTicket, TicketStatus
+    world, message, mails = _delivery(
+        sendIndividualEmails=True, subscribedEmails=["a@example.com", "b@example.com", "c@example.com"]
+    )
+    mailer = world.runner.mailer
 
-    world = World(datetime(2026, 12, 3, 15, 0, tzinfo=UTC))
-    job = world.job(sendIndividualEmails=True, subscribedEmails=["a@example.com", "b@example.com", "c@example.com"])
-    world.fire(job, world.now)
-    (run,) = world.runs.kept.values()
-    ticket = ExportTicket(
-        ticket_id=run.ticket_id or "", owner="job:1", report_id=7, report_slug="daily", report_name="Daily",
-        format="csv", parameters={}, cache_key="k", status=TicketStatus.COMPLETE, created_at=world.now,
-        updated_at=world.now, expires_at=world.now + timedelta(days=7), total_rows=3, total_bytes=10,
-        file_key="exports/x.csv", file_name="daily.csv", content_type="text/csv",
-    )  # fmt: skip
-    sent: list[str] = []
-
-    class Mailer:
+    class Failing:
         fail_after = 1
 
         def send(self, message: Any, recipients: Any) -> str:
-            if len(sent) == self.fail_after:
+            if len(mails) == self.fail_after:
                 raise ConnectionError("SES throttled")
-            sent.extend(recipients)
-            return f"m{len(sent)}"
+            return mailer.send(message, recipients)  # type: ignore[union-attr]
 
-    world.runner.ticket = lambda _id: ticket
-    world.runner.files = type("Files", (), {"read": lambda _s, _k: b"a,b\n1,2\n"})()
-    world.runner.mailer = Mailer()
-    world.runner.sender = "reports@example.com"
-    message = DeliveryMessage(job_id=job.id, deliver=run.key)
+    world.runner.mailer = Failing()
     # When SES fails after the first of three mails
     with pytest.raises(ConnectionError):
         world.runner.deliver(message)
     # Then the run is back for the retry, knowing who was mailed
-    kept = world.runs.kept[(job.id, run.key)]
+    kept = world.runs.kept[(message.job_id, message.deliver)]
     assert kept.status == "exporting" and [r.address for r in kept.recipients] == ["a@example.com"]
     # And the retry mails the other two only, once
-    Mailer.fail_after = 99
+    Failing.fail_after = 99
     assert world.runner.deliver(message) == "delivered"
-    assert sent == ["a@example.com", "b@example.com", "c@example.com"]
+    assert mails == [["a@example.com"], ["b@example.com"], ["c@example.com"]]
     assert world.runner.deliver(message) == "duplicate"
 
 

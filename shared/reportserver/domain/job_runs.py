@@ -23,7 +23,6 @@ from typing import Any, Literal, Protocol
 import msgspec
 
 from reportserver.domain.access import (
-    ALL_GROUPS,
     AccessMode,
     Permission,
     Principal,
@@ -44,12 +43,21 @@ from reportserver.domain.errors import (
 )
 from reportserver.domain.exports import ExportOrder, run_ticket_id
 from reportserver.domain.identity import UserGroup, user_principal
-from reportserver.domain.jobs import DELIVERY_FORMATS, Job, JobSchedules, JobStore, calculated_text, job_number
+from reportserver.domain.jobs import (
+    DELIVERY_FORMATS,
+    Job,
+    JobSchedules,
+    JobStore,
+    calculated_text,
+    job_number,
+    parameter_text,
+    utc_stamp,
+)
 from reportserver.domain.mail import Attachment, RunMail, attachable, run_message
-from reportserver.domain.principals import group_grants
+from reportserver.domain.principals import acting_token
 from reportserver.domain.schedules import SchedulerExpression, job_schedule
 from reportserver.domain.tickets import ExportTicket
-from reportserver.domain.tokens import ApiToken, token_principal
+from reportserver.domain.tokens import ApiToken
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +152,7 @@ class JobRun(msgspec.Struct, kw_only=True):
         view: dict[str, Any] = {
             "id": self.generated_id,
             "jobId": self.job_id,
-            "runAt": _stamp(self.run_at),
+            "runAt": utc_stamp(self.run_at),
             "trigger": self.trigger,
             "requestedBy": self.requested_by,
             "status": status,
@@ -153,7 +161,7 @@ class JobRun(msgspec.Struct, kw_only=True):
             "ticketId": self.ticket_id,
             "error": error,
             "recipients": [msgspec.to_builtins(r) for r in self.recipients],
-            "expiresAt": _stamp(self.expires_at),
+            "expiresAt": utc_stamp(self.expires_at),
         }
         if ticket is not None:
             view["export"] = {
@@ -398,8 +406,7 @@ class JobRunner:
             if token is None or not token.active or token.expires_at <= now:
                 state = "no longer exists" if token is None else "is deactivated" if not token.active else "expired"
                 raise InvalidParameter("owner", f"The job's owner, token '{job.owner_name}', {state}")
-            named = [g for g in token.groups if g != ALL_GROUPS]
-            return token_principal(token, group_grants(self.owners.groups(), named) if named else [])
+            return acting_token(token, self.owners.groups)
         if job.owner_kind == "user":
             user = self.owners.user_by_name(job.owner_name)
             if user is None:
@@ -427,12 +434,13 @@ def run_parameters(job: Job, run_at: datetime) -> dict[str, str]:
     values: dict[str, str] = {}
     zone = job.body.timeZone
     for parameter in job.body.parameters:
-        if parameter.value is None:
+        text = parameter_text(parameter.value)
+        if text is None:
             continue
         if parameter.source == "calculated":
-            values[parameter.name] = calculated_text(str(parameter.value), run_at, zone)
+            values[parameter.name] = calculated_text(text, run_at, zone)
         elif parameter.source == "static":
-            values[parameter.name] = _text(parameter.value)
+            values[parameter.name] = text
         # bound: per recipient (billing statements), not a run's
     return values
 
@@ -456,16 +464,6 @@ def parse_generated_id(text: str) -> tuple[int, str]:
     if not valid:
         raise NotFound(f"No generated document '{shown(text)}'")
     return int(job), key
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 MAX_RESULTS_DAYS = 366  # the widest window of job results one request reads
@@ -504,7 +502,7 @@ class JobResults:
                 f"Job {job.id} was run {len(recent)} times over the API in the last hour, as many as it may", 600
             )
         message = RunMessage(
-            job_id=job.id, run_id=self.new_run_id(), requested_at=_stamp(now), requested_by=principal.label
+            job_id=job.id, run_id=self.new_run_id(), requested_at=utc_stamp(now), requested_by=principal.label
         )
         self.queue.send(message)
         return f"{job.id}.{message.key()}"

@@ -165,8 +165,8 @@ class JobAdmin:
             owner=principal.label,
             owner_kind=principal.kind,
             owner_name=principal.name,
-            created_at=_stamp(now),
-            updated_at=_stamp(now),
+            created_at=utc_stamp(now),
+            updated_at=utc_stamp(now),
             schedule=expression.expression if body.enabled else "",
         )
         self.store.create_job(job)
@@ -206,7 +206,7 @@ class JobAdmin:
             owner=principal.label,
             owner_kind=principal.kind,
             owner_name=principal.name,
-            updated_at=_stamp(now),
+            updated_at=utc_stamp(now),
             schedule=expression.expression if body.enabled else "",
         )
         self.store.replace_job(changed, current.version)
@@ -350,7 +350,7 @@ def _check_value(parameter: JobParameter, field: ReportField, where: str, mode: 
     evaluates in the job's zone (calculated), a column of the recipients' rows (bound)."""
     if parameter.value is not None and not isinstance(parameter.value, str | int | float | bool):
         raise InvalidParameter(f"{where}.value", "A parameter's value is a string, a number or a boolean")
-    text = _text(parameter.value)
+    text = parameter_text(parameter.value)
     if parameter.source == "static":
         if text is None or text == "":
             if field.required and not field.default:
@@ -435,7 +435,8 @@ def _one_of(field: str, value: str, allowed: Sequence[str]) -> None:
         raise InvalidParameter(field, f"Invalid {field} '{shown(value)}'; allowed: {', '.join(allowed)}")
 
 
-def _text(value: Any) -> str | None:
+def parameter_text(value: Any) -> str | None:
+    """A parameter's value as text, as the report's fields read it (booleans as true/false)."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -448,5 +449,5 @@ def _at_version(job: Job, version: int) -> None:
         raise VersionConflict(f"Job {job.id} has changed (optimisticLock {job.version}, not {version}): read it again")
 
 
-def _stamp(moment: datetime) -> str:
+def utc_stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

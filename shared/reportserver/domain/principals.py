@@ -23,6 +23,12 @@ def group_grants(groups: Iterable[UserGroup], names: Iterable[str]) -> list[Gran
     return [grant for group in groups if group.name in wanted for grant in group.permissions]
 
 
+def acting_token(token: ApiToken, groups: Callable[[], Iterable[UserGroup]]) -> Principal:
+    """The principal a token acts as, with its groups' permissions (the groups read only if it names one)."""
+    named = [g for g in token.groups if g != ALL_GROUPS]  # `*` is every report, no group to read
+    return token_principal(token, group_grants(groups(), named) if named else [])
+
+
 @dataclass(frozen=True)
 class Authenticator:
     tokens: TokenStore
@@ -41,5 +47,4 @@ class Authenticator:
         if self.note_use is not None and (token.last_used_at is None or token.last_used_at < now - LAST_USE_PRECISION):
             with contextlib.suppress(Exception):  # a note not written never refuses a caller
                 self.note_use(token, now)
-        named = [g for g in token.groups if g != ALL_GROUPS]  # `*` is every report, no group to read
-        return token_principal(token, group_grants(self.identity.groups(), named) if named else [])
+        return acting_token(token, self.identity.groups)

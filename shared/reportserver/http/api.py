@@ -9,6 +9,7 @@ import msgspec
 from reportserver import records
 from reportserver.domain.access import Principal
 from reportserver.domain.errors import DomainError, InvalidParameter, shown
+from reportserver.domain.identity import VersionOnly
 from reportserver.http.errors import INTERNAL_ERROR_BODY, NOT_FOUND_BODY, error_body, status_for
 from reportserver.http.resolver import NotFoundError, Resolver, Response
 from reportserver.observability import logger
@@ -79,6 +80,19 @@ def query_parameters(app: Resolver) -> dict[str, list[str]]:
     if multi:
         return {name: list(values) for name, values in multi.items()}
     return {name: [value] for name, value in (event.query_string_parameters or {}).items()}
+
+
+def delete_lock(app: Resolver) -> int | None:
+    """A delete's optimisticLock, from its body if it has one (seed 001 sends it; it may be left out)."""
+    return json_body(app, VersionOnly).optimisticLock if has_body(app) else None
+
+
+def one_query_value(app: Resolver, name: str, refusal: str) -> str:
+    """A query parameter that must be given exactly once (seed 001's `?id=` of a delete)."""
+    values = query_parameters(app).get(name) or []
+    if len(values) != 1:
+        raise InvalidParameter(name, refusal)
+    return values[0]
 
 
 def caller(app: Resolver) -> Principal:
