@@ -1,5 +1,6 @@
 """Exports (seeds 001 and 002 on one resource): request a file, follow its ticket, download it."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -7,6 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from reportserver.domain.calls import ReportRunner
 from reportserver.domain.exports import ExportPolicy, ExportService
+from reportserver.domain.links import Links
 from reportserver.http import audit
 from reportserver.http.api import caller, install_error_handlers, json_body, json_response
 from reportserver.http.exports import DocumentExport, ExportRequest
@@ -17,6 +19,7 @@ from reportserver.sources.registry import SourceOpener
 from reportserver.store.aws import AthenaClients
 from reportserver.store.catalog import CachedCatalog, DynamoCatalog
 from reportserver.store.files import S3FileStore
+from reportserver.store.jobs import DynamoJobStore
 from reportserver.store.queue import SqsExportQueue
 from reportserver.store.secrets import SecretPasswords
 from reportserver.store.tickets import DynamoTicketStore
@@ -35,6 +38,7 @@ service = ExportService(
         max_open_tickets=settings.max_open_tickets,
     ),
 )
+links = Links(DynamoJobStore(settings.jobs_table), S3FileStore(settings.export_bucket), lambda: datetime.now(UTC))
 app = Resolver()
 install_error_handlers(app)
 
@@ -65,6 +69,15 @@ def _to_file(ticket_id: str) -> Response[str]:
     """A redirect to the file, by a link signed now."""
     url = service.download_url(caller(app), ticket_id)
     return json_response({"report_url": url}, 302, {"Location": url, "Cache-Control": "no-store"})
+
+
+@app.get("/api/links/<link>")
+def open_link(link: str) -> Response[str]:
+    """A link from a job run's mail (no token: the link is the credential), to the file by a link
+    signed now."""
+    url = links.open(link)
+    headers = {"Location": url, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+    return json_response({"report_url": url}, 302, headers)
 
 
 @app.post("/api/documents/export/report/<report_id>")

@@ -80,6 +80,8 @@ runner = JobRunner(
     user_email=_user_email,
     mailer=SesMailer(settings.mail_from),
     sender=settings.mail_from,
+    links=jobs,
+    service_url=settings.service_url,
 )
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 

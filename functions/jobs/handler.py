@@ -49,6 +49,7 @@ results = JobResults(
     report_groups=lambda report_id: tuple(r.groups) if (r := catalog.report_by_id(report_id)) else None,
     clock=lambda: datetime.now(UTC),
     new_run_id=lambda: uuid.uuid4().hex,
+    links=store,
 )
 app = Resolver()
 install_error_handlers(app)
@@ -113,6 +114,12 @@ def job_results(job_id: str) -> Response[str]:
 @app.get("/api/jobs/jobresults/<generated_id>")
 def job_result(generated_id: str) -> Response[str]:
     return json_response(_ok(jobResult=results.result(caller(app), generated_id)))
+
+
+@app.delete("/api/jobs/jobresults/<generated_id>/link")
+def revoke_link(generated_id: str) -> Response[str]:
+    results.revoke_links(caller(app), generated_id)
+    return json_response(_ok())
 
 
 @app.get("/api/documents/<document_id>/jobresults")

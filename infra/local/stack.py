@@ -122,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     identities = iam.local_iam(template)
     names = provision(template)
     os.environ.update(template.environment())
+    # Links in mails point to this front door (in AWS: the API's execute-api address).
+    port = args.port or _free_port()
+    os.environ["SERVICE_URL"] = f"http://{args.host}:{port}"
     # A SQLite file as a data model: the local stack only (a file on this machine; never in AWS).
     os.environ["SQLITE_DATA_MODELS"] = "on"
 
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     audit_logs.install()
     for function in template.functions():
         api.handler(function)  # import every handler now: a broken one fails the start, not a request
-    server = serve(api, args.host, args.port)
+    server = serve(api, args.host, port)
     api_url = f"http://{args.host}:{server.server_address[1]}"
     authorization = basic_header(ADMIN_TOKEN_NAME, secret)
     state: dict[str, Any] = {

@@ -79,6 +79,7 @@ class ExportsSettings(_Settings, frozen=True, kw_only=True):
         name="EXPORT_MAX_OPEN_TICKETS", default=10
     )
     catalog_cache_seconds: CatalogCacheSeconds = msgspec.field(name="CATALOG_CACHE_SECONDS", default=30.0)
+    jobs_table: TableName = msgspec.field(name="JOBS_TABLE")  # the links in job runs' mails
 
 
 class ExportWorkerSettings(_Settings, frozen=True, kw_only=True):
@@ -170,6 +171,10 @@ class JobRunnerSettings(_Settings, frozen=True, kw_only=True):
     job_run_queue_arn: Arn = msgspec.field(name="JOB_RUN_QUEUE_ARN")
     scheduler_role_arn: Arn = msgspec.field(name="JOB_SCHEDULER_ROLE_ARN")
     mail_from: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] = msgspec.field(name="MAIL_FROM")
+    # The API's public address: links in mails point to it (`/api/links/...`), never to S3.
+    service_url: Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")] = msgspec.field(
+        name="SERVICE_URL"
+    )
 
 
 class LoginSettings(_Settings, frozen=True, kw_only=True):

@@ -273,7 +273,25 @@ def _exports(stack: Stack) -> bool:
     on_athena, _ = _post_export(stack, {"report_name": lake, "parameters": {"region": "NSW"}, "force_update": True})
     drain(pollers(stack.api, TEMPLATE))
     clear_staged()
-    return from_cache and view.status == 200 and download.status == 302 and on_postgres == on_athena == 202
+    opened = _opens_a_mailed_link(stack, str(ticket["ticket_id"]))
+    return from_cache and view.status == 200 and download.status == 302 and on_postgres == on_athena == 202 and opened
+
+
+def _opens_a_mailed_link(stack: Stack, ticket_id: str) -> bool:
+    """A link from a job run's mail (read from the jobs table, no token) redirects to the file."""
+    from reportserver.domain.links import DownloadLink, link_hash, new_link_secret
+    from reportserver.store.jobs import DynamoJobStore
+
+    ticket = DynamoTicketStore(stack.names["TicketsTable"]).get(ticket_id)
+    if ticket is None or ticket.file_key is None:
+        return False
+    secret, now = new_link_secret(), datetime.now(UTC)
+    link = DownloadLink(
+        link_hash=link_hash(secret), job_id=1, run_key="20260101T000000Z", file_key=ticket.file_key,
+        file_name="f.csv", content_type="text/csv", created_at=now, expires_at=now + timedelta(days=1),
+    )  # fmt: skip
+    DynamoJobStore(stack.names["JobsTable"]).put_link(link)
+    return stack.api.handle("GET", f"/api/links/{secret}", [], b"").status == 302
 
 
 def _renders(stack: Stack) -> bool:

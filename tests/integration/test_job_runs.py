@@ -4,6 +4,7 @@ becomes an export ticket that the worker renders, and reads back as a job result
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -288,3 +289,57 @@ def test_individual_mails_and_the_blank_document_skip(stack: Stack) -> None:
     assert _mails(before) == []
     (run,) = _results(stack, quiet["id"])
     assert run["status"] == "skipped" and "no rows" in run["error"]
+
+
+def _link_in(mail: Any) -> str:
+    """The link to the service in a mail's text, as a path the front door serves."""
+    import re
+    from email import message_from_string
+    from email.policy import default
+
+    parsed = message_from_string(mail.raw_data, policy=default)
+    assert list(parsed.iter_attachments()) == []  # a link, not the file
+    text = parsed.get_body(preferencelist=("plain",)).get_content()
+    assert "The link works until " in text
+    (link,) = re.findall(r"https://\S+/api/links/rl_[A-Za-z0-9_-]{43}", text)
+    assert link.startswith(os.environ["SERVICE_URL"])  # the API's address, never S3's
+    return "/api/links/" + link.rsplit("/", 1)[1]
+
+
+def test_a_url_job_mails_a_link_that_opens_the_file_after_a_presigned_links_life(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    import requests
+    from reportserver.domain import links
+
+    july = [{"name": "date_from", "value": "2025-07-01"}, {"name": "date_to", "value": "2025-07-31"}]
+    job = _created(stack, emailDeliveryFormat="url", parameters=july)
+    before = len(_mails())
+    _fire(stack, job["id"], _nine_in_sydney(1))
+    (mail,) = _mails(before)
+    path = _link_in(mail)
+    (run,) = _results(stack, job["id"])
+    assert run["status"] == "delivered" and run["linkExpiresAt"] is not None
+    # Opened without a token: a redirect to the file, by a link signed now that lives a second here
+    monkeypatch.setattr(links, "REDIRECT_SECONDS", 1)
+    first = stack.api.handle("GET", path, [], b"")
+    assert first.status == 302, first.body
+    signed = dict(first.headers)["Location"]
+    assert "X-Amz-Expires=1&" in signed or signed.endswith("X-Amz-Expires=1")
+    content = requests.get(signed, timeout=10)
+    assert content.status_code == 200 and content.content.startswith(b"PK")  # the xlsx file
+    time.sleep(2.1)
+    # The presigned link has died (S3 refuses it, as the local stack does); the mail's link still works
+    assert requests.get(signed, timeout=10).status_code == 403
+    again = stack.api.handle("GET", path, [], b"")
+    assert again.status == 302
+    assert requests.get(dict(again.headers)["Location"], timeout=10).content == content.content
+    # Revoked: it opens nothing from then on, and says why
+    assert stack.send("DELETE", f"/api/jobs/jobresults/{run['id']}/link")[0] == 200
+    revoked = stack.api.handle("GET", path, [], b"")
+    assert revoked.status == 410 and b"revoked" in revoked.body
+    # A link never issued, or not a link at all: 404
+    assert stack.api.handle("GET", "/api/links/rl_" + "A" * 43, [], b"").status == 404
+    assert stack.api.handle("GET", "/api/links/..%2F..%2Fexports", [], b"").status == 404

@@ -19,10 +19,16 @@ def test_every_route_of_the_template_is_in_the_document_and_no_other() -> None:
     assert in_template == in_document
 
 
-def test_routes_without_the_authorizer_are_the_documents_and_the_login_and_need_no_token() -> None:
+def test_routes_without_the_authorizer_are_the_documents_the_login_and_mailed_links_and_need_no_token() -> None:
     open_routes = {(r.method, r.path) for r in TEMPLATE.routes() if not r.authorized}
-    # The login takes a user's password in its form body: it is how a user gets a token at all.
-    assert open_routes == {("GET", "/api/openapi.json"), ("GET", "/api/docs"), ("POST", "/oauth/token")}
+    # The login takes a user's password in its form body: it is how a user gets a token at all. A link in a
+    # job run's mail is its own credential (a 256-bit secret, stored hashed, expiring, revocable).
+    assert open_routes == {
+        ("GET", "/api/openapi.json"),
+        ("GET", "/api/docs"),
+        ("POST", "/oauth/token"),
+        ("GET", "/api/links/{link}"),
+    }
     documented = {(op.method, op.path) for op in contract.OPERATIONS if not op.authenticated}
     assert documented == open_routes
 

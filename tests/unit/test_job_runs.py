@@ -329,3 +329,31 @@ def test_a_recipient_refused_then_retried_is_recorded_once() -> None:
     run = world.runs.kept[(message.job_id, message.deliver)]
     outcomes = sorted((r.address, r.status) for r in run.recipients)
     assert outcomes == [("a@example.com", "sent"), ("b@example.com", "sent")]
+
+
+def test_a_file_too_big_to_attach_is_mailed_as_a_link_that_lives_as_long_as_the_file() -> None:
+    from email.message import EmailMessage
+
+    from reportserver.domain.links import DownloadLink, link_hash
+
+    world, message, _mails = _delivery(retentionPeriod=30)
+    big = msgspec.structs.replace(world.runner.ticket(""), total_bytes=7_000_001)  # type: ignore[type-var]
+    world.runner.ticket = lambda _id: big
+    kept: dict[str, DownloadLink] = {}
+    sent: list[EmailMessage] = []
+    world.runner.links = type("Links", (), {"put_link": lambda _s, link: kept.update({link.link_hash: link})})()
+    world.runner.service_url = "https://api.example.com/Prod/"
+    world.runner.new_link_secret = lambda: "rl_" + "s" * 43
+    mailer = world.runner.mailer
+    world.runner.mailer = type("M", (), {"send": lambda _s, m, r: (sent.append(m), mailer.send(m, r))[1]})()  # type: ignore[union-attr]
+    assert world.runner.deliver(message) == "delivered"
+    # The mail carries the service's link, not the file; the link is kept by its secret's hash only
+    (mail,) = sent
+    assert list(mail.iter_attachments()) == []
+    assert "https://api.example.com/Prod/api/links/rl_" + "s" * 43 in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    (link,) = kept.values()
+    assert link.link_hash == link_hash("rl_" + "s" * 43) and link.file_key == "exports/x.csv"
+    # And it works while the file is kept (7 days here), not for the run's 30 days of retention
+    assert link.expires_at == big.expires_at < world.now + timedelta(days=30)
+    run = world.runs.kept[(message.job_id, message.deliver)]
+    assert run.links == [link.link_hash] and run.link_expires == big.expires_at

@@ -53,6 +53,7 @@ from reportserver.domain.jobs import (
     parameter_text,
     utc_stamp,
 )
+from reportserver.domain.links import DownloadLink, LinkStore, link_hash, link_url, new_link_secret
 from reportserver.domain.mail import Attachment, RunMail, attachable, run_message
 from reportserver.domain.principals import acting_token
 from reportserver.domain.schedules import SchedulerExpression, job_schedule
@@ -134,6 +135,8 @@ class JobRun(msgspec.Struct, kw_only=True):
     error: str | None = None
     recipients: list[RecipientStatus] = msgspec.field(default_factory=list)
     lease_until: datetime | None = None  # while "delivering": until when the delivery holds the run
+    links: list[str] = msgspec.field(default_factory=list)  # hashes of the links its mails carry
+    link_expires: datetime | None = None
     updated_at: datetime
     expires_at: datetime  # the job's retentionPeriod after the run: the record's TTL
 
@@ -161,6 +164,7 @@ class JobRun(msgspec.Struct, kw_only=True):
             "ticketId": self.ticket_id,
             "error": error,
             "recipients": [msgspec.to_builtins(r) for r in self.recipients],
+            "linkExpiresAt": utc_stamp(self.link_expires) if self.link_expires else None,
             "expiresAt": utc_stamp(self.expires_at),
         }
         if ticket is not None:
@@ -230,6 +234,10 @@ class JobRunner:
     user_email: Callable[[int], str | None] = lambda _user_id: None
     mailer: Mailer | None = None
     sender: str = ""
+    # Links in mails: where they are kept, and the service's public URL they point to.
+    links: LinkStore | None = None
+    service_url: str = ""
+    new_link_secret: Callable[[], str] = new_link_secret
 
     def deliver(self, message: DeliveryMessage) -> str:
         """Deliver a run whose export finished, once: "delivered", "skipped", "failed" or "duplicate".
@@ -271,7 +279,7 @@ class JobRunner:
         log.info("job run delivered", extra={"job_id": run.job_id, "run": run.key, "status": status})
         return status
 
-    def _delivered(  # noqa: PLR0911 - one return per way a delivery ends
+    def _delivered(
         self, job: Job | None, run: JobRun, ticket: ExportTicket | None, statuses: list[RecipientStatus]
     ) -> tuple[str, str | None]:
         """Mail the run's file; each recipient's outcome appended to `statuses` as it happens."""
@@ -289,12 +297,15 @@ class JobRunner:
                 addresses.append(email)
         if not addresses:
             return "failed", "None of the job's recipients has an e-mail address"
-        if run.format == "url" or not attachable(ticket.total_bytes or 0):
-            return "failed", "Delivery by link is not built yet (a url job, or a file over 7 MB)"
         if self.files is None or self.mailer is None:
             raise RuntimeError("the job runner has no file store or mailer to deliver with")
-        attachment = Attachment(ticket.file_name or "report", self.files.read(ticket.file_key),
-                                ticket.content_type or "application/octet-stream")  # fmt: skip
+        attachment: Attachment | None = None
+        link: str | None = None
+        if run.format == "url" or not attachable(ticket.total_bytes or 0):
+            link = self._link(run, ticket)
+        else:
+            attachment = Attachment(ticket.file_name or "report", self.files.read(ticket.file_key),
+                                    ticket.content_type or "application/octet-stream")  # fmt: skip
         mailed = {s.address.casefold() for s in statuses if s.status == "sent"}
         addresses = [a for a in addresses if a.casefold() not in mailed]
         statuses[:] = [s for s in statuses if s.status == "sent"]  # a refused one is tried again
@@ -304,7 +315,7 @@ class JobRunner:
             mail = RunMail(
                 sender=self.sender, recipients=tuple(group), report_name=ticket.report_name, job_name=body.name,
                 run_at=run.run_at, zone=body.timeZone, parameters=run.parameters, rows=ticket.total_rows,
-                attachment=attachment,
+                attachment=attachment, link=link, link_expires=run.link_expires,
             )  # fmt: skip
             try:
                 message_id = self.mailer.send(run_message(mail), group)
@@ -317,6 +328,23 @@ class JobRunner:
         if failed:
             return "failed", f"{len(failed)} of {len(statuses)} recipients could not be mailed"
         return "delivered", None
+
+    def _link(self, run: JobRun, ticket: ExportTicket) -> str:
+        """A new link to the run's file (recorded on `run`): it works while both the run and the file are
+        kept. A delivery taken again makes another; the earlier one's mails keep working."""
+        if self.links is None or not self.service_url:
+            raise RuntimeError("the job runner has no link store or service URL to deliver links with")
+        secret = self.new_link_secret()
+        expires = min(run.expires_at, ticket.expires_at)
+        link = DownloadLink(
+            link_hash=link_hash(secret), job_id=run.job_id, run_key=run.key, file_key=ticket.file_key or "",
+            file_name=ticket.file_name or "report", content_type=ticket.content_type or "application/octet-stream",
+            created_at=self.clock(), expires_at=expires,
+        )  # fmt: skip
+        self.links.put_link(link)
+        run.links.append(link_hash(secret))
+        run.link_expires = expires
+        return link_url(self.service_url, secret)
 
     def start(self, message: RunMessage) -> str:
         """Record and start one run; what happened: "started", "failed", "duplicate", "no job" or "disabled"."""
@@ -480,6 +508,19 @@ class JobResults:
     report_groups: Callable[[int], tuple[str, ...] | None]
     clock: Callable[[], datetime]
     new_run_id: Callable[[], str]
+    links: LinkStore | None = None
+
+    def revoke_links(self, principal: Principal, generated_id: str) -> None:
+        """Revoke every link the run's mails carry: each opens nothing from now on (410)."""
+        job_id, key = parse_generated_id(generated_id)
+        authorize_managing(principal, "scheduledJob", AccessMode.MODIFY, job_id)
+        run = self.runs.run(job_id, key) if self.jobs.job(job_id) is not None else None
+        if run is None or run.expires_at <= self.clock():
+            raise NotFound(f"No generated document '{shown(generated_id)}'")
+        if self.links is None:
+            raise RuntimeError("the job results have no link store")
+        for hashed in run.links:
+            self.links.revoke_link(hashed)
 
     def execute(self, principal: Principal, job_id: str) -> str:
         """Queue a run of the job now; its generatedDocumentId. A caller needs `execute_subscription` and

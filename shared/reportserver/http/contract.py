@@ -767,6 +767,13 @@ _JOB_OPERATIONS = (
     ),
     _admin("GET", "/api/jobs/jobresults/{generated_id}", "One run of a job", JobResultAnswer, "jobs"),
     _admin(
+        "DELETE",
+        "/api/jobs/jobresults/{generated_id}/link",
+        "Revoke the links the run's mails carry",
+        Done,
+        "jobs",
+    ),
+    _admin(
         "GET",
         "/api/documents/{document_id}/jobresults",
         "The runs of a report's jobs",
@@ -1044,6 +1051,19 @@ OPERATIONS: tuple[Operation, ...] = (
         tags=("exports",),
     ),
     Operation("GET", "/api/exports/{ticket_id}/download", "Go to the export's file", _FILE_ANSWERS, tags=("exports",)),
+    Operation(
+        "GET",
+        "/api/links/{link}",
+        "Open a link from a job run's mail (the link is the credential): to the file, by a link signed now",
+        {
+            302: (Redirect, "To the file, by a link signed now (Location)"),
+            404: (ErrorBody, "No such link"),
+            410: (ErrorBody, "The link expired or was revoked, or its file was deleted"),
+            429: (ErrorBody, "Throttled"),
+        },
+        authenticated=False,
+        tags=("jobs",),
+    ),
     Operation(
         "POST",
         "/api/documents/export/report/{report_id}",

@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from boto3.dynamodb.conditions import Key
 
 from reportserver.domain.errors import AlreadyExists, VersionConflict
 from reportserver.domain.job_runs import DeliveryMessage, JobRun, RunMessage, key_time
 from reportserver.domain.jobs import Job
+from reportserver.domain.links import DownloadLink
 from reportserver.domain.schedules import SchedulerExpression
 from reportserver.store import aws, keys
 from reportserver.store.items import from_document, to_document
@@ -119,6 +119,8 @@ class DynamoJobStore:
     def runs(self, job_id: int, since: datetime, until: datetime) -> list[JobRun]:
         """The job's runs from `since` to `until` (UTC), oldest first; a record past its TTL that DynamoDB has
         not removed yet is not shown."""
+        from boto3.dynamodb.conditions import Key  # noqa: PLC0415 - boto3 only once a function calls AWS
+
         condition = Key("pk").eq(f"{keys.RUN}{keys.numeric_sort_key(job_id)}") & Key("sk").between(
             key_time(since), key_time(until) + "~"
         )
@@ -126,6 +128,30 @@ class DynamoJobStore:
         now = datetime.now(since.tzinfo)
         runs = [from_document(i["definition"], JobRun) for page in found for i in page.get("Items", [])]
         return [r for r in runs if r.expires_at > now]
+
+    # Links in mails (`domain.links`): by the secret's hash, with the run's TTL
+
+    @staticmethod
+    def _link_key(link_hash: str) -> dict[str, str]:
+        return {"pk": f"{keys.LINK}{link_hash}", "sk": keys.LINK}
+
+    def _link_item(self, link: DownloadLink) -> dict[str, Any]:
+        ttl = int(link.expires_at.timestamp())
+        return {**self._link_key(link.link_hash), "definition": to_document(link), "ttl": ttl}
+
+    def put_link(self, link: DownloadLink) -> None:
+        self._table.put_item(Item=self._link_item(link))
+
+    def link(self, link_hash: str) -> DownloadLink | None:
+        item = self._table.get_item(Key=self._link_key(link_hash)).get("Item")
+        return from_document(item["definition"], DownloadLink) if item else None
+
+    def revoke_link(self, link_hash: str) -> bool:
+        link = self.link(link_hash)
+        if link is None:
+            return False
+        item = self._link_item(msgspec.structs.replace(link, revoked=True))
+        return aws.written(self._table.put_item, Item=item, ConditionExpression="attribute_exists(pk)")
 
 
 class SqsRunQueue:

@@ -92,6 +92,9 @@ AUDIT_BY_REPORT = "ByReport"
 #     pk=RUN<job id, 12 digits>  sk=<run time: yyyymmddThhmmssZ>[.<run id>]   a run (job result):
 #                                             definition (S, JSON), status; created conditional on
 #                                             attribute_not_exists (a message delivered twice is one run)
-#     ttl          ttl (N, epoch seconds) on a job's results: its retentionPeriod
+#     pk=LINK<secret's SHA-256>  sk=LINK      a link in a run's mail (`domain.links`): definition (S,
+#                                             JSON: the file, expiry, revoked); the secret is never stored
+#     ttl          ttl (N, epoch seconds) on a job's results and links: its retentionPeriod
 JOB = "JOB"
 RUN = "RUN"
+LINK = "LINK"
