@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from reportserver.domain.bursts import RecipientMessage, recipient_rows
 from reportserver.domain.calls import ReportRunner
 from reportserver.domain.exports import ExportPolicy, ExportService
 from reportserver.domain.identity import User, UserGroup
@@ -21,7 +22,7 @@ from reportserver.store.aws import AthenaClients
 from reportserver.store.catalog import DynamoCatalog
 from reportserver.store.files import S3FileStore
 from reportserver.store.identity import DynamoIdentityStore
-from reportserver.store.jobs import DynamoJobStore, SchedulerJobSchedules
+from reportserver.store.jobs import DynamoJobStore, SchedulerJobSchedules, SqsRunQueue
 from reportserver.store.mail import SesMailer
 from reportserver.store.queue import SqsExportQueue
 from reportserver.store.secrets import SecretPasswords
@@ -60,6 +61,7 @@ def _user_email(user_id: int) -> str | None:
     return user.email if user is not None and user.active else None
 
 
+sources = SourceOpener(SecretPasswords(), AthenaClients())
 runner = JobRunner(
     jobs=jobs,
     runs=jobs,
@@ -68,7 +70,7 @@ runner = JobRunner(
     exporter=ExportService(
         catalog,
         # Never opens a source here: a run's choices read from the database are checked by the worker.
-        ReportRunner(catalog, SourceOpener(SecretPasswords(), AthenaClients())),
+        ReportRunner(catalog, sources),
         tickets,
         SqsExportQueue(settings.export_queue_url),
         files,
@@ -82,6 +84,8 @@ runner = JobRunner(
     sender=settings.mail_from,
     links=jobs,
     service_url=settings.service_url,
+    recipient_rows=lambda binding: recipient_rows(binding, catalog.data_source, sources),
+    recipient_queue=SqsRunQueue(settings.job_run_queue_url),
 )
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -94,6 +98,14 @@ def start_run(record: SQSRecord) -> str:
     if delivery is not None:
         logger.append_keys(job_id=delivery.job_id)
         return runner.deliver(delivery)
+    try:
+        recipient = msgspec.json.decode(record.body, type=RecipientMessage)
+        recipient.key()
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+        recipient = None
+    if recipient is not None:
+        logger.append_keys(job_id=recipient.job_id)
+        return runner.start_recipient(recipient)
     try:
         message = msgspec.json.decode(record.body, type=RunMessage)
         message.key()  # its time is readable

@@ -140,6 +140,7 @@ def enforce() -> None:
     from moto.scheduler.responses import EventBridgeSchedulerResponse  # noqa: PLC0415
     from moto.secretsmanager.responses import SecretsManagerResponse  # noqa: PLC0415
     from moto.ses.responses import EmailResponse  # noqa: PLC0415
+    from moto.sqs.responses import SQSResponse  # noqa: PLC0415
 
     DynamoHandler._determine_resource = _dynamodb_resource  # type: ignore[attr-defined]
     gateway_cache.install()
@@ -169,6 +170,10 @@ def enforce() -> None:
         authorize_mail = EmailResponse._authenticate_and_authorize_normal_action
         setattr(EmailResponse, "_authenticate_and_authorize_normal_action", _as_identity(authorize_mail))  # noqa: B010
         setattr(EmailResponse, "_identity_arns", True)  # noqa: B010
+    if not getattr(SQSResponse, "_batch_actions", False):
+        authorize_queue = SQSResponse._authenticate_and_authorize_normal_action
+        setattr(SQSResponse, "_authenticate_and_authorize_normal_action", _as_single_message(authorize_queue))  # noqa: B010
+        setattr(SQSResponse, "_batch_actions", True)  # noqa: B010
     if not getattr(IAMRequestBase, "_bodiless_pass", False):
         IAMRequestBase._create_aws_request = _bodiless(IAMRequestBase._create_aws_request)  # type: ignore[method-assign]
         setattr(IAMRequestBase, "_bodiless_pass", True)  # noqa: B010
@@ -187,6 +192,32 @@ def relax() -> None:
 
     settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")
     ActionAuthenticatorMixin.request_count = 0
+
+
+_SQS_BATCHES = {
+    "SendMessageBatch": "SendMessage",
+    "DeleteMessageBatch": "DeleteMessage",
+    "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
+}
+
+
+def _as_single_message(authorize: Any) -> Any:
+    """IAM has no `sqs:SendMessageBatch`: a batch is allowed by the single message's action
+    (`sqs:SendMessage`), and a policy can grant nothing else; moto asked for the batch's own name, which
+    no policy of this template grants. Checked as AWS checks them."""
+
+    def checked(self: Any, resource: str = "*") -> None:
+        action = self._get_action()
+        if action not in _SQS_BATCHES:
+            authorize(self, resource)
+            return
+        self._get_action = lambda: _SQS_BATCHES[action]
+        try:
+            authorize(self, resource)
+        finally:
+            del self._get_action
+
+    return checked
 
 
 def _as_api_gateway(authorize: Any) -> Any:

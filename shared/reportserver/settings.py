@@ -169,6 +169,7 @@ class JobRunnerSettings(_Settings, frozen=True, kw_only=True):
         name="JOB_SCHEDULE_GROUP"
     )
     job_run_queue_arn: Arn = msgspec.field(name="JOB_RUN_QUEUE_ARN")
+    job_run_queue_url: QueueUrl = msgspec.field(name="JOB_RUN_QUEUE_URL")  # a per-recipient run's messages
     scheduler_role_arn: Arn = msgspec.field(name="JOB_SCHEDULER_ROLE_ARN")
     mail_from: Annotated[str, msgspec.Meta(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] = msgspec.field(name="MAIL_FROM")
     # The API's public address: links in mails point to it (`/api/links/...`), never to S3.

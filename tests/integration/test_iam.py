@@ -440,7 +440,29 @@ def _runs_jobs(stack: Stack) -> bool:
         exported = len(runs) == 1 and runs[0]["status"] == "delivered"
         complete.append(exported and _schedule(stack, job_id) is not None)
         stack.send("DELETE", f"/api/jobs?id={job_id}")
-    return status == 201 and all(complete)
+    return status == 201 and all(complete) and _bursts_a_run(stack)
+
+
+def _bursts_a_run(stack: Stack) -> bool:
+    """A per-recipient run reads its recipients from PostgreSQL (its password from Secrets Manager) and
+    queues one message each (SendMessageBatch, allowed by sqs:SendMessage), each run delivered."""
+    from tests.integration.test_job_runs import _recipients_query, _results
+    from tests.integration.test_jobs import _body
+
+    model_id, member = _recipients_query(stack, [("a@example.com", "A", "NSW"), ("b@example.com", "B", "VIC")])
+    binding = {"dataModelId": model_id, "dataMember": member, "emailAddressField": "email"}
+    parameters = [{"name": "region", "source": "bound", "value": "region"},
+                  {"name": "date_from", "value": "2025-07-01"}, {"name": "date_to", "value": "2025-07-02"}]  # fmt: skip
+    body = _body(stack, mode="billingStatement", documentId=stack.report("pg-orders-by-region").id,
+                 parameters=parameters, emailDeliveryFormat="csv", billingStatementBinding=binding)  # fmt: skip
+    made, job = stack.send("POST", "/api/jobs", body)
+    if made != 201:
+        return False
+    stack.send("POST", f"/api/jobs/{job['job']['id']}/execute")
+    drain(pollers(stack.api, TEMPLATE))
+    runs = _results(stack, job["job"]["id"])
+    stack.send("DELETE", f"/api/jobs?id={job['job']['id']}")
+    return sorted(r["status"] for r in runs) == ["burst", "delivered", "delivered"]
 
 
 def _fire_input(stack: Stack, message: str, scheduled: datetime) -> None:

@@ -343,3 +343,73 @@ def test_a_url_job_mails_a_link_that_opens_the_file_after_a_presigned_links_life
     # A link never issued, or not a link at all: 404
     assert stack.api.handle("GET", "/api/links/rl_" + "A" * 43, [], b"").status == 404
     assert stack.api.handle("GET", "/api/links/..%2F..%2Fexports", [], b"").status == 404
+
+
+def _recipients_query(stack: Stack, rows: list[tuple[str, str, str]]) -> tuple[int, str]:
+    """A custom query on the PostgreSQL demo model giving one row per recipient: (its id, the query's name)."""
+    (model,) = [m for m in stack.send("GET", "/api/datamodels")[1]["dataModels"] if "PostgreSQL" in m["name"]]
+    values = ", ".join(f"('{email}', '{who}', '{region}')" for email, who, region in rows)
+    name = f"recipients_{uuid.uuid4().hex[:6]}"
+    body = {
+        "optimisticLock": model["optimisticLock"],
+        "name": name,
+        "query": f"SELECT * FROM (VALUES {values}) AS t(email, who, region)",
+    }
+    status, saved = stack.send("POST", f"/api/datamodels/{model['id']}/customsqlquery", body)
+    assert status == 201, saved
+    return int(model["id"]), name
+
+
+def test_a_billing_statement_job_mails_each_recipient_their_own_rows(stack: Stack) -> None:
+    import csv
+    import io
+    from email import message_from_string
+    from email.policy import default
+
+    people = [("nsw@example.com", "Ann", "NSW"), ("vic@example.com", "Bo", "VIC"), ("qld@example.com", "Cy", "QLD")]
+    model_id, member = _recipients_query(stack, people)
+    week = [
+        {"name": "date_from", "value": "2025-07-01"},
+        {"name": "date_to", "value": "2025-07-14"},
+        {"name": "region", "source": "bound", "value": "region"},
+    ]
+    job = _created(
+        stack,
+        mode="billingStatement",
+        documentId=stack.report("pg-orders-by-region").id,
+        parameters=week,
+        emailDeliveryFormat="csv",
+        subscribedEmails=[],
+        billingStatementBinding={
+            "dataModelId": model_id, "dataMember": member, "emailAddressField": "email", "emailRecipientField": "who",
+        },
+    )  # fmt: skip
+    before = len(_mails())
+    _fire(stack, job["id"], _nine_in_sydney(1))
+    drain(pollers(stack.api, TEMPLATE))  # the recipients' runs, then their exports, then their deliveries
+    mails = _mails(before)
+    # One mail each, to that recipient alone, with that recipient's region's orders
+    assert sorted(m.destinations[0] for m in mails) == sorted(p[0] for p in people)
+    assert all(set(m.destinations) == {m.destinations[0]} for m in mails)
+    for email, _who, region in people:
+        (mail,) = [m for m in mails if m.destinations[0] == email]
+        (attached,) = message_from_string(mail.raw_data, policy=default).iter_attachments()
+        content = attached.get_content()
+        rows = list(csv.DictReader(io.StringIO(content if isinstance(content, str) else content.decode("utf-8"))))
+        query = f"?region={region}&date_from=2025-07-01&date_to=2025-07-14"
+        records = stack.send("GET", f"/api/call/pg-orders-by-region/{query}")[1]["records"]
+        assert rows and [r["order_id"] for r in rows] == [str(r["order_id"]) for r in records], region
+    # The run says it burst to three; each recipient's run is a result of its own, delivered to its address
+    runs = _results(stack, job["id"])
+    (parent,) = [r for r in runs if r["parentId"] is None]
+    assert parent["status"] == "burst" and parent["recipientRuns"] == 3
+    children = [r for r in runs if r["parentId"] == parent["id"]]
+    assert [r["id"] for r in children] == [f"{parent['id']}.r0000{n}" for n in (1, 2, 3)]
+    assert [(r["status"], r["parameters"]["region"], r["recipients"][0]["address"]) for r in children] == [
+        ("delivered", region, email) for email, _who, region in people
+    ]
+    assert stack.send("GET", f"/api/jobs/jobresults/{children[0]['id']}")[1]["jobResult"] == children[0]
+    # The same schedule message again sends no second mail to anyone
+    before = len(_mails())
+    _fire(stack, job["id"], _nine_in_sydney(1))
+    assert _mails(before) == []

@@ -181,15 +181,39 @@ def test_a_save_landing_during_a_run_keeps_the_saves_schedule() -> None:
     assert expression == "at(2026-12-03T15:30:00)"
 
 
-def test_a_billing_statement_run_is_refused_rather_than_mailing_everyone_every_row() -> None:
+def test_a_billing_statement_run_fans_out_one_run_per_recipient_each_recorded_once() -> None:
+    from reportserver.domain.jobs import BillingStatementBinding, JobParameter
+
     world = World(datetime(2026, 12, 3, 15, 0, tzinfo=UTC))
     job = world.job()
-    billing = msgspec.structs.replace(job.body, mode="billingStatement")
+    binding = BillingStatementBinding(dataModelId=3, dataMember="people", emailAddressField="email")
+    billing = msgspec.structs.replace(
+        job.body, mode="billingStatement", billingStatementBinding=binding,
+        parameters=[*job.body.parameters, JobParameter(name="region", source="bound", value="region")],
+    )  # fmt: skip
     world.store.rows[job.id] = msgspec.structs.replace(job, body=billing)
-    world.fire(job, world.now)
-    (run,) = world.runs.kept.values()
-    assert run.status == "failed" and run.error == "Per-recipient (billingStatement) runs are not built yet"
+    queued: list[Any] = []
+    world.runner.recipient_rows = lambda _b: (["email", "region"], [("a@example.com", "NSW"), ("b@example.com", "VIC")])
+    world.runner.recipient_queue = type("Q", (), {"send_recipients": lambda _s, m: queued.extend(m)})()
+    # When the run starts: no file of everyone's rows, but one message per recipient
+    assert world.fire(job, world.now) == "burst"
     assert world.exporter.orders == []
+    (run,) = world.runs.kept.values()
+    assert run.status == "burst" and run.burst == 2
+    assert [(m.address, m.parameters) for m in queued] == [("a@example.com", {"region": "NSW"}),
+                                                           ("b@example.com", {"region": "VIC"})]  # fmt: skip
+    # Each becomes its own run, exported with the run's parameters and its own, whatever delivers it twice
+    for message in [*queued, *queued]:
+        world.runner.start_recipient(message)
+    assert [(order.parameters["region"], order.parameters["day"], key) for order, key in world.exporter.orders] == [
+        (["NSW"], ["2026-12-03"], f"{job.id}:{run.key}.r00001"),
+        (["VIC"], ["2026-12-03"], f"{job.id}:{run.key}.r00002"),
+    ]
+    child = world.runs.kept[(job.id, f"{run.key}.r00002")]
+    assert child.to == ["b@example.com"] and child.parent == run.key
+    # And a start delivered again sends nobody a second message
+    assert world.fire(job, world.now) == "duplicate"
+    assert len(queued) == 2
 
 
 def test_execute_is_capped_per_job_and_hour() -> None:

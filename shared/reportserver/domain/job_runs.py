@@ -32,6 +32,7 @@ from reportserver.domain.access import (
     may_manage,
 )
 from reportserver.domain.access import Action as AccessAction
+from reportserver.domain.bursts import RecipientMessage, recipients
 from reportserver.domain.errors import (
     DomainError,
     Forbidden,
@@ -45,6 +46,7 @@ from reportserver.domain.exports import ExportOrder, run_ticket_id
 from reportserver.domain.identity import UserGroup, user_principal
 from reportserver.domain.jobs import (
     DELIVERY_FORMATS,
+    BillingStatementBinding,
     Job,
     JobSchedules,
     JobStore,
@@ -67,7 +69,7 @@ _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_EXECUTES_PER_HOUR = 10  # runs asked over the API, per job: each is a full export of the report
 MAX_RECIPIENTS_PER_MAIL = 50  # SES's limit of addresses in one message
 DELIVERY_LEASE = timedelta(minutes=10)  # longer than the runner's timeout: a live delivery is never taken
-RUN_STATUSES = ("exporting", "delivered", "skipped", "failed")
+RUN_STATUSES = ("exporting", "delivered", "skipped", "failed", "burst")  # burst: its recipients' runs hold the outcomes
 
 
 class RunMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -137,6 +139,11 @@ class JobRun(msgspec.Struct, kw_only=True):
     lease_until: datetime | None = None  # while "delivering": until when the delivery holds the run
     links: list[str] = msgspec.field(default_factory=list)  # hashes of the links its mails carry
     link_expires: datetime | None = None
+    # A per-recipient run: the run has `burst` recipients, each a run of its own whose mail goes `to` its
+    # one address only, and whose `parent` is the run's key.
+    burst: int | None = None
+    parent: str | None = None
+    to: list[str] = msgspec.field(default_factory=list)
     updated_at: datetime
     expires_at: datetime  # the job's retentionPeriod after the run: the record's TTL
 
@@ -165,6 +172,8 @@ class JobRun(msgspec.Struct, kw_only=True):
             "error": error,
             "recipients": [msgspec.to_builtins(r) for r in self.recipients],
             "linkExpiresAt": utc_stamp(self.link_expires) if self.link_expires else None,
+            "recipientRuns": self.burst,
+            "parentId": f"{self.job_id}.{self.parent}" if self.parent else None,
             "expiresAt": utc_stamp(self.expires_at),
         }
         if ticket is not None:
@@ -195,6 +204,11 @@ class RunStore(Protocol):
 
 class RunQueue(Protocol):
     def send(self, message: RunMessage) -> None: ...
+
+
+class RecipientQueue(Protocol):
+    def send_recipients(self, messages: Sequence[RecipientMessage]) -> None:
+        """Queue one message per recipient (in batches); raises if any was not taken."""
 
 
 class OwnerDirectory(Protocol):
@@ -238,6 +252,9 @@ class JobRunner:
     links: LinkStore | None = None
     service_url: str = ""
     new_link_secret: Callable[[], str] = new_link_secret
+    # Per-recipient runs: the binding's rows (column names, rows), and the queue their runs go to.
+    recipient_rows: Callable[[BillingStatementBinding], tuple[list[str], list[tuple[Any, ...]]]] | None = None
+    recipient_queue: RecipientQueue | None = None
 
     def deliver(self, message: DeliveryMessage) -> str:
         """Deliver a run whose export finished, once: "delivered", "skipped", "failed" or "duplicate".
@@ -290,8 +307,8 @@ class JobRunner:
         body = job.body
         if not body.sendBlankDocument and not ticket.total_rows:
             return "skipped", "The report had no rows and the job does not send blank documents"
-        addresses = list(body.subscribedEmails)
-        for user_id in body.internalSubscriberIds:
+        addresses = list(run.to) if run.parent is not None else list(body.subscribedEmails)
+        for user_id in body.internalSubscriberIds if run.parent is None else ():
             email = self.user_email(user_id)
             if email and email.casefold() not in {a.casefold() for a in addresses}:
                 addresses.append(email)
@@ -379,11 +396,69 @@ class JobRunner:
         if message.trigger == "schedule":
             self._schedule_next(job, message, run_at, now)
         try:
-            if job.body.mode == "billingStatement":
-                # One file of every recipient's rows, mailed to all, would be the wrong answer: refused.
-                raise InvalidParameter("mode", "Per-recipient (billingStatement) runs are not built yet")
-            principal = self._owner(job, now)
             run.parameters = run_parameters(job, run_at)
+            if job.body.mode == "billingStatement":
+                return self._burst(job, run, self._owner(job, now))
+        except DomainError as refusal:
+            return self._failed(run, refusal)
+        return self._export(job, run, now)
+
+    def _failed(self, run: JobRun, refusal: DomainError) -> str:
+        run.status, run.error, run.updated_at = "failed", refusal.message, self.clock()
+        self.runs.update_run(run)
+        log.info("job run failed", extra={"job_id": run.job_id, "run": run.key, "reason": refusal.message})
+        return "failed"
+
+    def _burst(self, job: Job, run: JobRun, principal: Principal) -> str:
+        """A per-recipient run: its recipients read from the binding's rows as the owner may, and one
+        message each queued; each becomes a run of its own (`start_recipient`). A start retried sends
+        them again, and each recipient's run is still recorded once."""
+        binding = job.body.billingStatementBinding
+        if binding is None or self.recipient_rows is None or self.recipient_queue is None:
+            raise InvalidParameter("billingStatementBinding", "This job has no recipients to run for")
+        if not may_manage(principal, "dataModel", AccessMode.READ, binding.dataModelId):
+            raise InvalidParameter(
+                "billingStatementBinding.dataModelId",
+                f"The job's owner, {principal.label}, may no longer read data model {binding.dataModelId}",
+            )
+        names, rows = self.recipient_rows(binding)
+        found = recipients(job.body, job.id, run.key, names, rows)
+        run.burst, run.updated_at = len(found), self.clock()
+        self.runs.update_run(run)  # how many, before they are queued: a start retried sends the same
+        self.recipient_queue.send_recipients(found)
+        run.status, run.updated_at = ("burst" if found else "skipped"), self.clock()
+        if not found:
+            run.error = "The recipients' query gave no rows"
+        self.runs.update_run(run)
+        log.info("job run burst", extra={"job_id": job.id, "run": run.key, "recipients": len(found)})
+        return "burst"
+
+    def start_recipient(self, message: RecipientMessage) -> str:
+        """One recipient's run of a per-recipient run: recorded once, exported with the run's parameters
+        and the recipient's bound ones, then delivered to that recipient alone."""
+        job = self.jobs.job(message.job_id)
+        parent = self.runs.run(message.job_id, message.run) if job is not None else None
+        if job is None or parent is None:
+            log.info("recipient of a deleted job or run dropped", extra={"job_id": message.job_id})
+            return "no job"
+        now = self.clock()
+        run = JobRun(
+            job_id=job.id, key=message.key(), trigger=parent.trigger, requested_by=parent.requested_by,
+            run_at=parent.run_at, job_version=job.version, format=job.body.emailDeliveryFormat,
+            parameters={**parent.parameters, **message.parameters}, parent=parent.key, to=[message.address],
+            updated_at=now, expires_at=parent.expires_at,
+        )  # fmt: skip
+        if not self.runs.record_run(run):
+            recorded = self.runs.run(job.id, run.key)
+            if recorded is None or recorded.status != "exporting" or recorded.ticket_id is not None:
+                return "duplicate"
+            run = recorded
+        return self._export(job, run, now)
+
+    def _export(self, job: Job, run: JobRun, now: datetime) -> str:
+        """The run's file asked of the export worker, as the job's owner."""
+        try:
+            principal = self._owner(job, now)
             order = ExportOrder(
                 report=str(job.body.documentId),
                 format=DELIVERY_FORMATS[job.body.emailDeliveryFormat],
@@ -391,10 +466,7 @@ class JobRunner:
             )
             ticket = self.exporter.request(principal, order, run=f"{job.id}:{run.key}")
         except DomainError as refusal:
-            run.status, run.error, run.updated_at = "failed", refusal.message, self.clock()
-            self.runs.update_run(run)
-            log.info("job run failed", extra={"job_id": job.id, "run": run.key, "reason": refusal.message})
-            return "failed"
+            return self._failed(run, refusal)
         run.ticket_id, run.updated_at = ticket.ticket_id, self.clock()
         self.runs.update_run(run)
         if ticket.status.value in ("complete", "failed"):
@@ -477,17 +549,24 @@ def key_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+_RECIPIENT_SUFFIX = re.compile(r"\.r[0-9]{5}$")
+
+
 def parse_generated_id(text: str) -> tuple[int, str]:
-    """A generatedDocumentId as (job id, run key); NotFound for anything that is none."""
+    """A generatedDocumentId as (job id, run key); NotFound for anything that is none. A recipient's run
+    of a per-recipient run ends in `.r<5 digits>`."""
     job, _dot, key = text.partition(".")
-    stamp, _dot, run_id = key.partition(".")
+    suffix = _RECIPIENT_SUFFIX.search(key)
+    run_key = key[: suffix.start()] if suffix else key
+    indexed = suffix is None or suffix.group() != ".r00000"  # recipients count from 1
+    stamp, _dot, run_id = run_key.partition(".")
     try:
         stamped = len(stamp) == 16 and key_time(datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)) == stamp
     except ValueError:
         stamped = False
     valid = (
-        job.isascii() and job.isdigit() and not job.startswith("0") and len(job) <= 12 and stamped
-        and ((run_id == "" and not key.endswith(".")) or _RUN_ID.fullmatch(run_id) is not None)
+        job.isascii() and job.isdigit() and not job.startswith("0") and len(job) <= 12 and stamped and indexed
+        and ((run_id == "" and not run_key.endswith(".")) or _RUN_ID.fullmatch(run_id) is not None)
     )  # fmt: skip
     if not valid:
         raise NotFound(f"No generated document '{shown(text)}'")
@@ -537,7 +616,9 @@ class JobResults:
             raise Forbidden(f"The {principal.label} may not execute job {number}")
         assert job is not None
         now = self.clock()
-        recent = [r for r in self.runs.runs(job.id, now - timedelta(hours=1), now) if r.trigger == "api"]
+        recent = [
+            r for r in self.runs.runs(job.id, now - timedelta(hours=1), now) if r.trigger == "api" and r.parent is None
+        ]
         if len(recent) >= MAX_EXECUTES_PER_HOUR:
             raise TooManyRequests(
                 f"Job {job.id} was run {len(recent)} times over the API in the last hour, as many as it may", 600

@@ -534,18 +534,22 @@ class RecipientView(msgspec.Struct, kw_only=True):
 class JobResultView(msgspec.Struct, kw_only=True):
     """One run of a job (seed 001's generated document): when, why, with what, and how it went."""
 
-    id: str  # the generatedDocumentId: <job id>.<run time>[.<run id>]
+    id: str  # the generatedDocumentId: <job id>.<run time>[.<run id>][.r<recipient, 5 digits>]
     jobId: int  # noqa: N815
     runAt: str  # noqa: N815
     trigger: Literal["schedule", "api"]
     requestedBy: str  # noqa: N815
-    status: Literal["exporting", "exported", "delivering", "delivered", "skipped", "failed"]
+    # burst: a per-recipient run, whose recipients' runs (parentId: this id) hold the outcomes
+    status: Literal["exporting", "exported", "delivering", "delivered", "skipped", "failed", "burst"]
     parameters: dict[str, str]
     format: str
     ticketId: str | None  # noqa: N815
     error: str | None
     expiresAt: str  # noqa: N815 - the job's retentionPeriod after the run
     recipients: list[RecipientView]
+    linkExpiresAt: str | None = None  # noqa: N815 - when the link its mails carry stops working
+    recipientRuns: int | None = None  # noqa: N815 - a per-recipient run: how many recipients' runs
+    parentId: str | None = None  # noqa: N815 - a recipient's run: its per-recipient run
     export: RunExport | None = None
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
+from reportserver.domain.bursts import RecipientMessage
 from reportserver.domain.errors import AlreadyExists, VersionConflict
 from reportserver.domain.job_runs import DeliveryMessage, JobRun, RunMessage, key_time
 from reportserver.domain.jobs import Job
@@ -163,6 +165,19 @@ class SqsRunQueue:
 
     def send(self, message: RunMessage) -> None:
         aws.sqs().send_message(QueueUrl=self._url, MessageBody=msgspec.json.encode(message).decode())
+
+    def send_recipients(self, messages: Sequence[RecipientMessage]) -> None:
+        """One message per recipient, ten to a call; raises if SQS did not take them all (a retried start
+        sends them again: each recipient's run is recorded once)."""
+        client = aws.sqs()
+        for start in range(0, len(messages), 10):
+            entries = [
+                {"Id": str(n), "MessageBody": msgspec.json.encode(m).decode()}
+                for n, m in enumerate(messages[start : start + 10])
+            ]
+            failed = client.send_message_batch(QueueUrl=self._url, Entries=entries).get("Failed") or []
+            if failed:
+                raise RuntimeError(f"{len(failed)} recipients' messages were not queued: {failed[0].get('Code')}")
 
     def announce_export(self, run: str) -> None:
         """The export worker's word that a run's ticket is finished (`run`: "<job id>:<run key>")."""
