@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from reportserver.domain.bursts import RecipientMessage, recipient_rows
+from reportserver.domain.bursts import RecipientMessage, member_rows
 from reportserver.domain.calls import ReportRunner
 from reportserver.domain.exports import ExportPolicy, ExportService
 from reportserver.domain.identity import User, UserGroup
@@ -84,7 +84,7 @@ runner = JobRunner(
     sender=settings.mail_from,
     links=jobs,
     service_url=settings.service_url,
-    recipient_rows=lambda binding: recipient_rows(binding, catalog.data_source, sources),
+    member_rows=lambda model_id, member: member_rows(model_id, member, catalog.data_source, sources),
     recipient_queue=SqsRunQueue(settings.job_run_queue_url),
 )
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

@@ -7,6 +7,7 @@ import json
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -413,3 +414,42 @@ def test_a_billing_statement_job_mails_each_recipient_their_own_rows(stack: Stac
     before = len(_mails())
     _fire(stack, job["id"], _nine_in_sydney(1))
     assert _mails(before) == []
+
+
+def _query(stack: Stack, sql: str) -> tuple[int, str]:
+    (model,) = [m for m in stack.send("GET", "/api/datamodels")[1]["dataModels"] if "PostgreSQL" in m["name"]]
+    name = f"q_{uuid.uuid4().hex[:6]}"
+    body = {"optimisticLock": model["optimisticLock"], "name": name, "query": sql}
+    status, saved = stack.send("POST", f"/api/datamodels/{model['id']}/customsqlquery", body)
+    assert status == 201, saved
+    return int(model["id"]), name
+
+
+def test_a_conditional_job_delivers_only_when_its_test_holds_and_records_each_evaluation(stack: Stack) -> None:
+    model_id, member = _query(stack, "SELECT count(*)::numeric / 4 AS backlog FROM orders WHERE status = 'shipped'")
+    july = [{"name": "date_from", "value": "2025-07-01"}, {"name": "date_to", "value": "2025-07-31"}]
+    outcomes = []
+    for threshold in ("1", "1000000"):
+        condition = {"dataModelId": model_id, "dataMember": member, "measure": "backlog", "operator": ">",
+                     "threshold": threshold}  # fmt: skip
+        job = _created(stack, emailDeliveryFormat="csv", parameters=july, condition=condition)
+        assert job["condition"] == condition
+        before = len(_mails())
+        _fire(stack, job["id"], _nine_in_sydney(1))
+        (run,) = _results(stack, job["id"])
+        outcomes.append((len(_mails(before)), run["status"], run["condition"]["holds"], run["ticketId"] is None))
+        observed = Decimal(run["condition"]["observed"])
+        assert observed > 1 and observed * 4 == int(observed * 4)  # the query's exact quotient, not a float's
+    # Over 1: mailed; over a million: skipped, with what it saw, and no export made
+    assert outcomes == [(1, "delivered", True, False), (0, "skipped", False, True)]
+    # A condition that cannot be evaluated is refused when the job is saved, naming its field
+    for bad, field in [
+        ({"operator": "~"}, "condition.operator"),
+        ({"threshold": "lots"}, "condition.threshold"),
+        ({"measure": "a;b"}, "condition.measure"),
+        ({"dataMember": "nope; drop"}, "condition.dataMember"),
+        ({"dataModelId": 99999}, "condition.dataModelId"),
+    ]:
+        condition = {"dataModelId": model_id, "dataMember": member} | bad
+        status, answer = stack.send("POST", "/api/jobs", _body(stack, condition=condition))
+        assert (status, answer.get("parameter")) == (400, field), (bad, answer)

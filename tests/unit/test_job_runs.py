@@ -193,7 +193,8 @@ def test_a_billing_statement_run_fans_out_one_run_per_recipient_each_recorded_on
     )  # fmt: skip
     world.store.rows[job.id] = msgspec.structs.replace(job, body=billing)
     queued: list[Any] = []
-    world.runner.recipient_rows = lambda _b: (["email", "region"], [("a@example.com", "NSW"), ("b@example.com", "VIC")])
+    rows = [("a@example.com", "NSW"), ("b@example.com", "VIC")]
+    world.runner.member_rows = lambda _m, _n: (["email", "region"], rows)
     world.runner.recipient_queue = type("Q", (), {"send_recipients": lambda _s, m: queued.extend(m)})()
     # When the run starts: no file of everyone's rows, but one message per recipient
     assert world.fire(job, world.now) == "burst"

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from reportserver.domain.errors import InvalidParameter, shown
-from reportserver.domain.jobs import BillingStatementBinding, JobBody
+from reportserver.domain.jobs import JobBody
 from reportserver.domain.ports import DataSource, QueryParameter, Source
 
 MAX_RECIPIENTS_PER_RUN = 10_000  # a run's fan-out: more is refused, not cut short
@@ -108,23 +108,25 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def recipient_rows(
-    binding: BillingStatementBinding,
+def member_rows(
+    model_id: int,
+    member: str,
     data_source: Callable[[str], DataSource | None],
     open_source: Callable[[DataSource], Source],
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """The binding's rows, read from its data model: a custom query (with its saved parameter values) or
-    every row of a table or view."""
-    model = data_source(str(binding.dataModelId))
+    """A data member's rows (a per-recipient run's recipients, a condition's result), at most
+    `MAX_RECIPIENTS_PER_RUN` and one: a custom query (with its saved parameter values) or every row of a
+    table or view."""
+    model = data_source(str(model_id))
     if model is None:
-        raise InvalidParameter("billingStatementBinding.dataModelId", f"No data model {binding.dataModelId}")
-    query = next((q for q in model.custom_queries if q.name == binding.dataMember), None)
+        raise InvalidParameter("dataModelId", f"No data model {model_id}")
+    query = next((q for q in model.custom_queries if q.name == member), None)
     if query is not None:
         sql, params = query.query, {p.name: _saved_value(p) for p in query.parameters}
-    elif all(_NAME.fullmatch(part) for part in binding.dataMember.split(".")):
-        sql, params = f"SELECT * FROM {binding.dataMember}", {}  # noqa: S608 - each part a plain name, checked
+    elif all(_NAME.fullmatch(part) for part in member.split(".")):
+        sql, params = f"SELECT * FROM {member}", {}  # noqa: S608 - each part a plain name, checked
     else:
-        raise InvalidParameter("billingStatementBinding.dataMember", f"No member {shown(binding.dataMember)!r}")
+        raise InvalidParameter("dataMember", f"No member {shown(member)!r} in data model {model_id}")
     rows: list[tuple[Any, ...]] = []
     with open_source(model).run(sql, params) as result:
         names = list(result.names)
@@ -147,5 +149,5 @@ def _saved_value(parameter: QueryParameter) -> Any:
         return converters[parameter.type](text)
     except (ValueError, ArithmeticError):
         raise InvalidParameter(
-            "billingStatementBinding.dataMember", f"The query's parameter {parameter.name} is not a {parameter.type}"
+            "dataMember", f"The query's parameter {parameter.name} is not a {parameter.type}"
         ) from None

@@ -33,6 +33,7 @@ from reportserver.domain.access import (
 )
 from reportserver.domain.access import Action as AccessAction
 from reportserver.domain.bursts import RecipientMessage, recipients
+from reportserver.domain.conditions import ConditionOutcome, evaluate
 from reportserver.domain.errors import (
     DomainError,
     Forbidden,
@@ -46,7 +47,6 @@ from reportserver.domain.exports import ExportOrder, run_ticket_id
 from reportserver.domain.identity import UserGroup, user_principal
 from reportserver.domain.jobs import (
     DELIVERY_FORMATS,
-    BillingStatementBinding,
     Job,
     JobSchedules,
     JobStore,
@@ -144,6 +144,7 @@ class JobRun(msgspec.Struct, kw_only=True):
     burst: int | None = None
     parent: str | None = None
     to: list[str] = msgspec.field(default_factory=list)
+    condition: ConditionOutcome | None = None  # the job's condition as this run found it
     updated_at: datetime
     expires_at: datetime  # the job's retentionPeriod after the run: the record's TTL
 
@@ -174,6 +175,7 @@ class JobRun(msgspec.Struct, kw_only=True):
             "linkExpiresAt": utc_stamp(self.link_expires) if self.link_expires else None,
             "recipientRuns": self.burst,
             "parentId": f"{self.job_id}.{self.parent}" if self.parent else None,
+            "condition": msgspec.to_builtins(self.condition) if self.condition else None,
             "expiresAt": utc_stamp(self.expires_at),
         }
         if ticket is not None:
@@ -252,8 +254,9 @@ class JobRunner:
     links: LinkStore | None = None
     service_url: str = ""
     new_link_secret: Callable[[], str] = new_link_secret
-    # Per-recipient runs: the binding's rows (column names, rows), and the queue their runs go to.
-    recipient_rows: Callable[[BillingStatementBinding], tuple[list[str], list[tuple[Any, ...]]]] | None = None
+    # A data member's rows (column names, rows): a per-recipient run's recipients, a condition's result;
+    # and the queue the recipients' runs go to.
+    member_rows: Callable[[int, str], tuple[list[str], list[tuple[Any, ...]]]] | None = None
     recipient_queue: RecipientQueue | None = None
 
     def deliver(self, message: DeliveryMessage) -> str:
@@ -363,8 +366,9 @@ class JobRunner:
         run.link_expires = expires
         return link_url(self.service_url, secret)
 
-    def start(self, message: RunMessage) -> str:
-        """Record and start one run; what happened: "started", "failed", "duplicate", "no job" or "disabled"."""
+    def start(self, message: RunMessage) -> str:  # noqa: PLR0911 - one return per way a start ends
+        """Record and start one run; what happened: "started", "burst", "skipped", "failed", "duplicate",
+        "no job" or "disabled"."""
         job = self.jobs.job(message.job_id)
         if job is None:
             log.info("run of a deleted job dropped", extra={"job_id": message.job_id})
@@ -397,8 +401,11 @@ class JobRunner:
             self._schedule_next(job, message, run_at, now)
         try:
             run.parameters = run_parameters(job, run_at)
+            owner = self._owner(job, now)
+            if not self._holds(job, run, owner):
+                return "skipped"
             if job.body.mode == "billingStatement":
-                return self._burst(job, run, self._owner(job, now))
+                return self._burst(job, run, owner)
         except DomainError as refusal:
             return self._failed(run, refusal)
         return self._export(job, run, now)
@@ -414,14 +421,9 @@ class JobRunner:
         message each queued; each becomes a run of its own (`start_recipient`). A start retried sends
         them again, and each recipient's run is still recorded once."""
         binding = job.body.billingStatementBinding
-        if binding is None or self.recipient_rows is None or self.recipient_queue is None:
+        if binding is None or self.recipient_queue is None:
             raise InvalidParameter("billingStatementBinding", "This job has no recipients to run for")
-        if not may_manage(principal, "dataModel", AccessMode.READ, binding.dataModelId):
-            raise InvalidParameter(
-                "billingStatementBinding.dataModelId",
-                f"The job's owner, {principal.label}, may no longer read data model {binding.dataModelId}",
-            )
-        names, rows = self.recipient_rows(binding)
+        names, rows = self._member_rows(principal, "billingStatementBinding", binding.dataModelId, binding.dataMember)
         found = recipients(job.body, job.id, run.key, names, rows)
         run.burst, run.updated_at = len(found), self.clock()
         self.runs.update_run(run)  # how many, before they are queued: a start retried sends the same
@@ -432,6 +434,33 @@ class JobRunner:
         self.runs.update_run(run)
         log.info("job run burst", extra={"job_id": job.id, "run": run.key, "recipients": len(found)})
         return "burst"
+
+    def _member_rows(
+        self, principal: Principal, where: str, model_id: int, member: str
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        if not may_manage(principal, "dataModel", AccessMode.READ, model_id):
+            raise InvalidParameter(
+                f"{where}.dataModelId", f"The job's owner, {principal.label}, may no longer read data model {model_id}"
+            )
+        if self.member_rows is None:
+            raise RuntimeError("the job runner has no way to read a data model")
+        return self.member_rows(model_id, member)
+
+    def _holds(self, job: Job, run: JobRun, principal: Principal) -> bool:
+        """The job's condition, evaluated now and recorded on the run; True when it has none."""
+        condition = job.body.condition
+        if condition is None:
+            return True
+        names, rows = self._member_rows(principal, "condition", condition.dataModelId, condition.dataMember)
+        run.condition = evaluate(condition, names, rows)
+        if not run.condition.holds:
+            seen = run.condition.observed if run.condition.observed is not None else "no number"
+            run.status, run.error = "skipped", f"The condition {condition.text} did not hold: saw {seen}"
+            run.updated_at = self.clock()
+            self.runs.update_run(run)
+            log.info("job run skipped: condition", extra={"job_id": job.id, "run": run.key, "observed": seen})
+            return False
+        return True
 
     def start_recipient(self, message: RecipientMessage) -> str:
         """One recipient's run of a per-recipient run: recorded once, exported with the run's parameters

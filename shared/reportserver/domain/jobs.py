@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -70,6 +71,25 @@ class BillingStatementBinding(msgspec.Struct, forbid_unknown_fields=True, kw_onl
     emailRecipientField: Annotated[str, msgspec.Meta(max_length=128)] | None = None  # noqa: N815
 
 
+CONDITION_OPERATORS = (">", ">=", "<", "<=", "=", "!=")
+
+
+class DeliveryCondition(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Deliver only when a query's result holds a test (beyond seed 001, as Superset's alerts): `measure`
+    is `rows` (how many rows `dataMember` gives) or a column of its first row, compared with `threshold`
+    as exact decimals. Each run records what it saw and whether the test held."""
+
+    dataModelId: int  # noqa: N815
+    dataMember: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]  # noqa: N815
+    measure: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] = "rows"
+    operator: str = ">"
+    threshold: Annotated[str, msgspec.Meta(max_length=64)] = "0"
+
+    @property
+    def text(self) -> str:
+        return f"{self.measure} {self.operator} {self.threshold}"
+
+
 class JobBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Seed 001's job, as `POST /api/jobs` takes it (`PUT` adds `id` and requires `optimisticLock`)."""
 
@@ -91,6 +111,7 @@ class JobBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     subscribedEmails: Addresses = msgspec.field(default_factory=list)  # noqa: N815
     sharedFolders: Folders = msgspec.field(default_factory=list)  # noqa: N815
     internalSubscriberIds: UserIds = msgspec.field(default_factory=list)  # noqa: N815
+    condition: DeliveryCondition | None = None
     optimisticLock: int | None = None  # noqa: N815 - seed 001 sends it on create too; it is ignored there
 
 
@@ -247,6 +268,7 @@ class JobAdmin:
             raise InvalidParameter("recurrenceRule", "The recurrenceRule never runs again")
         report = self._report(principal, body.documentId)
         self._binding(principal, body)
+        self._condition(principal, body.condition)
         self._parameters(body, report, now)
         self._recipients(body)
         return _stored(body, name=name, startDate=start), expression
@@ -262,6 +284,38 @@ class JobAdmin:
             raise InvalidParameter("documentId", f"{decision.reason}: it cannot be scheduled by this caller")
         return report
 
+    def _condition(self, principal: Principal, condition: DeliveryCondition | None) -> None:
+        if condition is None:
+            return
+        _one_of("condition.operator", condition.operator, CONDITION_OPERATORS)
+        try:
+            threshold = Decimal(condition.threshold)
+        except ArithmeticError:
+            threshold = Decimal("NaN")
+        if not threshold.is_finite():
+            raise InvalidParameter("condition.threshold", "threshold is a decimal number, such as 0 or 1500.25")
+        if condition.measure != "rows" and not _COLUMN.fullmatch(condition.measure):
+            raise InvalidParameter("condition.measure", "measure is 'rows' or a column of the query's first row")
+        self._member(principal, "condition", condition.dataModelId, condition.dataMember)
+
+    def _member(self, principal: Principal, where: str, model_id: int, member: str) -> None:
+        """A data model's table, view or custom query that the saver may read."""
+        model = self.data_model_by_id(str(model_id)) if model_id > 0 else None
+        if model is None:
+            raise InvalidParameter(f"{where}.dataModelId", f"No data model {model_id}")
+        if not may_manage(principal, "dataModel", AccessMode.READ, model.number):
+            raise InvalidParameter(
+                f"{where}.dataModelId",
+                f"The {principal.label} may not read data model {model.number} (accessMode 2 on 'dataModel')",
+            )
+        queries = {q.name for q in model.custom_queries}
+        if member not in queries and not _TABLE.fullmatch(member):
+            raise InvalidParameter(
+                f"{where}.dataMember",
+                "dataMember names a table, a view or one of the model's custom queries "
+                f"({', '.join(sorted(queries)) or 'none'})",
+            )
+
     def _binding(self, principal: Principal, body: JobBody) -> None:
         binding = body.billingStatementBinding
         if body.mode == "billingStatement" and binding is None:
@@ -275,21 +329,7 @@ class JobAdmin:
             )
         if binding is None:
             return
-        model = self.data_model_by_id(str(binding.dataModelId)) if binding.dataModelId > 0 else None
-        if model is None:
-            raise InvalidParameter("billingStatementBinding.dataModelId", f"No data model {binding.dataModelId}")
-        if not may_manage(principal, "dataModel", AccessMode.READ, model.number):
-            raise InvalidParameter(
-                "billingStatementBinding.dataModelId",
-                f"The {principal.label} may not read data model {model.number} (accessMode 2 on 'dataModel')",
-            )
-        queries = {q.name for q in model.custom_queries}
-        if binding.dataMember not in queries and not _TABLE.fullmatch(binding.dataMember):
-            raise InvalidParameter(
-                "billingStatementBinding.dataMember",
-                "dataMember names a table, a view or one of the model's custom queries "
-                f"({', '.join(sorted(queries)) or 'none'})",
-            )
+        self._member(principal, "billingStatementBinding", binding.dataModelId, binding.dataMember)
         for field in ("emailAddressField", "emailRecipientField"):
             value = getattr(binding, field)
             if value is not None and not _COLUMN.fullmatch(value):

@@ -17,6 +17,7 @@ import msgspec
 
 from reportserver.domain.access import Grant
 from reportserver.domain.audit import AuditRecord
+from reportserver.domain.conditions import ConditionOutcome
 from reportserver.domain.datamodels import CustomQueryBody, DataModelChange, DataModelCreate, DataModelRename
 from reportserver.domain.documents import (
     CategoryChange,
@@ -37,7 +38,7 @@ from reportserver.domain.identity import (
     UserCreate,
     VersionOnly,
 )
-from reportserver.domain.jobs import BillingStatementBinding, JobBody, JobChange, JobParameter
+from reportserver.domain.jobs import BillingStatementBinding, DeliveryCondition, JobBody, JobChange, JobParameter
 from reportserver.domain.ports import ColumnInfo, ProcedureInfo, QueryParameter, TableInfo
 from reportserver.domain.reports import EXPORT_FORMATS
 from reportserver.domain.token_admin import TokenRequest
@@ -496,6 +497,7 @@ class JobView(msgspec.Struct, kw_only=True):
     subscribedEmails: list[str]  # noqa: N815
     sharedFolders: list[str]  # noqa: N815
     internalSubscriberIds: list[int]  # noqa: N815
+    condition: DeliveryCondition | None = None  # deliver only when its test holds
     owner: str  # the caller that made it: its runs act with this caller's rights
     createdAt: str  # noqa: N815
     updatedAt: str  # noqa: N815
@@ -550,6 +552,7 @@ class JobResultView(msgspec.Struct, kw_only=True):
     linkExpiresAt: str | None = None  # noqa: N815 - when the link its mails carry stops working
     recipientRuns: int | None = None  # noqa: N815 - a per-recipient run: how many recipients' runs
     parentId: str | None = None  # noqa: N815 - a recipient's run: its per-recipient run
+    condition: ConditionOutcome | None = None  # the job's condition as the run found it
     export: RunExport | None = None
 
 
