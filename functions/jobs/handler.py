@@ -7,13 +7,16 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from reportserver.domain.calls import ReportRunner
 from reportserver.domain.errors import InvalidParameter
-from reportserver.domain.job_runs import JobResults
+from reportserver.domain.exports import ExportPolicy, ExportService
+from reportserver.domain.job_runs import JobResults, MailRequests
 from reportserver.domain.jobs import JobAdmin, JobBody, JobChange, job_view
 from reportserver.http import audit
 from reportserver.http.api import (
     caller,
     delete_lock,
+    form_fields,
     install_error_handlers,
     json_body,
     json_response,
@@ -23,9 +26,12 @@ from reportserver.http.api import (
 from reportserver.http.resolver import Resolver, Response
 from reportserver.observability import logger, metrics
 from reportserver.settings import JobsSettings
+from reportserver.sources.registry import SourceOpener
 from reportserver.store.catalog import DynamoCatalog
+from reportserver.store.files import S3FileStore
 from reportserver.store.identity import DynamoIdentityStore
 from reportserver.store.jobs import DynamoJobStore, SchedulerJobSchedules, SqsRunQueue
+from reportserver.store.queue import SqsExportQueue
 from reportserver.store.tickets import DynamoTicketStore
 
 settings = JobsSettings.from_environ()
@@ -50,6 +56,23 @@ results = JobResults(
     clock=lambda: datetime.now(UTC),
     new_run_id=lambda: uuid.uuid4().hex,
     links=store,
+)
+mails = MailRequests(
+    runs=store,
+    exporter=ExportService(
+        catalog,
+        # Never opens a source here: choices read from the database are checked by the worker.
+        ReportRunner(catalog, SourceOpener()),
+        tickets,
+        SqsExportQueue(settings.export_queue_url),
+        S3FileStore(settings.export_bucket),
+        ExportPolicy(
+            retention_days=settings.retention_days, link_seconds=300, max_open_tickets=settings.max_open_tickets
+        ),
+    ),
+    clock=lambda: datetime.now(UTC),
+    new_run_id=lambda: uuid.uuid4().hex,
+    retention_days=settings.retention_days,
 )
 app = Resolver()
 install_error_handlers(app)
@@ -125,6 +148,17 @@ def revoke_link(generated_id: str) -> Response[str]:
 @app.get("/api/documents/<document_id>/jobresults")
 def document_results(document_id: str) -> Response[str]:
     return json_response(_ok(jobResults=results.document_results(caller(app), document_id, *_window())))
+
+
+@app.post("/report/mail/<report_id>")
+def mail_report(report_id: str) -> Response[str]:
+    """Seed 000: run a report now and mail it; its parameters, `to` (addresses, comma-separated),
+    `format` and `timeZone` come as form data."""
+    run, ticket = mails.mail(caller(app), report_id, form_fields(app))
+    metrics.add_metric(name="ReportsMailed", unit=MetricUnit.Count, value=1)
+    answer = _ok(message="Queued: the report is mailed when its file is made", generatedDocumentId=run.generated_id,
+                 ticketId=ticket.ticket_id, recipients=run.to)  # fmt: skip
+    return json_response(answer, 202, {"Location": f"/api/jobs/jobresults/{run.generated_id}"})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -154,6 +154,13 @@ class JobsSettings(_Settings, frozen=True, kw_only=True):
     scheduler_role_arn: Arn = msgspec.field(name="JOB_SCHEDULER_ROLE_ARN")  # the role Scheduler sends as
     job_run_queue_url: QueueUrl = msgspec.field(name="JOB_RUN_QUEUE_URL")  # runs asked over the API
     tickets_table: TableName = msgspec.field(name="TICKETS_TABLE")  # how each run's export stands
+    # `/report/mail/`: the export it asks for
+    export_queue_url: QueueUrl = msgspec.field(name="EXPORT_QUEUE_URL")
+    export_bucket: Annotated[str, msgspec.Meta(min_length=3)] = msgspec.field(name="EXPORT_BUCKET")
+    retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = msgspec.field(name="EXPORT_RETENTION_DAYS", default=7)
+    max_open_tickets: Annotated[int, msgspec.Meta(ge=1, le=1000)] = msgspec.field(
+        name="EXPORT_MAX_OPEN_TICKETS", default=10
+    )
 
 
 class JobRunnerSettings(_Settings, frozen=True, kw_only=True):

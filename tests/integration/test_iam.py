@@ -405,7 +405,21 @@ def _schedules_jobs(stack: Stack) -> bool:
         stack.send("PUT", "/api/jobs", _body(stack, id=job_id, optimisticLock=1, enabled=False))[0],
         stack.send("DELETE", f"/api/jobs?id={job_id}")[0],
     ]
-    return executed == 202 and exported and statuses == [200, 200, 200, 200, 200]
+    return executed == 202 and exported and statuses == [200, 200, 200, 200, 200] and _mails_on_request(stack)
+
+
+def _mails_on_request(stack: Stack) -> bool:
+    """`/report/mail/` with the report by name (the catalog queried): its caller's open exports counted (the
+    tickets' owner index), its ticket made and queued for the worker, and the mail delivered."""
+    from tests.integration.test_job_runs import _mail_form
+
+    fields = [("to", "a@example.com"), ("format", "csv"), ("date_from", "2025-07-01"), ("date_to", "2025-07-02")]
+    status, answer = _mail_form(stack, "Sales by Day", fields)
+    if status != 202:
+        return False
+    drain(pollers(stack.api, TEMPLATE))
+    read, result = stack.send("GET", f"/api/jobs/jobresults/{answer['generatedDocumentId']}")
+    return read == 200 and result["jobResult"]["status"] == "delivered"
 
 
 def _runs_jobs(stack: Stack) -> bool:

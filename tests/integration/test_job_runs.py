@@ -453,3 +453,57 @@ def test_a_conditional_job_delivers_only_when_its_test_holds_and_records_each_ev
         condition = {"dataModelId": model_id, "dataMember": member} | bad
         status, answer = stack.send("POST", "/api/jobs", _body(stack, condition=condition))
         assert (status, answer.get("parameter")) == (400, field), (bad, answer)
+
+
+def _mail_form(stack: Stack, report: str, fields: list[tuple[str, str]], auth: str = "admin") -> tuple[int, Any]:
+    from urllib.parse import urlencode
+
+    headers = [("Authorization", stack.headers.get(auth, auth)), ("Content-Type", "application/x-www-form-urlencoded")]
+    response = stack.api.handle("POST", f"/report/mail/{report}/", headers, urlencode(fields).encode())
+    return response.status, json.loads(response.body)
+
+
+def test_report_mail_runs_a_report_now_and_mails_it_to_the_addresses_given(stack: Stack) -> None:
+    import csv
+    import io
+    from email import message_from_string
+    from email.policy import default
+
+    before = len(_mails())
+    fields = [("to", "ops@example.com, cfo@example.com"), ("format", "csv"), ("timeZone", "America/New_York"),
+              ("date_from", "2025-07-01"), ("date_to", "2025-07-31")]  # fmt: skip
+    status, answer = _mail_form(stack, "sales-by-day", fields)
+    assert status == 202, answer
+    assert answer["recipients"] == ["ops@example.com", "cfo@example.com"]
+    drain(pollers(stack.api, TEMPLATE))
+    (mail,) = _mails(before)
+    assert set(mail.destinations) == {"ops@example.com", "cfo@example.com"}
+    parsed = message_from_string(mail.raw_data, policy=default)
+    assert parsed["Subject"].startswith("Sales by Day: ") and parsed["Subject"].endswith(("EDT", "EST"))
+    (attached,) = parsed.iter_attachments()
+    content = attached.get_content()
+    rows = list(csv.DictReader(io.StringIO(content if isinstance(content, str) else content.decode("utf-8"))))
+    records = stack.send("GET", "/api/call/sales-by-day/?date_from=2025-07-01&date_to=2025-07-31")[1]["records"]
+    assert [r["orders"] for r in rows] == [str(r["orders"]) for r in records] and len(rows) == 31
+    # It is followed as a generated document, delivered once
+    status, result = stack.send("GET", f"/api/jobs/jobresults/{answer['generatedDocumentId']}")
+    assert status == 200 and result["jobResult"]["status"] == "delivered"
+    assert result["jobResult"]["parameters"] == {"date_from": "2025-07-01", "date_to": "2025-07-31"}
+    # Bad input: a 4xx naming what is wrong, and nothing mailed
+    before = len(_mails())
+    for bad, expected in [
+        ([("date_from", "2025-07-01")], (400, "to")),
+        ([("to", "not-an-address")], (400, "to")),
+        ([("to", "a@example.com"), ("format", "docx")], (400, "format")),
+        ([("to", "a@example.com"), ("timeZone", "Mars/Olympus")], (400, "timeZone")),
+        ([("to", "a@example.com"), ("date_from", "yesterday-ish")], (400, "date_from")),
+        ([("to", ",".join(f"r{n}@example.com" for n in range(51)))], (400, "to")),
+    ]:
+        status, answer = _mail_form(stack, "sales-by-day", bad)
+        assert (status, answer.get("parameter")) == expected, (bad, answer)
+    assert _mail_form(stack, "no-such-report", [("to", "a@example.com")])[0] == 404
+    json_body = stack.api.handle("POST", "/report/mail/sales-by-day/", [("Authorization", stack.headers["admin"]),
+                                 ("Content-Type", "application/json")], b'{"to": "a@example.com"}')  # fmt: skip
+    assert json_body.status == 400
+    drain(pollers(stack.api, TEMPLATE))
+    assert _mails(before) == []

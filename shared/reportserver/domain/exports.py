@@ -193,12 +193,14 @@ class ExportService:
             cached = self._cached(principal, report, key, now)
             if cached is not None:
                 return cached
-        if run is None:
+        # A report mailed on request (job "0") is its caller's export, counted and seen as theirs.
+        on_request = run is not None and run.startswith("0:")
+        if run is None or on_request:
             self._check_open(principal, now)
         ticket = ExportTicket(
             ticket_id=new_ticket_id() if run is None else run_ticket_id(run),
-            # A run's file is the job's (read through its results), not counted among its owner's exports.
-            owner=principal.owner_id if run is None else f"job:{run.partition(':')[0]}",
+            # A job run's file is the job's (read through its results), not counted among its owner's exports.
+            owner=principal.owner_id if run is None or on_request else f"job:{run.partition(':')[0]}",
             report_id=report.id,
             report_slug=report.slug,
             report_name=report.name,

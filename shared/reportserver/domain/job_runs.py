@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -44,7 +45,7 @@ from reportserver.domain.errors import (
     shown,
 )
 from reportserver.domain.exports import ExportOrder, run_ticket_id
-from reportserver.domain.identity import UserGroup, user_principal
+from reportserver.domain.identity import EMAIL_PATTERN, UserGroup, user_principal
 from reportserver.domain.jobs import (
     DELIVERY_FORMATS,
     Job,
@@ -66,6 +67,8 @@ log = logging.getLogger(__name__)
 
 Trigger = Literal["schedule", "api"]
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+MAIL_REQUESTS = 0  # the job id of `POST /report/mail/<report_id>/`'s runs: a report mailed once, no job
+MAX_MAILS_PER_HOUR = 20  # mails asked over `/report/mail/` per caller
 MAX_EXECUTES_PER_HOUR = 10  # runs asked over the API, per job: each is a full export of the report
 MAX_RECIPIENTS_PER_MAIL = 50  # SES's limit of addresses in one message
 DELIVERY_LEASE = timedelta(minutes=10)  # longer than the runner's timeout: a live delivery is never taken
@@ -145,6 +148,7 @@ class JobRun(msgspec.Struct, kw_only=True):
     parent: str | None = None
     to: list[str] = msgspec.field(default_factory=list)
     condition: ConditionOutcome | None = None  # the job's condition as this run found it
+    zone: str = "UTC"  # a mail on request: the clock its time is written on
     updated_at: datetime
     expires_at: datetime  # the job's retentionPeriod after the run: the record's TTL
 
@@ -303,18 +307,13 @@ class JobRunner:
         self, job: Job | None, run: JobRun, ticket: ExportTicket | None, statuses: list[RecipientStatus]
     ) -> tuple[str, str | None]:
         """Mail the run's file; each recipient's outcome appended to `statuses` as it happens."""
-        if job is None:
+        if job is None and run.job_id != MAIL_REQUESTS:
             return "failed", "The job was deleted before its file was delivered"
         if ticket is None or ticket.status.value != "complete" or ticket.file_key is None:
             return "failed", (ticket.error if ticket is not None else None) or "The run's export did not complete"
-        body = job.body
-        if not body.sendBlankDocument and not ticket.total_rows:
+        if job is not None and not job.body.sendBlankDocument and not ticket.total_rows:
             return "skipped", "The report had no rows and the job does not send blank documents"
-        addresses = list(run.to) if run.parent is not None else list(body.subscribedEmails)
-        for user_id in body.internalSubscriberIds if run.parent is None else ():
-            email = self.user_email(user_id)
-            if email and email.casefold() not in {a.casefold() for a in addresses}:
-                addresses.append(email)
+        job_name, zone, individually, addresses = self._plan(job, run)
         if not addresses:
             return "failed", "None of the job's recipients has an e-mail address"
         if self.files is None or self.mailer is None:
@@ -329,12 +328,12 @@ class JobRunner:
         mailed = {s.address.casefold() for s in statuses if s.status == "sent"}
         addresses = [a for a in addresses if a.casefold() not in mailed]
         statuses[:] = [s for s in statuses if s.status == "sent"]  # a refused one is tried again
-        size = 1 if body.sendIndividualEmails else MAX_RECIPIENTS_PER_MAIL
+        size = 1 if individually else MAX_RECIPIENTS_PER_MAIL
         groups = [addresses[i : i + size] for i in range(0, len(addresses), size)]
         for group in groups:
             mail = RunMail(
-                sender=self.sender, recipients=tuple(group), report_name=ticket.report_name, job_name=body.name,
-                run_at=run.run_at, zone=body.timeZone, parameters=run.parameters, rows=ticket.total_rows,
+                sender=self.sender, recipients=tuple(group), report_name=ticket.report_name, job_name=job_name,
+                run_at=run.run_at, zone=zone, parameters=run.parameters, rows=ticket.total_rows,
                 attachment=attachment, link=link, link_expires=run.link_expires,
             )  # fmt: skip
             try:
@@ -348,6 +347,19 @@ class JobRunner:
         if failed:
             return "failed", f"{len(failed)} of {len(statuses)} recipients could not be mailed"
         return "delivered", None
+
+    def _plan(self, job: Job | None, run: JobRun) -> tuple[str, str, bool, list[str]]:
+        """What a run's mails say and to whom: (its name, the clock its time is written on, one mail per
+        address, the addresses)."""
+        if job is None:  # mailed on request: to the addresses given, on the caller's clock
+            return f"mailed on request by {run.requested_by}", run.zone, False, list(run.to)
+        body = job.body
+        addresses = list(run.to) if run.parent is not None else list(body.subscribedEmails)
+        for user_id in body.internalSubscriberIds if run.parent is None else ():
+            email = self.user_email(user_id)
+            if email and email.casefold() not in {a.casefold() for a in addresses}:
+                addresses.append(email)
+        return body.name, body.timeZone, body.sendIndividualEmails, addresses
 
     def _link(self, run: JobRun, ticket: ExportTicket) -> str:
         """A new link to the run's file (recorded on `run`): it works while both the run and the file are
@@ -594,7 +606,8 @@ def parse_generated_id(text: str) -> tuple[int, str]:
     except ValueError:
         stamped = False
     valid = (
-        job.isascii() and job.isdigit() and not job.startswith("0") and len(job) <= 12 and stamped and indexed
+        job.isascii() and job.isdigit() and (job == "0" or not job.startswith("0")) and len(job) <= 12
+        and stamped and indexed
         and ((run_id == "" and not run_key.endswith(".")) or _RUN_ID.fullmatch(run_id) is not None)
     )  # fmt: skip
     if not valid:
@@ -693,6 +706,13 @@ class JobResults:
 
     def result(self, principal: Principal, generated_id: str) -> dict[str, Any]:
         job_id, key = parse_generated_id(generated_id)
+        if job_id == MAIL_REQUESTS:  # a mail on request: its caller's, and the admins'
+            run = self.runs.run(job_id, key)
+            if run is not None and run.requested_by != principal.label:
+                authorize_managing(principal, "scheduledJob", AccessMode.READ)
+            if run is None or run.expires_at <= self.clock():
+                raise NotFound(f"No generated document '{shown(generated_id)}'")
+            return run.view(self._ticket(run))
         authorize_managing(principal, "scheduledJob", AccessMode.READ, job_id)
         run = self.runs.run(job_id, key) if self.jobs.job(job_id) is not None else None
         if run is None or run.expires_at <= self.clock():
@@ -730,3 +750,68 @@ def _moment(text: str, field: str, end_of_day: bool) -> datetime:
         raise InvalidParameter(
             field, f"Invalid {field} {shown(text)!r}: give an ISO date (YYYY-MM-DD) or date-time"
         ) from None
+
+
+@dataclass
+class MailRequests:
+    """`POST /report/mail/<report_id>/` (seed 000): run a report now and mail it to the addresses given,
+    with the caller's rights; made and delivered as a job's run is (job id `MAIL_REQUESTS`), so it is
+    followed as a generated document, and its mail is sent once."""
+
+    runs: RunStore
+    exporter: Exporter
+    clock: Callable[[], datetime]
+    new_run_id: Callable[[], str]
+    retention_days: int = 7
+
+    def mail(self, principal: Principal, report: str, form: dict[str, list[str]]) -> tuple[JobRun, ExportTicket]:
+        fields = dict(form)
+        addresses = [a.strip() for value in fields.pop("to", []) for a in value.split(",") if a.strip()]
+        if not addresses:
+            raise InvalidParameter("to", "Give the addresses to mail the report to as 'to' (comma-separated)")
+        if len(addresses) > MAX_RECIPIENTS_PER_MAIL:
+            raise InvalidParameter("to", f"At most {MAX_RECIPIENTS_PER_MAIL} addresses")
+        for address in addresses:
+            if not EMAIL_PATTERN.fullmatch(address) or "." not in address.rpartition("@")[2]:
+                raise InvalidParameter("to", f"{shown(address)!r} is not an e-mail address")
+        format_name = _one_form_value(fields, "format", "pdf")
+        if format_name not in DELIVERY_FORMATS:
+            allowed = ", ".join(DELIVERY_FORMATS)
+            raise InvalidParameter("format", f"Unknown format {shown(format_name)!r}; allowed: {allowed}")
+        zone = _one_form_value(fields, "timeZone", "UTC")
+        try:
+            ZoneInfo(zone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise InvalidParameter("timeZone", f"Unknown time zone {shown(zone)!r}: give an IANA name") from None
+        now = self.clock()
+        recent = self.runs.runs(MAIL_REQUESTS, now - timedelta(hours=1), now)
+        mine = [r for r in recent if r.requested_by == principal.label]
+        if len(mine) >= MAX_MAILS_PER_HOUR:
+            message = f"The {principal.label} asked {len(mine)} mails in the last hour, as many as it may"
+            raise TooManyRequests(message, 600)
+        run = JobRun(
+            job_id=MAIL_REQUESTS, key=f"{key_time(now)}.{self.new_run_id()}", trigger="api",
+            requested_by=principal.label, run_at=now, job_version=0, format=format_name, to=addresses, zone=zone,
+            parameters={name: ", ".join(values) for name, values in fields.items()},
+            updated_at=now, expires_at=now + timedelta(days=self.retention_days),
+        )  # fmt: skip
+        order = ExportOrder(report=report, format=DELIVERY_FORMATS[format_name], parameters=fields)
+        # Recorded before its export is queued, so that the worker's word that the file is made finds it.
+        if not self.runs.record_run(run):
+            raise RuntimeError("a mail's run key was taken")  # a fresh uuid each time: cannot happen
+        try:
+            ticket = self.exporter.request(principal, order, run=f"{MAIL_REQUESTS}:{run.key}")
+        except DomainError as refusal:
+            run.status, run.error, run.updated_at = "failed", refusal.message, self.clock()
+            self.runs.update_run(run)
+            raise  # a bad report, format or parameter: the caller's 400 (or 403, 404) now
+        run.ticket_id, run.updated_at = ticket.ticket_id, self.clock()
+        self.runs.update_run(run)
+        return run, ticket
+
+
+def _one_form_value(fields: dict[str, list[str]], name: str, default: str) -> str:
+    values = fields.pop(name, [])
+    if len(values) > 1:
+        raise InvalidParameter(name, f"Give {name} once")
+    return values[0].strip() if values else default

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
 import msgspec
 
@@ -31,6 +32,21 @@ def json_body(app: Resolver, kind: type[S]) -> S:
     except ValueError:  # not base64 (binascii.Error, or a character outside ASCII), or not UTF-8
         raise InvalidParameter("body", "The body cannot be read as base64-encoded UTF-8 text") from None
     return decode_object(text, kind)
+
+
+MAX_FORM_FIELDS = 200
+
+
+def form_fields(app: Resolver) -> dict[str, list[str]]:
+    """The request's form body (application/x-www-form-urlencoded), every name with all its values."""
+    event = app.current_event
+    content_type = (event.headers.get("content-type", "") or "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise InvalidParameter("body", "Send the fields as a form (application/x-www-form-urlencoded)")
+    try:
+        return parse_qs(event.decoded_body or "", keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:  # not base64 or UTF-8, or too many fields
+        raise InvalidParameter("body", f"The form cannot be read (at most {MAX_FORM_FIELDS} fields)") from None
 
 
 def has_body(app: Resolver) -> bool:

@@ -574,6 +574,22 @@ class JobExecuted(msgspec.Struct):
     generatedDocumentId: str  # noqa: N815
 
 
+class MailForm(msgspec.Struct):
+    """`/report/mail/`'s form: where to, in what format, on which clock; the report's own fields as well."""
+
+    to: str  # addresses, comma-separated (or the field repeated), at most 50
+    format: Literal["url", "pdf", "excel", "html", "csv"] = "pdf"
+    timeZone: str = "UTC"  # noqa: N815
+
+
+class MailQueued(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    generatedDocumentId: str  # noqa: N815 - follow it at /api/jobs/jobresults/{generatedDocumentId}
+    ticketId: str  # noqa: N815
+    recipients: list[str]
+
+
 class PasswordGrantForm(msgspec.Struct):
     """RFC 6749's password grant, as a form body."""
 
@@ -773,6 +789,15 @@ _JOB_OPERATIONS = (
         query=_RESULT_WINDOW,
     ),
     _admin("GET", "/api/jobs/jobresults/{generated_id}", "One run of a job", JobResultAnswer, "jobs"),
+    Operation(
+        "POST",
+        "/report/mail/{report_id}",
+        "Run a report now and mail it (seed 000); its parameters, `to`, `format` and `timeZone` as form data",
+        {202: (MailQueued, "Queued: mailed when its file is made")} | _EXPORT_ANSWERS,
+        request=MailForm,
+        form=True,
+        tags=("jobs",),
+    ),
     _admin(
         "DELETE",
         "/api/jobs/jobresults/{generated_id}/link",
