@@ -236,8 +236,8 @@ def test_execute_is_capped_per_job_and_hour() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["01.20261203T150000Z", "00.20261203T150000Z", "1.20261399T999999Z", "1.20261203T150000Z.", "1.20261203T150000Z.XYZ",
-     "1", "1.", "x.20261203T150000Z", "1.20261203T150000"],
+    ["01.20261203T150000Z", "00.20261203T150000Z", "1.20261399T999999Z", "1.20261203T150000Z.",
+     "1.20261203T150000Z.XYZ", "1", "1.", "x.20261203T150000Z", "1.20261203T150000"],
 )  # fmt: skip
 def test_a_generated_id_that_is_not_one_is_not_found(text: str) -> None:
     with pytest.raises(NotFound):
