@@ -29,8 +29,8 @@ install: .venv/.synced  ## install the project and its dev tools from the lock f
 run: install  ## start the local stack with demo data; prints a token and a curl line
 	$(PY) -m infra.local.stack --port $(PORT) $(if $(PARAMS),--parameter-overrides $(PARAMS))
 
-mail: install  ## list the mails the local stack's SES has sent (SHOW=n prints mail n's text)
-	$(PY) -m infra.local.mail $(if $(SHOW),--show $(SHOW))
+mail: install  ## list the mails the local stack's SES has sent (SHOW=n prints mail n's text, SHOW=-1 the newest's)
+	@$(PY) -m infra.local.mail $(if $(SHOW),--show $(SHOW))
 
 test: install lint typecheck cfnlint pytest  ## lint, type checks, cfn-lint and the whole test suite
 

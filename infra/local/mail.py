@@ -1,6 +1,6 @@
 """The local stack's outbox: every mail moto's SES accepts, kept as an `.eml` file, and a command to list them.
 
-    python -m infra.local.mail [--state-dir .local] [--show N]
+    python -m infra.local.mail [--state-dir .local] [--show N]     (N: as listed; -1 the newest)
 
 moto keeps what SES sent in memory only (and only while the stack runs). Here each accepted mail is
 also written to the stack's mail folder (`mail_dir` in stack.json, `.local/mail/` by default): a raw
@@ -183,21 +183,26 @@ def listing(found: list[Mail], base: Path = ROOT) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".local", help="the stack's state folder")
-    parser.add_argument("--show", type=int, metavar="N", help="print the text of mail N of the list")
+    parser.add_argument("--show", type=int, metavar="N", help="print the text of mail N of the list (-1: the newest)")
     args = parser.parse_args(argv)
     folder = mail_folder(args.state_dir)
     found = mails(folder) if folder.is_dir() else []
     if args.show is None:
         print(listing(found))
         return 0
-    if not 1 <= args.show <= len(found):
+    index = args.show - 1 if args.show > 0 else len(found) + args.show
+    if args.show == 0 or not 0 <= index < len(found):
         print(f"error: no mail {args.show}: there are {len(found)} in {folder}", file=sys.stderr)
         return 2
-    mail = found[args.show - 1]
+    mail = found[index]
     print(f"From: {mail.sender}\nTo: {', '.join(mail.recipients)}\nSubject: {mail.subject}\n")
     print(mail.text())
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # its reader stopped early (`make mail | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)

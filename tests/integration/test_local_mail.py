@@ -95,7 +95,10 @@ def test_mails_are_listed_oldest_first_with_their_attachments_and_shown(
     assert "sales by day.bin (1,234 bytes)" in listed and str(second.path) in listed
     assert mail.main(["--state-dir", str(state), "--show", "1"]) == 0
     assert "Your report is attached.\nLine two: ñ" in capsys.readouterr().out
-    assert mail.main(["--state-dir", str(state), "--show", "3"]) == 2
+    assert mail.main(["--state-dir", str(state), "--show", "-1"]) == 0
+    assert "Hello from SES." in capsys.readouterr().out
+    for missing in ("3", "0", "-3"):
+        assert mail.main(["--state-dir", str(state), "--show", missing]) == 2
 
 
 def test_a_mail_ses_refuses_is_not_kept(outbox: Path) -> None:
