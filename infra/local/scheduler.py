@@ -285,7 +285,7 @@ class SqsTargets:
         role = str(schedule.target.get("RoleArn", ""))
         try:
             self._check_trust(schedule, role)
-            queue = self._session.client("sqs", **_assumed_by_scheduler(role))
+            queue = self._session.client("sqs", **_assumed_by_scheduler(role, schedule.arn.split(":")[3]))
             url = self._sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
             request: dict[str, Any] = {"QueueUrl": url, "MessageBody": body}
             group = (schedule.target.get("SqsParameters") or {}).get("MessageGroupId")
@@ -313,14 +313,13 @@ class SqsTargets:
             raise DeliveryFailed(f"{role} does not let {SCHEDULER_PRINCIPAL} assume it (its trust policy)")
 
 
-def _assumed_by_scheduler(role: str) -> dict[str, str]:
+def _assumed_by_scheduler(role: str, region: str) -> dict[str, str]:
     """Credentials of the role as Scheduler gets them. Through the STS API the caller would be the
     operator, whom moto's trust check (rightly) refuses a role that only Scheduler may assume; Scheduler
     is AWS itself, so the role is assumed in moto's STS directly, once its trust policy is checked."""
     from moto.sts.models import sts_backends  # noqa: PLC0415 - moto runs in this process
 
-    account, region = role.split(":")[4], "us-east-1"
-    assumed = sts_backends[account]["aws"].assume_role(
+    assumed = sts_backends[role.split(":")[4]]["aws"].assume_role(
         region_name=region, role_session_name="local-scheduler", role_arn=role, policy="", duration=900, external_id=""
     )
     return {
