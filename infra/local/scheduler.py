@@ -154,6 +154,7 @@ class LocalScheduler:
     clock: Callable[[], datetime] = _utc_now
     log: Callable[[str], None] = field(default=lambda line: print(f"[scheduler] {line}", flush=True))
     _fired: dict[str, datetime] = field(default_factory=dict)
+    _reported: set[tuple[str, datetime]] = field(default_factory=set)  # faults logged, by schedule and change
 
     def due(self, schedule: Schedule, now: datetime) -> datetime | None:
         """The time this schedule fires for at `now`: the latest of its times not fired yet, not older
@@ -187,7 +188,9 @@ class LocalScheduler:
             try:
                 firing = self._fire_if_due(schedule, now)
             except Exception as error:  # one schedule's fault never stops the others
-                self.log(f"{schedule.group}/{schedule.name} skipped: {error}")
+                if (schedule.arn, schedule.modified) not in self._reported:  # once, not at every tick
+                    self._reported.add((schedule.arn, schedule.modified))
+                    self.log(f"{schedule.group}/{schedule.name} skipped: {error}")
                 firing = Firing(schedule.name, None, False, str(error))
             if firing is not None:
                 firings.append(firing)

@@ -76,9 +76,9 @@ class Fakes:
         return [json.loads(body)["scheduled_time"] for kind, body in self.events if kind == "send"]
 
 
-def _loop(fakes: Fakes, start: datetime) -> tuple[LocalScheduler, Clock]:
+def _loop(fakes: Fakes, start: datetime, log: list[str] | None = None) -> tuple[LocalScheduler, Clock]:
     clock = Clock(start)
-    return LocalScheduler(fakes, fakes, clock, log=lambda _line: None), clock
+    return LocalScheduler(fakes, fakes, clock, log=(log if log is not None else []).append), clock
 
 
 def _run(loop: LocalScheduler, clock: Clock, until: datetime, step: timedelta) -> None:
@@ -295,7 +295,8 @@ def test_one_bad_schedule_stops_neither_the_others_nor_the_loop() -> None:
     fakes.put(_schedule("cron(0 9 * * ? *)", name="refused"))
     fakes.put(_schedule("cron(0 9 * * ? *)", name="good"))
     fakes.refused.add("refused")
-    loop, clock = _loop(fakes, datetime(2026, 1, 1, 8, 59, tzinfo=UTC))
+    log: list[str] = []
+    loop, clock = _loop(fakes, datetime(2026, 1, 1, 8, 59, tzinfo=UTC), log)
     clock.now = datetime(2026, 1, 1, 9, 0, 30, tzinfo=UTC)
     firings = {f.name: f for f in loop.tick()}
     # The good one is delivered; the refused one is logged, not delivered; the bad one is skipped, saying why
@@ -308,6 +309,8 @@ def test_one_bad_schedule_stops_neither_the_others_nor_the_loop() -> None:
     assert [f.name for f in loop.tick()] == ["bad"]
     fakes.unreadable = True
     assert loop.tick() == []
+    # Each said so in the log, the bad schedule once (not at every tick), the failed read too
+    assert [line.split(" ", 1)[0] for line in log] == ["jobs/bad", "jobs/refused", "jobs/good", "could"]
 
 
 TRUST = {
