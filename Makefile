@@ -29,6 +29,9 @@ install: .venv/.synced  ## install the project and its dev tools from the lock f
 run: install  ## start the local stack with demo data; prints a token and a curl line
 	$(PY) -m infra.local.stack --port $(PORT) $(if $(PARAMS),--parameter-overrides $(PARAMS))
 
+mail: install  ## list the mails the local stack's SES has sent (SHOW=n prints mail n's text, SHOW=-1 the newest's)
+	@$(PY) -m infra.local.mail $(if $(SHOW),--show $(SHOW))
+
 test: install lint typecheck cfnlint pytest  ## lint, type checks, cfn-lint and the whole test suite
 
 lint: install  ## ruff lint and format check
@@ -117,4 +120,4 @@ build-ViewAuthFunction: ; $(call package_function,view_auth)
 clean:  ## remove build outputs and local state (keeps .venv and .tools)
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install run test test-long fuzz lint format typecheck cfnlint pytest bench bench-calls bench-exports bench-postgres bench-lexer lock build deploy clean
+.PHONY: help install run mail test test-long fuzz lint format typecheck cfnlint pytest bench bench-calls bench-exports bench-postgres bench-lexer lock build deploy clean

@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 import boto3
 
-from infra.local import dynamodb_atomic, gateway_cache
+from infra.local import dynamodb_atomic, gateway_cache, scheduler
 from infra.local.template import LOCAL_PREFIX, Template, sam_translated
 
 OPERATOR = f"{LOCAL_PREFIX}-operator"
@@ -145,6 +145,7 @@ def enforce() -> None:
     DynamoHandler._determine_resource = _dynamodb_resource  # type: ignore[attr-defined]
     gateway_cache.install()
     dynamodb_atomic.install()  # not IAM, but moto's, patched once with the rest before anything runs
+    scheduler.install()  # likewise: UpdateSchedule replaces ActionAfterCompletion as Scheduler's does
     if not getattr(DynamoHandler, "_per_item_transactions", False):
         authorize_dynamodb = DynamoHandler._authenticate_and_authorize_normal_action
         setattr(DynamoHandler, "_authenticate_and_authorize_normal_action", _per_item(authorize_dynamodb))  # noqa: B010

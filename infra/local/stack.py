@@ -77,6 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--discard-postgres", action="store_true", help="delete the demo PostgreSQL cluster on exit (tests)"
     )
+    parser.add_argument(
+        "--scheduler-tick", type=float, default=5.0, metavar="SECONDS", help="how often due schedules are fired"
+    )
+    parser.add_argument(
+        "--scheduler-clock-ahead",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="run the local scheduler's clock this far ahead (tests: a schedule due within it fires at once)",
+    )
     args = parser.parse_args(argv)
     from infra.local.template import load_template, parse_overrides  # noqa: PLC0415
 
@@ -111,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     from infra.demo.database import build_demo_database, is_current  # noqa: PLC0415
     from infra.demo.postgres import load_demo_postgres  # noqa: PLC0415
     from infra.demo.seed import seed_demo, seed_demo_postgres, seed_groups  # noqa: PLC0415
-    from infra.local import iam  # noqa: PLC0415
+    from infra.local import iam, mail, scheduler  # noqa: PLC0415
     from infra.local.audit_logs import AuditLogs  # noqa: PLC0415
     from infra.local.frontdoor import LocalApi, serve  # noqa: PLC0415
     from infra.local.postgres import LocalPostgres  # noqa: PLC0415
@@ -129,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["SQLITE_DATA_MODELS"] = "on"
 
     state_dir: Path = args.state_dir.resolve()
+    mail_dir = mail.capture(state_dir / mail.MAIL_FOLDER)  # every mail SES accepts, as an .eml file
     # Lambda gives each container its own /tmp; stacks on one machine must not empty each other's scratch.
     os.environ["EXPORT_SCRATCH_DIR"] = str(state_dir / "scratch")
     database = state_dir / "demo.sqlite"
@@ -179,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         "reports": [{"id": r.id, "slug": r.slug, "name": r.name} for r in reports],
         # The demo PostgreSQL server, as its superuser (the demo data source reads as a read-only role).
         "postgres": postgres.connection.as_dict(),
+        # Every mail SES accepted, as <time>-<message id>.eml (and its envelope as .json): `make mail` lists them.
+        "mail_dir": str(mail_dir),
         "pid": os.getpid(),
     }
     state_file = state_dir / "stack.json"
@@ -189,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     stopping = threading.Event()
     start_background(pollers(api, template), stopping)  # the export worker and dead-letter loops
     start_schedules(api, template, stopping)  # EventBridge schedules (the export sweeper)
+    scheduler.start(stopping, args.scheduler_tick, args.scheduler_clock_ahead)  # EventBridge Scheduler's (jobs)
     audit_logs.run_forever()
 
     def stop(*_: object) -> None:

@@ -22,6 +22,10 @@ from tests.bad_inputs import prepare_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 120
+# The stack's scheduler loop ticks twice a second with its clock a minute ahead: a schedule due within the
+# next minute fires at once, so a test watches a job fire by itself without waiting for the clock.
+SCHEDULER_TICK_SECONDS = 0.5
+SCHEDULER_CLOCK_AHEAD_SECONDS = 60
 
 
 @dataclass
@@ -80,6 +84,8 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSta
             [
                 *(sys.executable, "-m", "infra.local.stack", "--port", "0"),
                 *("--state-dir", str(state_dir), "--discard-postgres"),
+                *("--scheduler-tick", str(SCHEDULER_TICK_SECONDS)),
+                *("--scheduler-clock-ahead", str(SCHEDULER_CLOCK_AHEAD_SECONDS)),
             ],
             cwd=ROOT,
             env=env,

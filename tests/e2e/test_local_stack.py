@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 from decimal import Decimal
+from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -49,6 +50,9 @@ def test_stack_json_describes_the_stack_for_scripts(local_stack: RunningStack) -
     assert state["token"]["authorization"].startswith("Basic ")
     assert state["token"]["secret"] in local_stack.banner
     assert {r["slug"] for r in state["reports"]} >= {"gst-balance", "sales-by-day", "orders-by-region", "order-lines"}
+    # The folder where every mail SES accepts is kept: an absolute path beside stack.json
+    assert state["mail_dir"] == str(local_stack.state_dir.resolve() / "mail")
+    assert Path(state["mail_dir"]).is_dir()
 
 
 def test_make_run_serves_the_demo_shop_from_postgresql_too(local_stack: RunningStack) -> None:

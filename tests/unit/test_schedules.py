@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reportserver.domain.errors import InvalidParameter
-from reportserver.domain.schedules import JobSchedule, job_schedule
+from reportserver.domain.schedules import JobSchedule, _changes_at, job_schedule, scheduler_fire_times
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 # The changes of 2026: New York forward on 8 March and back on 1 November (at 02:00); Sydney back on
@@ -385,3 +385,61 @@ def test_a_rule_walked_minute_by_minute_is_refused_rather_than_searched() -> Non
             job_schedule(rule, "2020-01-01T00:00", "UTC", NOW)
         assert "DAILY or longer" in refused.value.message
         assert time.perf_counter() - started < 0.5
+
+
+def _fired(expression: str, zone: str, since: datetime, count: int, anchor: datetime | None = None) -> list[str]:
+    times = itertools.islice(scheduler_fire_times(expression, zone, since, anchor), count)
+    return [t.astimezone(ZoneInfo(zone)).isoformat() for t in times]
+
+
+def test_schedulers_cron_skips_a_time_the_clocks_skip_and_fires_a_repeated_one_once() -> None:
+    # As Scheduler documents it: 02:30 on New York's spring-forward day never fires (a job's rule runs it at
+    # 03:30); 01:30 on its fall-back day fires at its first occurrence only
+    spring = _fired("cron(30 2 * * ? *)", "America/New_York", datetime(2026, 3, 7, 12, tzinfo=UTC), 2)
+    assert spring == ["2026-03-09T02:30:00-04:00", "2026-03-10T02:30:00-04:00"]
+    fall = _fired("cron(30 1 * * ? *)", "America/New_York", datetime(2026, 10, 31, 12, tzinfo=UTC), 2)
+    assert fall == ["2026-11-01T01:30:00-04:00", "2026-11-02T01:30:00-05:00"]
+
+
+def test_scheduler_at_fires_its_wall_time_once_and_rate_counts_from_its_anchor() -> None:
+    since = datetime(2026, 6, 1, tzinfo=UTC)
+    assert _fired("at(2026-06-02T07:30:00)", "Australia/Sydney", since, 5) == ["2026-06-02T07:30:00+10:00"]
+    assert _fired("at(2026-05-31T07:30:00)", "Australia/Sydney", since, 5) == []  # before `since`
+    anchor = datetime(2026, 5, 31, 23, 50, tzinfo=UTC)
+    assert _fired("rate(25 minutes)", "UTC", since, 2, anchor) == [
+        "2026-06-01T00:15:00+00:00",
+        "2026-06-01T00:40:00+00:00",
+    ]
+    assert _fired("rate(2 hours)", "UTC", anchor, 1, anchor) == ["2026-05-31T23:50:00+00:00"]  # from the anchor itself
+
+
+def test_what_is_not_a_scheduler_expression_is_refused() -> None:
+    for text in ("FREQ=DAILY", "rate(0 minutes)", "cron(0 9 * * ?)", "every day"):
+        with pytest.raises(InvalidParameter):
+            next(scheduler_fire_times(text, "UTC", NOW))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(["America/New_York", "Australia/Sydney", "Europe/London", "Australia/Lord_Howe"]),
+    st.integers(0, 23),
+    st.sampled_from([0, 15, 30, 45]),
+    st.sampled_from(["* * ?", "? * MON-FRI", "1,15 * ?", "? * 6L"]),
+    st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31)),
+)
+def test_a_cron_at_a_time_no_clock_change_touches_fires_when_the_jobs_rule_runs(
+    zone: str, hour: int, minute: int, days: str, since: datetime
+) -> None:
+    # Where the jobs give Scheduler a cron (a time of day the zone never skips or repeats), Scheduler's
+    # times and the job's runs are one and the same
+    expression = f"cron({minute} {hour} {days} *)"
+    instant = since.replace(tzinfo=ZoneInfo(zone))
+    fired = list(itertools.islice(scheduler_fire_times(expression, zone, instant), 30))
+    runs = list(
+        itertools.islice(
+            job_schedule(expression, "2026-01-01T00:00", zone, NOW).runs_after(instant - timedelta(microseconds=1)), 30
+        )
+    )
+    if not _changes_at(zone, hour * 60 + minute, 2026):
+        assert fired == runs
+    assert fired == sorted(set(fired)) and all(t >= instant for t in fired)

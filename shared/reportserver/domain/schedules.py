@@ -144,6 +144,44 @@ def job_schedule(rule: str, start: str | datetime, zone: str, now: datetime) -> 
     return schedule
 
 
+def scheduler_fire_times(
+    expression: str, zone: str, since: datetime, anchor: datetime | None = None
+) -> Iterator[datetime]:
+    """When EventBridge Scheduler invokes a schedule of `expression` in `zone`: its times from `since`
+    (aware, inclusive) on, as UTC instants, in order, each once (a recurring expression's are endless).
+
+    As Scheduler documents them: `cron(...)` on the zone's wall clock, where a time the clocks skip is
+    skipped and a time they repeat fires once, the first time (a job's rule instead runs a skipped time
+    past the change; a job is given cron only for times no change touches, where the two agree);
+    `rate(...)` in real time from `anchor` (the schedule's StartDate, else its creation), the first at
+    `anchor` itself; `at(...)` once, at that wall time in the zone. A cron expression is read as the
+    jobs' rules read it (its year '*'; no W), so a refusal is an `InvalidParameter`."""
+    text = expression.strip()
+    tz = ZoneInfo(zone)
+    if text.startswith("at(") and text.endswith(")"):
+        moment = _instant(datetime.fromisoformat(text[3:-1]), tz)
+        if moment >= since:
+            yield moment
+        return
+    rule = _from_scheduler_expression(text)
+    if rule is None:
+        raise InvalidParameter("scheduleExpression", f"Not a Scheduler expression: {text[:40]!r}")
+    if text.lower().startswith("rate("):
+        parts = _parts(rule)
+        period = _STEP[parts["FREQ"]] * int(parts["INTERVAL"])
+        origin = (anchor or since).astimezone(UTC)
+        moment = origin + period * max(0, -((origin - since) // period))  # the first at or after `since`
+        while True:
+            yield moment
+            moment += period
+    after = (since.astimezone(tz).replace(tzinfo=None) - timedelta(hours=3)).replace(second=0, microsecond=0)
+    walls = JobSchedule(rule, after, zone)._rule_from(after, after + HORIZON).xafter(after, inc=True)
+    for wall in walls:
+        moment = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+        if moment.astimezone(tz).replace(tzinfo=None) == wall and moment >= since:  # else skipped, or before
+            yield moment
+
+
 _RATE_UNITS = {"minute": "MINUTELY", "hour": "HOURLY", "day": "DAILY"}
 _CRON_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _CRON_DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")  # cron's day-of-week 1-7
