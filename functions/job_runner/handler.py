@@ -118,5 +118,7 @@ def start_run(record: SQSRecord) -> str:
 
 
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse | dict[str, int]:
+    if event.get("detail-type") == "Scheduled Event":  # every 5 minutes: the runs' sweeper
+        return runner.sweep()
     return process_partial_response(event=event, record_handler=start_run, processor=processor, context=context)

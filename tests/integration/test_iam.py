@@ -454,7 +454,27 @@ def _runs_jobs(stack: Stack) -> bool:
         exported = len(runs) == 1 and runs[0]["status"] == "delivered"
         complete.append(exported and _schedule(stack, job_id) is not None)
         stack.send("DELETE", f"/api/jobs?id={job_id}")
-    return status == 201 and all(complete) and _bursts_a_run(stack)
+    return status == 201 and all(complete) and _bursts_a_run(stack) and _sweeps_runs(stack)
+
+
+def _sweeps_runs(stack: Stack) -> bool:
+    """The runs' sweeper reads the open runs from their index and ends one whose failed export was never
+    announced."""
+    from infra.local.queues import scheduled_event
+    from tests.integration.test_job_runs import _stuck_run
+    from tests.integration.test_jobs import _body
+
+    made, job = stack.send("POST", "/api/jobs", _body(stack))
+    if made != 201:
+        return False
+    _stuck_run(stack, job["job"]["id"], "failed for the IAM test")
+    try:
+        counts = stack.api.invoke("JobRunnerFunction", scheduled_event("JobRunnerFunction"))
+    except Exception:
+        return False
+    finally:
+        stack.send("DELETE", f"/api/jobs?id={job['job']['id']}")
+    return isinstance(counts, dict) and counts.get("failed", 0) >= 1
 
 
 def _bursts_a_run(stack: Stack) -> bool:

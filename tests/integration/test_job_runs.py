@@ -507,3 +507,42 @@ def test_report_mail_runs_a_report_now_and_mails_it_to_the_addresses_given(stack
     assert json_body.status == 400
     drain(pollers(stack.api, TEMPLATE))
     assert _mails(before) == []
+
+
+def _stuck_run(stack: Stack, job_id: int, failed_because: str) -> str:
+    """A run an hour old whose export ticket was failed where no one announces it (the export sweeper or
+    the dead-letter handler); its key."""
+    from reportserver.domain.job_runs import JobRun, key_time
+    from reportserver.store.jobs import DynamoJobStore
+    from reportserver.store.tickets import DynamoTicketStore
+
+    july = {"date_from": "2025-07-01", "date_to": "2025-07-02"}
+    order = {"report_name": "sales-by-day", "format": "csv", "parameters": july, "force_update": True}
+    status, ticket = stack.send("POST", "/api/exports/", order)
+    assert status == 202, ticket
+    DynamoTicketStore(stack.names["TicketsTable"]).fail(ticket["ticket_id"], datetime.now(UTC), failed_because)
+    drain(pollers(stack.api, TEMPLATE))  # the worker skips a failed ticket, and tells no run
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    run = JobRun(job_id=job_id, key=key_time(hour_ago), trigger="schedule", requested_by="schedule", run_at=hour_ago,
+                 job_version=1, ticket_id=ticket["ticket_id"], updated_at=hour_ago,
+                 expires_at=hour_ago + timedelta(days=30))  # fmt: skip
+    assert DynamoJobStore(stack.names["JobsTable"]).record_run(run)
+    return run.key
+
+
+def test_the_sweeper_ends_a_run_whose_failed_export_was_never_announced(stack: Stack) -> None:
+    from infra.local.queues import scheduled_event
+
+    job = _created(stack)
+    key = _stuck_run(stack, job["id"], "The export ran out of attempts")
+    assert stack.send("GET", f"/api/jobs/jobresults/{job['id']}.{key}")[1]["jobResult"]["status"] == "failed"  # derived
+    stored = stack.send("GET", f"/api/jobs/{job['id']}/jobresults")[1]["jobResults"]
+    assert [r["status"] for r in stored] == ["failed"]  # derived from its ticket, though the run is still open
+    # When the sweeper runs (every 5 minutes)
+    counts = stack.api.invoke("JobRunnerFunction", scheduled_event("JobRunnerFunction"))
+    assert counts["failed"] >= 1
+    # Then the run itself has ended, failed with its export's reason, and is no longer open
+    (run,) = stack.send("GET", f"/api/jobs/{job['id']}/jobresults")[1]["jobResults"]
+    assert run["status"] == "failed" and run["error"] == "The export ran out of attempts"
+    assert run["attempts"] == 1
+    assert stack.api.invoke("JobRunnerFunction", scheduled_event("JobRunnerFunction"))["failed"] == 0

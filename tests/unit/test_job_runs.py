@@ -59,6 +59,9 @@ class Runs:
         return sorted((r for r in self.kept.values() if r.job_id == job_id and since <= r.run_at <= until),
                       key=lambda r: r.run_at)  # fmt: skip
 
+    def open_runs(self, before: datetime) -> list[tuple[int, str]]:
+        return [k for k, r in self.kept.items() if r.status in ("exporting", "delivering") and r.updated_at < before]
+
 
 @dataclass
 class Owners:
@@ -382,3 +385,81 @@ def test_a_file_too_big_to_attach_is_mailed_as_a_link_that_lives_as_long_as_the_
     assert link.expires_at == big.expires_at < world.now + timedelta(days=30)
     run = world.runs.kept[(message.job_id, message.deliver)]
     assert run.links == [link.link_hash] and run.link_expires == big.expires_at
+
+
+def _owned_by_a_user(world: World, job_id: int, email: str = "owner@example.com") -> None:
+    job = world.store.rows[job_id]
+    world.store.rows[job_id] = msgspec.structs.replace(job, owner_kind="user", owner_name="olga")
+    owner = type("User", (), {"email": email, "active": True})()
+    world.runner.owners = type("O", (), {"user_by_name": lambda _s, n: owner if n == "olga" else None,
+                                        "groups": lambda _s: [], "token": lambda _s, _n: None})()  # fmt: skip
+
+
+def test_a_delivery_failing_on_passing_faults_gives_up_after_five_attempts_and_tells_the_owner() -> None:
+    from reportserver.domain.job_runs import MAX_DELIVERY_ATTEMPTS
+
+    world, message, mails = _delivery()
+    _owned_by_a_user(world, message.job_id)
+    notices: list[Any] = []
+    failing_since = len(mails)
+
+    class Throttled:
+        def send(self, mail: Any, recipients: Any) -> str:
+            if recipients == ["owner@example.com"]:
+                notices.append(mail)
+                return "n"
+            raise ConnectionError("SES throttled")
+
+    world.runner.mailer = Throttled()
+    for _ in range(MAX_DELIVERY_ATTEMPTS - 1):
+        with pytest.raises(ConnectionError):
+            world.runner.deliver(message)
+        assert notices == []
+    assert world.runner.deliver(message) == "failed"
+    run = world.runs.kept[(message.job_id, message.deliver)]
+    assert run.error == "Delivery gave up after 5 attempts: ConnectionError" and run.attempts == 5
+    (notice,) = notices
+    assert notice["To"] == "owner@example.com" and "failed" in notice["Subject"]
+    assert run.error in notice.get_content() and run.owner_notified == "owner@example.com"
+    assert len(mails) == failing_since  # nobody got the report
+    assert world.runner.deliver(message) == "duplicate"
+
+
+def test_the_sweeper_finishes_each_run_from_where_it_stands() -> None:
+    from reportserver.domain.job_runs import STUCK_AFTER, RunMessage
+
+    world, delivered_message, mails = _delivery()
+    _owned_by_a_user(world, delivered_message.job_id)
+    complete = world.runner.ticket("")
+    assert complete is not None
+    job = world.store.rows[delivered_message.job_id]
+    # Four runs, each stopped an hour ago: a file made but never announced; a start whose export was never
+    # asked for; an export still under way; a delivery whose lease is still live
+    keys = {}
+    for name, hours in (("made", 1), ("unasked", 2), ("rendering", 3), ("held", 4)):
+        at = world.now - timedelta(hours=hours)
+        message = RunMessage(job_id=job.id, version=1, scheduled_time=at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        keys[name] = message.key()
+        world.runs.record_run(JobRun(job_id=job.id, key=keys[name], trigger="schedule", requested_by="schedule",
+                                     run_at=at, job_version=1, updated_at=at, expires_at=at + timedelta(days=30),
+                                     ticket_id=None if name == "unasked" else f"t-{name}"))  # fmt: skip
+    held = world.runs.kept[(job.id, keys["held"])]
+    world.runs.kept[(job.id, keys["held"])] = msgspec.structs.replace(
+        held, status="delivering", lease_until=world.now + STUCK_AFTER + timedelta(minutes=5)
+    )
+    rendering = msgspec.structs.replace(complete, status=TicketStatus.IN_PROGRESS)
+    tickets = {"t-made": complete, "t-rendering": rendering, "t-held": complete}
+    world.runner.ticket = tickets.get
+    world.now += STUCK_AFTER  # nothing changed since
+    before = len(mails)
+    counts = world.runner.sweep()
+    states = {name: world.runs.kept[(job.id, key)].status for name, key in keys.items()}
+    assert states == {"made": "delivered", "unasked": "failed", "rendering": "exporting", "held": "delivering"}
+    assert counts["delivered"] >= 1 and counts["failed"] == 1 and counts["left"] == 2
+    assert mails[before:] == [["a@example.com"], ["owner@example.com"]]  # the made one's mail; the notice
+    unasked = world.runs.kept[(job.id, keys["unasked"])]
+    assert unasked.error == "The run stopped before its export was asked for"
+    assert unasked.owner_notified == "owner@example.com"
+    # A second sweep finds nothing more to do
+    again = world.runner.sweep()
+    assert again == {"delivered": 0, "failed": 0, "left": 2}

@@ -73,6 +73,9 @@ MAX_EXECUTES_PER_HOUR = 10  # runs asked over the API, per job: each is a full e
 MAX_RECIPIENTS_PER_MAIL = 50  # SES's limit of addresses in one message
 DELIVERY_LEASE = timedelta(minutes=10)  # longer than the runner's timeout: a live delivery is never taken
 RUN_STATUSES = ("exporting", "delivered", "skipped", "failed", "burst")  # burst: its recipients' runs hold the outcomes
+OPEN_STATUSES = ("exporting", "delivering")  # a run not ended yet: the sweeper sees it
+MAX_DELIVERY_ATTEMPTS = 5  # a delivery failing on passing faults (SES throttled, S3 down) this often fails
+STUCK_AFTER = timedelta(minutes=20)  # a run unchanged this long is looked at by the sweeper
 
 
 class RunMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -149,6 +152,8 @@ class JobRun(msgspec.Struct, kw_only=True):
     to: list[str] = msgspec.field(default_factory=list)
     condition: ConditionOutcome | None = None  # the job's condition as this run found it
     zone: str = "UTC"  # a mail on request: the clock its time is written on
+    attempts: int = 0  # deliveries begun
+    owner_notified: str | None = None  # a failed run: the address its owner was told at
     updated_at: datetime
     expires_at: datetime  # the job's retentionPeriod after the run: the record's TTL
 
@@ -180,6 +185,8 @@ class JobRun(msgspec.Struct, kw_only=True):
             "recipientRuns": self.burst,
             "parentId": f"{self.job_id}.{self.parent}" if self.parent else None,
             "condition": msgspec.to_builtins(self.condition) if self.condition else None,
+            "attempts": self.attempts,
+            "ownerNotified": self.owner_notified,
             "expiresAt": utc_stamp(self.expires_at),
         }
         if ticket is not None:
@@ -206,6 +213,9 @@ class RunStore(Protocol):
     def runs(self, job_id: int, since: datetime, until: datetime) -> list[JobRun]: ...
 
     def run(self, job_id: int, key: str) -> JobRun | None: ...
+
+    def open_runs(self, before: datetime) -> list[tuple[int, str]]:
+        """(job id, run key) of the runs not ended (exporting, delivering) unchanged since `before`."""
 
 
 class RunQueue(Protocol):
@@ -280,6 +290,7 @@ class JobRunner:
             ticket_id=run.ticket_id or run_ticket_id(f"{run.job_id}:{run.key}"),
             lease_until=now + DELIVERY_LEASE,
             updated_at=now,
+            attempts=run.attempts + 1,
         )
         if not self.runs.claim_run(claimed, now):
             return "duplicate"  # another delivery holds it
@@ -290,15 +301,20 @@ class JobRunner:
             status, error = self._delivered(job, claimed, ticket, statuses)
         except DomainError as refusal:
             status, error = "failed", refusal.message
-        except Exception:
-            # A passing fault (SES throttled, S3 unreachable): the run goes back for the queue's retry, with
-            # what was mailed so far, so that the retry mails only the rest.
-            back = msgspec.structs.replace(claimed, status="exporting", lease_until=None, recipients=statuses)
-            self.runs.update_run(msgspec.structs.replace(back, updated_at=self.clock()))
-            raise
+        except Exception as fault:
+            if claimed.attempts < MAX_DELIVERY_ATTEMPTS:
+                # A passing fault (SES throttled, S3 unreachable): the run goes back for the queue's retry (or
+                # the sweeper's), with what was mailed so far, so that the retry mails only the rest.
+                back = msgspec.structs.replace(claimed, status="exporting", lease_until=None, recipients=statuses)
+                self.runs.update_run(msgspec.structs.replace(back, updated_at=self.clock()))
+                raise
+            status = "failed"
+            error = f"Delivery gave up after {claimed.attempts} attempts: {type(fault).__name__}"
         done = msgspec.structs.replace(
             claimed, status=status, error=error, recipients=statuses, lease_until=None, updated_at=self.clock()
         )
+        if status == "failed":
+            self._notify_owner(done)
         self.runs.update_run(done)
         log.info("job run delivered", extra={"job_id": run.job_id, "run": run.key, "status": status})
         return status
@@ -347,6 +363,62 @@ class JobRunner:
         if failed:
             return "failed", f"{len(failed)} of {len(statuses)} recipients could not be mailed"
         return "delivered", None
+
+    def _notify_owner(self, run: JobRun) -> None:
+        """Tell the job's owner that a run failed, and why (recorded on `run`). A user is told at their
+        address; a token has none, and the job result is where its failure is read. A notice that cannot be
+        sent is logged: it never hides the run's own outcome."""
+        job = self.jobs.job(run.job_id) if run.job_id != MAIL_REQUESTS else None
+        if job is None or job.owner_kind != "user" or self.mailer is None or not self.sender:
+            return
+        user = self.owners.user_by_name(job.owner_name)
+        address = getattr(user, "email", None) if user is not None and getattr(user, "active", False) else None
+        if not address:
+            return
+        notice = EmailMessage()
+        notice["From"], notice["To"] = self.sender, address
+        notice["Subject"] = f"A run of the job '{job.body.name[:120]}' failed"
+        notice.set_content(
+            f"The run {run.generated_id} of the job '{job.body.name}' (report {job.body.documentId}) failed.\n\n"
+            f"Why: {run.error}\n\nIts result: GET /api/jobs/jobresults/{run.generated_id}\n"
+        )
+        try:
+            self.mailer.send(notice, [address])
+            run.owner_notified = address
+        except Exception:
+            log.exception("the owner's failure notice was not sent", extra={"job_id": run.job_id, "run": run.key})
+
+    def sweep(self) -> dict[str, int]:
+        """No run stays unfinished: each unchanged for `STUCK_AFTER` is finished from where it stands. One
+        whose file is made (or failed) but was never announced (a ticket failed by the export sweeper or the
+        dead-letter handler), or whose delivery's lease ran out, is delivered now; one that never got its
+        export (its start's message dead-lettered) fails, saying so. One whose export is still under way is
+        left to the export sweeper, which ends its ticket."""
+        now = self.clock()
+        counts = {"delivered": 0, "failed": 0, "left": 0}
+        for job_id, key in self.runs.open_runs(now - STUCK_AFTER):
+            run = self.runs.run(job_id, key)
+            if run is None or run.status not in OPEN_STATUSES:
+                continue
+            try:
+                counts[self._finish(run, now)] += 1
+            except Exception:
+                log.exception("a stuck run could not be finished now", extra={"job_id": job_id, "run": key})
+                counts["left"] += 1
+        log.info("job runs swept", extra=counts)
+        return counts
+
+    def _finish(self, run: JobRun, now: datetime) -> str:
+        if run.status == "delivering" and run.lease_until is not None and run.lease_until > now:
+            return "left"
+        ticket = self.ticket(run.ticket_id or run_ticket_id(f"{run.job_id}:{run.key}"))
+        if ticket is not None and ticket.status.value not in ("complete", "failed") and run.status == "exporting":
+            return "left"  # the export sweeper ends its ticket; the next sweep delivers it
+        if ticket is None and run.status == "exporting":
+            why = "its recipients were being queued" if run.burst else "its export was asked for"
+            return self._failed(run, InvalidParameter("run", f"The run stopped before {why}"))
+        outcome = self.deliver(DeliveryMessage(job_id=run.job_id, deliver=run.key))
+        return "failed" if outcome == "failed" else "delivered"
 
     def _plan(self, job: Job | None, run: JobRun) -> tuple[str, str, bool, list[str]]:
         """What a run's mails say and to whom: (its name, the clock its time is written on, one mail per
@@ -424,6 +496,7 @@ class JobRunner:
 
     def _failed(self, run: JobRun, refusal: DomainError) -> str:
         run.status, run.error, run.updated_at = "failed", refusal.message, self.clock()
+        self._notify_owner(run)
         self.runs.update_run(run)
         log.info("job run failed", extra={"job_id": run.job_id, "run": run.key, "reason": refusal.message})
         return "failed"

@@ -553,6 +553,8 @@ class JobResultView(msgspec.Struct, kw_only=True):
     recipientRuns: int | None = None  # noqa: N815 - a per-recipient run: how many recipients' runs
     parentId: str | None = None  # noqa: N815 - a recipient's run: its per-recipient run
     condition: ConditionOutcome | None = None  # the job's condition as the run found it
+    attempts: int = 0  # deliveries begun (a passing fault is retried; the fifth failure is final)
+    ownerNotified: str | None = None  # noqa: N815 - a failed run: the address its owner was told at
     export: RunExport | None = None
 
 

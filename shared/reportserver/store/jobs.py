@@ -11,7 +11,7 @@ import msgspec
 
 from reportserver.domain.bursts import RecipientMessage
 from reportserver.domain.errors import AlreadyExists, VersionConflict
-from reportserver.domain.job_runs import DeliveryMessage, JobRun, RunMessage, key_time
+from reportserver.domain.job_runs import OPEN_STATUSES, DeliveryMessage, JobRun, RunMessage, key_time
 from reportserver.domain.jobs import Job
 from reportserver.domain.links import DownloadLink
 from reportserver.domain.schedules import SchedulerExpression
@@ -85,14 +85,26 @@ class DynamoJobStore:
 
     @staticmethod
     def _run_item(run: JobRun) -> dict[str, Any]:
-        return {
+        item = {
             "pk": f"{keys.RUN}{keys.numeric_sort_key(run.job_id)}",
             "sk": run.key,
             "status": run.status,
             "lease": int(run.lease_until.timestamp()) if run.lease_until else 0,
             "definition": to_document(run),
             "ttl": int(run.expires_at.timestamp()),
+            "updated": int(run.updated_at.timestamp()),
         }
+        if run.status in OPEN_STATUSES:
+            item["open_runs"] = "OPEN"  # in the OpenRuns index until it ends
+        return item
+
+    def open_runs(self, before: datetime) -> list[tuple[int, str]]:
+        """(job id, run key) of the runs not ended whose last change is before `before`, oldest first."""
+        from boto3.dynamodb.conditions import Key  # noqa: PLC0415 - boto3 only once a function calls AWS
+
+        condition = Key("open_runs").eq("OPEN") & Key("updated").lt(int(before.timestamp()))
+        found = aws.pages(self._table.query, IndexName=keys.OPEN_RUNS_INDEX, KeyConditionExpression=condition)
+        return [(int(i["pk"][len(keys.RUN) :]), str(i["sk"])) for page in found for i in page.get("Items", [])]
 
     def record_run(self, run: JobRun) -> bool:
         item = self._run_item(run)

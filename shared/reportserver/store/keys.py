@@ -94,7 +94,10 @@ AUDIT_BY_REPORT = "ByReport"
 #                                             attribute_not_exists (a message delivered twice is one run)
 #     pk=LINK<secret's SHA-256>  sk=LINK      a link in a run's mail (`domain.links`): definition (S,
 #                                             JSON: the file, expiry, revoked); the secret is never stored
+#     index        OpenRuns: open_runs (S, "OPEN") + updated (N, epoch seconds); sparse: only runs not
+#                  ended (exporting, delivering) carry open_runs; the runs' sweeper reads it (keys only)
 #     ttl          ttl (N, epoch seconds) on a job's results and links: its retentionPeriod
 JOB = "JOB"
+OPEN_RUNS_INDEX = "OpenRuns"
 RUN = "RUN"
 LINK = "LINK"
