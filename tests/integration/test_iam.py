@@ -440,7 +440,8 @@ def _runs_jobs(stack: Stack) -> bool:
     rule = "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO;BYHOUR=7;BYMINUTE=30"
     complete = []
     for auth in (user, "admin"):
-        made, job = stack.send("POST", "/api/jobs", _body(stack, recurrenceRule=rule), auth=auth)
+        body = _body(stack, recurrenceRule=rule, sharedFolders=["iam"])  # the file copied there too
+        made, job = stack.send("POST", "/api/jobs", body, auth=auth)
         if made != 201:
             return False
         job_id = job["job"]["id"]

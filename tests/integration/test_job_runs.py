@@ -546,3 +546,29 @@ def test_the_sweeper_ends_a_run_whose_failed_export_was_never_announced(stack: S
     assert run["status"] == "failed" and run["error"] == "The export ran out of attempts"
     assert run["attempts"] == 1
     assert stack.api.invoke("JobRunnerFunction", scheduled_event("JobRunnerFunction"))["failed"] == 0
+
+
+def test_a_job_delivers_to_its_shared_folders_instead_of_or_as_well_as_mail(stack: Stack) -> None:
+    july = [{"name": "date_from", "value": "2025-07-01"}, {"name": "date_to", "value": "2025-07-31"}]
+    s3 = boto3.client("s3")
+    bucket = stack.names["ExportBucket"]
+    for emails, mails_expected in (([], 0), (["finance@example.com"], 1)):
+        job = _created(stack, emailDeliveryFormat="csv", parameters=july, subscribedEmails=emails,
+                       sharedFolders=["finance/monthly", "audit"])  # fmt: skip
+        before = len(_mails())
+        _fire(stack, job["id"], _nine_in_sydney(1))
+        (run,) = _results(stack, job["id"])
+        assert run["status"] == "delivered", run
+        assert len(_mails(before)) == mails_expected
+        # The run's file, byte for byte, in each folder, named by the run's time and the report
+        folders = [key.split("/")[1] for key in run["sharedFiles"]]
+        assert folders == ["finance", "audit"] and run["sharedFiles"][0].startswith("shared/finance/monthly/")
+        ticket = (
+            boto3.resource("dynamodb")
+            .Table(stack.names["TicketsTable"])
+            .get_item(Key={"ticket_id": run["ticketId"]})["Item"]
+        )
+        original = s3.get_object(Bucket=bucket, Key=ticket["file_key"])["Body"].read()
+        for key in run["sharedFiles"]:
+            assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == original
+            assert key.endswith(run["export"]["fileName"])

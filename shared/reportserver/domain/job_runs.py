@@ -74,6 +74,7 @@ MAX_RECIPIENTS_PER_MAIL = 50  # SES's limit of addresses in one message
 DELIVERY_LEASE = timedelta(minutes=10)  # longer than the runner's timeout: a live delivery is never taken
 RUN_STATUSES = ("exporting", "delivered", "skipped", "failed", "burst")  # burst: its recipients' runs hold the outcomes
 OPEN_STATUSES = ("exporting", "delivering")  # a run not ended yet: the sweeper sees it
+SHARED_PREFIX = "shared/"  # a job's shared folders are key prefixes under this, in the export bucket
 MAX_DELIVERY_ATTEMPTS = 5  # a delivery failing on passing faults (SES throttled, S3 down) this often fails
 STUCK_AFTER = timedelta(minutes=20)  # a run unchanged this long is looked at by the sweeper
 
@@ -153,6 +154,7 @@ class JobRun(msgspec.Struct, kw_only=True):
     condition: ConditionOutcome | None = None  # the job's condition as this run found it
     zone: str = "UTC"  # a mail on request: the clock its time is written on
     attempts: int = 0  # deliveries begun
+    shared_files: list[str] = msgspec.field(default_factory=list)  # the copies put in the job's shared folders
     owner_notified: str | None = None  # a failed run: the address its owner was told at
     updated_at: datetime
     expires_at: datetime  # the job's retentionPeriod after the run: the record's TTL
@@ -186,6 +188,7 @@ class JobRun(msgspec.Struct, kw_only=True):
             "parentId": f"{self.job_id}.{self.parent}" if self.parent else None,
             "condition": msgspec.to_builtins(self.condition) if self.condition else None,
             "attempts": self.attempts,
+            "sharedFiles": self.shared_files,
             "ownerNotified": self.owner_notified,
             "expiresAt": utc_stamp(self.expires_at),
         }
@@ -242,6 +245,8 @@ class Mailer(Protocol):
 
 class FileReader(Protocol):
     def read(self, key: str) -> bytes: ...
+
+    def copy(self, source: str, target: str) -> None: ...
 
 
 class Exporter(Protocol):
@@ -319,7 +324,7 @@ class JobRunner:
         log.info("job run delivered", extra={"job_id": run.job_id, "run": run.key, "status": status})
         return status
 
-    def _delivered(
+    def _delivered(  # noqa: PLR0911 - one return per way a delivery ends
         self, job: Job | None, run: JobRun, ticket: ExportTicket | None, statuses: list[RecipientStatus]
     ) -> tuple[str, str | None]:
         """Mail the run's file; each recipient's outcome appended to `statuses` as it happens."""
@@ -330,10 +335,14 @@ class JobRunner:
         if job is not None and not job.body.sendBlankDocument and not ticket.total_rows:
             return "skipped", "The report had no rows and the job does not send blank documents"
         job_name, zone, individually, addresses = self._plan(job, run)
-        if not addresses:
+        folders = list(job.body.sharedFolders) if job is not None and run.parent is None else []
+        if not addresses and not folders:
             return "failed", "None of the job's recipients has an e-mail address"
         if self.files is None or self.mailer is None:
             raise RuntimeError("the job runner has no file store or mailer to deliver with")
+        self._share(run, ticket, folders)
+        if not addresses:
+            return "delivered", None
         attachment: Attachment | None = None
         link: str | None = None
         if run.format == "url" or not attachable(ticket.total_bytes or 0):
@@ -363,6 +372,16 @@ class JobRunner:
         if failed:
             return "failed", f"{len(failed)} of {len(statuses)} recipients could not be mailed"
         return "delivered", None
+
+    def _share(self, run: JobRun, ticket: ExportTicket, folders: list[str]) -> None:
+        """The run's file copied into each shared folder (`shared/<folder>/`, checked on save), recorded on
+        `run`; a retry finds the same name and copies each once."""
+        assert self.files is not None and ticket.file_key is not None
+        for folder in folders:
+            target = f"{SHARED_PREFIX}{folder}/{run.key[:16]}-{ticket.file_name or 'report'}"
+            if target not in run.shared_files:
+                self.files.copy(ticket.file_key, target)
+                run.shared_files.append(target)
 
     def _notify_owner(self, run: JobRun) -> None:
         """Tell the job's owner that a run failed, and why (recorded on `run`). A user is told at their

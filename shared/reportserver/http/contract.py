@@ -554,6 +554,7 @@ class JobResultView(msgspec.Struct, kw_only=True):
     parentId: str | None = None  # noqa: N815 - a recipient's run: its per-recipient run
     condition: ConditionOutcome | None = None  # the job's condition as the run found it
     attempts: int = 0  # deliveries begun (a passing fault is retried; the fifth failure is final)
+    sharedFiles: list[str] = msgspec.field(default_factory=list)  # noqa: N815 - copies in its shared folders
     ownerNotified: str | None = None  # noqa: N815 - a failed run: the address its owner was told at
     export: RunExport | None = None
 

@@ -43,6 +43,10 @@ class S3FileStore:
         """A file whole (a job run's attachment: at most a few MB)."""
         return bytes(aws.s3().get_object(Bucket=self._bucket, Key=key)["Body"].read())
 
+    def copy(self, source: str, target: str) -> None:
+        """A copy of a file in the same bucket (a job's shared folder), made by S3 itself."""
+        aws.s3().copy_object(Bucket=self._bucket, Key=target, CopySource={"Bucket": self._bucket, "Key": source})
+
     def download_url(self, key: str, file_name: str, content_type: str, expires_seconds: int) -> str:
         """A presigned GET signed now, with this function's current credentials, for a short time."""
         params: dict[str, Any] = {
