@@ -57,7 +57,7 @@ test-long: install  ## the property-based tests with thousands of examples each 
 fuzz: install  ## schemathesis over the whole OpenAPI document with many examples per operation (make test runs 25)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} $(PY) -m pytest -q --timeout=3600 tests/e2e/test_contract_fuzz.py
 
-bench: bench-calls bench-exports bench-postgres bench-lexer  ## all benchmarks (tests/performance), not part of the tests
+bench: bench-calls bench-exports bench-postgres bench-lexer bench-bursting  ## all benchmarks (tests/performance), not part of the tests
 
 bench-calls: install  ## report-call overhead and cold imports
 	$(PY) tests/performance/bench_report_call.py
@@ -68,6 +68,9 @@ bench-exports: install  ## exports of 1M rows per format against pandas (builds 
 
 bench-postgres: install  ## exports of 1M rows from PostgreSQL against pandas, psycopg, ADBC and DuckDB; call overhead (builds the table in .local/bench-pg once)
 	$(PY) tests/performance/bench_postgres_exports.py --repeats 3
+
+bench-bursting: install  ## a per-recipient job mailing 200 recipients on the local stack: trigger to last mail, per recipient
+	$(PY) tests/performance/bench_bursting.py --recipients 200 --repeats 3
 
 bench-lexer: install  ## the bind-variable lexer against sqlglot's tokenizer (cold import, warm lexing)
 	$(PY) tests/performance/bench_sql_lexer.py
