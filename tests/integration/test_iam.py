@@ -455,27 +455,40 @@ def _runs_jobs(stack: Stack) -> bool:
         exported = len(runs) == 1 and runs[0]["status"] == "delivered"
         complete.append(exported and _schedule(stack, job_id) is not None)
         stack.send("DELETE", f"/api/jobs?id={job_id}")
-    return status == 201 and all(complete) and _bursts_a_run(stack) and _sweeps_runs(stack)
+    ends = _bursts_a_run(stack) and _sweeps_runs(stack) and _mails_on_request(stack)
+    return status == 201 and all(complete) and ends
 
 
 def _sweeps_runs(stack: Stack) -> bool:
     """The runs' sweeper reads the open runs from their index and ends one whose failed export was never
     announced."""
+    import msgspec
+    from reportserver.store.jobs import DynamoJobStore
+
     from infra.local.queues import scheduled_event
     from tests.integration.test_job_runs import _stuck_run
     from tests.integration.test_jobs import _body
 
-    made, job = stack.send("POST", "/api/jobs", _body(stack))
+    made, job = stack.send("POST", "/api/jobs", _body(stack, emailDeliveryFormat="csv"))
     if made != 201:
         return False
-    _stuck_run(stack, job["job"]["id"], "failed for the IAM test")
+    job_id = job["job"]["id"]
+    _stuck_run(stack, job_id, "failed for the IAM test")
+    # ... and a run past its retention, whose file the sweeper removes (DeleteObject)
+    executed, answer = stack.send("POST", f"/api/jobs/{job_id}/execute")
+    drain(pollers(stack.api, TEMPLATE))
+    store = DynamoJobStore(stack.names["JobsTable"])
+    run = store.run(job_id, str(answer.get("generatedDocumentId", "")).split(".", 1)[-1])
+    if executed != 202 or run is None or run.file_key is None:
+        return False
+    store.update_run(msgspec.structs.replace(run, expires_at=datetime.now(UTC) - timedelta(minutes=1)))
     try:
         counts = stack.api.invoke("JobRunnerFunction", scheduled_event("JobRunnerFunction"))
     except Exception:
         return False
     finally:
-        stack.send("DELETE", f"/api/jobs?id={job['job']['id']}")
-    return isinstance(counts, dict) and counts.get("failed", 0) >= 1
+        stack.send("DELETE", f"/api/jobs?id={job_id}")
+    return isinstance(counts, dict) and counts.get("failed", 0) >= 1 and counts.get("files removed", 0) >= 1
 
 
 def _bursts_a_run(stack: Stack) -> bool:

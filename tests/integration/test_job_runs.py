@@ -572,3 +572,38 @@ def test_a_job_delivers_to_its_shared_folders_instead_of_or_as_well_as_mail(stac
         for key in run["sharedFiles"]:
             assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == original
             assert key.endswith(run["export"]["fileName"])
+
+
+def test_a_runs_file_is_kept_for_the_jobs_retention_period_then_removed(stack: Stack) -> None:
+    import msgspec
+    from reportserver.store.jobs import DynamoJobStore
+
+    from infra.local.queues import scheduled_event
+
+    july = [{"name": "date_from", "value": "2025-07-01"}, {"name": "date_to", "value": "2025-07-31"}]
+    job = _created(stack, emailDeliveryFormat="url", parameters=july, retentionPeriod=40)
+    before = len(_mails())
+    _fire(stack, job["id"], _nine_in_sydney(1))
+    path = _link_in(_mails(before)[0])
+    (run,) = _results(stack, job["id"])
+    # Kept for the job's 40 days (past the bucket's 7 for exports), under runs/, and the link lives as long
+    store = DynamoJobStore(stack.names["JobsTable"])
+    kept = store.run(job["id"], run["id"].split(".", 1)[1])
+    assert kept is not None and kept.file_key is not None and kept.file_key.startswith("runs/")
+    assert run["linkExpiresAt"] == run["expiresAt"]
+    assert datetime.fromisoformat(run["expiresAt"]) - datetime.fromisoformat(run["runAt"]) == timedelta(days=40)
+    s3, bucket = boto3.client("s3"), stack.names["ExportBucket"]
+    assert s3.head_object(Bucket=bucket, Key=kept.file_key)["ContentLength"] > 0
+    # A sweep before the retention ends leaves it
+    stack.api.invoke("JobRunnerFunction", scheduled_event("JobRunnerFunction"))
+    assert s3.head_object(Bucket=bucket, Key=kept.file_key)["ContentLength"] > 0
+    # When the retention has ended, the sweeper removes the file, and the mail's link says so
+    store.update_run(msgspec.structs.replace(kept, expires_at=datetime.now(UTC) - timedelta(minutes=1)))
+    counts = stack.api.invoke("JobRunnerFunction", scheduled_event("JobRunnerFunction"))
+    assert counts["files removed"] >= 1
+    assert s3.list_objects_v2(Bucket=bucket, Prefix=kept.file_key)["KeyCount"] == 0
+    gone = store.run(job["id"], kept.key)
+    assert gone is not None and gone.file_deleted
+    opened = stack.api.handle("GET", path, [], b"")
+    assert opened.status == 410
+    assert stack.api.invoke("JobRunnerFunction", scheduled_event("JobRunnerFunction"))["files removed"] == 0

@@ -62,6 +62,9 @@ class Runs:
     def open_runs(self, before: datetime) -> list[tuple[int, str]]:
         return [k for k, r in self.kept.items() if r.status in ("exporting", "delivering") and r.updated_at < before]
 
+    def expired_files(self, before: datetime) -> list[tuple[int, str]]:
+        return [k for k, r in self.kept.items() if r.file_key and not r.file_deleted and r.expires_at < before]
+
 
 @dataclass
 class Owners:
@@ -81,7 +84,7 @@ class Owners:
 class Exporter:
     orders: list[Any] = field(default_factory=list)
 
-    def request(self, principal: Principal, order: Any, run: str | None = None) -> Any:
+    def request(self, principal: Principal, order: Any, run: str | None = None, keep_days: int | None = None) -> Any:
         self.orders.append((order, run))
 
         class Ticket:
@@ -462,4 +465,4 @@ def test_the_sweeper_finishes_each_run_from_where_it_stands() -> None:
     assert unasked.owner_notified == "owner@example.com"
     # A second sweep finds nothing more to do
     again = world.runner.sweep()
-    assert again == {"delivered": 0, "failed": 0, "left": 2}
+    assert again == {"delivered": 0, "failed": 0, "left": 2, "files removed": 0}

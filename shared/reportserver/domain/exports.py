@@ -82,8 +82,10 @@ class ExportQueue(Protocol):
 
 
 class FileStore(Protocol):
-    def place(self, ticket_id: str, report_slug: str, created_at: datetime, extension: str) -> tuple[str, str]:
-        """Where an export's file goes, and the name its reader sees: (key, file name)."""
+    def place(
+        self, ticket_id: str, report_slug: str, created_at: datetime, extension: str, folder: str = "exports"
+    ) -> tuple[str, str]:
+        """Where an export's file goes (under `folder/`), and the name its reader sees: (key, file name)."""
         ...
 
     def upload(self, path: Path, key: str, content_type: str) -> None: ...
@@ -173,7 +175,9 @@ class ExportService:
     policy: ExportPolicy
     clock: Clock = utc_now
 
-    def request(self, principal: Principal, order: ExportOrder, run: str | None = None) -> ExportTicket:
+    def request(
+        self, principal: Principal, order: ExportOrder, run: str | None = None, keep_days: int | None = None
+    ) -> ExportTicket:
         """A ticket for the export, queued. For a job's `run` ("<job id>:<run key>"), a fresh file is made
         (no cached one: a run shows the data of its time) and the owner's cap on open exports does not
         apply (a job's runs are bounded by its schedule, not by a caller's retries)."""
@@ -211,7 +215,8 @@ class ExportService:
             csv_neutralise_formulas=neutralise,
             created_at=now,
             updated_at=now,
-            expires_at=now + timedelta(days=self.policy.retention_days),
+            # A job run's ticket lives as long as the run (the job's retentionPeriod).
+            expires_at=now + timedelta(days=keep_days or self.policy.retention_days),
             run=run,
         )
         try:
@@ -395,7 +400,10 @@ class ExportWorker:
             scratch = self.policy.scratch_dir / f"{ticket.ticket_id}.{kind.extension}"
             write = self._template_file if as_page else self._table_file
             rows = write(report, ticket, scratch, context, time_left)
-            key, name = self.files.place(ticket.ticket_id, report.slug, ticket.created_at, kind.extension)
+            # A job run's file is kept for the job's retentionPeriod (under runs/, removed by the runs' sweeper),
+            # any other for the bucket's export retention (exports/, removed by S3's lifecycle).
+            folder = "runs" if ticket.run is not None and not ticket.run.startswith("0:") else "exports"
+            key, name = self.files.place(ticket.ticket_id, report.slug, ticket.created_at, kind.extension, folder)
             size = scratch.stat().st_size
             self.files.upload(scratch, key, kind.content_type)
             self.tickets.complete(ticket, self.clock(), rows, size, key, name, kind.content_type)

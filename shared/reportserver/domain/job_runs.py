@@ -155,6 +155,8 @@ class JobRun(msgspec.Struct, kw_only=True):
     zone: str = "UTC"  # a mail on request: the clock its time is written on
     attempts: int = 0  # deliveries begun
     shared_files: list[str] = msgspec.field(default_factory=list)  # the copies put in the job's shared folders
+    file_key: str | None = None  # its file (runs/...), kept until `expires_at`, then removed by the sweeper
+    file_deleted: bool = False
     owner_notified: str | None = None  # a failed run: the address its owner was told at
     updated_at: datetime
     expires_at: datetime  # the job's retentionPeriod after the run: the record's TTL
@@ -220,6 +222,9 @@ class RunStore(Protocol):
     def open_runs(self, before: datetime) -> list[tuple[int, str]]:
         """(job id, run key) of the runs not ended (exporting, delivering) unchanged since `before`."""
 
+    def expired_files(self, before: datetime) -> list[tuple[int, str]]:
+        """(job id, run key) of the runs whose file is kept and whose retention ended before `before`."""
+
 
 class RunQueue(Protocol):
     def send(self, message: RunMessage) -> None: ...
@@ -248,9 +253,13 @@ class FileReader(Protocol):
 
     def copy(self, source: str, target: str) -> None: ...
 
+    def delete(self, key: str) -> None: ...
+
 
 class Exporter(Protocol):
-    def request(self, principal: Principal, order: ExportOrder, run: str | None = None) -> ExportTicket: ...
+    def request(
+        self, principal: Principal, order: ExportOrder, run: str | None = None, keep_days: int | None = None
+    ) -> ExportTicket: ...
 
 
 @dataclass
@@ -300,6 +309,7 @@ class JobRunner:
         if not self.runs.claim_run(claimed, now):
             return "duplicate"  # another delivery holds it
         statuses = list(run.recipients)  # those an earlier attempt mailed are not mailed again
+        ticket: ExportTicket | None = None
         try:
             job = self.jobs.job(run.job_id)
             ticket = self.ticket(claimed.ticket_id or "")
@@ -318,6 +328,8 @@ class JobRunner:
         done = msgspec.structs.replace(
             claimed, status=status, error=error, recipients=statuses, lease_until=None, updated_at=self.clock()
         )
+        if ticket is not None and ticket.file_key and ticket.file_key.startswith("runs/"):
+            done.file_key = ticket.file_key  # removed when the run's retention ends
         if status == "failed":
             self._notify_owner(done)
         self.runs.update_run(done)
@@ -414,7 +426,7 @@ class JobRunner:
         export (its start's message dead-lettered) fails, saying so. One whose export is still under way is
         left to the export sweeper, which ends its ticket."""
         now = self.clock()
-        counts = {"delivered": 0, "failed": 0, "left": 0}
+        counts = {"delivered": 0, "failed": 0, "left": 0, "files removed": self._remove_files(now)}
         for job_id, key in self.runs.open_runs(now - STUCK_AFTER):
             run = self.runs.run(job_id, key)
             if run is None or run.status not in OPEN_STATUSES:
@@ -426,6 +438,18 @@ class JobRunner:
                 counts["left"] += 1
         log.info("job runs swept", extra=counts)
         return counts
+
+    def _remove_files(self, now: datetime) -> int:
+        """The files of runs past their job's retentionPeriod, removed (their links then say so)."""
+        removed = 0
+        for job_id, key in self.runs.expired_files(now):
+            run = self.runs.run(job_id, key)
+            if run is None or run.file_key is None or run.file_deleted or self.files is None:
+                continue
+            self.files.delete(run.file_key)
+            self.runs.update_run(msgspec.structs.replace(run, file_deleted=True))
+            removed += 1
+        return removed
 
     def _finish(self, run: JobRun, now: datetime) -> str:
         if run.status == "delivering" and run.lease_until is not None and run.lease_until > now:
@@ -597,7 +621,8 @@ class JobRunner:
                 format=DELIVERY_FORMATS[job.body.emailDeliveryFormat],
                 parameters={name: [value] for name, value in run.parameters.items()},
             )
-            ticket = self.exporter.request(principal, order, run=f"{job.id}:{run.key}")
+            run_id, keep_days = f"{job.id}:{run.key}", job.body.retentionPeriod
+            ticket = self.exporter.request(principal, order, run=run_id, keep_days=keep_days)
         except DomainError as refusal:
             return self._failed(run, refusal)
         run.ticket_id, run.updated_at = ticket.ticket_id, self.clock()

@@ -17,10 +17,15 @@ class S3FileStore:
     def __init__(self, bucket: str) -> None:
         self._bucket = bucket
 
-    def place(self, ticket_id: str, report_slug: str, created_at: datetime, extension: str) -> tuple[str, str]:
+    def place(
+        self, ticket_id: str, report_slug: str, created_at: datetime, extension: str, folder: str = "exports"
+    ) -> tuple[str, str]:
         """(key, file name): one prefix per ticket, and a name that says which report and when."""
         name = f"{report_slug}-{created_at.strftime('%Y%m%d-%H%M%S')}.{extension}"
-        return f"exports/{ticket_id}/{name}", name
+        return f"{folder}/{ticket_id}/{name}", name
+
+    def delete(self, key: str) -> None:
+        aws.s3().delete_object(Bucket=self._bucket, Key=key)
 
     def upload(self, path: Path, key: str, content_type: str) -> None:
         from boto3.s3.transfer import TransferConfig  # noqa: PLC0415 - only the worker uploads

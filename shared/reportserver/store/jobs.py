@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -17,6 +17,8 @@ from reportserver.domain.links import DownloadLink
 from reportserver.domain.schedules import SchedulerExpression
 from reportserver.store import aws, keys
 from reportserver.store.items import from_document, to_document
+
+RECORD_GRACE = timedelta(days=2)
 
 
 class DynamoJobStore:
@@ -91,12 +93,22 @@ class DynamoJobStore:
             "status": run.status,
             "lease": int(run.lease_until.timestamp()) if run.lease_until else 0,
             "definition": to_document(run),
-            "ttl": int(run.expires_at.timestamp()),
+            # Two days past its retention: the sweeper removes its file (RunFiles) before DynamoDB removes it.
+            "ttl": int((run.expires_at + RECORD_GRACE).timestamp()),
             "updated": int(run.updated_at.timestamp()),
         }
         if run.status in OPEN_STATUSES:
             item["open_runs"] = "OPEN"  # in the OpenRuns index until it ends
+        if run.file_key and not run.file_deleted:
+            item["kept_file"], item["file_expires"] = "FILE", int(run.expires_at.timestamp())
         return item
+
+    def expired_files(self, before: datetime) -> list[tuple[int, str]]:
+        from boto3.dynamodb.conditions import Key  # noqa: PLC0415 - boto3 only once a function calls AWS
+
+        condition = Key("kept_file").eq("FILE") & Key("file_expires").lt(int(before.timestamp()))
+        found = aws.pages(self._table.query, IndexName=keys.RUN_FILES_INDEX, KeyConditionExpression=condition)
+        return [(int(i["pk"][len(keys.RUN) :]), str(i["sk"])) for page in found for i in page.get("Items", [])]
 
     def open_runs(self, before: datetime) -> list[tuple[int, str]]:
         """(job id, run key) of the runs not ended whose last change is before `before`, oldest first."""

@@ -96,8 +96,11 @@ AUDIT_BY_REPORT = "ByReport"
 #                                             JSON: the file, expiry, revoked); the secret is never stored
 #     index        OpenRuns: open_runs (S, "OPEN") + updated (N, epoch seconds); sparse: only runs not
 #                  ended (exporting, delivering) carry open_runs; the runs' sweeper reads it (keys only)
+#     index        RunFiles: kept_file (S, "FILE") + file_expires (N, epoch seconds); sparse: only runs
+#                  whose file (runs/...) is kept; the sweeper removes files past their retention
 #     ttl          ttl (N, epoch seconds) on a job's results and links: its retentionPeriod
 JOB = "JOB"
 OPEN_RUNS_INDEX = "OpenRuns"
+RUN_FILES_INDEX = "RunFiles"
 RUN = "RUN"
 LINK = "LINK"
