@@ -38,7 +38,10 @@ service = ExportService(
         max_open_tickets=settings.max_open_tickets,
     ),
 )
-links = Links(DynamoJobStore(settings.jobs_table), S3FileStore(settings.export_bucket), lambda: datetime.now(UTC))
+job_store = DynamoJobStore(settings.jobs_table)
+links = Links(
+    job_store, S3FileStore(settings.export_bucket), lambda: datetime.now(UTC), lambda n: job_store.job(n) is not None
+)
 app = Resolver()
 install_error_handlers(app)
 

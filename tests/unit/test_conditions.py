@@ -51,3 +51,10 @@ def test_a_measure_the_query_does_not_give_fails_the_run_naming_the_columns() ->
 
 def test_a_float_is_compared_as_it_prints_not_as_its_binary_expansion() -> None:
     assert evaluate(_condition("v", "=", Decimal("0.1")), ["v"], [(0.1,)]).holds
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), "NaN", "Infinity", "-inf", "1_000"])
+def test_what_is_not_a_finite_number_never_holds_and_never_raises(value: Any) -> None:
+    for op in CONDITION_OPERATORS:
+        outcome = evaluate(_condition("v", op, 0), ["v"], [(value,)])
+        assert not outcome.holds and outcome.observed is None, (value, op)

@@ -43,6 +43,13 @@ class Runs:
     def update_run(self, run: JobRun) -> None:
         self.kept[(run.job_id, run.key)] = msgspec.structs.replace(run)
 
+    def update_exporting_run(self, run: JobRun) -> bool:
+        kept = self.kept.get((run.job_id, run.key))
+        if kept is None or kept.status != "exporting":
+            return False
+        self.update_run(run)
+        return True
+
     def claim_run(self, run: JobRun, now: datetime) -> bool:
         kept = self.kept.get((run.job_id, run.key))
         if kept is None or kept.status not in ("exporting", "delivering"):
@@ -53,7 +60,8 @@ class Runs:
         return True
 
     def run(self, job_id: int, key: str) -> JobRun | None:
-        return self.kept.get((job_id, key))
+        kept = self.kept.get((job_id, key))
+        return None if kept is None else msgspec.structs.replace(kept)  # a copy, as a table read gives
 
     def runs(self, job_id: int, since: datetime, until: datetime) -> list[JobRun]:
         return sorted((r for r in self.kept.values() if r.job_id == job_id and since <= r.run_at <= until),
@@ -458,7 +466,7 @@ def test_the_sweeper_finishes_each_run_from_where_it_stands() -> None:
     counts = world.runner.sweep()
     states = {name: world.runs.kept[(job.id, key)].status for name, key in keys.items()}
     assert states == {"made": "delivered", "unasked": "failed", "rendering": "exporting", "held": "delivering"}
-    assert counts["delivered"] >= 1 and counts["failed"] == 1 and counts["left"] == 2
+    assert counts == {"delivered": 1, "failed": 1, "left": 2, "files removed": 0}, counts
     assert mails[before:] == [["a@example.com"], ["owner@example.com"]]  # the made one's mail; the notice
     unasked = world.runs.kept[(job.id, keys["unasked"])]
     assert unasked.error == "The run stopped before its export was asked for"
@@ -466,3 +474,59 @@ def test_the_sweeper_finishes_each_run_from_where_it_stands() -> None:
     # A second sweep finds nothing more to do
     again = world.runner.sweep()
     assert again == {"delivered": 0, "failed": 0, "left": 2, "files removed": 0}
+
+
+def test_a_start_retried_while_its_first_attempt_delivered_never_puts_the_run_back_or_mails_again() -> None:
+    world, message, mails = _delivery()
+    key = (message.job_id, message.deliver)
+    # Given the run is recorded without its ticket (an attempt stopped there), so a retried start carries on
+    kept = world.runs.kept[key]
+    world.runs.kept[key] = msgspec.structs.replace(kept, ticket_id=None)
+    complete = world.runner.ticket("")
+
+    class Racing:
+        def request(self, principal: Any, order: Any, run: str | None = None, keep_days: int | None = None) -> Any:
+            # Meanwhile the first attempt's file is made and delivered
+            world.runs.kept[key] = msgspec.structs.replace(world.runs.kept[key], ticket_id="t")
+            assert world.runner.deliver(message) == "delivered"
+            return complete
+
+    world.runner.exporter = Racing()
+    job = world.store.rows[message.job_id]
+    retried = RunMessage(job_id=job.id, version=1, scheduled_time=world.now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    # When the retried start asks for the export and writes its ticket
+    assert world.runner.start(retried) == "duplicate"
+    # Then the run stays delivered, mailed once
+    assert world.runs.kept[key].status == "delivered" and world.runs.kept[key].attempts == 1
+    assert mails == [["a@example.com"]]
+
+
+def test_a_failing_per_recipient_run_tells_its_owner_once() -> None:
+    from reportserver.domain.errors import InvalidParameter
+    from reportserver.domain.jobs import BillingStatementBinding, JobParameter
+
+    world = World(datetime(2026, 12, 3, 15, 0, tzinfo=UTC))
+    job = world.job()
+    binding = BillingStatementBinding(dataModelId=3, dataMember="people", emailAddressField="email")
+    billing = msgspec.structs.replace(
+        job.body, mode="billingStatement", billingStatementBinding=binding,
+        parameters=[*job.body.parameters, JobParameter(name="region", source="bound", value="region")],
+    )  # fmt: skip
+    world.store.rows[job.id] = msgspec.structs.replace(job, body=billing)
+    _owned_by_a_user(world, job.id)
+    world.runner.member_rows = lambda _m, _n: (["email", "region"], [(f"r{n}@example.com", "NSW") for n in range(3)])
+    queued: list[Any] = []
+    world.runner.recipient_queue = type("Q", (), {"send_recipients": lambda _s, m: queued.extend(m)})()
+    notices: list[Any] = []
+    world.runner.mailer = type("M", (), {"send": lambda _s, m, r: (notices.append(r), "n")[1]})()
+    world.runner.sender = "reports@example.com"
+
+    class Refusing:
+        def request(self, principal: Any, order: Any, run: str | None = None, keep_days: int | None = None) -> Any:
+            raise InvalidParameter("region", "No such region")
+
+    world.runner.exporter = Refusing()
+    world.runner._owner = lambda _job, _now: ADMIN  # type: ignore[method-assign]  # its rights are not the point
+    assert world.fire(job, world.now) == "burst"
+    assert [world.runner.start_recipient(m) for m in queued] == ["failed"] * 3
+    assert notices == [["owner@example.com"]]

@@ -25,7 +25,7 @@ from reportserver.domain.ports import DataSource, QueryParameter, Source
 MAX_RECIPIENTS_PER_RUN = 10_000  # a run's fan-out: more is refused, not cut short
 RECIPIENT_INDEX_DIGITS = 5
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")  # as a job's dataMember is checked on save
 
 
 class RecipientMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -84,13 +84,26 @@ def recipients(
                 f"{shown(repr(address), 60)}",
             )
         name = row[where[binding.emailRecipientField.casefold()]] if binding.emailRecipientField else None
-        values = {parameter: _text(row[where[column.casefold()]]) for parameter, column in bound.items()}
+        values = {}
+        for parameter, column in bound.items():
+            value = row[where[column.casefold()]]
+            if value is None or (isinstance(value, str) and not value.strip()):
+                # An empty value would be read as "not given" (the field's default, or every row): a statement
+                # of someone else's data. Refused, naming the row.
+                raise InvalidParameter(
+                    "billingStatementBinding",
+                    f"Row {index} of the recipients has no value in '{column}' for parameter {parameter}",
+                )
+            values[parameter] = _text(value)
         recipient = RecipientMessage(
             job_id=job_id, run=run_key, index=index, address=address.strip(),
             name=None if name is None else str(name)[:200], parameters=values,
         )  # fmt: skip
         found.append(recipient)
-    return found
+    # Numbered in a stable order (address, then values), not the rows' order: a start retried reads the
+    # rows again, perhaps in another order, and each recipient must get the same run (and one mail).
+    found.sort(key=lambda r: (r.address.casefold(), sorted(r.parameters.items()), r.name or ""))
+    return [msgspec.structs.replace(r, index=n) for n, r in enumerate(found, start=1)]
 
 
 def _text(value: Any) -> str:
@@ -101,7 +114,9 @@ def _text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         raise InvalidParameter("parameters", "A bound parameter's column is a float: give it as a decimal or text")
-    if isinstance(value, Decimal | int):
+    if isinstance(value, Decimal):
+        return format(value, "f")  # 0.0000001, not 0E-7: the same number, as a person writes it
+    if isinstance(value, int):
         return str(value)
     if isinstance(value, datetime | date):
         return value.isoformat()

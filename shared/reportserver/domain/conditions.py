@@ -45,14 +45,19 @@ def evaluate(condition: DeliveryCondition, names: Sequence[str], rows: Sequence[
 
 
 def _number(value: Any) -> Decimal | None:
+    """A finite number, or None: NaN and infinities never compare (NaN != 0 must not mail anyone)."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, Decimal | int):
-        return Decimal(value)
-    if isinstance(value, float):
-        return Decimal(repr(value))  # the float as printed, not its binary expansion
-    try:
-        number = Decimal(str(value).strip())
-    except InvalidOperation:
-        return None
+        number = Decimal(value)
+    elif isinstance(value, float):
+        number = Decimal(repr(value))  # the float as printed, not its binary expansion
+    else:
+        text = str(value).strip()
+        if "_" in text:
+            return None  # 1_000 is Python's way of writing a number, not a database's
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            return None
     return number if number.is_finite() else None

@@ -69,6 +69,7 @@ Trigger = Literal["schedule", "api"]
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 MAIL_REQUESTS = 0  # the job id of `POST /report/mail/<report_id>/`'s runs: a report mailed once, no job
 MAX_MAILS_PER_HOUR = 20  # mails asked over `/report/mail/` per caller
+MAX_FORM_FIELDS = 100  # `/report/mail/`'s form: a report's parameters and where to
 MAX_EXECUTES_PER_HOUR = 10  # runs asked over the API, per job: each is a full export of the report
 MAX_RECIPIENTS_PER_MAIL = 50  # SES's limit of addresses in one message
 DELIVERY_LEASE = timedelta(minutes=10)  # longer than the runner's timeout: a live delivery is never taken
@@ -210,6 +211,10 @@ class RunStore(Protocol):
         """Write a new run; False when its key is written already (the message came twice)."""
 
     def update_run(self, run: JobRun) -> None: ...
+
+    def update_exporting_run(self, run: JobRun) -> bool:
+        """Write `run` only if the stored run is still exporting; False when it has moved on (a delivery
+        finished meanwhile: a start retried must not put it back)."""
 
     def claim_run(self, run: JobRun, now: datetime) -> bool:
         """Write `run` (delivering) only if the stored run is exporting, or delivering with its lease over
@@ -406,6 +411,9 @@ class JobRunner:
         address = getattr(user, "email", None) if user is not None and getattr(user, "active", False) else None
         if not address:
             return
+        parent = self.runs.run(run.job_id, run.parent) if run.parent else None
+        if parent is not None and parent.owner_notified:
+            return  # a per-recipient run tells its owner once, at its first failed recipient
         notice = EmailMessage()
         notice["From"], notice["To"] = self.sender, address
         notice["Subject"] = f"A run of the job '{job.body.name[:120]}' failed"
@@ -416,6 +424,8 @@ class JobRunner:
         try:
             self.mailer.send(notice, [address])
             run.owner_notified = address
+            if parent is not None:
+                self.runs.update_run(msgspec.structs.replace(parent, owner_notified=address))
         except Exception:
             log.exception("the owner's failure notice was not sent", extra={"job_id": run.job_id, "run": run.key})
 
@@ -459,7 +469,8 @@ class JobRunner:
             return "left"  # the export sweeper ends its ticket; the next sweep delivers it
         if ticket is None and run.status == "exporting":
             why = "its recipients were being queued" if run.burst else "its export was asked for"
-            return self._failed(run, InvalidParameter("run", f"The run stopped before {why}"))
+            failed = self._failed(run, InvalidParameter("run", f"The run stopped before {why}"))
+            return "failed" if failed == "failed" else "left"
         outcome = self.deliver(DeliveryMessage(job_id=run.job_id, deliver=run.key))
         return "failed" if outcome == "failed" else "delivered"
 
@@ -539,8 +550,11 @@ class JobRunner:
 
     def _failed(self, run: JobRun, refusal: DomainError) -> str:
         run.status, run.error, run.updated_at = "failed", refusal.message, self.clock()
+        if not self.runs.update_exporting_run(run):
+            return "duplicate"  # ended meanwhile by another attempt: its outcome stands
         self._notify_owner(run)
-        self.runs.update_run(run)
+        if run.owner_notified:
+            self.runs.update_run(run)  # failed now, and this attempt's: no other writes it
         log.info("job run failed", extra={"job_id": run.job_id, "run": run.key, "reason": refusal.message})
         return "failed"
 
@@ -554,14 +568,15 @@ class JobRunner:
         names, rows = self._member_rows(principal, "billingStatementBinding", binding.dataModelId, binding.dataMember)
         found = recipients(job.body, job.id, run.key, names, rows)
         run.burst, run.updated_at = len(found), self.clock()
-        self.runs.update_run(run)  # how many, before they are queued: a start retried sends the same
+        if not self.runs.update_exporting_run(run):  # how many, before they are queued
+            return "duplicate"
         self.recipient_queue.send_recipients(found)
         run.status, run.updated_at = ("burst" if found else "skipped"), self.clock()
         if not found:
             run.error = "The recipients' query gave no rows"
-        self.runs.update_run(run)
+        self.runs.update_exporting_run(run)
         log.info("job run burst", extra={"job_id": job.id, "run": run.key, "recipients": len(found)})
-        return "burst"
+        return run.status
 
     def _member_rows(
         self, principal: Principal, where: str, model_id: int, member: str
@@ -585,7 +600,7 @@ class JobRunner:
             seen = run.condition.observed if run.condition.observed is not None else "no number"
             run.status, run.error = "skipped", f"The condition {condition.text} did not hold: saw {seen}"
             run.updated_at = self.clock()
-            self.runs.update_run(run)
+            self.runs.update_exporting_run(run)
             log.info("job run skipped: condition", extra={"job_id": job.id, "run": run.key, "observed": seen})
             return False
         return True
@@ -626,7 +641,8 @@ class JobRunner:
         except DomainError as refusal:
             return self._failed(run, refusal)
         run.ticket_id, run.updated_at = ticket.ticket_id, self.clock()
-        self.runs.update_run(run)
+        if not self.runs.update_exporting_run(run):
+            return "duplicate"  # delivered meanwhile (a start retried while its first attempt's file went out)
         if ticket.status.value in ("complete", "failed"):
             # A start retried after its export finished: the worker has announced it already, to a run
             # that had no ticket yet, so the delivery is made here.
@@ -751,13 +767,20 @@ class JobResults:
     def revoke_links(self, principal: Principal, generated_id: str) -> None:
         """Revoke every link the run's mails carry: each opens nothing from now on (410)."""
         job_id, key = parse_generated_id(generated_id)
-        authorize_managing(principal, "scheduledJob", AccessMode.MODIFY, job_id)
-        run = self.runs.run(job_id, key) if self.jobs.job(job_id) is not None else None
+        if job_id == MAIL_REQUESTS:  # a report mailed on request: its caller's, and the admins'
+            run = self.runs.run(job_id, key)
+            if run is not None and run.requested_by != principal.label:
+                authorize_managing(principal, "scheduledJob", AccessMode.MODIFY)
+        else:
+            authorize_managing(principal, "scheduledJob", AccessMode.MODIFY, job_id)
+            run = self.runs.run(job_id, key) if self.jobs.job(job_id) is not None else None
         if run is None or run.expires_at <= self.clock():
             raise NotFound(f"No generated document '{shown(generated_id)}'")
         if self.links is None:
             raise RuntimeError("the job results have no link store")
-        for hashed in run.links:
+        # A per-recipient run's links are its recipients' runs'
+        runs = [run, *(r for r in self.runs.runs(job_id, run.run_at, run.run_at) if r.parent == run.key)]
+        for hashed in (h for r in runs for h in r.links):
             self.links.revoke_link(hashed)
 
     def execute(self, principal: Principal, job_id: str) -> str:
@@ -883,6 +906,14 @@ class MailRequests:
 
     def mail(self, principal: Principal, report: str, form: dict[str, list[str]]) -> tuple[JobRun, ExportTicket]:
         fields = dict(form)
+        oversized = any(
+            len(name) > 128 or len(values) > 100 or any(len(v) > 1000 for v in values)
+            for name, values in fields.items()
+        )
+        if len(fields) > MAX_FORM_FIELDS or oversized:
+            raise InvalidParameter(
+                "body", f"At most {MAX_FORM_FIELDS} fields, names of 128 characters and values of 1,000"
+            )
         addresses = [a.strip() for value in fields.pop("to", []) for a in value.split(",") if a.strip()]
         if not addresses:
             raise InvalidParameter("to", "Give the addresses to mail the report to as 'to' (comma-separated)")

@@ -303,6 +303,11 @@ class JobAdmin:
         model = self.data_model_by_id(str(model_id)) if model_id > 0 else None
         if model is None:
             raise InvalidParameter(f"{where}.dataModelId", f"No data model {model_id}")
+        if model.kind == "athena":
+            # The runner does not query Athena (its role has no Athena rights): refused now, not at each run.
+            raise InvalidParameter(
+                f"{where}.dataModelId", f"Data model {model_id} is on Athena: use a PostgreSQL or SQLite model here"
+            )
         if not may_manage(principal, "dataModel", AccessMode.READ, model.number):
             raise InvalidParameter(
                 f"{where}.dataModelId",

@@ -73,6 +73,7 @@ class Links:
     store: LinkStore
     files: FilePresigner
     clock: Callable[[], datetime]
+    job_exists: Callable[[int], bool] = lambda _job_id: True  # a deleted job's links open nothing
 
     def open(self, secret: str) -> str:
         """The file's URL, presigned now for `REDIRECT_SECONDS`. An unknown link is 404; one expired,
@@ -86,6 +87,8 @@ class Links:
             raise FileGone("This link was revoked")
         if link.expires_at <= self.clock():
             raise FileGone(f"This link expired at {link.expires_at:%Y-%m-%d %H:%M} UTC")
+        if link.job_id != 0 and not self.job_exists(link.job_id):  # 0: a report mailed on request
+            raise FileGone("The job of this link was deleted")
         if not self.files.exists(link.file_key):
             raise FileGone("The file of this link has been deleted")
         return self.files.download_url(link.file_key, link.file_name, link.content_type, REDIRECT_SECONDS)

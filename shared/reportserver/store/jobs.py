@@ -125,6 +125,15 @@ class DynamoJobStore:
     def update_run(self, run: JobRun) -> None:
         self._table.put_item(Item=self._run_item(run))
 
+    def update_exporting_run(self, run: JobRun) -> bool:
+        return aws.written(
+            self._table.put_item,
+            Item=self._run_item(run),
+            ConditionExpression="#s = :exporting",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":exporting": "exporting"},
+        )
+
     def claim_run(self, run: JobRun, now: datetime) -> bool:
         return aws.written(
             self._table.put_item,
