@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     state_dir: Path = args.state_dir.resolve()
     # Lambda gives each container its own /tmp; stacks on one machine must not empty each other's scratch.
     os.environ["EXPORT_SCRATCH_DIR"] = str(state_dir / "scratch")
+    os.environ["REFRESH_SCRATCH_DIR"] = str(state_dir / "refreshes")
+    os.environ["SNAPSHOT_DIR"] = str(state_dir / "snapshots")
     database = state_dir / "demo.sqlite"
     if not is_current(database):
         print("Building the demo database ...", flush=True)

@@ -1,6 +1,6 @@
 """Data models' snapshots: the rows a refresh keeps read back as the live database gave them, through the
 SQLite source's row path (calls) and its Arrow path (exports); what cannot be kept exactly is refused,
-never kept changed; and what a model may mark."""
+never kept changed; what a model may mark; and how a refresh is shown to whoever follows it."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from reportserver.domain.errors import InvalidDefinition, InvalidParameter, ResultTooLarge, ValueDoesNotFit
 from reportserver.domain.ports import CustomQuery, DataSource, QueryParameter, ReadAgain, ReadPlan, Row
+from reportserver.domain.refreshes import Refresh, RefreshStatus
 from reportserver.domain.snapshots import check_marks, column_difference, keeps_snapshot, kept_queries
 from reportserver.domain.values import INT64_MAX, INT64_MIN, Column, ColumnType
 from reportserver.sources.snapshot import SqliteSnapshot
@@ -234,3 +235,26 @@ def test_a_report_reads_a_snapshot_only_where_it_gets_the_same_columns(
 ) -> None:
     difference = column_difference(live, kept)
     assert difference is None if words is None else (difference is not None and words in difference)
+
+
+# How a refresh is shown
+
+
+def test_a_refresh_running_past_its_lease_is_shown_failed_saying_why() -> None:
+    now = datetime(2025, 6, 1, 12, tzinfo=UTC)
+    refresh = Refresh(id="r", model_id="7", requested_at=now, requested_by="token 't'")
+    refresh.status, refresh.started_at, refresh.lease_until = RefreshStatus.RUNNING, now, now + timedelta(minutes=16)
+    assert refresh.view(now + timedelta(minutes=15))["status"] == "running"
+    late = refresh.view(now + timedelta(minutes=17))
+    assert late["status"] == "failed" and "stopped before it finished" in late["error"]
+    assert late["statusUrl"] == "/api/datamodels/7/refreshes/r" and late["dataModelId"] == 7
+
+
+def test_a_complete_refresh_shows_what_it_kept_and_how_long_it_took() -> None:
+    now = datetime(2025, 6, 1, 12, tzinfo=UTC)
+    refresh = Refresh(id="r", model_id="7", requested_at=now, requested_by="token 't'", status=RefreshStatus.COMPLETE)
+    refresh.started_at, refresh.finished_at, refresh.taken_at = now, now + timedelta(seconds=2.5), now
+    view = refresh.view(now + timedelta(hours=1))
+    assert view["tookSeconds"] == 2.5 and view["snapshotTakenAt"] == now and view["status"] == "complete"
+    refresh.status = RefreshStatus.FAILED
+    assert refresh.view(now)["snapshotTakenAt"] is None

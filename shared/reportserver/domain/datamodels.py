@@ -44,6 +44,7 @@ from reportserver.domain.ports import (
     TableInfo,
     is_host,
 )
+from reportserver.domain.snapshots import check_marks
 from reportserver.domain.statements import check_bind_variables, check_read_statement
 
 # Seed 001's provider types: those this server reads, and the others its list names (refused by name).
@@ -118,6 +119,8 @@ class DataModelCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     providerModel: ProviderModel  # noqa: N815
     description: Description = ""
     commandTimeout: CommandTimeout = 30  # noqa: N815
+    # Marked for snapshots: its reports read the rows of all its custom queries as a refresh kept them.
+    snapshot: bool = False
 
 
 class DataModelChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -130,6 +133,7 @@ class DataModelChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     description: Description | None = None
     commandTimeout: CommandTimeout | None = None  # noqa: N815
     providerModel: ProviderModel | None = None  # noqa: N815
+    snapshot: bool | None = None
 
 
 class DataModelRename(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -144,6 +148,8 @@ class CustomQueryBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=63)]
     query: Annotated[str, msgspec.Meta(min_length=1, max_length=100_000)]
     parameters: list[QueryParameter] = msgspec.field(default_factory=list)
+    # Its rows are kept in the model's snapshot, as a table of its name (the model's reports read it).
+    snapshot: bool = False
 
 
 class DataModelStore(Protocol):
@@ -215,12 +221,18 @@ def model_view(source: DataSource) -> dict[str, Any]:
         "description": source.description,
         "commandTimeout": int(source.query_timeout_seconds),
         "providerType": _PROVIDER_OF_KIND[source.kind],
+        "snapshot": source.snapshot,
         "optimisticLock": source.version,
     }
 
 
 def query_view(query: CustomQuery) -> dict[str, Any]:
-    return {"name": query.name, "query": query.query, "parameters": msgspec.to_builtins(query.parameters)}
+    return {
+        "name": query.name,
+        "query": query.query,
+        "parameters": msgspec.to_builtins(query.parameters),
+        "snapshot": query.snapshot,
+    }
 
 
 @dataclass(frozen=True)
@@ -247,8 +259,10 @@ class DataModelAdmin:
                 description=body.description,
                 query_timeout_seconds=float(body.commandTimeout),
                 password_secret=secret,
+                snapshot=body.snapshot,
                 **fields,
             )
+            check_marks(source)
             self._name_free(source.name, None)
             self.store.create_data_source(source)
         except BaseException:
@@ -280,6 +294,8 @@ class DataModelAdmin:
             changes["description"] = body.description
         if body.commandTimeout is not None:
             changes["query_timeout_seconds"] = float(body.commandTimeout)
+        if body.snapshot is not None:
+            changes["snapshot"] = body.snapshot
         secret = None
         if body.providerModel is not None:
             changes |= self._connection(body.providerModel, current)
@@ -290,6 +306,7 @@ class DataModelAdmin:
                 changes["password_secret"] = ""
         try:
             changed = self._valid(**{**msgspec.structs.asdict(current), **changes, "version": current.version + 1})
+            check_marks(changed)
             self.store.replace_data_source(changed, current.version)
         except BaseException:
             self._forget(secret)
@@ -381,10 +398,11 @@ class DataModelAdmin:
             raise AlreadyExists(f"Data model {current.number} has a custom query '{query.name}' already")
         if len(others) >= MAX_CUSTOM_QUERIES:
             raise InvalidDefinition(f"A data model keeps at most {MAX_CUSTOM_QUERIES} custom queries")
-        _within(current, lambda: self._prepares(current, query.query, "custom query"))
         changed = msgspec.structs.replace(
             current, custom_queries=sorted([*others, query], key=lambda q: q.name), version=current.version + 1
         )
+        check_marks(changed)
+        _within(current, lambda: self._prepares(current, query.query, "custom query"))
         self.store.replace_data_source(changed, current.version)
         return changed, query
 
@@ -521,7 +539,7 @@ def _number(model_id: str) -> int:
 
 def _custom_query(body: CustomQueryBody) -> CustomQuery:
     try:
-        query = CustomQuery(name=body.name, query=body.query, parameters=body.parameters)
+        query = CustomQuery(name=body.name, query=body.query, parameters=body.parameters, snapshot=body.snapshot)
         query = msgspec.convert(msgspec.to_builtins(query), CustomQuery)  # the name's pattern
     except msgspec.ValidationError as error:
         raise InvalidDefinition(f"Invalid custom query: {error}") from None
