@@ -46,6 +46,7 @@ from reportserver.http.resolver import Resolver, Response
 from reportserver.observability import logger, metrics
 from reportserver.settings import CatalogAdminSettings
 from reportserver.sources.registry import SourceOpener
+from reportserver.sources.snapshot import describe_on
 from reportserver.store.aws import AthenaClients
 from reportserver.store.catalog import DynamoCatalog
 from reportserver.store.identity import DynamoIdentityStore
@@ -54,6 +55,7 @@ from reportserver.store.secrets import DataSourceSecrets, SecretPasswords
 
 settings = CatalogAdminSettings.from_environ()
 catalog = DynamoCatalog(settings.catalog_table)
+snapshot_store = DynamoRefreshStore(settings.catalog_table)  # data models' snapshots and their refreshes
 models = DataModelAdmin(
     store=catalog,
     passwords=DataSourceSecrets(),
@@ -61,10 +63,12 @@ models = DataModelAdmin(
     open_source=SourceOpener(SecretPasswords(ttl_seconds=0), AthenaClients()),
     secret_prefix=settings.secret_prefix,
     sqlite_files=settings.sqlite_data_models == "on",
+    snapshots=snapshot_store,
+    describe_snapshot=describe_on,
 )
 refreshes = Refreshes(
     catalog=catalog,
-    store=DynamoRefreshStore(settings.catalog_table),
+    store=snapshot_store,
     queue=SqsRefreshQueue(settings.refresh_queue_url),
     clock=lambda: datetime.now(UTC),
 )

@@ -22,6 +22,7 @@ import pytest
 from botocore.exceptions import ClientError
 from psycopg import sql
 from reportserver.domain.refreshes import RefreshPolicy, RefreshWorker
+from reportserver.domain.reports import parse_report
 from reportserver.sources.registry import SourceOpener
 from reportserver.sources.snapshot import SqliteSnapshot
 from reportserver.store.catalog import DynamoCatalog
@@ -390,11 +391,46 @@ def _report_id(stack: Stack, slug: str) -> int:
     return next(int(d["id"]) for d in _ok(stack, "GET", "/api/documents")["documents"] if d["slug"] == slug)
 
 
-def test_a_report_saved_after_the_snapshot_is_refused_until_the_next_refresh(
+def test_a_report_saved_after_the_snapshot_is_checked_against_it_and_reads_it_at_once(
+    stack: Stack, shop: Shop, models: Models
+) -> None:
+    first = _refreshed(stack, models.model)
+    shop.execute("UPDATE {table} SET note = 'changed live' WHERE id = 2")
+    later = _report(stack, models.model, f"SELECT id, note FROM {shop.table} WHERE id >= :min_id ORDER BY id")
+    status, body, headers = _call(stack, later)
+    assert status == 200 and json.loads(body)["records"][1] == {"id": 2, "note": "Ünïcødé ✓ 日本"}
+    assert headers["X-Snapshot-Taken-At"] == first["snapshotTakenAt"]
+
+
+def test_a_report_that_would_read_otherwise_from_the_snapshot_is_refused_when_saved(
     stack: Stack, shop: Shop, models: Models
 ) -> None:
     assert _refreshed(stack, models.model)["status"] == "complete"
-    later = _report(stack, models.model, f"SELECT id, note FROM {shop.table} WHERE id >= :min_id ORDER BY id")
+    body = {"name": f"Snap {uuid.uuid4().hex[:8]}", "dataModelId": models.model}
+    body |= {"fields": [{"name": "min_id", "type": "integer"}]}
+    summed = f"SELECT sum(amount) AS total FROM {shop.table} WHERE id >= :min_id"
+    status, answer = stack.send("POST", "/api/reports", body | {"queries": [{"sql": summed}]})
+    assert status == 400 and f"data model {models.model}'s snapshot: column 'total' is decimal" in answer["message"]
+    tagged = f'SELECT sum(amount) AS "total [decimal(2)]" FROM {shop.table} WHERE id >= :min_id'
+    status, answer = stack.send("POST", "/api/reports", body | {"queries": [{"sql": tagged}]})
+    assert status == 201, answer
+    elsewhere = "SELECT id FROM orders WHERE id >= :min_id"
+    other = body | {"name": "x " + str(body["name"]), "queries": [{"sql": elsewhere}]}
+    status, answer = stack.send("POST", "/api/reports", other)
+    assert status == 400 and "does not run on data model" in answer["message"]
+    assert "no such table: orders" in answer["message"]
+
+
+def test_a_report_written_past_the_api_after_the_snapshot_is_refused_until_the_next_refresh(
+    stack: Stack, shop: Shop, models: Models
+) -> None:
+    # Given a snapshot, and a report on the model not saved over the API (so not checked against it)
+    assert _refreshed(stack, models.model)["status"] == "complete"
+    definition = {"name": f"Past {uuid.uuid4().hex[:8]}", "data_source_id": str(models.model)}
+    definition |= {"queries": [{"sql": f"SELECT id, note FROM {shop.table} WHERE id >= :min_id ORDER BY id"}]}
+    definition |= {"fields": [{"name": "min_id", "type": "integer"}]}
+    later = stack.catalog.create_report(parse_report(definition)).slug
+    # Then it is refused, saying why and what to do, until a refresh checks it
     status, body, _ = _call(stack, later)
     assert status == 409 and b"refresh the data model" in body
     assert _refreshed(stack, models.model)["status"] == "complete"

@@ -44,8 +44,16 @@ from reportserver.domain.ports import (
     TableInfo,
     is_host,
 )
-from reportserver.domain.snapshots import check_marks
+from reportserver.domain.snapshots import (
+    Snapshot,
+    SnapshotDescriber,
+    SnapshotRecords,
+    check_marks,
+    column_difference,
+    keeps_snapshot,
+)
 from reportserver.domain.statements import check_bind_variables, check_read_statement
+from reportserver.domain.values import Column
 
 # Seed 001's provider types: those this server reads, and the others its list names (refused by name).
 SUPPORTED_PROVIDERS = {"sqLite": "sqlite", "postgresql": "postgresql", "athena": "athena"}
@@ -244,6 +252,9 @@ class DataModelAdmin:
     open_source: SourceOpener
     secret_prefix: str
     sqlite_files: bool = False  # a file path on the server: the local stack only
+    # A report saved on a model that keeps a snapshot is checked against it too, and then reads it at once.
+    snapshots: SnapshotRecords | None = None
+    describe_snapshot: SnapshotDescriber | None = None
 
     # The models
 
@@ -411,9 +422,40 @@ class DataModelAdmin:
         check_read_statement(sql, source.kind, where)
         _within(source, lambda: self._prepares(source, sql, where))
 
-    def _prepares(self, source: DataSource, sql: str, where: str) -> None:
+    def check_on_snapshot(self, source: DataSource, snapshot: Snapshot, sql: str, where: str) -> None:
+        """A report's statement at save on a model that keeps a snapshot: it reads the same columns of the
+        same types from the snapshot as from the model's database (its reports read the snapshot)."""
+        if self.describe_snapshot is None:
+            return
+        live = _within(source, lambda: self._prepares(source, sql, where))
         try:
-            self.open_source(source).describe(sql)
+            kept = self.describe_snapshot(snapshot.tables, sql)
+        except StatementRefused as refused:
+            raise InvalidDefinition(
+                f"The {where}'s SQL does not run on data model {source.number}'s snapshot: "
+                f"{shown(refused.detail, 300)}. A snapshot holds the model's kept custom queries, each as a table "
+                "of its name"
+            ) from None
+        difference = column_difference(live, kept)
+        if difference is not None:
+            raise InvalidDefinition(
+                f"The {where}'s SQL reads otherwise from data model {source.number}'s snapshot: {difference}"
+            )
+
+    def snapshot_of(self, source: DataSource) -> Snapshot | None:
+        """The snapshot the model's reports read now, which a report saved on it is checked against."""
+        if self.snapshots is None or not keeps_snapshot(source):
+            return None
+        return self.snapshots.snapshot(source.id)
+
+    def note_checked(self, snapshot: Snapshot | None, report_id: int, version: int) -> None:
+        """A report saved, having been checked against `snapshot`, reads it from now on."""
+        if snapshot is not None and self.snapshots is not None:
+            self.snapshots.note_checked(snapshot, report_id, version)
+
+    def _prepares(self, source: DataSource, sql: str, where: str) -> list[Column]:
+        try:
+            return self.open_source(source).describe(sql)
         except StatementRefused as refused:
             raise InvalidDefinition(
                 f"The {where}'s SQL does not prepare on data model {source.number}: {shown(refused.detail, 300)}"

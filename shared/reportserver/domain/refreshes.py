@@ -195,7 +195,12 @@ class Refreshes:
     def request(self, principal: Principal, model_id: str, trigger: str = "api") -> tuple[Refresh, bool]:
         """Queue a refresh of the model's snapshot as `principal` (who needs `refresh_data` and read
         access to the model; an admin has both); the refresh, and whether it is a new one (False: the
-        one already under way, which this request joins). A model not marked for snapshots is refused."""
+        one already under way, which this request joins). A model not marked for snapshots is refused.
+
+        `trigger`: "api" for a caller's request, "schedule" for a job's run (whose principal is the job's
+        owner as it is now). The refresh's `view` gives its status URL to follow."""
+        if trigger not in TRIGGERS:
+            raise ValueError(f"a refresh's trigger is one of {TRIGGERS}, not {trigger!r}")
         authorize(principal, Action.REFRESH_DATA)
         model = self._model(principal, model_id)
         if not keeps_snapshot(model):
@@ -216,7 +221,7 @@ class Refreshes:
             model_id=model.id,
             requested_at=now,
             requested_by=principal.label,
-            trigger=trigger if trigger in TRIGGERS else "api",
+            trigger=trigger,
         )
         holder = self.store.start(refresh, now + QUEUED_HOLD, now, None)
         if holder is not None:

@@ -11,7 +11,7 @@ compute in floating point is refused there, never answered with a float).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -148,6 +148,21 @@ class SnapshotFile(Protocol):
     def finish(self) -> int:
         """Close the file; its size in bytes."""
         ...
+
+
+class SnapshotRecords(Protocol):
+    """A model's current snapshot as report saves check against it (the catalog admin's port)."""
+
+    def snapshot(self, model_id: str) -> Snapshot | None: ...
+
+    def note_checked(self, snapshot: Snapshot, report_id: int, version: int) -> None:
+        """The report (at `version`) reads `snapshot` as it reads the live database: it may read it now.
+        Nothing is noted if the model's snapshot is no longer `snapshot` (a refresh checks it again)."""
+        ...
+
+
+# A statement's columns on a snapshot's tables (empty: their declared types are what a statement sees).
+SnapshotDescriber = Callable[[list[KeptTable], str], list[Column]]
 
 
 class SnapshotCopies(Protocol):

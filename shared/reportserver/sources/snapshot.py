@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 from reportserver.domain.errors import InvalidDefinition, ResultTooLarge, ValueDoesNotFit
@@ -145,6 +146,19 @@ class SqliteSnapshot:
     def discard(self) -> None:
         self._connection.close()
         self._path.unlink(missing_ok=True)
+
+
+def describe_on(tables: list[KeptTable], sql: str) -> list[Column]:
+    """A statement's columns on a snapshot's tables, from an empty copy of them: the declared types are
+    all a statement's columns come from (`StatementRefused` if it does not prepare there)."""
+    with TemporaryDirectory(prefix="snapshot-schema-") as folder:
+        path = Path(folder) / "schema.sqlite"
+        with sqlite3.connect(path) as connection:
+            for table in tables:
+                columns = ", ".join(f"{_quoted(c.name)} {c.declared}".rstrip() for c in table.columns)
+                connection.execute(f"CREATE TABLE {_quoted(table.name)} ({columns})")
+        connection.close()
+        return SqliteSource(str(path)).describe(sql)
 
 
 Encoder = Callable[[Any, int], Any]

@@ -24,9 +24,11 @@ CatalogTable (reports, their fields, data sources; small and read-mostly)
     pk=SNAPSHOT    sk=<data model id>          snapshot (S, JSON: the model's current snapshot, its file
                                                under snapshots/ in the bucket), taken_at (S, stamped: what
                                                its rows are as of; a snapshot is stored only over an older
-                                               one), active and active_until (the one refresh under way
-                                               and until when it holds the model: taken only when free or
-                                               past, in the transaction that records the refresh)
+                                               one), checked (M: report id -> version, the reports shown to
+                                               read it alike: by its refresh, then by each report's save,
+                                               conditional on taken_at), active and active_until (the one
+                                               refresh under way and until when it holds the model: taken
+                                               only when free or past, in the transaction that records it)
     pk=REFRESH<data model id, 12 digits>  sk=<refresh id: yyyymmddThhmmssffffffZ-<hex>>   a refresh,
                                                its fields as attributes; claimed from queued (or from
                                                running past its lease) and finished conditionally on its

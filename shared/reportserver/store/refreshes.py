@@ -155,16 +155,35 @@ class DynamoRefreshStore:
 
     def snapshot(self, model_id: str) -> Snapshot | None:
         item = self._table.get_item(Key=_snapshot_key(model_id)).get("Item") or {}
-        return from_document(item["snapshot"], Snapshot) if "snapshot" in item else None
+        if "snapshot" not in item:
+            return None
+        snapshot = from_document(item["snapshot"], Snapshot)
+        # The reports checked against it: those its refresh checked, and those saved since (`note_checked`).
+        snapshot.reports = {str(k): int(v) for k, v in item.get("checked", {}).items()}
+        return snapshot
+
+    def note_checked(self, snapshot: Snapshot, report_id: int, version: int) -> None:
+        aws.written(
+            self._table.update_item,
+            Key=_snapshot_key(snapshot.model_id),
+            UpdateExpression="SET #checked.#report = :version",
+            ConditionExpression="#taken = :taken",
+            ExpressionAttributeNames={"#checked": "checked", "#report": str(report_id), "#taken": "taken_at"},
+            ExpressionAttributeValues={":version": version, ":taken": stamp(snapshot.taken_at)},
+        )
 
     def replace_snapshot(self, snapshot: Snapshot) -> Snapshot | None:
         try:
             response = self._table.update_item(
                 Key=_snapshot_key(snapshot.model_id),
-                UpdateExpression="SET #snapshot = :snapshot, #taken = :taken",
+                UpdateExpression="SET #snapshot = :snapshot, #taken = :taken, #checked = :checked",
                 ConditionExpression="attribute_not_exists(#taken) OR #taken < :taken",
-                ExpressionAttributeNames={"#snapshot": "snapshot", "#taken": "taken_at"},
-                ExpressionAttributeValues={":snapshot": to_document(snapshot), ":taken": stamp(snapshot.taken_at)},
+                ExpressionAttributeNames={"#snapshot": "snapshot", "#taken": "taken_at", "#checked": "checked"},
+                ExpressionAttributeValues={
+                    ":snapshot": to_document(snapshot),
+                    ":taken": stamp(snapshot.taken_at),
+                    ":checked": snapshot.reports,
+                },
                 ReturnValues="UPDATED_OLD",
             )
         except Exception as error:
