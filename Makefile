@@ -119,6 +119,7 @@ build-JobRunnerFunction: ; $(call package_function,job_runner)
 build-AuditWriterFunction: ; $(call package_function,audit_writer)
 build-LoginFunction: ; $(call package_function,login)
 build-ViewAuthFunction: ; $(call package_function,view_auth)
+build-DataRefreshFunction: ; $(call package_function,data_refresh)
 
 clean:  ## remove build outputs and local state (keeps .venv and .tools)
 	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache

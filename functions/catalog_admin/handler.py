@@ -1,5 +1,6 @@
-"""Catalog administration: data models (seed 001's `/api/datamodels`), their schema and custom queries;
-reports (`/api/reports/`, and seed 001's `/api/documents` over them) with their revisions; categories."""
+"""Catalog administration: data models (seed 001's `/api/datamodels`), their schema, custom queries and
+snapshot refreshes (seed 004); reports (`/api/reports/`, and seed 001's `/api/documents` over them) with
+their revisions; categories."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,7 @@ from reportserver.domain.documents import (
     layout_of,
 )
 from reportserver.domain.ports import DataSource
+from reportserver.domain.refreshes import Refreshes
 from reportserver.http import audit
 from reportserver.http.api import (
     caller,
@@ -44,13 +46,16 @@ from reportserver.http.resolver import Resolver, Response
 from reportserver.observability import logger, metrics
 from reportserver.settings import CatalogAdminSettings
 from reportserver.sources.registry import SourceOpener
+from reportserver.sources.snapshot import describe_on
 from reportserver.store.aws import AthenaClients
 from reportserver.store.catalog import DynamoCatalog
 from reportserver.store.identity import DynamoIdentityStore
+from reportserver.store.refreshes import DynamoRefreshStore, SqsRefreshQueue
 from reportserver.store.secrets import DataSourceSecrets, SecretPasswords
 
 settings = CatalogAdminSettings.from_environ()
 catalog = DynamoCatalog(settings.catalog_table)
+snapshot_store = DynamoRefreshStore(settings.catalog_table)  # data models' snapshots and their refreshes
 models = DataModelAdmin(
     store=catalog,
     passwords=DataSourceSecrets(),
@@ -58,6 +63,14 @@ models = DataModelAdmin(
     open_source=SourceOpener(SecretPasswords(ttl_seconds=0), AthenaClients()),
     secret_prefix=settings.secret_prefix,
     sqlite_files=settings.sqlite_data_models == "on",
+    snapshots=snapshot_store,
+    describe_snapshot=describe_on,
+)
+refreshes = Refreshes(
+    catalog=catalog,
+    store=snapshot_store,
+    queue=SqsRefreshQueue(settings.refresh_queue_url),
+    clock=lambda: datetime.now(UTC),
 )
 identity = DynamoIdentityStore(settings.identity_table)
 reports = CatalogAdmin(
@@ -100,7 +113,9 @@ def list_models() -> Response[str]:
 
 @app.get("/api/datamodels/<model_id>")
 def get_model(model_id: str) -> Response[str]:
-    return json_response(_ok(dataModel=_model(models.get(caller(app), model_id))))
+    source = models.get(caller(app), model_id)
+    snapshot = refreshes.snapshot(source)
+    return json_response(_ok(dataModel=_model(source) | {"currentSnapshot": snapshot.view() if snapshot else None}))
 
 
 @app.put("/api/datamodels/<model_id>")
@@ -131,6 +146,30 @@ def test_model(model_id: str) -> Response[str]:
     seconds = models.test(caller(app), model_id)
     milliseconds = round(seconds * 1000, 1)
     return json_response(_ok(message=f"Connected in {milliseconds} ms", elapsedMs=milliseconds))
+
+
+# Its snapshot, refreshed (seed 004)
+
+
+@app.post("/api/datamodels/<model_id>/refresh")
+def refresh_model(model_id: str) -> Response[str]:
+    refresh, new = refreshes.request(caller(app), model_id)
+    if not new:
+        message = f"Data model {refresh.model_id} is being refreshed already: follow that refresh at its statusUrl"
+        return json_response(_ok(message=message, refresh=refreshes.view(refresh)))
+    metrics.add_metric(name="DataModelRefreshes", unit=MetricUnit.Count, value=1)
+    message = f"Data model {refresh.model_id}'s refresh is queued: follow it at its statusUrl"
+    return json_response(_ok(message=message, refresh=refreshes.view(refresh)), 202)
+
+
+@app.get("/api/datamodels/<model_id>/refreshes")
+def model_refreshes(model_id: str) -> Response[str]:
+    return json_response(_ok(refreshes=[refreshes.view(r) for r in refreshes.recent(caller(app), model_id)]))
+
+
+@app.get("/api/datamodels/<model_id>/refreshes/<refresh_id>")
+def model_refresh(model_id: str, refresh_id: str) -> Response[str]:
+    return json_response(_ok(refresh=refreshes.view(refreshes.status(caller(app), model_id, refresh_id))))
 
 
 # What the database holds

@@ -20,13 +20,18 @@ from reportserver.store.files import S3FileStore
 from reportserver.store.jobs import SqsRunQueue
 from reportserver.store.queue import SqsExportQueue, ticket_id_of
 from reportserver.store.secrets import SecretPasswords
+from reportserver.store.snapshots import S3SnapshotCopies
 from reportserver.store.tickets import DynamoTicketStore
 
 settings = ExportWorkerSettings.from_environ()
 catalog = CachedCatalog(DynamoCatalog(settings.catalog_table), settings.catalog_cache_seconds)
+# A report on a data model that keeps a snapshot is exported from it, as it is called.
+snapshots = S3SnapshotCopies(
+    settings.catalog_table, settings.snapshot_bucket, Path(settings.snapshot_dir), settings.catalog_cache_seconds
+)
 worker = ExportWorker(
     catalog,
-    ReportRunner(catalog, SourceOpener(SecretPasswords(), AthenaClients())),
+    ReportRunner(catalog, SourceOpener(SecretPasswords(), AthenaClients()), snapshots),
     DynamoTicketStore(settings.tickets_table),
     S3FileStore(settings.export_bucket),
     renderer_for,

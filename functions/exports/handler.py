@@ -1,6 +1,7 @@
 """Exports (seeds 001 and 002 on one resource): request a file, follow its ticket, download it."""
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -22,13 +23,18 @@ from reportserver.store.files import S3FileStore
 from reportserver.store.jobs import DynamoJobStore
 from reportserver.store.queue import SqsExportQueue
 from reportserver.store.secrets import SecretPasswords
+from reportserver.store.snapshots import S3SnapshotCopies
 from reportserver.store.tickets import DynamoTicketStore
 
 settings = ExportsSettings.from_environ()
 catalog = CachedCatalog(DynamoCatalog(settings.catalog_table), settings.catalog_cache_seconds)
+# A choice field's choices, which a request's values are checked against, come from the report's snapshot.
+snapshots = S3SnapshotCopies(
+    settings.catalog_table, settings.snapshot_bucket, Path(settings.snapshot_dir), settings.catalog_cache_seconds
+)
 service = ExportService(
     catalog,
-    ReportRunner(catalog, SourceOpener(SecretPasswords(), AthenaClients())),
+    ReportRunner(catalog, SourceOpener(SecretPasswords(), AthenaClients()), snapshots),
     DynamoTicketStore(settings.tickets_table),
     SqsExportQueue(settings.export_queue_url),
     S3FileStore(settings.export_bucket),

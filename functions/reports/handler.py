@@ -3,6 +3,7 @@
 import dataclasses
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,7 +23,14 @@ from reportserver.domain.embed import VIEW_COOKIE, NonceRequest, create_nonce
 from reportserver.domain.errors import Forbidden, InvalidParameter
 from reportserver.domain.reports import field_view
 from reportserver.http import audit
-from reportserver.http.api import caller, install_error_handlers, json_body, json_response, query_parameters
+from reportserver.http.api import (
+    caller,
+    install_error_handlers,
+    json_body,
+    json_response,
+    query_parameters,
+    snapshot_headers,
+)
 from reportserver.http.lambda_proxy import body_weight
 from reportserver.http.resolver import Resolver, Response
 from reportserver.http.view import (
@@ -41,10 +49,14 @@ from reportserver.store.aws import AthenaClients
 from reportserver.store.catalog import CachedCatalog, DynamoCatalog
 from reportserver.store.identity import DynamoIdentityStore
 from reportserver.store.secrets import SecretPasswords
+from reportserver.store.snapshots import S3SnapshotCopies
 
 settings = ReportsSettings.from_environ()
 catalog = CachedCatalog(DynamoCatalog(settings.catalog_table), settings.catalog_cache_seconds)
-runner = ReportRunner(catalog, SourceOpener(SecretPasswords(), AthenaClients()))
+snapshots = S3SnapshotCopies(
+    settings.catalog_table, settings.snapshot_bucket, Path(settings.snapshot_dir), settings.catalog_cache_seconds
+)
+runner = ReportRunner(catalog, SourceOpener(SecretPasswords(), AthenaClients()), snapshots)
 embeds = DynamoIdentityStore(settings.identity_table)
 limits = CallLimits(max_rows=settings.call_max_rows, max_bytes=settings.call_max_bytes, measure=body_weight)
 app = Resolver()
@@ -62,7 +74,7 @@ def call_report(report_id: str) -> Response[str]:
     metrics.add_metric(name="ReportCalls", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="ReportRows", unit=MetricUnit.Count, value=result.row_count)
     logger.info("report called", extra={"rows": result.row_count, "bytes": len(result.body)})
-    return json_response(result.body)
+    return json_response(result.body, headers=snapshot_headers(result.snapshot))
 
 
 @app.get("/api/reports")
@@ -81,7 +93,8 @@ def get_report(report_id: str) -> Response[str]:
 def field_choices(field_id: str) -> Response[str]:
     report, field = field_by_id(catalog, caller(app), field_id)
     choices = msgspec.to_builtins(runner.choices(report, field))
-    return json_response({"ok": True, "message": "", "field": field_view(field), "choices": choices})
+    answer = {"ok": True, "message": "", "field": field_view(field), "choices": choices}
+    return json_response(answer, headers=snapshot_headers(runner.snapshot_for(report)))
 
 
 @app.post("/api/v1/nonce-tokens")
@@ -133,7 +146,8 @@ def report_view(report_id: str) -> Response[str]:
     names, rows, more = runner.page(report, chosen, (page - 1) * PAGE_ROWS, PAGE_ROWS)
     audit.note(rows=len(rows))
     page_html = render_view(report, chosen, locked, names, rows, page, more)
-    return Response(200, "text/html; charset=utf-8", page_html, SECURITY_HEADERS)
+    headers = SECURITY_HEADERS | snapshot_headers(runner.snapshot_for(report))
+    return Response(200, "text/html; charset=utf-8", page_html, headers)
 
 
 def _page_number(given: list[str] | None) -> int:
@@ -165,7 +179,8 @@ def template_page(report_id: str) -> Response[str]:
     from reportserver.domain.templates import whole_page  # noqa: PLC0415 - off the report calls' cold start
 
     page = contents if bare else whole_page(report.name, contents)
-    return Response(200, "text/html; charset=utf-8", page, SECURITY_HEADERS)
+    headers = SECURITY_HEADERS | snapshot_headers(runner.snapshot_for(report))
+    return Response(200, "text/html; charset=utf-8", page, headers)
 
 
 @app.get("/api/server_time")

@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     mail_dir = mail.capture(state_dir / mail.MAIL_FOLDER)  # every mail SES accepts, as an .eml file
     # Lambda gives each container its own /tmp; stacks on one machine must not empty each other's scratch.
     os.environ["EXPORT_SCRATCH_DIR"] = str(state_dir / "scratch")
+    os.environ["REFRESH_SCRATCH_DIR"] = str(state_dir / "refreshes")
+    os.environ["SNAPSHOT_DIR"] = str(state_dir / "snapshots")
     database = state_dir / "demo.sqlite"
     if not is_current(database):
         print("Building the demo database ...", flush=True)

@@ -50,6 +50,9 @@ CatalogCacheSeconds = Annotated[float, msgspec.Meta(ge=0, le=3600)]
 
 
 QueueUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://\S+/\d{12}/\S+$")]
+BucketName = Annotated[str, msgspec.Meta(min_length=3)]
+# Where a function that reads reports keeps its copies of data models' snapshots (Lambda's /tmp).
+SNAPSHOT_DIR_DEFAULT = "/tmp/snapshots"  # noqa: S108
 
 
 class ReportsSettings(_Settings, frozen=True, kw_only=True):
@@ -63,6 +66,8 @@ class ReportsSettings(_Settings, frozen=True, kw_only=True):
         name="CALL_MAX_BYTES", default=5_000_000
     )
     catalog_cache_seconds: CatalogCacheSeconds = msgspec.field(name="CATALOG_CACHE_SECONDS", default=30.0)
+    snapshot_bucket: BucketName = msgspec.field(name="SNAPSHOT_BUCKET")  # data models' snapshots
+    snapshot_dir: str = msgspec.field(name="SNAPSHOT_DIR", default=SNAPSHOT_DIR_DEFAULT)
 
 
 class ExportsSettings(_Settings, frozen=True, kw_only=True):
@@ -80,6 +85,9 @@ class ExportsSettings(_Settings, frozen=True, kw_only=True):
     )
     catalog_cache_seconds: CatalogCacheSeconds = msgspec.field(name="CATALOG_CACHE_SECONDS", default=30.0)
     jobs_table: TableName = msgspec.field(name="JOBS_TABLE")  # the links in job runs' mails
+    # A choice field's choices come from the snapshot where its report reads one.
+    snapshot_bucket: BucketName = msgspec.field(name="SNAPSHOT_BUCKET")
+    snapshot_dir: str = msgspec.field(name="SNAPSHOT_DIR", default=SNAPSHOT_DIR_DEFAULT)
 
 
 class ExportWorkerSettings(_Settings, frozen=True, kw_only=True):
@@ -102,6 +110,8 @@ class ExportWorkerSettings(_Settings, frozen=True, kw_only=True):
     catalog_cache_seconds: CatalogCacheSeconds = msgspec.field(name="CATALOG_CACHE_SECONDS", default=30.0)
     # Where a job run's finished export is announced (its delivery follows).
     job_run_queue_url: QueueUrl = msgspec.field(name="JOB_RUN_QUEUE_URL")
+    snapshot_bucket: BucketName = msgspec.field(name="SNAPSHOT_BUCKET")  # data models' snapshots
+    snapshot_dir: str = msgspec.field(name="SNAPSHOT_DIR", default=SNAPSHOT_DIR_DEFAULT)
 
 
 class SweeperSettings(_Settings, frozen=True, kw_only=True):
@@ -138,6 +148,21 @@ class CatalogAdminSettings(_Settings, frozen=True, kw_only=True):
     )
     # A SQLite data model reads a file on the server's disk: the local stack's demo only, never in AWS.
     sqlite_data_models: Flag = msgspec.field(name="SQLITE_DATA_MODELS", default="off")
+    refresh_queue_url: QueueUrl = msgspec.field(name="REFRESH_QUEUE_URL")  # snapshot refreshes asked for
+
+
+class DataRefreshSettings(_Settings, frozen=True, kw_only=True):
+    catalog_table: TableName = msgspec.field(name="CATALOG_TABLE")
+    snapshot_bucket: BucketName = msgspec.field(name="SNAPSHOT_BUCKET")
+    # Longer than the function's timeout: a refresh whose function died is taken by the queue's next delivery.
+    lease_seconds: Annotated[int, msgspec.Meta(ge=5, le=7200)] = msgspec.field(
+        name="REFRESH_LEASE_SECONDS", default=960
+    )
+    # Every function that reads a model's reports keeps a copy in its /tmp (512 MB unless raised).
+    max_bytes: Annotated[int, msgspec.Meta(ge=1024 * 1024, le=8 * 1024**3)] = msgspec.field(
+        name="SNAPSHOT_MAX_BYTES", default=200 * 1024 * 1024
+    )
+    scratch_dir: str = msgspec.field(name="REFRESH_SCRATCH_DIR", default="/tmp/refreshes")  # noqa: S108
 
 
 Arn = Annotated[str, msgspec.Meta(pattern=r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:[0-9]{12}:.+$")]

@@ -43,6 +43,9 @@ os.environ["CALL_MAX_ROWS"] = "10000"
 os.environ["SQLITE_DATA_MODELS"] = "on"
 # The worker empties its scratch folder before each export: one of this run's own, as a container's /tmp.
 os.environ["EXPORT_SCRATCH_DIR"] = tempfile.mkdtemp(prefix="reportserver-scratch-")
+# Data models' snapshots: written by the refresh function, copied by those that read reports (their /tmp).
+os.environ["REFRESH_SCRATCH_DIR"] = tempfile.mkdtemp(prefix="reportserver-refreshes-")
+os.environ["SNAPSHOT_DIR"] = tempfile.mkdtemp(prefix="reportserver-snapshots-")
 
 
 USER_PASSWORD = "correct horse battery staple"

@@ -16,9 +16,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+import msgspec
 import pytest
 from botocore.exceptions import ClientError
-from reportserver.domain.ports import DataSource
+from reportserver.domain.ports import CustomQuery, DataSource
 from reportserver.domain.reports import parse_report
 from reportserver.domain.tickets import TicketStatus
 from reportserver.domain.tokens import basic_header
@@ -55,8 +56,9 @@ NOT_OBSERVABLE = {
         # The worker's own uploads need s3:PutObject (on the export bucket): taking it away shows.
         if (function, action) != ("ExportWorkerFunction", "s3:PutObject")
     },
-    # GetQueryResults reads the result file as its caller in AWS; only the worker reads it itself here.
-    **{(f, "s3:GetObject"): _ATHENA_ITSELF for f in ("ReportsFunction", "ExportsFunction", "CatalogAdminFunction")},
+    # GetQueryResults reads the result file as its caller in AWS; only the worker reads it itself here. (The
+    # reports and exports functions read data models' snapshots too: that shows.)
+    ("CatalogAdminFunction", "s3:GetObject"): _ATHENA_ITSELF,
     # Only at a query's time limit, and a stop that fails is logged, not answered (test_athena shows it).
     **{(f, "athena:StopQueryExecution"): "only at a query's time limit" for f in _ATHENA_CALLERS},
     # Only a failed multipart upload is aborted; the tests' files are far below the multipart size.
@@ -153,7 +155,76 @@ def _administers_catalog(stack: Stack) -> bool:
     stage([("connected", "integer", 0, 0)], [["1"]])
     tested = stack.send("POST", f"/api/datamodels/{athena_model(stack)}/test")[0]
     clear_staged()
-    return statuses == [200, 200, 200, 200, 200] and deleted and tested == 200 and _defines_reports(stack)
+    defined = _defines_reports(stack)
+    return statuses == [200, 200, 200, 200, 200] and deleted and tested == 200 and defined and _asks_refreshes(stack)
+
+
+def _asks_refreshes(stack: Stack) -> bool:
+    """A snapshot refresh asked for (its record and the model's hold in one transaction, its message
+    queued), followed at its status URL, and run."""
+    model, _ = _snapshot_model(stack)
+    status, answer = stack.send("POST", f"/api/datamodels/{model}/refresh")
+    if status != 202:
+        return False
+    followed = stack.send("GET", answer["refresh"]["statusUrl"])[0]
+    drain(pollers(stack.api, TEMPLATE))
+    return followed == 200 and stack.send("GET", answer["refresh"]["statusUrl"])[1]["refresh"]["status"] == "complete"
+
+
+def _snapshot_model(stack: Stack) -> tuple[str, str]:
+    """A data model on the demo PostgreSQL shop (its login and secret) keeping one custom query, named as
+    the table it keeps, and a report reading that table (its choices too); made as the operator."""
+    catalog = DynamoCatalog(stack.names["CatalogTable"])
+    demo = catalog.data_source(stack.report("pg-product-catalogue").data_source_id)
+    assert demo is not None
+    model = str(catalog.next_data_source_id())
+    kept = CustomQuery(name="customers", query="SELECT id, region FROM customers", snapshot=True)
+    copy = msgspec.structs.replace(demo, id=model, name=f"iam-snapshot-{model}", custom_queries=[kept])
+    catalog.put_data_source(copy)
+    definition = {
+        "name": f"IAM snapshot {model}",
+        "data_source_id": model,
+        "queries": [{"sql": "SELECT region, count(*) AS n FROM customers WHERE region = :region GROUP BY region"}],
+        "fields": [
+            {"name": "region", "type": "choice", "choices_sql": "SELECT DISTINCT region FROM customers ORDER BY 1"}
+        ],
+    }
+    return model, catalog.create_report(parse_report(definition)).slug
+
+
+_SNAPSHOT_REPORT: list[str] = []  # made and refreshed once: the reports, exports and worker works read it
+
+
+def _snapshot_report(stack: Stack) -> str:
+    if not _SNAPSHOT_REPORT:
+        model, slug = _snapshot_model(stack)
+        assert stack.send("POST", f"/api/datamodels/{model}/refresh")[0] == 202
+        drain(pollers(stack.api, TEMPLATE))
+        _SNAPSHOT_REPORT.append(slug)
+    return _SNAPSHOT_REPORT[0]
+
+
+def _refreshes_snapshots(stack: Stack) -> bool:
+    """A model refreshed twice: each refresh read and claimed, the model and its reports read, the live
+    rows read (the password from Secrets Manager), the file put, the snapshot stored over the older one and
+    the refresh finished; the second one deletes the file of the snapshot it replaced."""
+    model, _ = _snapshot_model(stack)
+    done = []
+    for _ in range(2):
+        status, answer = stack.send("POST", f"/api/datamodels/{model}/refresh")
+        drain(pollers(stack.api, TEMPLATE))
+        if status != 202:
+            return False
+        done.append(stack.send("GET", answer["refresh"]["statusUrl"])[1]["refresh"])
+    if [d["status"] for d in done] != ["complete", "complete"]:
+        return False
+    current = stack.send("GET", f"/api/datamodels/{model}")[1]["dataModel"]["currentSnapshot"]
+    s3 = boto3.client("s3")
+    try:
+        s3.head_object(Bucket=stack.names["ExportBucket"], Key=f"snapshots/{model}/{done[0]['id']}.sqlite")
+    except ClientError:
+        return current["refreshId"] == done[1]["id"]
+    return False
 
 
 def _defines_reports(stack: Stack) -> bool:
@@ -232,7 +303,10 @@ def _calls_reports(stack: Stack) -> bool:
     stage_choices_and_rows()
     on_athena = stack.get(f"/api/call/{lake}/?region=NSW")
     clear_staged()
-    return listed == by_id == by_slug == on_postgres == on_athena.status == 200 and nonce == 201
+    # A report on a data model that keeps a snapshot: the snapshot read from S3 (once), its choices too.
+    kept = stack.get(f"/api/call/{_snapshot_report(stack)}/?region=NSW")
+    from_snapshot = kept.status == 200 and "X-Snapshot-Taken-At" in dict(kept.headers)
+    return listed == by_id == by_slug == on_postgres == on_athena.status == 200 and nonce == 201 and from_snapshot
 
 
 def _opens_views(stack: Stack) -> bool:
@@ -273,12 +347,19 @@ def _exports(stack: Stack) -> bool:
     on_athena, _ = _post_export(stack, {"report_name": lake, "parameters": {"region": "NSW"}, "force_update": True})
     drain(pollers(stack.api, TEMPLATE))
     clear_staged()
+    # ... and one whose choices come from its data model's snapshot (read from S3).
+    kept = {"report_name": _snapshot_report(stack), "parameters": {"region": "NSW"}, "force_update": True}
+    stack.api.cold_start("ExportsFunction")  # its copy of the snapshot is read anew
+    on_snapshot, _ = _post_export(stack, kept)
+    drain(pollers(stack.api, TEMPLATE))
+    answers = (on_postgres, on_athena, on_snapshot)
     opened = _opens_a_mailed_link(stack, str(ticket["ticket_id"]))
-    return from_cache and view.status == 200 and download.status == 302 and on_postgres == on_athena == 202 and opened
+    return from_cache and view.status == 200 and download.status == 302 and answers == (202, 202, 202) and opened
 
 
 def _opens_a_mailed_link(stack: Stack, ticket_id: str) -> bool:
-    """A link from a job run's mail (read from the jobs table, no token) redirects to the file."""
+    """A link from a mail (read from the jobs table, no token) redirects to the file. Its run is a report
+    mailed on request (job 0), which no job's deletion can end."""
     from reportserver.domain.links import DownloadLink, link_hash, new_link_secret
     from reportserver.store.jobs import DynamoJobStore
 
@@ -287,7 +368,7 @@ def _opens_a_mailed_link(stack: Stack, ticket_id: str) -> bool:
         return False
     secret, now = new_link_secret(), datetime.now(UTC)
     link = DownloadLink(
-        link_hash=link_hash(secret), job_id=1, run_key="20260101T000000Z", file_key=ticket.file_key,
+        link_hash=link_hash(secret), job_id=0, run_key="20260101T000000Z", file_key=ticket.file_key,
         file_name="f.csv", content_type="text/csv", created_at=now, expires_at=now + timedelta(days=1),
     )  # fmt: skip
     DynamoJobStore(stack.names["JobsTable"]).put_link(link)
@@ -306,6 +387,10 @@ def _renders(stack: Stack) -> bool:
     on_postgres = {"report_name": "pg-sales-by-month", "format": "parquet", "force_update": True}
     pg_status, pg_ticket = _post_export(stack, on_postgres, auth)
     assert pg_status == 202, pg_ticket
+    # A report on a data model that keeps a snapshot: exported from it (read from S3).
+    kept = {"report_name": _snapshot_report(stack), "parameters": {"region": "NSW"}, "format": "csv"}
+    kept_status, kept_ticket = _post_export(stack, kept | {"force_update": True}, auth)
+    assert kept_status == 202, kept_ticket
     drain(pollers(stack.api, TEMPLATE))
     # An Athena export: its query run, its result file streamed from S3.
     lake = athena_report(stack)
@@ -319,7 +404,7 @@ def _renders(stack: Stack) -> bool:
     drain(pollers(stack.api, TEMPLATE))
     clear_staged()
     tickets = DynamoTicketStore(stack.names["TicketsTable"])
-    done = [tickets.get(str(t["ticket_id"])) for t in (ticket, pg_ticket, athena_ticket)]
+    done = [tickets.get(str(t["ticket_id"])) for t in (ticket, pg_ticket, athena_ticket, kept_ticket)]
     complete = all(d is not None and d.status is TicketStatus.COMPLETE for d in done)
     return complete and _retries_soon(stack) and _delivers_a_run(stack)
 
@@ -533,6 +618,7 @@ WORK: dict[str, Callable[[Stack], bool]] = {
     "ExportSweeperFunction": _sweeps,
     "JobsFunction": _schedules_jobs,
     "JobRunnerFunction": _runs_jobs,
+    "DataRefreshFunction": _refreshes_snapshots,
 }
 
 

@@ -10,12 +10,16 @@ def test_missing_table_name_fails_loudly_naming_it() -> None:
 
 
 def test_report_caps_are_read_and_bounded_by_the_lambda_response_limit() -> None:
-    settings = ReportsSettings.from_environ({"CATALOG_TABLE": "cat", "IDENTITY_TABLE": "ids", "CALL_MAX_ROWS": "10"})
+    names = {"CATALOG_TABLE": "cat", "IDENTITY_TABLE": "ids", "SNAPSHOT_BUCKET": "bucket"}
+    settings = ReportsSettings.from_environ(names | {"CALL_MAX_ROWS": "10"})
     assert settings.call_max_rows == 10 and settings.call_max_bytes == 5_000_000
     with pytest.raises(SettingsError, match="CALL_MAX_BYTES"):
-        ReportsSettings.from_environ(
-            {"CATALOG_TABLE": "cat", "IDENTITY_TABLE": "ids", "CALL_MAX_BYTES": str(7 * 1024 * 1024)}
-        )
+        ReportsSettings.from_environ(names | {"CALL_MAX_BYTES": str(7 * 1024 * 1024)})
+
+
+def test_the_functions_that_read_reports_need_the_bucket_of_the_data_models_snapshots() -> None:
+    with pytest.raises(SettingsError, match="SNAPSHOT_BUCKET"):
+        ReportsSettings.from_environ({"CATALOG_TABLE": "cat", "IDENTITY_TABLE": "ids"})
 
 
 def test_the_domains_standard_logging_comes_out_as_the_functions_json_lines() -> None:

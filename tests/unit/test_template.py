@@ -150,7 +150,18 @@ def test_export_queue_retries_then_dead_letters_with_a_long_enough_visibility_ti
         ("ExportWorkerFunction", "ExportQueue"),
         ("ExportDeadLettersFunction", "ExportDeadLetterQueue"),
         ("JobRunnerFunction", "JobRunQueue"),
+        ("DataRefreshFunction", "RefreshQueue"),
     }
+
+
+def test_the_refresh_queue_outlasts_its_functions_retries_and_a_refresh_its_function() -> None:
+    queue = TEMPLATE.resources["RefreshQueue"]["Properties"]
+    function = TEMPLATE.resources["DataRefreshFunction"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]
+    assert queue["RedrivePolicy"]["maxReceiveCount"] >= 2
+    assert queue["MessageRetentionPeriod"] == 1_209_600
+    lease = int(TEMPLATE.functions()["DataRefreshFunction"].environment["REFRESH_LEASE_SECONDS"])
+    assert function["Timeout"] < lease < queue["VisibilityTimeout"]
 
 
 def test_the_job_run_queue_outlasts_its_runners_retries() -> None:
@@ -211,11 +222,15 @@ def test_the_export_bucket_refuses_requests_without_tls() -> None:
 
 @pytest.mark.parametrize(
     ("alarm", "queue"),
-    [("ExportDeadLetterAlarm", "ExportDeadLetterQueue"), ("JobRunDeadLetterAlarm", "JobRunDeadLetterQueue")],
+    [
+        ("ExportDeadLetterAlarm", "ExportDeadLetterQueue"),
+        ("JobRunDeadLetterAlarm", "JobRunDeadLetterQueue"),
+        ("RefreshDeadLetterAlarm", "RefreshDeadLetterQueue"),
+    ],
 )
 def test_every_dead_letter_queue_raises_an_alarm(alarm: str, queue: str) -> None:
     alarms = TEMPLATE.of_type("AWS::CloudWatch::Alarm")
-    assert set(alarms) == {"ExportDeadLetterAlarm", "JobRunDeadLetterAlarm"}
+    assert set(alarms) == {"ExportDeadLetterAlarm", "JobRunDeadLetterAlarm", "RefreshDeadLetterAlarm"}
     properties = alarms[alarm]["Properties"]
     assert properties["MetricName"] == "ApproximateNumberOfMessagesVisible"
     assert properties["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from reportserver import records
 from reportserver.domain.access import Action, Principal, ReportTarget, authorize, decide
-from reportserver.domain.errors import NotFound, ResultTooLarge, shown
+from reportserver.domain.errors import NotFound, NotReady, ResultTooLarge, shown
 from reportserver.domain.ports import DataSource, Source
 from reportserver.domain.reports import SLUG_PATTERN, Choice, FieldType, Report, ReportField, bind_parameters, slugify
+from reportserver.domain.snapshots import Snapshot, SnapshotCopies, keeps_snapshot
 
 if TYPE_CHECKING:
     from reportserver.domain.templates import Budget
@@ -58,6 +59,7 @@ class CallResult:
     report: Report
     row_count: int
     body: bytes
+    snapshot: Snapshot | None = None  # the data model's snapshot the rows came from, if they did
 
 
 def find_report(catalog: Catalog, principal: Principal, reference: str) -> Report:
@@ -94,17 +96,59 @@ def readable_reports(catalog: Catalog, principal: Principal) -> list[Report]:
 
 
 class ReportRunner:
-    """Runs a report's statements on its data source; shared by calls, choices and (later) exports."""
+    """Runs a report's statements on its data source; shared by calls, choices and exports.
 
-    def __init__(self, catalog: Catalog, open_source: SourceOpener) -> None:
+    A report on a data model that keeps a snapshot reads the model's current snapshot (with `snapshots`:
+    the functions that read reports), once the report has been checked against it; else the live database."""
+
+    def __init__(self, catalog: Catalog, open_source: SourceOpener, snapshots: SnapshotCopies | None = None) -> None:
         self._catalog = catalog
         self._open_source = open_source
+        self._snapshots = snapshots
 
     def source_for(self, report: Report) -> Source:
+        return self.reading(report)[0]
+
+    def reading(self, report: Report) -> tuple[Source, Snapshot | None]:
+        """The source the report reads now, and the snapshot it is (None: the live database)."""
+        definition = self._definition(report)
+        found = self._snapshot(report, definition)
+        if found is None:
+            return self._open_source(definition), None
+        snapshot, path = found
+        copy = DataSource(
+            id=definition.id,
+            name=definition.name,
+            kind="sqlite",
+            database=path,
+            query_timeout_seconds=definition.query_timeout_seconds,
+        )
+        return self._open_source(copy), snapshot
+
+    def snapshot_for(self, report: Report) -> Snapshot | None:
+        """The snapshot the report reads now (None: the live database)."""
+        found = self._snapshot(report, self._definition(report))
+        return found[0] if found else None
+
+    def _definition(self, report: Report) -> DataSource:
         definition = self._catalog.data_source(report.data_source_id)
         if definition is None:
             raise NotFound(f"Report '{report.slug}' names an unknown data source")
-        return self._open_source(definition)
+        return definition
+
+    def _snapshot(self, report: Report, model: DataSource) -> tuple[Snapshot, str] | None:
+        if self._snapshots is None or not keeps_snapshot(model):
+            return None
+        found = self._snapshots.current(model.id)
+        if found is not None and not found[0].checked(report.id, report.version):
+            # Only a report shown to read the same columns from the snapshot as from the live database
+            # reads it: a sum SQLite would make a float of must never answer as one.
+            raise NotReady(
+                f"Report '{report.slug}' was saved after the snapshot of its data model {model.number} was taken, "
+                f"so it is not yet checked against it: refresh the data model (POST /api/datamodels/{model.number}"
+                "/refresh)"
+            )
+        return found
 
     def choices(self, report: Report, field: ReportField) -> list[Choice]:
         if field.choices is not None:
@@ -147,7 +191,8 @@ class ReportRunner:
         pieces = [head]
         size = limits.measure(head) + limits.measure(tail)
         rows = 0
-        with self.source_for(report).run(report.queries[0].sql, params) as result:
+        source, snapshot = self.reading(report)
+        with source.run(report.queries[0].sql, params) as result:
             names = result.names
             for batch in result.batches:
                 rows += len(batch)
@@ -169,7 +214,7 @@ class ReportRunner:
                     )
                 pieces.append(chunk)
         pieces.append(tail)
-        return CallResult(report=report, row_count=rows, body=b"".join(pieces))
+        return CallResult(report=report, row_count=rows, body=b"".join(pieces), snapshot=snapshot)
 
     def template_page(
         self,

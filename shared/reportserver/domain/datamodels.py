@@ -44,7 +44,16 @@ from reportserver.domain.ports import (
     TableInfo,
     is_host,
 )
+from reportserver.domain.snapshots import (
+    Snapshot,
+    SnapshotDescriber,
+    SnapshotRecords,
+    check_marks,
+    column_difference,
+    keeps_snapshot,
+)
 from reportserver.domain.statements import check_bind_variables, check_read_statement
+from reportserver.domain.values import Column
 
 # Seed 001's provider types: those this server reads, and the others its list names (refused by name).
 SUPPORTED_PROVIDERS = {"sqLite": "sqlite", "postgresql": "postgresql", "athena": "athena"}
@@ -118,6 +127,8 @@ class DataModelCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     providerModel: ProviderModel  # noqa: N815
     description: Description = ""
     commandTimeout: CommandTimeout = 30  # noqa: N815
+    # Marked for snapshots: its reports read the rows of all its custom queries as a refresh kept them.
+    snapshot: bool = False
 
 
 class DataModelChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -130,6 +141,7 @@ class DataModelChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     description: Description | None = None
     commandTimeout: CommandTimeout | None = None  # noqa: N815
     providerModel: ProviderModel | None = None  # noqa: N815
+    snapshot: bool | None = None
 
 
 class DataModelRename(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -144,6 +156,8 @@ class CustomQueryBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=63)]
     query: Annotated[str, msgspec.Meta(min_length=1, max_length=100_000)]
     parameters: list[QueryParameter] = msgspec.field(default_factory=list)
+    # Its rows are kept in the model's snapshot, as a table of its name (the model's reports read it).
+    snapshot: bool = False
 
 
 class DataModelStore(Protocol):
@@ -215,12 +229,18 @@ def model_view(source: DataSource) -> dict[str, Any]:
         "description": source.description,
         "commandTimeout": int(source.query_timeout_seconds),
         "providerType": _PROVIDER_OF_KIND[source.kind],
+        "snapshot": source.snapshot,
         "optimisticLock": source.version,
     }
 
 
 def query_view(query: CustomQuery) -> dict[str, Any]:
-    return {"name": query.name, "query": query.query, "parameters": msgspec.to_builtins(query.parameters)}
+    return {
+        "name": query.name,
+        "query": query.query,
+        "parameters": msgspec.to_builtins(query.parameters),
+        "snapshot": query.snapshot,
+    }
 
 
 @dataclass(frozen=True)
@@ -232,6 +252,9 @@ class DataModelAdmin:
     open_source: SourceOpener
     secret_prefix: str
     sqlite_files: bool = False  # a file path on the server: the local stack only
+    # A report saved on a model that keeps a snapshot is checked against it too, and then reads it at once.
+    snapshots: SnapshotRecords | None = None
+    describe_snapshot: SnapshotDescriber | None = None
 
     # The models
 
@@ -247,8 +270,10 @@ class DataModelAdmin:
                 description=body.description,
                 query_timeout_seconds=float(body.commandTimeout),
                 password_secret=secret,
+                snapshot=body.snapshot,
                 **fields,
             )
+            check_marks(source)
             self._name_free(source.name, None)
             self.store.create_data_source(source)
         except BaseException:
@@ -280,6 +305,8 @@ class DataModelAdmin:
             changes["description"] = body.description
         if body.commandTimeout is not None:
             changes["query_timeout_seconds"] = float(body.commandTimeout)
+        if body.snapshot is not None:
+            changes["snapshot"] = body.snapshot
         secret = None
         if body.providerModel is not None:
             changes |= self._connection(body.providerModel, current)
@@ -290,6 +317,7 @@ class DataModelAdmin:
                 changes["password_secret"] = ""
         try:
             changed = self._valid(**{**msgspec.structs.asdict(current), **changes, "version": current.version + 1})
+            check_marks(changed)
             self.store.replace_data_source(changed, current.version)
         except BaseException:
             self._forget(secret)
@@ -381,10 +409,11 @@ class DataModelAdmin:
             raise AlreadyExists(f"Data model {current.number} has a custom query '{query.name}' already")
         if len(others) >= MAX_CUSTOM_QUERIES:
             raise InvalidDefinition(f"A data model keeps at most {MAX_CUSTOM_QUERIES} custom queries")
-        _within(current, lambda: self._prepares(current, query.query, "custom query"))
         changed = msgspec.structs.replace(
             current, custom_queries=sorted([*others, query], key=lambda q: q.name), version=current.version + 1
         )
+        check_marks(changed)
+        _within(current, lambda: self._prepares(current, query.query, "custom query"))
         self.store.replace_data_source(changed, current.version)
         return changed, query
 
@@ -393,9 +422,40 @@ class DataModelAdmin:
         check_read_statement(sql, source.kind, where)
         _within(source, lambda: self._prepares(source, sql, where))
 
-    def _prepares(self, source: DataSource, sql: str, where: str) -> None:
+    def check_on_snapshot(self, source: DataSource, snapshot: Snapshot, sql: str, where: str) -> None:
+        """A report's statement at save on a model that keeps a snapshot: it reads the same columns of the
+        same types from the snapshot as from the model's database (its reports read the snapshot)."""
+        if self.describe_snapshot is None:
+            return
+        live = _within(source, lambda: self._prepares(source, sql, where))
         try:
-            self.open_source(source).describe(sql)
+            kept = self.describe_snapshot(snapshot.tables, sql)
+        except StatementRefused as refused:
+            raise InvalidDefinition(
+                f"The {where}'s SQL does not run on data model {source.number}'s snapshot: "
+                f"{shown(refused.detail, 300)}. A snapshot holds the model's kept custom queries, each as a table "
+                "of its name"
+            ) from None
+        difference = column_difference(live, kept)
+        if difference is not None:
+            raise InvalidDefinition(
+                f"The {where}'s SQL reads otherwise from data model {source.number}'s snapshot: {difference}"
+            )
+
+    def snapshot_of(self, source: DataSource) -> Snapshot | None:
+        """The snapshot the model's reports read now, which a report saved on it is checked against."""
+        if self.snapshots is None or not keeps_snapshot(source):
+            return None
+        return self.snapshots.snapshot(source.id)
+
+    def note_checked(self, snapshot: Snapshot | None, report_id: int, version: int) -> None:
+        """A report saved, having been checked against `snapshot`, reads it from now on."""
+        if snapshot is not None and self.snapshots is not None:
+            self.snapshots.note_checked(snapshot, report_id, version)
+
+    def _prepares(self, source: DataSource, sql: str, where: str) -> list[Column]:
+        try:
+            return self.open_source(source).describe(sql)
         except StatementRefused as refused:
             raise InvalidDefinition(
                 f"The {where}'s SQL does not prepare on data model {source.number}: {shown(refused.detail, 300)}"
@@ -521,7 +581,7 @@ def _number(model_id: str) -> int:
 
 def _custom_query(body: CustomQueryBody) -> CustomQuery:
     try:
-        query = CustomQuery(name=body.name, query=body.query, parameters=body.parameters)
+        query = CustomQuery(name=body.name, query=body.query, parameters=body.parameters, snapshot=body.snapshot)
         query = msgspec.convert(msgspec.to_builtins(query), CustomQuery)  # the name's pattern
     except msgspec.ValidationError as error:
         raise InvalidDefinition(f"Invalid custom query: {error}") from None

@@ -42,6 +42,7 @@ from reportserver.domain.reports import (
     Revision,
     TimeRange,
 )
+from reportserver.domain.snapshots import Snapshot
 from reportserver.domain.statements import check_bind_variables, check_read_statement, lexer_dialect
 from reportserver.domain.templates import compile_template
 from reportserver.domain.tokens import GROUP_PATTERN
@@ -336,9 +337,11 @@ class CatalogAdmin:
 
     def create_report(self, principal: Principal, body: ReportBody, comment: str = "") -> Report:
         authorize_managing(principal, "document", AccessMode.CREATE, category_id=body.categoryId)
-        report, expected = self._checked(principal, body, None)
+        report, expected, snapshot = self._checked(principal, body, None)
         revision = self._revision(report, comment or "Created", principal.label)
-        return self.store.create_report(report, revision, expected)
+        stored = self.store.create_report(report, revision, expected)
+        self.models.note_checked(snapshot, stored.id, stored.version)
+        return stored
 
     def report(self, principal: Principal, report_id: str | int, mode: AccessMode = AccessMode.READ) -> Report:
         number = _number(report_id, "report")
@@ -365,9 +368,11 @@ class CatalogAdmin:
         _at_version(current.version, body.optimisticLock, f"Report {current.id}")
         if body.categoryId != (current.category_id or None):
             authorize_managing(principal, "document", AccessMode.MODIFY, category_id=body.categoryId)
-        changed, expected = self._checked(principal, body, current)
+        changed, expected, snapshot = self._checked(principal, body, current)
         revision = self._revision(changed, body.revisionComment or "Changed", principal.label)
-        return self.store.replace_report(changed, current, revision, expected)
+        stored = self.store.replace_report(changed, current, revision, expected)
+        self.models.note_checked(snapshot, stored.id, stored.version)
+        return stored
 
     def delete_report(self, principal: Principal, report_id: str, version: int | None) -> None:
         current = self.report(principal, report_id, AccessMode.DELETE)
@@ -430,9 +435,12 @@ class CatalogAdmin:
 
     # Checks
 
-    def _checked(self, principal: Principal, body: ReportBody, current: Report | None) -> tuple[Report, Expected]:
+    def _checked(
+        self, principal: Principal, body: ReportBody, current: Report | None
+    ) -> tuple[Report, Expected, Snapshot | None]:
         """The report the body defines, once everything in it would run, and the versions of its data
-        model and category it was checked against."""
+        model and category it was checked against, and its model's snapshot it was checked against (if it
+        keeps one: the report reads it)."""
         model = self.models.get(principal, str(body.dataModelId))  # the caller may read the model
         category = self.category(principal, body.categoryId) if body.categoryId is not None else None
         self._groups_exist(body.groups)
@@ -495,11 +503,22 @@ class CatalogAdmin:
             compile_template(report.template)
         elif report.template:
             raise InvalidDefinition("Only a report of type 'template' has a template")
+        snapshot = self._statements_run(report, model)
+        expected = Expected(model=model.version, category=category.version if category else None)
+        return report, expected, snapshot
+
+    def _statements_run(self, report: Report, model: DataSource) -> Snapshot | None:
+        """Every statement of the report prepares on its model's database, and reads alike from the model's
+        snapshot if it keeps one; that snapshot."""
         statements = [(q.sql, f"sheet '{q.sheet_name}'") for q in report.queries]
         statements += [(f.choices_sql, f"choices of field '{f.name}'") for f in report.fields if f.choices_sql]
         for sql, where in statements:
             self.models.check_statement(model, sql, where)
-        return report, Expected(model=model.version, category=category.version if category else None)
+        snapshot = self.models.snapshot_of(model)
+        if snapshot is not None:
+            for sql, where in statements:
+                self.models.check_on_snapshot(model, snapshot, sql, where)
+        return snapshot
 
     def _groups_exist(self, groups: list[str]) -> None:
         wanted = [g for g in groups if g != "*"]

@@ -79,6 +79,8 @@ class CustomQuery(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     name: Annotated[str, msgspec.Meta(pattern=QUERY_NAME_PATTERN)]
     query: Annotated[str, msgspec.Meta(min_length=1, max_length=100_000)]
     parameters: list[QueryParameter] = msgspec.field(default_factory=list)
+    # Its rows are kept in the model's snapshot, as a table named after it (`reportserver.domain.snapshots`).
+    snapshot: bool = False
 
 
 class DataSource(msgspec.Struct, kw_only=True):
@@ -106,6 +108,8 @@ class DataSource(msgspec.Struct, kw_only=True):
     catalog: Annotated[str, msgspec.Meta(max_length=255)] = ""
     region: Annotated[str, msgspec.Meta(max_length=32)] = ""
     custom_queries: list[CustomQuery] = msgspec.field(default_factory=list)
+    # Every custom query's rows are kept in the model's snapshot (as if each were marked).
+    snapshot: bool = False
     version: int = 1
 
     def __post_init__(self) -> None:

@@ -11,6 +11,7 @@ from reportserver import records
 from reportserver.domain.access import Principal
 from reportserver.domain.errors import DomainError, InvalidParameter, shown
 from reportserver.domain.identity import VersionOnly
+from reportserver.domain.snapshots import Snapshot
 from reportserver.http.errors import INTERNAL_ERROR_BODY, NOT_FOUND_BODY, error_body, status_for
 from reportserver.http.resolver import NotFoundError, Resolver, Response
 from reportserver.observability import logger
@@ -109,6 +110,16 @@ def one_query_value(app: Resolver, name: str, refusal: str) -> str:
     if len(values) != 1:
         raise InvalidParameter(name, refusal)
     return values[0]
+
+
+SNAPSHOT_HEADER = "X-Snapshot-Taken-At"
+
+
+def snapshot_headers(snapshot: Snapshot | None) -> dict[str, str]:
+    """What an answer read from a data model's snapshot says of it: when it was taken (as JSON writes times)."""
+    if snapshot is None:
+        return {}
+    return {SNAPSHOT_HEADER: records.dumps(snapshot.taken_at).decode("ascii").strip('"')}
 
 
 def caller(app: Resolver) -> Principal:

@@ -313,11 +313,31 @@ class DataModelView(msgspec.Struct, kw_only=True):
     description: str
     commandTimeout: int  # noqa: N815
     providerType: Literal["sqLite", "postgresql", "athena"]  # noqa: N815
+    snapshot: bool  # marked for snapshots: its reports read every custom query's rows as a refresh kept them
     optimisticLock: int  # noqa: N815
+
+
+class KeptTableView(msgspec.Struct):
+    """A kept custom query in a snapshot: the table of its name, and its rows."""
+
+    name: str
+    rows: int
+
+
+class SnapshotView(msgspec.Struct, kw_only=True):
+    """The snapshot a model's reports read: which refresh made it, and what its rows are as of."""
+
+    refreshId: str  # noqa: N815
+    takenAt: datetime  # noqa: N815 - when its queries began on the live database
+    rows: int
+    bytes: int
+    tables: list[KeptTableView]
 
 
 class DataModelFull(DataModelView, kw_only=True):
     providerModel: ProviderView  # noqa: N815
+    # GET of one model: its current snapshot (null: none, or the model is not marked); absent elsewhere.
+    currentSnapshot: SnapshotView | None = None  # noqa: N815
 
 
 class DataModelAnswer(msgspec.Struct):
@@ -377,6 +397,40 @@ class CustomQueryView(msgspec.Struct):
     name: str
     query: str
     parameters: list[QueryParameter]
+    snapshot: bool  # its rows are kept in the model's snapshot, as a table of its name
+
+
+class RefreshView(msgspec.Struct, kw_only=True):
+    """One refresh of a model's snapshot (seed 004): queued -> running -> complete | failed."""
+
+    id: str
+    dataModelId: int  # noqa: N815
+    status: Literal["queued", "running", "complete", "failed"]
+    trigger: Literal["api", "schedule"]
+    requestedBy: str  # noqa: N815
+    requestedAt: datetime  # noqa: N815
+    startedAt: datetime | None  # noqa: N815
+    finishedAt: datetime | None  # noqa: N815
+    tookSeconds: float | None  # noqa: N815
+    snapshotTakenAt: datetime | None  # noqa: N815 - complete: what the new snapshot's rows are as of
+    rows: int | None
+    bytes: int | None
+    tables: list[KeptTableView]
+    superseded: bool  # complete, but a newer snapshot was kept first: this one was dropped
+    error: str | None
+    statusUrl: str  # noqa: N815 - where to poll it
+
+
+class RefreshAnswer(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    refresh: RefreshView
+
+
+class RefreshList(msgspec.Struct):
+    ok: Literal[True]
+    message: str
+    refreshes: list[RefreshView]
 
 
 class CustomQueryList(msgspec.Struct):
@@ -631,6 +685,7 @@ class Operation:
     content: str = "application/json"
     tags: tuple[str, ...] = field(default_factory=tuple)
     security: tuple[str, ...] = ("basic", "bearer")  # the security schemes that authenticate it
+    headers: tuple[tuple[str, str], ...] = ()  # response headers a 200 may carry (name, description)
 
 
 _AUTH_ERRORS: dict[int, tuple[type | None, str]] = {
@@ -642,6 +697,15 @@ _REPORT_ERRORS: dict[int, tuple[type | None, str]] = {
     403: (ErrorBody, "The token is not in a group that may run the report"),
     404: (ErrorBody, "Unknown report"),
 }
+# What reads a report's rows (or its choices): a report changed since its data model's snapshot was taken.
+_READ_ERRORS: dict[int, tuple[type | None, str]] = {
+    **_REPORT_ERRORS,
+    409: (ErrorBody, "The report's data model keeps a snapshot, and the report changed after it was taken: refresh it"),
+}
+# A report on a data model that keeps a snapshot reads it: the answer says what its rows are as of.
+_SNAPSHOT_HEADERS = (
+    ("X-Snapshot-Taken-At", "When the data model's snapshot the rows come from was taken (absent: the live database)"),
+)
 _ADMIN_ERRORS: dict[int, tuple[type | None, str]] = {
     **_AUTH_ERRORS,
     400: (ErrorBody, "A bad body, field, permission, scope or group (named in the message)"),
@@ -651,7 +715,7 @@ _ADMIN_ERRORS: dict[int, tuple[type | None, str]] = {
 }
 _TICKET_ERRORS: dict[int, tuple[type | None, str]] = {**_AUTH_ERRORS, 404: (ErrorBody, "Unknown export ticket")}
 _EXPORT_ANSWERS: dict[int, tuple[type | None, str]] = {
-    **_REPORT_ERRORS,
+    **_READ_ERRORS,
     400: (ErrorBody, "A bad format, parameter or body (named in `parameter`)"),
 }
 _FILE_ANSWERS: dict[int, tuple[type | None, str]] = {
@@ -750,6 +814,22 @@ _DATA_MODEL_OPERATIONS = (
         request=CustomQueryBody,
         reaches=True,
     ),
+    Operation(
+        "POST",
+        f"{_MODEL}/refresh",
+        "Refresh the model's snapshot (seed 004: a token holding refresh_data may, for the models it may read); "
+        "follow it at its statusUrl",
+        {
+            202: (RefreshAnswer, "Queued"),
+            200: (RefreshAnswer, "A refresh of the model is under way already: that one"),
+            **_ADMIN_ERRORS,
+            400: (ErrorBody, "The model is not marked for snapshots, or keeps no custom query"),
+            403: (ErrorBody, "No refresh_data permission, or no read access to the model"),
+        },
+        tags=("datamodels",),
+    ),
+    _model("GET", f"{_MODEL}/refreshes", "The model's latest refreshes, newest first", RefreshList),
+    _model("GET", f"{_MODEL}/refreshes/{{refresh_id}}", "One refresh: how it stands", RefreshAnswer),
 )
 
 
@@ -1022,10 +1102,11 @@ OPERATIONS: tuple[Operation, ...] = (
             400: (ErrorBody, "A bad parameter (named in `parameter`)"),
             413: (ErrorBody, "More rows or bytes than a call returns: request an export"),
             502: (ErrorBody, "The data source failed, or a value does not fit its column's type"),
-            **_REPORT_ERRORS,
+            **_READ_ERRORS,
         },
         free_query=True,
         tags=("reports",),
+        headers=_SNAPSHOT_HEADERS,
     ),
     Operation(
         "GET",
@@ -1036,13 +1117,14 @@ OPERATIONS: tuple[Operation, ...] = (
             400: (ErrorBody, "A bad parameter (named in `parameter`)"),
             413: (ErrorBody, "More rows than a page shows: request an export"),
             502: (ErrorBody, "The data source failed, or the template broke a bound (time, size, the sandbox)"),
-            **_REPORT_ERRORS,
+            **_READ_ERRORS,
             404: (ErrorBody, "Unknown report, or not a template report"),
         },
         query=(("template_only", "Y: only the template's rendered contents, not a whole page"),),
         free_query=True,
         content="text/html",
         tags=("reports",),
+        headers=_SNAPSHOT_HEADERS,
     ),
     Operation("GET", "/api/reports", "The reports this token may run", {200: (ReportList, "")} | _AUTH_ERRORS),
     Operation(
@@ -1059,10 +1141,11 @@ OPERATIONS: tuple[Operation, ...] = (
         {
             200: (FieldChoices, ""),
             502: (ErrorBody, "The choices' query failed"),
-            **_REPORT_ERRORS,
+            **_READ_ERRORS,
             404: (ErrorBody, "Unknown field, or not a choice field"),
         },
         tags=("reports",),
+        headers=_SNAPSHOT_HEADERS,
     ),
     Operation("GET", "/api/server_time", "The server's time (UTC)", {200: (ServerTime, "")} | _AUTH_ERRORS),
     Operation("GET", "/api/server_iso_time", "The server's time, ISO 8601", {200: (ServerIsoTime, "")} | _AUTH_ERRORS),
@@ -1128,7 +1211,7 @@ OPERATIONS: tuple[Operation, ...] = (
         {
             201: (NonceAnswer, "The nonce (single-use, short-lived) and the view's URL with it"),
             400: (ErrorBody, "A bad body or a bad fixed parameter (named)"),
-            **_REPORT_ERRORS,
+            **_READ_ERRORS,
         },
         request=NonceRequest,
         tags=("embedding",),
@@ -1144,12 +1227,14 @@ OPERATIONS: tuple[Operation, ...] = (
             401: (ErrorBody, "No, a used, an expired or an unknown nonce; no or an ended session"),
             403: (ErrorBody, "Another report than the nonce's, or a parameter the embedding page fixed"),
             404: (ErrorBody, "Unknown report"),
+            409: (ErrorBody, "The report changed after its data model's snapshot was taken: refresh the model"),
             429: (ErrorBody, "Throttled"),
             502: (ErrorBody, "The data source failed"),
         },
         free_query=True,
         content="text/html",
         security=("nonce", "viewSession"),
+        headers=_SNAPSHOT_HEADERS,
         tags=("embedding",),
     ),
     *_ADMIN_OPERATIONS,
@@ -1290,6 +1375,11 @@ def _operation(op: Operation, refs: dict[type, dict[str, Any]]) -> dict[str, Any
             answer["content"] = {"application/json": {"schema": refs[body]}}
         elif status == 200:
             answer["content"] = {op.content: {"schema": {"type": "string"} if op.content != "application/json" else {}}}
+        if status == 200 and op.headers:
+            answer["headers"] = {
+                name: {"description": text, "schema": {"type": "string", "format": "date-time"}}
+                for name, text in op.headers
+            }
         described["responses"][str(status)] = answer
     return described
 

@@ -21,6 +21,18 @@ CatalogTable (reports, their fields, data sources; small and read-mostly)
                                                saved, its comment, who and when); written in the same
                                                transaction as the report it keeps
     pk=COUNTER     sk=report | field | datamodel | category   value (N)   atomic ADD allocates ids
+    pk=SNAPSHOT    sk=<data model id>          snapshot (S, JSON: the model's current snapshot, its file
+                                               under snapshots/ in the bucket), taken_at (S, stamped: what
+                                               its rows are as of; a snapshot is stored only over an older
+                                               one), checked (M: report id -> version, the reports shown to
+                                               read it alike: by its refresh, then by each report's save,
+                                               conditional on taken_at), active and active_until (the one
+                                               refresh under way and until when it holds the model: taken
+                                               only when free or past, in the transaction that records it)
+    pk=REFRESH<data model id, 12 digits>  sk=<refresh id: yyyymmddThhmmssffffffZ-<hex>>   a refresh,
+                                               its fields as attributes; claimed from queued (or from
+                                               running past its lease) and finished conditionally on its
+                                               status and attempt; listed newest first
     A report, its slug and its field pointers are written in one transaction.
 """
 
@@ -54,6 +66,8 @@ DATASOURCE = "DATASOURCE"
 CATEGORY = "CATEGORY"
 REVISION = "REVISION"
 COUNTER = "COUNTER"
+SNAPSHOT = "SNAPSHOT"
+REFRESH = "REFRESH"
 SECRET_HASH_INDEX = "BySecretHash"  # noqa: S105 - an index name
 
 

@@ -1,0 +1,1 @@
+"""The refresh worker: runs data models' snapshot refreshes off the request."""
