@@ -14,6 +14,7 @@ from reportserver.domain.calls import ReportRunner
 from reportserver.domain.exports import ExportPolicy, ExportService
 from reportserver.domain.identity import User, UserGroup
 from reportserver.domain.job_runs import DeliveryMessage, JobRunner, RunMessage
+from reportserver.domain.refreshes import Refreshes
 from reportserver.domain.tokens import ApiToken
 from reportserver.observability import logger
 from reportserver.settings import JobRunnerSettings
@@ -25,6 +26,7 @@ from reportserver.store.identity import DynamoIdentityStore
 from reportserver.store.jobs import DynamoJobStore, SchedulerJobSchedules, SqsRunQueue
 from reportserver.store.mail import SesMailer
 from reportserver.store.queue import SqsExportQueue
+from reportserver.store.refreshes import DynamoRefreshStore, SqsRefreshQueue
 from reportserver.store.secrets import SecretPasswords
 from reportserver.store.tickets import DynamoTicketStore
 from reportserver.store.tokens import DynamoTokenStore
@@ -62,6 +64,12 @@ def _user_email(user_id: int) -> str | None:
 
 
 sources = SourceOpener(SecretPasswords(), AthenaClients())
+refreshes = Refreshes(
+    catalog=catalog,
+    store=DynamoRefreshStore(settings.catalog_table),
+    queue=SqsRefreshQueue(settings.refresh_queue_url),
+    clock=lambda: datetime.now(UTC),
+)
 runner = JobRunner(
     jobs=jobs,
     runs=jobs,
@@ -86,6 +94,7 @@ runner = JobRunner(
     service_url=settings.service_url,
     member_rows=lambda model_id, member: member_rows(model_id, member, catalog.data_source, sources),
     recipient_queue=SqsRunQueue(settings.job_run_queue_url),
+    refresh=lambda principal, model_id: refreshes.request(principal, model_id, "schedule")[0].id,
 )
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 

@@ -190,6 +190,7 @@ class JobsSettings(_Settings, frozen=True, kw_only=True):
 
 class JobRunnerSettings(_Settings, frozen=True, kw_only=True):
     jobs_table: TableName = msgspec.field(name="JOBS_TABLE")
+    refresh_queue_url: QueueUrl = msgspec.field(name="REFRESH_QUEUE_URL")  # a refresh job's snapshot refresh
     catalog_table: TableName = msgspec.field(name="CATALOG_TABLE")
     tokens_table: TableName = msgspec.field(name="TOKENS_TABLE")  # a job's owner, as it is now
     identity_table: TableName = msgspec.field(name="IDENTITY_TABLE")

@@ -540,8 +540,24 @@ def _runs_jobs(stack: Stack) -> bool:
         exported = len(runs) == 1 and runs[0]["status"] == "delivered"
         complete.append(exported and _schedule(stack, job_id) is not None)
         stack.send("DELETE", f"/api/jobs?id={job_id}")
-    ends = _bursts_a_run(stack) and _sweeps_runs(stack) and _mails_on_request(stack)
+    ends = _bursts_a_run(stack) and _sweeps_runs(stack) and _mails_on_request(stack) and _runs_a_refresh(stack)
     return status == 201 and all(complete) and ends
+
+
+def _runs_a_refresh(stack: Stack) -> bool:
+    """A refresh job's run asks its model's snapshot refresh (its record and the model's hold in one
+    transaction on the catalog, its message queued)."""
+    model, _ = _snapshot_model(stack)
+    body = {"name": f"r-{uuid.uuid4().hex[:6]}", "mode": "refresh", "dataModelId": int(model),
+            "recurrenceRule": "FREQ=DAILY"}  # fmt: skip
+    made, job = stack.send("POST", "/api/jobs", body)
+    if made != 201:
+        return False
+    executed, answer = stack.send("POST", f"/api/jobs/{job['job']['id']}/execute")
+    drain(pollers(stack.api, TEMPLATE))
+    read, result = stack.send("GET", f"/api/jobs/jobresults/{answer.get('generatedDocumentId')}")
+    stack.send("DELETE", f"/api/jobs?id={job['job']['id']}")
+    return (executed, read) == (202, 200) and result["jobResult"]["status"] == "refreshing"
 
 
 def _sweeps_runs(stack: Stack) -> bool:

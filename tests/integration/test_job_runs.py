@@ -634,3 +634,36 @@ def test_links_of_a_report_mailed_on_request_are_revoked_by_its_caller_and_a_del
     assert stack.send("DELETE", f"/api/jobs?id={job['id']}")[0] == 200
     gone = stack.api.handle("GET", path, [], b"")
     assert gone.status == 410 and b"deleted" in gone.body
+
+
+def test_a_refresh_job_refreshes_its_data_models_snapshot_and_mails_nobody(stack: Stack) -> None:
+    from tests.integration.test_iam import _snapshot_model
+
+    model, _slug = _snapshot_model(stack)
+    body = {"name": f"refresh-{uuid.uuid4().hex[:6]}", "mode": "refresh", "dataModelId": int(model),
+            "recurrenceRule": "FREQ=DAILY;BYHOUR=5;BYMINUTE=0", "timeZone": "Australia/Sydney"}  # fmt: skip
+    status, answer = stack.send("POST", "/api/jobs", body)
+    assert status == 201, answer
+    job = answer["job"]
+    assert job["mode"] == "refresh" and job["dataModelId"] == int(model)
+    before = len(_mails())
+    _fire(stack, job["id"], _nine_in_sydney(1))
+    (run,) = _results(stack, job["id"])
+    assert run["status"] == "refreshing" and run["refreshId"]
+    refresh = stack.send("GET", f"/api/datamodels/{model}/refreshes/{run['refreshId']}")[1]["refresh"]
+    assert refresh["status"] == "complete" and refresh["trigger"] == "schedule"
+    current = stack.send("GET", f"/api/datamodels/{model}")[1]["dataModel"]["currentSnapshot"]
+    assert current["refreshId"] == refresh["id"]
+    assert _mails(before) == []
+    # Checked whole on save: its model, the right to refresh it, and nothing a refresh job does not do
+    no_refresh = _token(stack, ["*"], [Grant(scope="allScheduledJobs", accessMode=15)])
+    for changes, field, auth in [
+        ({"dataModelId": None}, "dataModelId", "admin"),
+        ({"dataModelId": 99999}, "dataModelId", "admin"),
+        ({"subscribedEmails": ["a@example.com"]}, "subscribedEmails", "admin"),
+        ({}, "dataModelId", no_refresh),
+    ]:
+        status, answer = stack.send("POST", "/api/jobs", body | changes, auth=auth)
+        assert (status, answer.get("parameter")) == (400, field), (changes, answer)
+    # And a document job names no dataModelId
+    assert stack.send("POST", "/api/jobs", _body(stack, dataModelId=int(model)))[1]["parameter"] == "dataModelId"

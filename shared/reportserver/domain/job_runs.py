@@ -73,7 +73,8 @@ MAX_FORM_FIELDS = 100  # `/report/mail/`'s form: a report's parameters and where
 MAX_EXECUTES_PER_HOUR = 10  # runs asked over the API, per job: each is a full export of the report
 MAX_RECIPIENTS_PER_MAIL = 50  # SES's limit of addresses in one message
 DELIVERY_LEASE = timedelta(minutes=10)  # longer than the runner's timeout: a live delivery is never taken
-RUN_STATUSES = ("exporting", "delivered", "skipped", "failed", "burst")  # burst: its recipients' runs hold the outcomes
+# burst: its recipients' runs hold the outcomes; refreshing: its snapshot refresh does
+RUN_STATUSES = ("exporting", "delivered", "skipped", "failed", "burst", "refreshing")
 OPEN_STATUSES = ("exporting", "delivering")  # a run not ended yet: the sweeper sees it
 SHARED_PREFIX = "shared/"  # a job's shared folders are key prefixes under this, in the export bucket
 MAX_DELIVERY_ATTEMPTS = 5  # a delivery failing on passing faults (SES throttled, S3 down) this often fails
@@ -156,6 +157,7 @@ class JobRun(msgspec.Struct, kw_only=True):
     zone: str = "UTC"  # a mail on request: the clock its time is written on
     attempts: int = 0  # deliveries begun
     shared_files: list[str] = msgspec.field(default_factory=list)  # the copies put in the job's shared folders
+    refresh_id: str | None = None  # a refresh job's run: the snapshot refresh it asked for
     file_key: str | None = None  # its file (runs/...), kept until `expires_at`, then removed by the sweeper
     file_deleted: bool = False
     owner_notified: str | None = None  # a failed run: the address its owner was told at
@@ -192,6 +194,7 @@ class JobRun(msgspec.Struct, kw_only=True):
             "condition": msgspec.to_builtins(self.condition) if self.condition else None,
             "attempts": self.attempts,
             "sharedFiles": self.shared_files,
+            "refreshId": self.refresh_id,
             "ownerNotified": self.owner_notified,
             "expiresAt": utc_stamp(self.expires_at),
         }
@@ -291,6 +294,8 @@ class JobRunner:
     # and the queue the recipients' runs go to.
     member_rows: Callable[[int, str], tuple[list[str], list[tuple[Any, ...]]]] | None = None
     recipient_queue: RecipientQueue | None = None
+    # A refresh job's run: a data model's snapshot refresh asked as the owner; the refresh's id.
+    refresh: Callable[[Principal, str], str] | None = None
 
     def deliver(self, message: DeliveryMessage) -> str:
         """Deliver a run whose export finished, once: "delivered", "skipped", "failed" or "duplicate".
@@ -540,6 +545,8 @@ class JobRunner:
         try:
             run.parameters = run_parameters(job, run_at)
             owner = self._owner(job, now)
+            if job.body.mode == "refresh":
+                return self._refresh(job, run, owner)
             if not self._holds(job, run, owner):
                 return "skipped"
             if job.body.mode == "billingStatement":
@@ -577,6 +584,17 @@ class JobRunner:
         self.runs.update_exporting_run(run)
         log.info("job run burst", extra={"job_id": job.id, "run": run.key, "recipients": len(found)})
         return run.status
+
+    def _refresh(self, job: Job, run: JobRun, principal: Principal) -> str:
+        """A refresh job's run: its data model's snapshot refresh asked (or the one under way joined); the
+        refresh's own status says how it ends (`/api/datamodels/{id}/refreshes/{refresh_id}`)."""
+        if self.refresh is None or job.body.dataModelId is None:
+            raise InvalidParameter("mode", "This job runner cannot refresh data models")
+        run.refresh_id = self.refresh(principal, str(job.body.dataModelId))
+        run.status, run.updated_at = "refreshing", self.clock()
+        self.runs.update_exporting_run(run)
+        log.info("job run asked a refresh", extra={"job_id": job.id, "run": run.key, "refresh": run.refresh_id})
+        return "refreshing"
 
     def _member_rows(
         self, principal: Principal, where: str, model_id: int, member: str

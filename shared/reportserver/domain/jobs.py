@@ -25,7 +25,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from reportserver.domain import relative_dates
-from reportserver.domain.access import AccessMode, Principal, ReportTarget, authorize_managing, decide, may_manage
+from reportserver.domain.access import (
+    AccessMode,
+    Permission,
+    Principal,
+    ReportTarget,
+    authorize_managing,
+    decide,
+    may_manage,
+)
 from reportserver.domain.access import Action as AccessAction
 from reportserver.domain.errors import InvalidParameter, NotFound, VersionConflict, named, shown
 from reportserver.domain.identity import EMAIL_PATTERN
@@ -33,7 +41,7 @@ from reportserver.domain.ports import DataSource
 from reportserver.domain.reports import FieldType, Report, ReportField, convert_value
 from reportserver.domain.schedules import SchedulerExpression, job_schedule
 
-MODES = ("document", "billingStatement")
+MODES = ("document", "billingStatement", "refresh")  # refresh: the data model `dataModelId`'s snapshot
 PARAMETER_SOURCES = ("static", "calculated", "bound")
 # Seed 001's delivery formats, and csv; each a file the export worker makes (`url`: a link to an xlsx).
 DELIVERY_FORMATS = {"url": "xlsx", "pdf": "pdf", "excel": "xlsx", "html": "html", "csv": "csv"}
@@ -94,7 +102,7 @@ class JobBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Seed 001's job, as `POST /api/jobs` takes it (`PUT` adds `id` and requires `optimisticLock`)."""
 
     name: Name
-    documentId: int  # noqa: N815 - seed 001's names
+    documentId: int = 0  # noqa: N815 - seed 001's names; a refresh job has none
     recurrenceRule: Annotated[str, msgspec.Meta(max_length=1000)]  # noqa: N815
     mode: str = "document"
     retentionPeriod: Annotated[int, msgspec.Meta(ge=1, le=MAX_RETENTION_DAYS)] = 30  # noqa: N815 - days
@@ -112,6 +120,7 @@ class JobBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sharedFolders: Folders = msgspec.field(default_factory=list)  # noqa: N815
     internalSubscriberIds: UserIds = msgspec.field(default_factory=list)  # noqa: N815
     condition: DeliveryCondition | None = None
+    dataModelId: int | None = None  # noqa: N815 - a refresh job's data model (beyond seed 001)
     optimisticLock: int | None = None  # noqa: N815 - seed 001 sends it on create too; it is ignored there
 
 
@@ -266,6 +275,11 @@ class JobAdmin:
         expression = schedule.scheduler_expression(now)
         if expression is None:  # job_schedule refuses a rule without a next run: this cannot be reached
             raise InvalidParameter("recurrenceRule", "The recurrenceRule never runs again")
+        if body.mode == "refresh":
+            self._refreshed(principal, body)
+            return _stored(body, name=name, startDate=start), expression
+        if body.dataModelId is not None:
+            raise InvalidParameter("dataModelId", "Only a refresh job names a dataModelId")
         report = self._report(principal, body.documentId)
         self._binding(principal, body)
         self._condition(principal, body.condition)
@@ -283,6 +297,32 @@ class JobAdmin:
             # A job runs with its owner's rights: one who may not run the report may not schedule it.
             raise InvalidParameter("documentId", f"{decision.reason}: it cannot be scheduled by this caller")
         return report
+
+    def _refreshed(self, principal: Principal, body: JobBody) -> None:
+        """A refresh job: the data model whose snapshot it refreshes, which its saver may refresh; it has no
+        report, recipients, parameters, binding or condition (it mails nobody)."""
+        if body.dataModelId is None:
+            raise InvalidParameter("dataModelId", "A refresh job names the dataModelId whose snapshot it refreshes")
+        model = self.data_model_by_id(str(body.dataModelId)) if body.dataModelId > 0 else None
+        if model is None:
+            raise InvalidParameter("dataModelId", f"No data model {body.dataModelId}")
+        if not principal.holds(Permission.REFRESH_DATA) or not may_manage(
+            principal, "dataModel", AccessMode.READ, model.number
+        ):
+            raise InvalidParameter(
+                "dataModelId", f"The {principal.label} may not refresh data model {model.number} (refresh_data)"
+            )
+        extra = [
+            name for name, given in (
+                ("billingStatementBinding", body.billingStatementBinding), ("condition", body.condition),
+                ("parameters", body.parameters), ("subscribedEmails", body.subscribedEmails),
+                ("internalSubscriberIds", body.internalSubscriberIds), ("sharedFolders", body.sharedFolders),
+            ) if given
+        ]  # fmt: skip
+        if extra:
+            raise InvalidParameter(
+                extra[0], f"A refresh job has no {extra[0]}: it refreshes a snapshot and mails nobody"
+            )
 
     def _condition(self, principal: Principal, condition: DeliveryCondition | None) -> None:
         if condition is None:

@@ -536,7 +536,7 @@ class JobView(msgspec.Struct, kw_only=True):
     id: int
     optimisticLock: int  # noqa: N815 - seed 001's names
     name: str
-    mode: Literal["document", "billingStatement"]
+    mode: Literal["document", "billingStatement", "refresh"]
     documentId: int  # noqa: N815
     retentionPeriod: int  # noqa: N815
     enabled: bool
@@ -552,6 +552,7 @@ class JobView(msgspec.Struct, kw_only=True):
     sharedFolders: list[str]  # noqa: N815
     internalSubscriberIds: list[int]  # noqa: N815
     condition: DeliveryCondition | None = None  # deliver only when its test holds
+    dataModelId: int | None = None  # noqa: N815 - a refresh job's data model
     owner: str  # the caller that made it: its runs act with this caller's rights
     createdAt: str  # noqa: N815
     updatedAt: str  # noqa: N815
@@ -596,7 +597,8 @@ class JobResultView(msgspec.Struct, kw_only=True):
     trigger: Literal["schedule", "api"]
     requestedBy: str  # noqa: N815
     # burst: a per-recipient run, whose recipients' runs (parentId: this id) hold the outcomes
-    status: Literal["exporting", "exported", "delivering", "delivered", "skipped", "failed", "burst"]
+    # refreshing: a refresh job's run, whose snapshot refresh (refreshId) says how it ends
+    status: Literal["exporting", "exported", "delivering", "delivered", "skipped", "failed", "burst", "refreshing"]
     parameters: dict[str, str]
     format: str
     ticketId: str | None  # noqa: N815
@@ -609,6 +611,7 @@ class JobResultView(msgspec.Struct, kw_only=True):
     condition: ConditionOutcome | None = None  # the job's condition as the run found it
     attempts: int = 0  # deliveries begun (a passing fault is retried; the fifth failure is final)
     sharedFiles: list[str] = msgspec.field(default_factory=list)  # noqa: N815 - copies in its shared folders
+    refreshId: str | None = None  # noqa: N815 - a refresh job's run: GET /api/datamodels/{id}/refreshes/{it}
     ownerNotified: str | None = None  # noqa: N815 - a failed run: the address its owner was told at
     export: RunExport | None = None
 
