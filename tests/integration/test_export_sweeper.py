@@ -54,7 +54,8 @@ def get(stack: Stack, ticket_id: str) -> ExportTicket:
 
 
 def test_the_sweeper_runs_on_a_schedule_of_the_template() -> None:
-    assert TEMPLATE.schedules() == {"ExportSweeperFunction": 300.0}
+    # The export sweeper, and the job runner's sweep of the runs
+    assert TEMPLATE.schedules() == {"ExportSweeperFunction": 300.0, "JobRunnerFunction": 300.0}
     assert STRANDED == 900
 
 

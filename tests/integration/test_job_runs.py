@@ -667,3 +667,29 @@ def test_a_refresh_job_refreshes_its_data_models_snapshot_and_mails_nobody(stack
         assert (status, answer.get("parameter")) == (400, field), (changes, answer)
     # And a document job names no dataModelId
     assert stack.send("POST", "/api/jobs", _body(stack, dataModelId=int(model)))[1]["parameter"] == "dataModelId"
+
+
+def test_a_token_triggered_run_mails_the_reports_rows(stack: Stack) -> None:
+    import csv
+    import io
+    from email import message_from_string
+    from email.policy import default
+
+    july = [{"name": "date_from", "value": "2025-07-01"}, {"name": "date_to", "value": "2025-07-15"}]
+    job = _created(stack, emailDeliveryFormat="csv", parameters=july, subscribedEmails=["ops@example.com"])
+    # An API token holding execute_subscription, from outside (seed 004)
+    runner = _token(stack, ["sales"], ["execute_subscription"])
+    before = len(_mails())
+    status, answer = stack.send("POST", f"/api/jobs/{job['id']}/execute", auth=runner)
+    assert status == 202, answer
+    drain(pollers(stack.api, TEMPLATE))
+    (mail,) = _mails(before)
+    assert set(mail.destinations) == {"ops@example.com"}
+    (attached,) = message_from_string(mail.raw_data, policy=default).iter_attachments()
+    content = attached.get_content()
+    rows = list(csv.DictReader(io.StringIO(content if isinstance(content, str) else content.decode("utf-8"))))
+    records = stack.send("GET", "/api/call/sales-by-day/?date_from=2025-07-01&date_to=2025-07-15")[1]["records"]
+    assert len(rows) == len(records) == 15
+    assert [(r["day"], r["orders"]) for r in rows] == [(str(r["day"]), str(r["orders"])) for r in records]
+    result = stack.send("GET", f"/api/jobs/jobresults/{answer['generatedDocumentId']}")[1]["jobResult"]
+    assert result["trigger"] == "api" and result["status"] == "delivered"
