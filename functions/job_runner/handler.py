@@ -13,7 +13,7 @@ from reportserver.domain.bursts import RecipientMessage, member_rows
 from reportserver.domain.calls import ReportRunner
 from reportserver.domain.exports import ExportPolicy, ExportService
 from reportserver.domain.identity import User, UserGroup
-from reportserver.domain.job_runs import DeliveryMessage, JobRunner, RunMessage
+from reportserver.domain.job_runs import DeliveryMessage, JobRunner, MailEvent, RunMessage
 from reportserver.domain.refreshes import Refreshes
 from reportserver.domain.tokens import ApiToken
 from reportserver.observability import logger
@@ -88,7 +88,7 @@ runner = JobRunner(
     ticket=tickets.get,
     files=files,
     user_email=_user_email,
-    mailer=SesMailer(settings.mail_from),
+    mailer=SesMailer(settings.mail_from, settings.mail_configuration_set),
     sender=settings.mail_from,
     links=jobs,
     service_url=settings.service_url,
@@ -115,6 +115,12 @@ def start_run(record: SQSRecord) -> str:
     if recipient is not None:
         logger.append_keys(job_id=recipient.job_id)
         return runner.start_recipient(recipient)
+    try:
+        event = msgspec.json.decode(record.body, type=MailEvent)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        event = None
+    if event is not None:  # SES's bounce or complaint, by SNS
+        return runner.mail_event(event)
     try:
         message = msgspec.json.decode(record.body, type=RunMessage)
         message.key()  # its time is readable

@@ -190,6 +190,8 @@ class JobsSettings(_Settings, frozen=True, kw_only=True):
 
 class JobRunnerSettings(_Settings, frozen=True, kw_only=True):
     jobs_table: TableName = msgspec.field(name="JOBS_TABLE")
+    # SES publishes the bounces and complaints of mails sent with it (to the job-run queue, by SNS)
+    mail_configuration_set: str = msgspec.field(name="MAIL_CONFIGURATION_SET", default="")
     refresh_queue_url: QueueUrl = msgspec.field(name="REFRESH_QUEUE_URL")  # a refresh job's snapshot refresh
     catalog_table: TableName = msgspec.field(name="CATALOG_TABLE")
     tokens_table: TableName = msgspec.field(name="TOKENS_TABLE")  # a job's owner, as it is now

@@ -693,3 +693,34 @@ def test_a_token_triggered_run_mails_the_reports_rows(stack: Stack) -> None:
     assert [(r["day"], r["orders"]) for r in rows] == [(str(r["day"]), str(r["orders"])) for r in records]
     result = stack.send("GET", f"/api/jobs/jobresults/{answer['generatedDocumentId']}")[1]["jobResult"]
     assert result["trigger"] == "api" and result["status"] == "delivered"
+
+
+def test_a_permanent_bounce_reported_by_ses_fails_the_run_and_marks_its_address(stack: Stack) -> None:
+    from pathlib import Path
+
+    job = _created(stack, emailDeliveryFormat="csv", subscribedEmails=["finance@example.com", "ops@example.com"],
+                   sendIndividualEmails=True)  # fmt: skip
+    _fire(stack, job["id"], _nine_in_sydney(1))
+    (run,) = _results(stack, job["id"])
+    assert run["status"] == "delivered"
+    sent = {r["address"]: r["message_id"] for r in run["recipients"]}
+    # When SES reports (by its configuration set, SNS, raw) that finance@'s mail bounced for good
+    event = (Path(__file__).parents[2] / "events" / "ses_bounce.json").read_text()
+    event = event.replace("MESSAGE-ID", sent["finance@example.com"])
+    queue = TEMPLATE.reference("JobRunQueue")
+    for _ in range(2):  # SNS delivers at least once
+        boto3.client("sqs").send_message(QueueUrl=queue, MessageBody=event)
+    drain(pollers(stack.api, TEMPLATE))
+    # Then the run has failed, saying how many bounced, and the address says why; the other stays sent
+    (run,) = _results(stack, job["id"])
+    assert run["status"] == "failed" and run["error"] == "1 of 2 recipients bounced"
+    outcome = {r["address"]: (r["status"], r["error"]) for r in run["recipients"]}
+    assert outcome == {
+        "finance@example.com": ("bounced", "Permanent bounce: smtp; 550 5.1.1 user unknown"),
+        "ops@example.com": ("sent", None),
+    }
+    # A bounce of a mail that is no run's changes nothing
+    stranger = event.replace(sent["finance@example.com"], "not-a-mail-of-ours")
+    boto3.client("sqs").send_message(QueueUrl=queue, MessageBody=stranger)
+    drain(pollers(stack.api, TEMPLATE))
+    assert _results(stack, job["id"]) == [run]

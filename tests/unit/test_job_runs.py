@@ -33,6 +33,7 @@ SYDNEY_MORNING = datetime(2026, 3, 1, 22, 30, tzinfo=UTC)  # 09:30 on 2 March in
 @dataclass
 class Runs:
     kept: dict[tuple[int, str], JobRun] = field(default_factory=dict)
+    mails: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def record_run(self, run: JobRun) -> bool:
         if (run.job_id, run.key) in self.kept:
@@ -69,6 +70,12 @@ class Runs:
 
     def open_runs(self, before: datetime) -> list[tuple[int, str]]:
         return [k for k, r in self.kept.items() if r.status in ("exporting", "delivering") and r.updated_at < before]
+
+    def record_mail(self, message_id: str, run: JobRun) -> None:
+        self.mails[message_id] = (run.job_id, run.key)
+
+    def mail_run(self, message_id: str) -> tuple[int, str] | None:
+        return self.mails.get(message_id)
 
     def expired_files(self, before: datetime) -> list[tuple[int, str]]:
         return [k for k, r in self.kept.items() if r.file_key and not r.file_deleted and r.expires_at < before]
@@ -530,3 +537,34 @@ def test_a_failing_per_recipient_run_tells_its_owner_once() -> None:
     assert world.fire(job, world.now) == "burst"
     assert [world.runner.start_recipient(m) for m in queued] == ["failed"] * 3
     assert notices == [["owner@example.com"]]
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "run_status"),
+    [
+        ({"eventType": "Bounce",
+          "bounce": {"bounceType": "Transient", "bouncedRecipients": [{"emailAddress": "A@example.com"}]}},
+         "bounced", "delivered"),
+        ({"eventType": "Complaint", "complaint": {"complainedRecipients": [{"emailAddress": "a@example.com"}]}},
+         "complained", "delivered"),
+        ({"eventType": "Bounce",
+          "bounce": {"bounceType": "Permanent", "bouncedRecipients": [{"emailAddress": "a@example.com"}]}},
+         "bounced", "failed"),
+    ],
+)  # fmt: skip
+def test_what_ses_reports_later_is_marked_on_the_address_and_only_a_permanent_bounce_fails_the_run(
+    event: dict[str, Any], status: str, run_status: str
+) -> None:
+    from reportserver.domain.job_runs import MailEvent
+
+    world, message, _mails = _delivery()
+    assert world.runner.deliver(message) == "delivered"
+    run = world.runs.kept[(message.job_id, message.deliver)]
+    (sent,) = run.recipients
+    decoded = msgspec.convert(event | {"mail": {"messageId": sent.message_id}}, MailEvent)
+    assert world.runner.mail_event(decoded) == status
+    run = world.runs.kept[(message.job_id, message.deliver)]
+    assert (run.recipients[0].status, run.status) == (status, run_status)
+    assert world.runner.mail_event(decoded) == "duplicate"  # SNS may deliver it twice
+    other = msgspec.convert(event | {"mail": {"messageId": "someone-elses"}}, MailEvent)
+    assert world.runner.mail_event(other) == "no run"

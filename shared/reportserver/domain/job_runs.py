@@ -125,7 +125,8 @@ class DeliveryMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class RecipientStatus(msgspec.Struct, kw_only=True):
     address: str
-    status: Literal["sent", "failed"]
+    # bounced: SES said later that the address refused it for good; complained: marked as spam
+    status: Literal["sent", "failed", "bounced", "complained"]
     message_id: str | None = None
     error: str | None = None
 
@@ -209,6 +210,34 @@ class JobRun(msgspec.Struct, kw_only=True):
         return view
 
 
+class BouncedRecipient(msgspec.Struct, kw_only=True):
+    emailAddress: str  # noqa: N815 - SES's names
+    diagnosticCode: str | None = None  # noqa: N815
+
+
+class Bounce(msgspec.Struct, kw_only=True):
+    bounceType: str  # noqa: N815 - Permanent, Transient or Undetermined
+    bouncedRecipients: list[BouncedRecipient] = msgspec.field(default_factory=list)  # noqa: N815
+
+
+class Complaint(msgspec.Struct, kw_only=True):
+    complainedRecipients: list[BouncedRecipient] = msgspec.field(default_factory=list)  # noqa: N815
+
+
+class SentMail(msgspec.Struct, kw_only=True):
+    messageId: str  # noqa: N815
+
+
+class MailEvent(msgspec.Struct, kw_only=True):
+    """SES's word on a mail it sent (its configuration set's event, by SNS, delivered raw to the job-run
+    queue): a bounce or a complaint. Only the fields read here are named; SES sends more."""
+
+    eventType: str  # noqa: N815
+    mail: SentMail
+    bounce: Bounce | None = None
+    complaint: Complaint | None = None
+
+
 class RunStore(Protocol):
     def record_run(self, run: JobRun) -> bool:
         """Write a new run; False when its key is written already (the message came twice)."""
@@ -229,6 +258,11 @@ class RunStore(Protocol):
 
     def open_runs(self, before: datetime) -> list[tuple[int, str]]:
         """(job id, run key) of the runs not ended (exporting, delivering) unchanged since `before`."""
+
+    def record_mail(self, message_id: str, run: JobRun) -> None:
+        """Which run a sent mail (SES's message id) belongs to, for as long as the run is kept."""
+
+    def mail_run(self, message_id: str) -> tuple[int, str] | None: ...
 
     def expired_files(self, before: datetime) -> list[tuple[int, str]]:
         """(job id, run key) of the runs whose file is kept and whose retention ended before `before`."""
@@ -386,6 +420,7 @@ class JobRunner:
             try:
                 message_id = self.mailer.send(run_message(mail), group)
                 statuses += [RecipientStatus(address=a, status="sent", message_id=message_id) for a in group]
+                self.runs.record_mail(message_id, run)  # its bounces, if any, find the run
             except MailRefused as refused:
                 statuses += [RecipientStatus(address=a, status="failed", error=refused.message) for a in group]
             # Recorded as it goes: a delivery killed midway (a timeout) mails only the rest when taken again.
@@ -404,6 +439,44 @@ class JobRunner:
             if target not in run.shared_files:
                 self.files.copy(ticket.file_key, target)
                 run.shared_files.append(target)
+
+    def mail_event(self, event: MailEvent) -> str:
+        """A bounce or complaint SES reported for one of the runs' mails: each address it names is marked
+        on its run. A permanent bounce fails the run (its owner told why); a transient one SES has retried
+        already is recorded only; a complaint is recorded only (the address marked the mail as spam)."""
+        found = self.runs.mail_run(event.mail.messageId)
+        run = self.runs.run(*found) if found is not None else None
+        if run is None:
+            log.info("mail event for no kept run", extra={"message_id": event.mail.messageId})
+            return "no run"
+        if event.bounce is not None and event.eventType == "Bounce":
+            status, named = "bounced", event.bounce.bouncedRecipients
+            permanent = event.bounce.bounceType == "Permanent"
+            why = f"{event.bounce.bounceType} bounce"
+        elif event.complaint is not None and event.eventType == "Complaint":
+            status, named, permanent, why = "complained", event.complaint.complainedRecipients, False, "complaint"
+        else:
+            return "ignored"
+        addresses = {r.emailAddress.casefold(): r for r in named}
+        changed = 0
+        for recipient in run.recipients:
+            hit = addresses.get(recipient.address.casefold())
+            if hit is not None and recipient.message_id == event.mail.messageId and recipient.status == "sent":
+                recipient.status = status  # type: ignore[assignment]  # one of the Literal's values
+                recipient.error = f"{why}: {hit.diagnosticCode}" if hit.diagnosticCode else why
+                changed += 1
+        if not changed:
+            return "duplicate"
+        if permanent and run.status in ("delivered", "failed"):
+            bounced = [r for r in run.recipients if r.status == "bounced"]
+            run.status, run.error = "failed", f"{len(bounced)} of {len(run.recipients)} recipients bounced"
+        run.updated_at = self.clock()
+        self.runs.update_run(run)
+        if permanent and run.owner_notified is None:
+            self._notify_owner(run)
+            if run.owner_notified:
+                self.runs.update_run(run)
+        return status
 
     def _notify_owner(self, run: JobRun) -> None:
         """Tell the job's owner that a run failed, and why (recorded on `run`). A user is told at their

@@ -583,7 +583,7 @@ class RunExport(msgspec.Struct):
 
 class RecipientView(msgspec.Struct, kw_only=True):
     address: str
-    status: Literal["sent", "failed"]
+    status: Literal["sent", "failed", "bounced", "complained"]  # bounced, complained: SES said so later
     message_id: str | None = None
     error: str | None = None
 

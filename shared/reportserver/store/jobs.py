@@ -164,6 +164,17 @@ class DynamoJobStore:
         runs = [from_document(i["definition"], JobRun) for page in found for i in page.get("Items", [])]
         return [r for r in runs if r.expires_at > now]
 
+    # Mails sent (SES's message id -> their run), so that SES's bounces find their run
+
+    def record_mail(self, message_id: str, run: JobRun) -> None:
+        item = {"pk": f"{keys.MAIL}{message_id}", "sk": keys.MAIL, "job_id": run.job_id, "run": run.key,
+                "ttl": int((run.expires_at + RECORD_GRACE).timestamp())}  # fmt: skip
+        self._table.put_item(Item=item)
+
+    def mail_run(self, message_id: str) -> tuple[int, str] | None:
+        item = self._table.get_item(Key={"pk": f"{keys.MAIL}{message_id}", "sk": keys.MAIL}).get("Item")
+        return (int(item["job_id"]), str(item["run"])) if item else None
+
     # Links in mails (`domain.links`): by the secret's hash, with the run's TTL
 
     @staticmethod

@@ -108,6 +108,8 @@ AUDIT_BY_REPORT = "ByReport"
 #                                             attribute_not_exists (a message delivered twice is one run)
 #     pk=LINK<secret's SHA-256>  sk=LINK      a link in a run's mail (`domain.links`): definition (S,
 #                                             JSON: the file, expiry, revoked); the secret is never stored
+#     pk=MAIL<SES message id>  sk=MAIL        job_id (N), run (S): the run a sent mail belongs to (its
+#                                             bounces and complaints find it); ttl as the run's
 #     index        OpenRuns: open_runs (S, "OPEN") + updated (N, epoch seconds); sparse: only runs not
 #                  ended (exporting, delivering) carry open_runs; the runs' sweeper reads it (keys only)
 #     index        RunFiles: kept_file (S, "FILE") + file_expires (N, epoch seconds); sparse: only runs
@@ -118,3 +120,4 @@ OPEN_RUNS_INDEX = "OpenRuns"
 RUN_FILES_INDEX = "RunFiles"
 RUN = "RUN"
 LINK = "LINK"
+MAIL = "MAIL"

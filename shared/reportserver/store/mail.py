@@ -15,14 +15,19 @@ _REFUSALS = frozenset({"MessageRejected", "MailFromDomainNotVerifiedException", 
 
 
 class SesMailer:
-    def __init__(self, sender: str) -> None:
+    """Sends through SES, with the stack's configuration set when it has one: SES then publishes each
+    mail's bounces and complaints (to SNS, and on to the job-run queue)."""
+
+    def __init__(self, sender: str, configuration_set: str = "") -> None:
         self._sender = sender
+        self._configuration_set = configuration_set
 
     def send(self, message: EmailMessage, recipients: Sequence[str]) -> str:
+        request = {"Source": self._sender, "Destinations": list(recipients), "RawMessage": {"Data": bytes(message)}}
+        if self._configuration_set:
+            request["ConfigurationSetName"] = self._configuration_set
         try:
-            answer = aws.ses().send_raw_email(
-                Source=self._sender, Destinations=list(recipients), RawMessage={"Data": bytes(message)}
-            )
+            answer = aws.ses().send_raw_email(**request)
         except Exception as error:
             code = aws.error_code(error)
             if code in _REFUSALS:
