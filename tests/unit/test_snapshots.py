@@ -258,3 +258,29 @@ def test_a_complete_refresh_shows_what_it_kept_and_how_long_it_took() -> None:
     assert view["tookSeconds"] == 2.5 and view["snapshotTakenAt"] == now and view["status"] == "complete"
     refresh.status = RefreshStatus.FAILED
     assert refresh.view(now)["snapshotTakenAt"] is None
+
+
+def test_a_snapshot_divides_whole_decimals_and_compares_instants_as_the_live_database_does(tmp_path: Path) -> None:
+    """Two silent wrong answers a review found: 7.00 / 2 gave 3 (whole decimals kept as INTEGER), and
+    `at <= :until` missed the row at that very instant (an offset in the kept text, none in the bound one)."""
+    path = tmp_path / "s.sqlite"
+    snapshot = SqliteSnapshot(path, 10**8)
+    columns = [Column("id", ColumnType.INTEGER), Column("amount", ColumnType.DECIMAL, 2),
+               Column("qty", ColumnType.INTEGER), Column("at", ColumnType.TIMESTAMPTZ)]  # fmt: skip
+    rows = [
+        (1, Decimal("7.00"), 2, datetime(2024, 1, 1, 10, 0, tzinfo=timezone(timedelta(hours=1)))),
+        (2, Decimal("7.50"), 2, datetime(2024, 1, 1, 9, 0, tzinfo=UTC)),
+        (3, Decimal("9.00"), 0, datetime(2024, 1, 1, 9, 0, 0, 500000, tzinfo=UTC)),
+    ]
+    snapshot.add_table("orders", columns, iter([rows]))
+    snapshot.finish()
+    source = SqliteSource(str(path))
+    with source.run('SELECT id, amount / qty AS "unit [decimal(2)]" FROM orders WHERE qty > 0 ORDER BY id', {}) as r:
+        assert [tuple(row) for batch in r.batches for row in batch] == [(1, Decimal("3.50")), (2, Decimal("3.75"))]
+    with source.run("SELECT id FROM orders WHERE amount / 2 > 3.4 ORDER BY id", {}) as r:
+        assert [row[0] for batch in r.batches for row in batch] == [1, 2, 3]
+    until = datetime(2024, 1, 1, 9, 0)  # as a report's timestamptz parameter is bound: UTC, no offset
+    with source.run("SELECT id FROM orders WHERE at <= :until ORDER BY id", {"until": until}) as r:
+        assert [row[0] for batch in r.batches for row in batch] == [1, 2]
+    with source.run("SELECT id FROM orders WHERE at = :t ORDER BY id", {"t": until}) as r:
+        assert [row[0] for batch in r.batches for row in batch] == [1, 2]

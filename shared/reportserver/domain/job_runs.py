@@ -449,6 +449,10 @@ class JobRunner:
         if run is None:
             log.info("mail event for no kept run", extra={"message_id": event.mail.messageId})
             return "no run"
+        if run.status == "delivering":
+            # Its delivery is still writing the run: the event waits (the queue brings it back), so that
+            # neither write loses the other's.
+            raise RuntimeError("the run is being delivered: its mail event is taken again later")
         if event.bounce is not None and event.eventType == "Bounce":
             status, named = "bounced", event.bounce.bouncedRecipients
             permanent = event.bounce.bounceType == "Permanent"
@@ -468,7 +472,7 @@ class JobRunner:
         if not changed:
             return "duplicate"
         if permanent and run.status in ("delivered", "failed"):
-            bounced = [r for r in run.recipients if r.status == "bounced"]
+            bounced = [r for r in run.recipients if r.status == "bounced" and (r.error or "").startswith("Permanent")]
             run.status, run.error = "failed", f"{len(bounced)} of {len(run.recipients)} recipients bounced"
         run.updated_at = self.clock()
         self.runs.update_run(run)

@@ -31,7 +31,7 @@ from typing import Any
 from reportserver.domain.errors import InvalidDefinition, ResultTooLarge, ValueDoesNotFit
 from reportserver.domain.ports import Row
 from reportserver.domain.snapshots import KeptColumn, KeptTable
-from reportserver.domain.values import INT64_MAX, INT64_MIN, Column, ColumnType, decimal_scale
+from reportserver.domain.values import Column, ColumnType, decimal_scale
 from reportserver.sources.sqlite import SqliteSource
 
 _DECLARED = {
@@ -53,7 +53,9 @@ def declared(column: Column, scale: int | None = None) -> str:
         return ""
     if column.type is ColumnType.DECIMAL:
         places = column.scale if column.scale is not None else scale
-        return "DECIMAL" if places is None else f"DECIMAL(38,{places})"
+        # REAL affinity (the word REAL): a whole value stays a REAL, never turned into an INTEGER that SQLite
+        # would divide as an integer. The reader still reads DECIMAL, with its places.
+        return "DECIMAL REAL" if places is None else f"DECIMAL REAL(38,{places})"
     return _DECLARED[column.type]
 
 
@@ -177,7 +179,11 @@ def _encoder(column: Column) -> Encoder:  # noqa: PLR0911 - one encoder per type
     if kind is ColumnType.TIMESTAMP:
         return lambda value, _row: None if value is None else value.isoformat(sep=" ")
     if kind is ColumnType.TIMESTAMPTZ:
-        return lambda value, _row: None if value is None else value.astimezone(UTC).isoformat(sep=" ")
+        # UTC without an offset: compared as text with a bound parameter, which is written so (an offset in
+        # one and not the other would put 09:00 after 09:00)
+        return lambda value, _row: (
+            None if value is None else value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+        )
     return lambda value, _row: value
 
 
@@ -189,10 +195,10 @@ def _refuse_nan(column: Column, value: Any, row: int) -> Any:
     return value
 
 
-def _exact_number(column: Column, value: Decimal, row: int) -> int | float:
-    """A decimal as the SQLite number that is exactly it: an integer, else the one REAL that is it."""
-    if value == value.to_integral_value() and INT64_MIN <= value <= INT64_MAX:
-        return int(value)
+def _exact_number(column: Column, value: Decimal, row: int) -> float:
+    """A decimal as the one SQLite REAL that is exactly it. Never an INTEGER, even when whole: SQLite
+    divides two integers as integers (7.00 / 2 would be 3, not 3.50), and a column mixing both would
+    divide some rows one way and some the other."""
     number = float(value)
     if not math.isfinite(number) or Decimal(repr(number)) != value:
         raise ValueDoesNotFit(
