@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -99,27 +99,28 @@ runner = JobRunner(
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def start_run(record: SQSRecord) -> str:
+Message = TypeVar("Message", bound=msgspec.Struct)
+
+
+def _decoded(body: str, kind: type[Message]) -> Message | None:
+    """The message as a `kind`, or None when it is another kind (or none at all)."""
     try:
-        delivery = msgspec.json.decode(record.body, type=DeliveryMessage)
+        return msgspec.json.decode(body, type=kind)
     except (msgspec.DecodeError, msgspec.ValidationError):
-        delivery = None
-    if delivery is not None:
+        return None
+
+
+def start_run(record: SQSRecord) -> str:
+    """One job-run queue message, whichever of its kinds it is: a finished export to deliver, one recipient
+    of a per-recipient run, SES's word on a sent mail, or a run to start."""
+    if (delivery := _decoded(record.body, DeliveryMessage)) is not None:
         logger.append_keys(job_id=delivery.job_id)
         return runner.deliver(delivery)
-    try:
-        recipient = msgspec.json.decode(record.body, type=RecipientMessage)
-        recipient.key()
-    except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
-        recipient = None
-    if recipient is not None:
+    recipient = _decoded(record.body, RecipientMessage)
+    if recipient is not None and _keyed(recipient):
         logger.append_keys(job_id=recipient.job_id)
         return runner.start_recipient(recipient)
-    try:
-        event = msgspec.json.decode(record.body, type=MailEvent)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        event = None
-    if event is not None:  # SES's bounce or complaint, by SNS
+    if (event := _decoded(record.body, MailEvent)) is not None:  # SES's bounce or complaint, by SNS
         return runner.mail_event(event)
     try:
         message = msgspec.json.decode(record.body, type=RunMessage)
@@ -130,6 +131,14 @@ def start_run(record: SQSRecord) -> str:
         return "dropped"  # no retry can mend it: succeed, so that it leaves the queue
     logger.append_keys(job_id=message.job_id)
     return runner.start(message)
+
+
+def _keyed(message: RecipientMessage) -> bool:
+    try:
+        message.key()
+    except ValueError:
+        return False  # read as a run message below, which drops it saying why
+    return True
 
 
 @logger.inject_lambda_context(clear_state=True)

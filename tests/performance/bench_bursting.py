@@ -19,11 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +29,10 @@ from typing import Any
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "shared")]
+
+from tests.performance.local_stack import running_stack  # noqa: E402
+
 REGIONS = ("NSW", "VIC", "QLD", "WA")
 
 
@@ -85,21 +86,7 @@ def main() -> int:
     parser.add_argument("--recipients", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    state_dir = Path(tempfile.mkdtemp(prefix="bench-burst-"))
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'shared'}", "POWERTOOLS_LOG_LEVEL": "WARNING"}
-    stack = subprocess.Popen(
-        [sys.executable, "-m", "infra.local.stack", "--port", "0", "--state-dir", str(state_dir), "--discard-postgres"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        state_file = state_dir / "stack.json"
-        deadline = time.monotonic() + 180
-        while not state_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        state = json.loads(state_file.read_text(encoding="utf-8"))
+    with running_stack("bench-burst-", "--discard-postgres") as (stack, state):
         api, mail_dir = state["api_url"], Path(state["mail_dir"])
         session = requests.Session()
         session.headers["Authorization"] = state["token"]["authorization"]
@@ -163,12 +150,6 @@ def main() -> int:
         print(f"one document run, alone:     {single * 1000:8.0f} ms, {single_cpu * 1000:.0f} CPU-ms (to its mail)")
         print(f"per recipient / run alone:   {wall / n / single:8.2f}x wall, {cpu / n / single_cpu:.2f}x CPU")
         return 0
-    finally:
-        stack.send_signal(signal.SIGTERM)
-        try:
-            stack.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            stack.kill()
 
 
 if __name__ == "__main__":

@@ -11,13 +11,8 @@ client waited, medians of the repeats.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +20,10 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "shared")]
+
+from tests.performance.local_stack import running_stack  # noqa: E402
+
 TARGET_SECONDS = 2.0
 
 
@@ -33,21 +32,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    state_dir = Path(tempfile.mkdtemp(prefix="bench-stack-"))
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'shared'}", "POWERTOOLS_LOG_LEVEL": "WARNING"}
-    stack = subprocess.Popen(
-        [sys.executable, "-m", "infra.local.stack", "--port", "0", "--state-dir", str(state_dir)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        state_file = state_dir / "stack.json"
-        deadline = time.monotonic() + 120
-        while not state_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        state = json.loads(state_file.read_text(encoding="utf-8"))
+    with running_stack("bench-stack-") as (_stack, state):
         auth = {"Authorization": state["token"]["authorization"]}
         server_side, client_side = [], []
         for _ in range(args.repeats):
@@ -81,9 +66,6 @@ def main() -> int:
         )
         print(f"  client POST -> saw complete: median {statistics.median(client_side):.2f} s")
         return 0 if ticket_median < TARGET_SECONDS else 1
-    finally:
-        stack.send_signal(signal.SIGTERM)
-        stack.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -202,7 +202,9 @@ def test_a_save_landing_during_a_run_keeps_the_saves_schedule() -> None:
     assert expression == "at(2026-12-03T15:30:00)"
 
 
-def test_a_billing_statement_run_fans_out_one_run_per_recipient_each_recorded_once() -> None:
+def _billing_world(rows: list[tuple[str, str]]) -> tuple[World, Job, list[Any]]:
+    """A per-recipient job whose binding gives `rows` (email, region), `region` bound; the recipients'
+    messages it queues."""
     from reportserver.domain.jobs import BillingStatementBinding, JobParameter
 
     world = World(datetime(2026, 12, 3, 15, 0, tzinfo=UTC))
@@ -214,9 +216,13 @@ def test_a_billing_statement_run_fans_out_one_run_per_recipient_each_recorded_on
     )  # fmt: skip
     world.store.rows[job.id] = msgspec.structs.replace(job, body=billing)
     queued: list[Any] = []
-    rows = [("a@example.com", "NSW"), ("b@example.com", "VIC")]
     world.runner.member_rows = lambda _m, _n: (["email", "region"], rows)
     world.runner.recipient_queue = type("Q", (), {"send_recipients": lambda _s, m: queued.extend(m)})()
+    return world, world.store.rows[job.id], queued
+
+
+def test_a_billing_statement_run_fans_out_one_run_per_recipient_each_recorded_once() -> None:
+    world, job, queued = _billing_world([("a@example.com", "NSW"), ("b@example.com", "VIC")])
     # When the run starts: no file of everyone's rows, but one message per recipient
     assert world.fire(job, world.now) == "burst"
     assert world.exporter.orders == []
@@ -510,20 +516,9 @@ def test_a_start_retried_while_its_first_attempt_delivered_never_puts_the_run_ba
 
 def test_a_failing_per_recipient_run_tells_its_owner_once() -> None:
     from reportserver.domain.errors import InvalidParameter
-    from reportserver.domain.jobs import BillingStatementBinding, JobParameter
 
-    world = World(datetime(2026, 12, 3, 15, 0, tzinfo=UTC))
-    job = world.job()
-    binding = BillingStatementBinding(dataModelId=3, dataMember="people", emailAddressField="email")
-    billing = msgspec.structs.replace(
-        job.body, mode="billingStatement", billingStatementBinding=binding,
-        parameters=[*job.body.parameters, JobParameter(name="region", source="bound", value="region")],
-    )  # fmt: skip
-    world.store.rows[job.id] = msgspec.structs.replace(job, body=billing)
+    world, job, queued = _billing_world([(f"r{n}@example.com", "NSW") for n in range(3)])
     _owned_by_a_user(world, job.id)
-    world.runner.member_rows = lambda _m, _n: (["email", "region"], [(f"r{n}@example.com", "NSW") for n in range(3)])
-    queued: list[Any] = []
-    world.runner.recipient_queue = type("Q", (), {"send_recipients": lambda _s, m: queued.extend(m)})()
     notices: list[Any] = []
     world.runner.mailer = type("M", (), {"send": lambda _s, m, r: (notices.append(r), "n")[1]})()
     world.runner.sender = "reports@example.com"

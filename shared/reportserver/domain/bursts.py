@@ -19,13 +19,12 @@ from typing import Any
 import msgspec
 
 from reportserver.domain.errors import InvalidParameter, shown
-from reportserver.domain.jobs import JobBody
+from reportserver.domain.jobs import TABLE_MEMBER, JobBody
 from reportserver.domain.ports import DataSource, QueryParameter, Source
 
 MAX_RECIPIENTS_PER_RUN = 10_000  # a run's fan-out: more is refused, not cut short
 RECIPIENT_INDEX_DIGITS = 5
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")  # as a job's dataMember is checked on save
 
 
 class RecipientMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -138,7 +137,7 @@ def member_rows(
     query = next((q for q in model.custom_queries if q.name == member), None)
     if query is not None:
         sql, params = query.query, {p.name: _saved_value(p) for p in query.parameters}
-    elif all(_NAME.fullmatch(part) for part in member.split(".")):
+    elif TABLE_MEMBER.fullmatch(member):  # as the job's dataMember was checked on save
         sql, params = f"SELECT * FROM {member}", {}  # noqa: S608 - each part a plain name, checked
     else:
         raise InvalidParameter("dataMember", f"No member {shown(member)!r} in data model {model_id}")

@@ -52,7 +52,8 @@ MAX_RETENTION_DAYS = 3650
 # A shared folder is a key prefix in the stack's own bucket (`shared/<folder>/`): no other bucket, no '..'.
 _FOLDER = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62}){0,2}$")  # [catalog.][schema.]name
+# [catalog.][schema.]name: a data model's table or view as a job names it (and a run reads it: no quoting needed)
+TABLE_MEMBER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62}){0,2}$")
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Addresses = Annotated[list[Annotated[str, msgspec.Meta(max_length=320)]], msgspec.Meta(max_length=MAX_RECIPIENTS)]
@@ -354,7 +355,7 @@ class JobAdmin:
                 f"The {principal.label} may not read data model {model.number} (accessMode 2 on 'dataModel')",
             )
         queries = {q.name for q in model.custom_queries}
-        if member not in queries and not _TABLE.fullmatch(member):
+        if member not in queries and not TABLE_MEMBER.fullmatch(member):
             raise InvalidParameter(
                 f"{where}.dataMember",
                 "dataMember names a table, a view or one of the model's custom queries "
