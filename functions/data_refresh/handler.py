@@ -12,7 +12,7 @@ from reportserver.domain.ports import DataSource
 from reportserver.domain.refreshes import RefreshPolicy, RefreshWorker
 from reportserver.observability import logger
 from reportserver.settings import DataRefreshSettings
-from reportserver.sources.registry import SourceOpener
+from reportserver.sources.registry import SourceOpener, at_one_moment
 from reportserver.sources.snapshot import SqliteSnapshot
 from reportserver.store.catalog import DynamoCatalog
 from reportserver.store.refreshes import DynamoRefreshStore, refresh_message_of
@@ -30,7 +30,7 @@ worker = RefreshWorker(
     catalog=DynamoCatalog(settings.catalog_table),  # read afresh: a refresh keeps the model as it is now
     store=DynamoRefreshStore(settings.catalog_table),
     # A password just changed is read at once; snapshots are of PostgreSQL and SQLite models only.
-    open_source=SourceOpener(SecretPasswords(ttl_seconds=0)),
+    read_live=at_one_moment(SourceOpener(SecretPasswords(ttl_seconds=0))),
     new_file=_new_snapshot,
     files=S3SnapshotFiles(settings.snapshot_bucket),
     policy=RefreshPolicy(

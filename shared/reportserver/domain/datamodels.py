@@ -44,12 +44,12 @@ from reportserver.domain.ports import (
     TableInfo,
     is_host,
 )
+from reportserver.domain.snapshot_sql import reads_alike
 from reportserver.domain.snapshots import (
     Snapshot,
     SnapshotDescriber,
     SnapshotRecords,
     check_marks,
-    column_difference,
     keeps_snapshot,
 )
 from reportserver.domain.statements import check_bind_variables, check_read_statement
@@ -436,7 +436,7 @@ class DataModelAdmin:
                 f"{shown(refused.detail, 300)}. A snapshot holds the model's kept custom queries, each as a table "
                 "of its name"
             ) from None
-        difference = column_difference(live, kept)
+        difference = reads_alike(sql, source.kind, live, kept, snapshot.tables, snapshot.text_order)
         if difference is not None:
             raise InvalidDefinition(
                 f"The {where}'s SQL reads otherwise from data model {source.number}'s snapshot: {difference}"

@@ -15,7 +15,8 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -26,17 +27,18 @@ import msgspec
 
 from reportserver.domain.access import AccessMode, Action, Principal, authorize, authorize_managing
 from reportserver.domain.errors import AlreadyExists, DomainError, InvalidParameter, NotFound, StatementRefused, shown
-from reportserver.domain.ports import DataSource, Source
+from reportserver.domain.ports import DEFAULT_BATCH_SIZE, DataSource, QueryResult
 from reportserver.domain.reports import Report
+from reportserver.domain.snapshot_sql import reads_alike
 from reportserver.domain.snapshots import (
     SNAPSHOT_PREFIX,
     KeptTable,
     Snapshot,
     SnapshotFile,
-    column_difference,
     keeps_snapshot,
     kept_queries,
 )
+from reportserver.domain.values import Column
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +161,24 @@ class RefreshStore(Protocol):
         """Make `snapshot` the model's, unless the stored one is as new or newer (`SnapshotSuperseded`);
         the one it replaced."""
         ...
+
+
+class LiveReading(Protocol):
+    """A model's live database as a refresh reads it: every statement at one moment (`one_moment`)."""
+
+    def run(
+        self, sql: str, params: Mapping[str, Any], batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> AbstractContextManager[QueryResult]: ...
+
+    def describe(self, sql: str) -> list[Column]: ...
+
+    def text_order(self) -> str | None:
+        """The database's text order (its collation's name), which a snapshot's SQLite may or may not share."""
+        ...
+
+
+# Opens a model's live database for one refresh: its statements share one moment (one transaction).
+LiveOpener = Callable[[DataSource], AbstractContextManager[LiveReading]]
 
 
 class RefreshQueue(Protocol):
@@ -292,7 +312,7 @@ class RefreshWorker:
 
     catalog: ModelCatalog
     store: RefreshStore
-    open_source: Callable[[DataSource], Source]
+    read_live: LiveOpener
     new_file: SnapshotOpener
     files: SnapshotFiles
     policy: RefreshPolicy
@@ -335,22 +355,24 @@ class RefreshWorker:
         queries = kept_queries(model)
         if not queries:
             raise InvalidParameter("snapshot", f"Data model {model.number} no longer keeps any custom query")
-        live = self.open_source(model)
         self.policy.scratch_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         taken_at = self.clock()
         snapshot_file = self.new_file(path, model)
         tables = []
-        for query in queries:
-            try:
-                live.describe(query.query)  # SQL that no longer prepares (a table gone) fails here, in words
-                with live.run(query.query, {}) as result:
-                    tables.append(snapshot_file.add_table(query.name, result.columns, result.batches))
-            except StatementRefused as refused:  # the engine's own words on SQL that does not prepare
-                raise RefreshFailed(f"Custom query '{query.name}' failed: {shown(refused.detail, 300)}") from None
-            except DomainError as failed:
-                raise RefreshFailed(f"Custom query '{query.name}' failed: {failed.message}") from None
-        reports = self._checked_reports(model, live, snapshot_file)
+        # Every kept query and every report's description at one moment of the live database.
+        with self.read_live(model) as live:
+            text_order = live.text_order()
+            for query in queries:
+                try:
+                    live.describe(query.query)  # SQL that no longer prepares (a table gone) fails here, in words
+                    with live.run(query.query, {}) as result:
+                        tables.append(snapshot_file.add_table(query.name, result.columns, result.batches))
+                except StatementRefused as refused:  # the engine's own words on SQL that does not prepare
+                    raise RefreshFailed(f"Custom query '{query.name}' failed: {shown(refused.detail, 300)}") from None
+                except DomainError as failed:
+                    raise RefreshFailed(f"Custom query '{query.name}' failed: {failed.message}") from None
+            reports = self._checked_reports(model, live, snapshot_file, tables, text_order)
         size = snapshot_file.finish()
         key = f"{SNAPSHOT_PREFIX}{model.id}/{refresh.id}.sqlite"
         self.files.upload(path, key)
@@ -364,6 +386,7 @@ class RefreshWorker:
             bytes=size,
             tables=tables,
             reports=reports,
+            text_order=text_order,
         )
         superseded = False
         try:
@@ -378,9 +401,16 @@ class RefreshWorker:
         self._end(refresh, RefreshStatus.COMPLETE)
         log.info("snapshot made", extra={"rows": rows, "bytes": size, "seconds": round(time.monotonic() - started, 3)})
 
-    def _checked_reports(self, model: DataSource, live: Source, snapshot_file: SnapshotFile) -> dict[str, int]:
-        """Every report on the model, each statement of it (sheets, choices) shown to give the same columns
-        from the snapshot as from the live database; the reports (id: version) so checked."""
+    def _checked_reports(
+        self,
+        model: DataSource,
+        live: LiveReading,
+        snapshot_file: SnapshotFile,
+        tables: list[KeptTable],
+        text_order: str | None,
+    ) -> dict[str, int]:
+        """Every report on the model, each statement of it (sheets, choices) shown to compute from the
+        snapshot what it computes on the live database (`snapshot_sql`); the reports (id: version) so checked."""
         checked = {}
         for report in sorted(self.catalog.list_reports(), key=lambda r: r.id):
             if report.data_source_id != model.id:
@@ -395,7 +425,7 @@ class RefreshWorker:
                         f"Report '{report.slug}' ({where}) does not run on the snapshot: {shown(refused.detail, 300)}. "
                         "A snapshot holds the model's kept custom queries, each as a table of its name"
                     ) from None
-                difference = column_difference(live.describe(sql), kept)
+                difference = reads_alike(sql, model.kind, live.describe(sql), kept, tables, text_order)
                 if difference is not None:
                     statement = f"Report '{report.slug}' ({where})"
                     raise RefreshFailed(f"{statement} reads otherwise from the snapshot: {difference}")

@@ -5,8 +5,9 @@ A model keeps the rows of its marked custom queries (all of them when the model 
 as a table named after its query, in one SQLite file: a report's own SQL then reads the snapshot as it
 reads the live database (`SELECT ... FROM orders` finds the kept query `orders`). A refresh makes a new
 snapshot; the model's reports read the newest one, once each report has been shown to get the same
-columns of the same types from it as from the live database (a sum of decimals that SQLite would
-compute in floating point is refused there, never answered with a float).
+columns of the same types from it as from the live database, and to compute only what SQLite computes
+as the live database does (`snapshot_sql`: a sum of decimals SQLite would add in floating point is
+refused, never answered rounded).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ SNAPSHOT_PREFIX = "snapshots/"  # where the files are, in the stack's bucket (ea
 class KeptColumn(msgspec.Struct, kw_only=True):
     name: str
     declared: str  # the column's declared type in the snapshot's SQLite table: how it reads back
+    nulls: int | None = None  # how many of its values are NULL (None: not counted, a snapshot made before)
 
 
 class KeptTable(msgspec.Struct, kw_only=True):
@@ -51,6 +53,7 @@ class Snapshot(msgspec.Struct, kw_only=True):
     bytes: int
     tables: list[KeptTable]
     reports: dict[str, int] = msgspec.field(default_factory=dict)
+    text_order: str | None = None  # how the live database ordered text (its collation), when it was taken
 
     def view(self) -> dict[str, Any]:
         return {
@@ -108,10 +111,8 @@ def column_difference(live: Sequence[Column], kept: Sequence[Column]) -> str | N
             continue
         hint = ""
         if theirs.type is None and mine.type is ColumnType.DECIMAL:
-            hint = (
-                f' (SQLite computes it in floating point): tag it with its places, AS "{mine.name} [decimal(2)]", '
-                "or compute it in a kept custom query"
-            )
+            hint = f' (SQLite gives it no type): tag it with its places, AS "{mine.name} [decimal(2)]"'
+
         live_type, kept_type = _type_words(mine), _type_words(theirs)
         return f"column '{mine.name}' is {live_type} on the live database but {kept_type} on the snapshot{hint}"
     return None

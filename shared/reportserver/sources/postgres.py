@@ -239,6 +239,47 @@ class PostgresSource:
             return
         IDLE.give(self._idle_key(statement_timeout), connection)
 
+    # -- one moment of the database (a snapshot's kept queries) --
+
+    @contextmanager
+    def one_moment(self) -> Iterator[PostgresSource]:
+        """This source with every statement in one REPEATABLE READ transaction (read only) on a connection
+        of its own: a snapshot's kept queries all see the database as it was at one moment, so orders and
+        their lines agree however the database changes while they are read."""
+        import psycopg  # noqa: PLC0415
+
+        connection = self._connect(self._timeout)  # new: parked in its READ ONLY transaction
+        try:
+            connection.execute("ROLLBACK")
+            connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        except psycopg.Error as error:
+            _close_quietly(connection)
+            raise _failure(error) from None
+        try:
+            yield _OneMoment(self._target, self._timeout, connection)
+        finally:
+            _close_quietly(connection)  # never given back: its transaction is this moment's
+
+    def text_order(self) -> str | None:
+        """How the database orders text: its default collation's name (`C`, `en_US.UTF-8`), `icu:<locale>`
+        for an ICU collation; None if the server does not say."""
+        # to_jsonb: the provider columns exist from PostgreSQL 15 on, and naming a missing one would fail
+        sql = (
+            "SELECT d.datcollate::text AS collation, to_jsonb(d) ->> 'datlocprovider' AS provider,"
+            " coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale') AS locale"
+            " FROM pg_database AS d WHERE d.datname = current_database()"
+        )
+        with self.run(sql, {}) as result:
+            rows = [row for batch in result.batches for row in batch]
+        if len(rows) != 1:
+            return None
+        collation, provider, locale = rows[0]
+        if provider == "i":
+            return f"icu:{locale}"
+        if provider == "b":  # PostgreSQL 17's builtin provider: C and C.UTF-8 order by code point
+            return str(locale)
+        return None if collation is None else str(collation)
+
     # -- what the database holds (seed 001's data model schema) --
 
     def tables(self) -> list[TableInfo]:
@@ -696,6 +737,20 @@ def _row_converters(fields: list[Field], columns: list[Column]) -> list[Callable
         else:
             converters.append(None)
     return converters
+
+
+class _OneMoment(PostgresSource):
+    """A source whose statements all run on one connection, in the transaction it was given."""
+
+    def __init__(self, target: PostgresTarget, query_timeout_seconds: float, connection: Any) -> None:
+        super().__init__(target, query_timeout_seconds)
+        self._connection = connection
+
+    def _session(self, statement_timeout: float) -> Any:
+        return self._connection
+
+    def _release(self, connection: Any, statement_timeout: float) -> None:
+        """Kept for the next statement: the transaction ends with the moment (`one_moment`)."""
 
 
 class _FiniteDecimal:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from reportserver.domain.errors import SourceUnavailable
+from reportserver.domain.errors import InvalidParameter, SourceUnavailable
 from reportserver.domain.ports import DataSource
 from reportserver.sources.sqlite import SqliteSource
 
 if TYPE_CHECKING:  # the report functions never load the data model admin, nor Athena's source
+    from contextlib import AbstractContextManager
+
     from reportserver.domain.datamodels import OpenedSource
+    from reportserver.domain.refreshes import LiveReading
     from reportserver.sources.athena import AthenaClients
 
 PasswordReader = Callable[[str], str]
@@ -59,3 +62,19 @@ class SourceOpener:
 
 # SQLite only (its definitions carry no secret); the functions build theirs with Secrets Manager.
 open_source = SourceOpener()
+
+
+def at_one_moment(
+    opener: Callable[[DataSource], OpenedSource],
+) -> Callable[[DataSource], AbstractContextManager[LiveReading]]:
+    """The refresh's way in: a model's live database with its statements at one moment (PostgreSQL's
+    REPEATABLE READ transaction); snapshots are of PostgreSQL and SQLite models only."""
+    from reportserver.sources.postgres import PostgresSource  # noqa: PLC0415
+
+    def read(model: DataSource) -> AbstractContextManager[LiveReading]:
+        source = opener(model)
+        if not isinstance(source, PostgresSource | SqliteSource):
+            raise InvalidParameter("snapshot", f"Data model {model.number} is not a PostgreSQL or SQLite model")
+        return source.one_moment()
+
+    return read

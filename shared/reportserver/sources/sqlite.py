@@ -74,6 +74,16 @@ class SqliteSource:
             for unique, column in zip(names, (resolve(n, k) for n, k in described), strict=True)
         ]
 
+    @contextmanager
+    def one_moment(self) -> Iterator[SqliteSource]:
+        """This source, for a snapshot's kept queries. Each statement reads the file as it is when it runs
+        (one moment for all of them is PostgreSQL's `one_moment`; a SQLite model is a file kept as it is)."""
+        yield self
+
+    def text_order(self) -> str:
+        """SQLite orders text by its bytes (BINARY), UTF-8's code point order."""
+        return "binary"
+
     def _connect(self, clock: _Clock) -> sqlite3.Connection:
         connection = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
         connection.execute("PRAGMA query_only = ON")
