@@ -512,6 +512,24 @@ def test_report_mail_runs_a_report_now_and_mails_it_to_the_addresses_given(stack
     assert _mails(before) == []
 
 
+def test_report_mail_needs_the_execute_subscription_permission_not_only_the_report(stack: Stack) -> None:
+    # Given a token that may run every report, and one that may besides deliver (execute_subscription)
+    reads = _token(stack, ["*"], [])
+    delivers = _token(stack, ["*"], ["execute_subscription"])
+    july = [("date_from", "2025-07-01"), ("date_to", "2025-07-02"), ("format", "csv")]
+    before = len(_mails())
+    # When the first asks the server to mail a report to an address of its choosing: refused, nothing sent
+    status, answer = _mail_form(stack, "sales-by-day", [("to", "someone@example.com"), *july], reads)
+    assert status == 403 and "'execute_subscription'" in answer["message"], answer
+    assert stack.send("GET", "/api/call/sales-by-day/?date_from=2025-07-01&date_to=2025-07-02", auth=reads)[0] == 200
+    # Then the second may, and the mail goes out once
+    status, answer = _mail_form(stack, "sales-by-day", [("to", "someone@example.com"), *july], delivers)
+    assert status == 202, answer
+    drain(pollers(stack.api, TEMPLATE))
+    (mail,) = _mails(before)  # moto lists the To header's address after the Destinations given: a set
+    assert set(mail.destinations) == {"someone@example.com"}
+
+
 def _stuck_run(stack: Stack, job_id: int, failed_because: str) -> str:
     """A run an hour old whose export ticket was failed where no one announces it (the export sweeper or
     the dead-letter handler); its key."""

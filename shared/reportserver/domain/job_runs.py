@@ -1000,6 +1000,12 @@ class MailRequests:
     retention_days: int = 7
 
     def mail(self, principal: Principal, report: str, form: dict[str, list[str]]) -> tuple[JobRun, ExportTicket]:
+        # Mailing sends the server's mail to addresses the caller names: only a caller trusted to deliver
+        # (seed 004's `execute_subscription`, or an admin) may, never every token that may run a report.
+        if not principal.holds(Permission.EXECUTE_SUBSCRIPTION):
+            raise Forbidden(
+                f"The {principal.label} lacks the 'execute_subscription' permission, which mailing a report needs"
+            )
         fields = dict(form)
         oversized = any(
             len(name) > 128 or len(values) > 100 or any(len(v) > 1000 for v in values)

@@ -878,7 +878,8 @@ _JOB_OPERATIONS = (
     Operation(
         "POST",
         "/report/mail/{report_id}",
-        "Run a report now and mail it (seed 000); its parameters, `to`, `format` and `timeZone` as form data",
+        "Run a report now and mail it (seed 000); its parameters, `to`, `format` and `timeZone` as form data. "
+        "The caller needs `execute_subscription` (or admin) as well as the right to run the report",
         {202: (MailQueued, "Queued: mailed when its file is made")} | _EXPORT_ANSWERS,
         request=MailForm,
         form=True,
