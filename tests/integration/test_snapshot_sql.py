@@ -11,7 +11,7 @@ from __future__ import annotations
 import string
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,11 @@ from reportserver.sources.sqlite import SqliteSource
 
 from infra.local.postgres import Connection
 
-_COLUMNS = "id integer PRIMARY KEY, amount numeric(18,2), qty integer, rate float8, note text, day date"
+_COLUMNS = "id integer PRIMARY KEY, amount numeric(18,2), qty integer, rate float8, note text, day date, at timestamp"
 
-Row = tuple[int, Decimal | None, int | None, float | None, str | None, date | None]
+Row = tuple[int, Decimal | None, int | None, float | None, str | None, date | None, datetime | None]
+# The statements' parameters, as report fields of these types bind them (`bind_parameters`)
+_FIELDS = {"d": "date", "t": "datetime", "s": "string", "n": "number", "i": "integer"}
 
 
 class Kept:
@@ -63,7 +65,7 @@ class Kept:
     def load(self, rows: list[Row]) -> None:
         self._execute("TRUNCATE {t}")
         with psycopg.connect(self.server.conninfo(), autocommit=True) as connection, connection.cursor() as cursor:
-            insert = sql.SQL("INSERT INTO {t} VALUES (%s, %s, %s, %s, %s, %s)").format(t=sql.Identifier(self.table))
+            insert = sql.SQL("INSERT INTO {t} VALUES (%s, %s, %s, %s, %s, %s, %s)").format(t=sql.Identifier(self.table))
             cursor.executemany(insert, rows)
         snapshot = SqliteSnapshot(self.path, 10**8)
         with self.live.one_moment() as moment:
@@ -79,20 +81,20 @@ class Kept:
             live, kept = self.live.describe(text), SqliteSource(str(self.path)).describe(text)
         except DomainError:
             return "does not prepare on one of them"
-        return reads_alike(text, "postgresql", live, kept, self.tables, self.text_order)
+        return reads_alike(text, "postgresql", live, kept, self.tables, self.text_order, _FIELDS)
 
-    def answers(self, statement: str) -> tuple[Any, Any]:
+    def answers(self, statement: str, params: dict[str, Any] | None = None) -> tuple[Any, Any]:
         """The rows on the live database and on the snapshot (or the error's kind on either)."""
         text = statement.format(t=self.table)
-        return _rows(self.live, text), _rows(SqliteSource(str(self.path)), text)
+        return _rows(self.live, text, params or {}), _rows(SqliteSource(str(self.path)), text, params or {})
 
     def drop(self) -> None:
         self._execute("DROP TABLE IF EXISTS {t}")
 
 
-def _rows(source: Any, text: str) -> Any:
+def _rows(source: Any, text: str, params: dict[str, Any]) -> Any:
     try:
-        with source.run(text, {}) as result:
+        with source.run(text, params) as result:
             return result.names, [row for batch in result.batches for row in batch]
     except DomainError:
         return "refused"
@@ -106,12 +108,12 @@ def kept(postgres: Connection, tmp_path: Path) -> Iterator[Kept]:
 
 
 _ROWS: list[Row] = [
-    (1, Decimal("1000000000000000.00"), 3, 0.5, "apple", date(2024, 1, 1)),
-    (2, Decimal("0.01"), 0, 1.25, "Banana", date(2024, 1, 5)),
-    (3, Decimal("0.01"), -4, None, None, None),
-    (4, None, None, 2.5, "a\\_b", date(2023, 12, 31)),
-    (5, Decimal("2.00"), 2, None, "Avocado", date(2024, 1, 2)),
-    (6, Decimal("5.00"), 1, 0.1, "cherry", date(2024, 1, 3)),
+    (1, Decimal("1000000000000000.00"), 3, 0.5, "apple", date(2024, 1, 1), datetime(2024, 1, 1)),
+    (2, Decimal("0.01"), 0, 1.25, "Banana", date(2024, 1, 5), datetime(2024, 1, 1, 9, 30)),
+    (3, Decimal("0.01"), -4, None, None, None, None),
+    (4, None, None, 2.5, "a\\_b", date(2023, 12, 31), datetime(2023, 12, 31, 23, 59, 59, 999999)),
+    (5, Decimal("2.00"), 2, None, "Avocado", date(2024, 1, 2), datetime(2024, 1, 2)),
+    (6, Decimal("5.00"), 1, 0.1, "cherry", date(2024, 1, 3), datetime(2024, 1, 3, 12)),
 ]
 
 # Each refused kind of statement, and that SQLite does answer it otherwise on these rows.
@@ -131,6 +133,26 @@ _REFUSED = [
     ("SELECT id, amount || '' AS a FROM {t} WHERE id = 1", "as text"),
     ("SELECT avg(qty) AS mean FROM {t}", "computes AVG"),
 ]
+
+
+# Parameters bound as their fields bind them: a date against a timestamp, text against a date
+_REFUSED_WITH_PARAMETERS = [
+    ("SELECT id FROM {t} WHERE at <= :d ORDER BY id", {"d": date(2024, 1, 1)}, "compares a date with a time"),
+    ("SELECT id FROM {t} WHERE day = :t ORDER BY id", {"t": datetime(2024, 1, 1)}, "compares a date with a time"),
+    ("SELECT id FROM {t} WHERE day >= :s ORDER BY id", {"s": "2024-1-2"}, "make :s a date field"),
+    ("SELECT id, qty * :n AS q FROM {t} WHERE id = 1", {"n": Decimal("0.1")}, "with decimal values"),
+]
+
+
+@pytest.mark.parametrize(("statement", "params", "refusal"), _REFUSED_WITH_PARAMETERS)
+def test_each_refused_use_of_a_parameter_answers_otherwise_on_the_snapshot(
+    kept: Kept, statement: str, params: dict[str, Any], refusal: str
+) -> None:
+    kept.load(_ROWS)
+    difference = kept.difference(statement)
+    assert difference is not None and refusal in difference
+    live, there = kept.answers(statement, params)
+    assert live != there, f"{statement} answers alike: the rule refuses for nothing"
 
 
 @pytest.mark.parametrize(("statement", "refusal"), _REFUSED)
@@ -163,6 +185,16 @@ _ROW = st.tuples(
     st.one_of(st.none(), st.sampled_from([0.5, 1.25, -2.0, 1e300, 0.1])),
     st.one_of(st.none(), _TEXT),
     st.one_of(st.none(), st.dates(date(2023, 12, 30), date(2024, 1, 3))),
+    st.one_of(st.none(), st.datetimes(datetime(2023, 12, 31), datetime(2024, 1, 2))),
+)
+_PARAMETERS = st.fixed_dictionaries(
+    {
+        "d": st.dates(date(2023, 12, 30), date(2024, 1, 3)),
+        "t": st.sampled_from([datetime(2024, 1, 1), datetime(2024, 1, 1, 0, 0, 0, 1), datetime(2023, 12, 31, 12)]),
+        "s": st.sampled_from(["a", "B", "2024-01-01", "2024-1-1", ""]),
+        "n": st.sampled_from([Decimal("1.5"), Decimal("0.01"), Decimal("2")]),
+        "i": st.integers(-5, 5),
+    }
 )
 _SELECTED = [
     "id",
@@ -198,6 +230,15 @@ _WHERE = [
     "WHERE day > '2024-1-1'",
     "WHERE qty % 2 = 0",
     "WHERE amount IS NULL OR qty > 0",
+    "WHERE day >= :d",
+    "WHERE at <= :d",
+    "WHERE at > :t",
+    "WHERE day = :t",
+    "WHERE day >= :s",
+    "WHERE note >= :s",
+    "WHERE amount > :n AND qty <> :i",
+    "WHERE qty + :i > 0",
+    "WHERE amount * :n > 1",
 ]
 _ORDER = [
     "ORDER BY id",
@@ -239,13 +280,18 @@ def _statements(draw: st.DrawFn) -> str:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(_ROW, max_size=8), statements=st.lists(_statements(), min_size=1, max_size=6))
+@given(
+    rows=st.lists(_ROW, max_size=8),
+    statements=st.lists(_statements(), min_size=1, max_size=6),
+    params=_PARAMETERS,
+)
 def test_every_statement_the_check_accepts_answers_alike_on_the_snapshot(
-    kept: Kept, rows: list[tuple[Any, ...]], statements: list[str]
+    kept: Kept, rows: list[tuple[Any, ...]], statements: list[str], params: dict[str, Any]
 ) -> None:
     kept.load([(i, *row) for i, row in enumerate(rows, start=1)])
     for statement in statements:
         if kept.difference(statement) is not None:
             continue
-        live, there = kept.answers(statement)
+        used = {name: value for name, value in params.items() if f":{name}" in statement}
+        live, there = kept.answers(statement, used)
         assert live == there, statement

@@ -143,3 +143,50 @@ def test_a_sqlite_model_orders_as_its_snapshot_but_still_computes_decimals_in_fl
 def test_sql_the_parser_cannot_read_is_refused_not_passed() -> None:
     difference = _difference("SELECT id FROM orders WHERE (")
     assert difference is not None and difference.startswith("its SQL cannot be checked against the snapshot")
+
+
+_FIELDS = {"d": "date", "t": "datetime", "s": "string", "n": "number", "i": "integer", "b": "boolean", "c": "choice"}
+
+
+@pytest.mark.parametrize(
+    ("sql", "said"),
+    [
+        # A date field's value is 'YYYY-MM-DD': against a timestamp's text it misses the row at midnight
+        ("SELECT id FROM orders WHERE at <= :d", "compares a date with a time"),
+        ("SELECT id FROM orders WHERE at_tz >= :d", "compares a date with a time"),
+        ("SELECT id FROM orders WHERE day = :t", "compares a date with a time"),
+        # Text fields are compared as text, which PostgreSQL would have read as a date ('2024-1-1')
+        ("SELECT id FROM orders WHERE day >= :s", "make :s a date field"),
+        ("SELECT id FROM orders WHERE at < :c", "make :c a datetime field"),
+        # Numbers are bound as REALs: arithmetic on them is floating point
+        ("SELECT id * :n FROM orders", "with decimal values"),
+        ("SELECT id FROM orders WHERE id + :n > 3", "with decimal values"),
+    ],
+)
+def test_a_parameter_is_checked_as_the_value_its_field_binds(sql: str, said: str) -> None:
+    difference = snapshot_difference(sql, "postgresql", [_ORDERS], "C", _FIELDS)
+    assert difference is not None and said in difference, difference
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT id FROM orders WHERE day BETWEEN :d AND :d",
+        "SELECT id FROM orders WHERE at <= :t AND at_tz > :t",  # both kept as UTC text, as a datetime is bound
+        "SELECT id FROM orders WHERE amount > :n AND id <> :i AND region = :s AND region IN (:c, :s)",
+        "SELECT id * :i FROM orders WHERE (amount > 0) = :b",
+        "SELECT id FROM orders WHERE region > :s",  # a code-point collation: text orders alike
+    ],
+)
+def test_a_parameter_bound_as_the_snapshot_keeps_its_column_is_accepted(sql: str) -> None:
+    assert snapshot_difference(sql, "postgresql", [_ORDERS], "C", _FIELDS) is None
+
+
+def test_a_text_parameter_is_ordered_only_on_a_code_point_collation() -> None:
+    difference = snapshot_difference("SELECT id FROM orders WHERE region > :s", "postgresql", [_ORDERS], "en_US", _FIELDS)
+    assert difference is not None and "it orders text" in difference
+
+
+def test_arithmetic_on_whole_numbers_is_a_whole_number_that_may_be_compared() -> None:
+    sql = "SELECT id FROM orders WHERE id + :i > 3 AND id * 2 BETWEEN :i AND 10 ORDER BY id % 7 NULLS LAST"
+    assert snapshot_difference(sql, "postgresql", [_ORDERS], "C", _FIELDS) is None

@@ -14,7 +14,7 @@ import contextvars
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol, TypeVar
 
@@ -422,7 +422,9 @@ class DataModelAdmin:
         check_read_statement(sql, source.kind, where)
         _within(source, lambda: self._prepares(source, sql, where))
 
-    def check_on_snapshot(self, source: DataSource, snapshot: Snapshot, sql: str, where: str) -> None:
+    def check_on_snapshot(
+        self, source: DataSource, snapshot: Snapshot, sql: str, where: str, parameters: Mapping[str, str]
+    ) -> None:
         """A report's statement at save on a model that keeps a snapshot: it reads the same columns of the
         same types from the snapshot as from the model's database (its reports read the snapshot)."""
         if self.describe_snapshot is None:
@@ -436,7 +438,7 @@ class DataModelAdmin:
                 f"{shown(refused.detail, 300)}. A snapshot holds the model's kept custom queries, each as a table "
                 "of its name"
             ) from None
-        difference = reads_alike(sql, source.kind, live, kept, snapshot.tables, snapshot.text_order)
+        difference = reads_alike(sql, source.kind, live, kept, snapshot.tables, snapshot.text_order, parameters)
         if difference is not None:
             raise InvalidDefinition(
                 f"The {where}'s SQL reads otherwise from data model {source.number}'s snapshot: {difference}"

@@ -425,7 +425,8 @@ class RefreshWorker:
                         f"Report '{report.slug}' ({where}) does not run on the snapshot: {shown(refused.detail, 300)}. "
                         "A snapshot holds the model's kept custom queries, each as a table of its name"
                     ) from None
-                difference = reads_alike(sql, model.kind, live.describe(sql), kept, tables, text_order)
+                fields = {f.name: str(f.type) for f in report.fields}
+                difference = reads_alike(sql, model.kind, live.describe(sql), kept, tables, text_order, fields)
                 if difference is not None:
                     statement = f"Report '{report.slug}' ({where})"
                     raise RefreshFailed(f"{statement} reads otherwise from the snapshot: {difference}")

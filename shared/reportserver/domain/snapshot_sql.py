@@ -25,6 +25,7 @@ exact: in a kept custom query, which the live database runs at each refresh.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from reportserver.domain.errors import shown
@@ -64,28 +65,43 @@ def orders_by_code_point(collation: str | None) -> bool:
 
 
 def reads_alike(
-    sql: str, dialect: str, live: list[Column], kept: list[Column], tables: list[KeptTable], text_order: str | None
+    sql: str,
+    dialect: str,
+    live: list[Column],
+    kept: list[Column],
+    tables: list[KeptTable],
+    text_order: str | None,
+    parameters: Mapping[str, str] | None = None,
 ) -> str | None:
     """None when a statement reads from the snapshot what it reads from the live database: it computes
     only what both compute alike, and gives the same columns of the same types; else what differs."""
-    return snapshot_difference(sql, dialect, tables, text_order) or column_difference(live, kept)
+    return snapshot_difference(sql, dialect, tables, text_order, parameters) or column_difference(live, kept)
 
 
-def snapshot_difference(sql: str, dialect: str, tables: list[KeptTable], text_order: str | None) -> str | None:
+def snapshot_difference(
+    sql: str,
+    dialect: str,
+    tables: list[KeptTable],
+    text_order: str | None,
+    parameters: Mapping[str, str] | None = None,
+) -> str | None:
     """None when `sql` computes on the snapshot's `tables` what it computes on the live database (of
-    `dialect`, ordering text by `text_order`); else, in words, the first thing that differs and where
+    `dialect`, ordering text by `text_order`, its `:name` parameters bound as the report's fields of
+    those types: `date`, `datetime`, `string`...); else, in words, the first thing that differs and where
     to compute it instead."""
     from sqlglot.errors import SqlglotError  # noqa: PLC0415 - only saves and refreshes check statements
 
     try:
-        return _Checker(sql, dialect, tables, text_order).difference()
+        return _Checker(sql, dialect, tables, text_order, parameters or {}).difference()
     except (SqlglotError, RecursionError, ValueError) as error:
         text = str(error).splitlines()[0] if str(error) else type(error).__name__
         return f"its SQL cannot be checked against the snapshot ({shown(text, 200)})"
 
 
 class _Checker:
-    def __init__(self, sql: str, dialect: str, tables: list[KeptTable], text_order: str | None) -> None:
+    def __init__(
+        self, sql: str, dialect: str, tables: list[KeptTable], text_order: str | None, parameters: Mapping[str, str]
+    ) -> None:
         import sqlglot  # noqa: PLC0415
         from sqlglot.optimizer.annotate_types import annotate_types  # noqa: PLC0415
         from sqlglot.optimizer.qualify import qualify  # noqa: PLC0415
@@ -94,6 +110,7 @@ class _Checker:
         self.postgres = self.live == "postgres"
         self.text_ordered = orders_by_code_point(text_order) or not self.postgres
         self.text_order = text_order
+        self.parameters = {name: _FIELD_KINDS.get(kind, PARAMETER) for name, kind in parameters.items()}
         self.schema: dict[str, object] = {
             t.name: {c.name: _sqlglot_type(c.declared) for c in t.columns} for t in tables
         }
@@ -106,7 +123,8 @@ class _Checker:
     def difference(self) -> str | None:
         from sqlglot import exp  # noqa: PLC0415
 
-        for node in self.tree.walk():
+        # Innermost first: the message names the smallest part that differs (`amount * 2`, not `... > 3`).
+        for node in reversed(list(self.tree.walk(bfs=False))):
             found = self._node(node, exp)
             if found:
                 return found
@@ -229,6 +247,12 @@ class _Checker:
         """A date or time compared with another kind of time, or with text not in the snapshot's form."""
         kinds = [self.kind(side, exp) for side in sides]
         times = {k for k in kinds if k in _TEMPORAL}
+        # A datetime field's value is bound as UTC text without an offset, as a timestamptz is kept.
+        bound_utc = all(
+            isinstance(side, exp.Placeholder) for side, kind in zip(sides, kinds, strict=True) if kind == TIMESTAMP
+        )
+        if times == {TIMESTAMP, TIMESTAMPTZ} and bound_utc:
+            times = {TIMESTAMPTZ}
         if len(times) > 1:
             return f"it compares a date with a time ({self._text(node)}): SQLite compares them as text"
         if not times:
@@ -237,6 +261,12 @@ class _Checker:
         for side, kind in zip(sides, kinds, strict=True):
             if kind != TEXT:
                 continue
+            if isinstance(side, exp.Placeholder):
+                field = "date" if time_kind == DATE else "datetime"
+                return (
+                    f"it compares a {_TIME_WORDS[time_kind]} with text parameter :{side.name} ({self._text(node)}): "
+                    f"make :{side.name} a {field} field, whose values are bound as the snapshot keeps times"
+                )
             if not (isinstance(side, exp.Literal) and _iso(side.this, time_kind)):
                 return (
                     f"it compares a {_TIME_WORDS[time_kind]} with text ({self._text(node)}): write the text as "
@@ -294,13 +324,15 @@ class _Checker:
         while isinstance(node, exp.Paren | exp.Neg):
             node = node.this
         if isinstance(node, exp.Placeholder | exp.Parameter):
-            return PARAMETER
+            return self.parameters.get(node.name, PARAMETER)
         if isinstance(node, exp.Null):
             return NULL
         if isinstance(node, exp.Literal):
             if node.is_string:
                 return TEXT
             return INTEGER if re.fullmatch(r"\d+", str(node.this)) else DECIMAL
+        if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Div | exp.Mod | exp.IntDiv):
+            return _arithmetic_kind({self.kind(side, exp) for side in (node.left, node.right)})
         kind = node.type
         if kind is None:
             return UNKNOWN
@@ -328,6 +360,16 @@ class _Checker:
         return shown(_PLACEHOLDER.sub(r":\1", node.sql(dialect=self.live)), 80)
 
 
+# A report field's type (`reportserver.domain.reports.FieldType`) as the kind of value it is bound as.
+_FIELD_KINDS = {
+    "string": TEXT,
+    "choice": TEXT,
+    "integer": INTEGER,
+    "number": DECIMAL,
+    "date": DATE,
+    "datetime": TIMESTAMP,
+    "boolean": BOOLEAN,
+}
 _TIME_WORDS = {DATE: "date", TIMESTAMP: "timestamp", TIMESTAMPTZ: "timestamp with time zone"}
 _TIME_FORMS = {DATE: "'YYYY-MM-DD'", TIMESTAMP: "'YYYY-MM-DD HH:MM:SS'", TIMESTAMPTZ: "a parameter"}
 
@@ -339,6 +381,15 @@ def _iso(text: str, kind: str) -> bool:
     if kind == TIMESTAMP:
         return bool(_ISO_TIMESTAMP.match(text))
     return False  # a timestamptz written as text depends on the live session's time zone
+
+
+def _arithmetic_kind(kinds: set[str]) -> str:
+    """What arithmetic on values of these kinds gives (a parameter's kind being its field's)."""
+    if kinds <= {INTEGER, NULL}:
+        return INTEGER
+    if kinds <= {INTEGER, FLOAT, DECIMAL, NULL}:
+        return FLOAT if FLOAT in kinds else DECIMAL
+    return UNKNOWN
 
 
 def _kinds(exp: Any) -> list[tuple[str, Any]]:
