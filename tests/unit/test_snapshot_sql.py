@@ -183,7 +183,8 @@ def test_a_parameter_bound_as_the_snapshot_keeps_its_column_is_accepted(sql: str
 
 
 def test_a_text_parameter_is_ordered_only_on_a_code_point_collation() -> None:
-    difference = snapshot_difference("SELECT id FROM orders WHERE region > :s", "postgresql", [_ORDERS], "en_US", _FIELDS)
+    sql = "SELECT id FROM orders WHERE region > :s"
+    difference = snapshot_difference(sql, "postgresql", [_ORDERS], "en_US", _FIELDS)
     assert difference is not None and "it orders text" in difference
 
 

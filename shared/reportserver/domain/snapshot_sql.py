@@ -320,7 +320,7 @@ class _Checker:
 
     # What an expression is
 
-    def kind(self, node: Any, exp: Any) -> str:
+    def kind(self, node: Any, exp: Any) -> str:  # noqa: PLR0911 - one answer per kind of node
         while isinstance(node, exp.Paren | exp.Neg):
             node = node.this
         if isinstance(node, exp.Placeholder | exp.Parameter):
