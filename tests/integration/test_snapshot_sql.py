@@ -34,13 +34,13 @@ _COLUMNS = "id integer PRIMARY KEY, amount numeric(18,2), qty integer, rate floa
 
 Row = tuple[int, Decimal | None, int | None, float | None, str | None, date | None, datetime | None]
 # The statements' parameters, as report fields of these types bind them (`bind_parameters`)
-_FIELDS = {"d": "date", "t": "datetime", "s": "string", "n": "number", "i": "integer"}
+_FIELDS = {"d": "date", "t": "datetime", "s": "string", "n": "number", "i": "integer", "b": "boolean"}
 
 
 class Kept:
     """A table on the live server and its snapshot: load rows, then run a statement on both."""
 
-    def __init__(self, server: Connection, folder: Path) -> None:
+    def __init__(self, server: Connection, folder: Path, columns: str = _COLUMNS) -> None:
         self.server, self.folder = server, folder
         self.table = f"k_{uuid.uuid4().hex[:10]}"
         self.live = PostgresSource(
@@ -56,17 +56,19 @@ class Kept:
         self.path = folder / f"{self.table}.sqlite"
         self.tables: list[KeptTable] = []
         self.text_order: str | None = None
-        self._execute(f"CREATE TABLE {{t}} ({_COLUMNS})")
+        self._execute(f"CREATE TABLE {{t}} ({columns})")
 
     def _execute(self, statement: str, params: tuple[Any, ...] | None = None) -> None:
         with psycopg.connect(self.server.conninfo(), autocommit=True) as connection:
             connection.execute(sql.SQL(statement).format(t=sql.Identifier(self.table)), params)
 
-    def load(self, rows: list[Row]) -> None:
+    def load(self, rows: list[Any]) -> None:
         self._execute("TRUNCATE {t}")
         with psycopg.connect(self.server.conninfo(), autocommit=True) as connection, connection.cursor() as cursor:
-            insert = sql.SQL("INSERT INTO {t} VALUES (%s, %s, %s, %s, %s, %s, %s)").format(t=sql.Identifier(self.table))
-            cursor.executemany(insert, rows)
+            marks = sql.SQL(", ").join([sql.Placeholder()] * len(rows[0])) if rows else sql.SQL("")
+            insert = sql.SQL("INSERT INTO {t} VALUES ({marks})").format(t=sql.Identifier(self.table), marks=marks)
+            if rows:
+                cursor.executemany(insert, rows)
         snapshot = SqliteSnapshot(self.path, 10**8)
         with self.live.one_moment() as moment:
             self.text_order = moment.text_order()
@@ -295,3 +297,86 @@ def test_every_statement_the_check_accepts_answers_alike_on_the_snapshot(
         used = {name: value for name, value in params.items() if f":{name}" in statement}
         live, there = kept.answers(statement, used)
         assert live == there, statement
+
+
+# Types a snapshot keeps in another form (an enum, a uuid, a char(n), a real as a double...), booleans,
+# bigints: each way the second review found to answer otherwise, refused; and what still reads alike.
+_ODD_COLUMNS = (
+    "id integer PRIMARY KEY, m mood, u uuid, code char(5), r4 real, active boolean, big bigint, qty integer,"
+    " rate float8, day date, ts timestamp, tod time"
+)
+_ODD_ROWS = [
+    (1, "sad", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "abc", 0.1, True, 2**62, 3, 0.5, "2024-01-01",
+     "2024-01-01 00:00:00", "09:30"),
+    (2, "happy", "b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "abcde", 0.5, False, 9007199254740993, 1,
+     9007199254740992.0, "2024-01-02", "2024-01-01 09:00:00.5", "10:00"),
+    (3, "ok", "c0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "x", 1.3, True, -2, 2, float("-inf"), "2024-01-03",
+     "2024-01-02 00:00:00", "08:00"),
+]  # fmt: skip
+
+
+@pytest.fixture
+def odd(postgres: Connection, tmp_path: Path) -> Iterator[Kept]:
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as connection:
+        connection.execute("DO $$ BEGIN CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy'); "
+                           "EXCEPTION WHEN duplicate_object THEN NULL; END $$")  # fmt: skip
+    made = Kept(postgres, tmp_path, _ODD_COLUMNS)
+    made.load(_ODD_ROWS)
+    yield made
+    made.drop()
+
+
+@pytest.mark.parametrize(
+    ("statement", "params", "refusal"),
+    [
+        ("SELECT id FROM {t} ORDER BY m NULLS LAST", {}, "orders unknown values"),
+        ("SELECT id FROM {t} WHERE m > 'ok' ORDER BY id", {}, "keeps in another form"),
+        ("SELECT id FROM {t} WHERE u = 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11' ORDER BY id", {}, "another form"),
+        ("SELECT id FROM {t} WHERE code = 'abc' ORDER BY id", {}, "another form"),
+        ("SELECT id FROM {t} WHERE r4 = 0.1 ORDER BY id", {}, "another form"),
+        ("SELECT id FROM {t} WHERE tod > '9:00' ORDER BY id", {}, "another form"),
+        ("SELECT id FROM {t} WHERE active = 'yes' ORDER BY id", {}, "compares a boolean"),
+        ("SELECT id FROM {t} WHERE active = :s ORDER BY id", {"s": "True"}, "compares a boolean"),
+        ("SELECT id FROM {t} WHERE qty + 0 = '3' ORDER BY id", {}, "compares text with a number"),
+        ("SELECT id FROM {t} WHERE coalesce(qty, 0) = :s ORDER BY id", {"s": "3"}, "compares text with a number"),
+        ("SELECT id FROM {t} WHERE rate > '-Infinity' ORDER BY id", {}, "compares text with a number"),
+        ("SELECT id FROM {t} WHERE day IN (SELECT ts FROM {t}) ORDER BY id", {}, "compares a date with a time"),
+        ("SELECT id FROM {t} WHERE nullif(day, ts) IS NULL ORDER BY id", {}, "compares a date with a time"),
+        ("SELECT id FROM {t} WHERE coalesce(qty, rate) / 2 = 1.5 ORDER BY id", {}, "a float with a whole number"),
+        ("SELECT id FROM {t} WHERE ts = '2024-01-01 09:00:00.5' ORDER BY id", {}, "write the text as"),
+        ("SELECT id FROM {t} WHERE qty > 2.99999999999999999999 ORDER BY id", {}, "does not hold exactly"),
+        ("SELECT id FROM {t} GROUP BY id HAVING sum(big) / 2 = 4503599627370496 ORDER BY id", {}, "decimal values"),
+        ("SELECT id, qty << 31 AS s FROM {t} ORDER BY id", {}, "BitwiseLeftShift"),
+        ("SELECT id FROM {t} WHERE rate = big ORDER BY id", {}, "compares a float with a whole number"),
+        ("SELECT id FROM {t} WHERE big * 4 > 0 ORDER BY id", {}, "computes with the bigint"),
+        ("SELECT id FROM {t} WHERE qty = (SELECT qty FROM {t} ORDER BY id) ORDER BY id", {}, "as one value"),
+    ],
+)
+def test_each_way_the_review_found_to_answer_otherwise_is_refused(
+    odd: Kept, statement: str, params: dict[str, Any], refusal: str
+) -> None:
+    difference = odd.difference(statement)
+    assert difference is not None and refusal in difference, difference
+    live, there = odd.answers(statement, params)
+    assert live != there, f"{statement} answers alike: the rule refuses for nothing"
+
+
+def test_what_reads_alike_on_those_types_is_accepted_and_a_statement_the_parser_cannot_follow_is_refused(
+    odd: Kept,
+) -> None:
+    for statement in (
+        "SELECT id, m, u, code, r4 FROM {t} ORDER BY id",  # kept and read back as they were
+        "SELECT id FROM {t} WHERE EXISTS (SELECT 1 FROM {t} AS i WHERE i.qty = {t}.id) ORDER BY id",
+        "SELECT id FROM {t} WHERE active = :b AND qty = :s ORDER BY id",
+        "SELECT count(DISTINCT m) AS n, max(qty) AS q FROM {t}",
+    ):
+        assert odd.difference(statement) is None, statement
+        live, there = odd.answers(statement, {"b": True, "s": "3"})
+        assert live == there, statement
+    # sqlglot's qualify once failed on this one with an AssertionError (a 500 at save): now it is checked
+    statement = "SELECT id, (SELECT max(qty) FROM {t}) FROM {t} GROUP BY 1, 2 ORDER BY 1"
+    difference = odd.difference(statement)
+    assert difference is None or difference.startswith("its SQL cannot be checked against the snapshot")
+    if difference is None:
+        live, there = odd.answers(statement)
+        assert live == there

@@ -29,14 +29,29 @@ _ORDERS = KeptTable(
 )
 
 
+# The statements' parameters, as declared report fields (every :name of a report is one)
+_PARAMETERS = {
+    "min_id": "integer",
+    "min": "number",
+    "n": "number",
+    "until": "datetime",
+    "a": "date",
+    "b": "date",
+    "d": "date",
+    "r": "string",
+    "start": "string",
+    "pattern": "string",
+}
+
+
 def _difference(sql: str, text_order: str | None = "C", dialect: str = "postgresql") -> str | None:
-    return snapshot_difference(sql, dialect, [_ORDERS], text_order)
+    return snapshot_difference(sql, dialect, [_ORDERS], text_order, _PARAMETERS)
 
 
 _ACCEPTED = [
     "SELECT id, amount, rate, note, day, at, at_tz FROM orders WHERE id >= :min_id ORDER BY id",
     "SELECT * FROM orders WHERE amount > :min AND at <= :until AND day BETWEEN :a AND :b ORDER BY id DESC",
-    "SELECT count(*), sum(id), avg(rate), min(amount), max(day), sum(rate) FROM orders",
+    "SELECT count(*), sum(id), min(amount), max(day), max(rate), count(DISTINCT region) FROM orders",
     "SELECT region, count(*) AS n FROM orders GROUP BY region HAVING count(*) > 1 ORDER BY region",
     "SELECT id * 3 + 1, id / 2, id % 3, rate * 1.5, rate / 4, -amount, abs(amount) FROM orders",
     "SELECT id FROM orders WHERE amount = 0.10 OR amount IN (1.50, 2) OR amount IS NULL",
@@ -63,16 +78,18 @@ _REFUSED = [
     ('SELECT sum(amount) AS "total [decimal(2)]" FROM orders', "over decimal values"),
     ("SELECT avg(total) FROM orders", "over decimal values"),
     ("SELECT avg(id) FROM orders", "over integer values"),
+    ("SELECT sum(rate) FROM orders", "over float values"),  # SQLite compensates a float sum, PostgreSQL does not
+    ("SELECT avg(rate) FROM orders", "over float values"),
     ("SELECT amount * 2 FROM orders", "with decimal values"),
     ("SELECT id FROM orders WHERE total - amount > 0", "with decimal values"),
     ("SELECT id * 1.1 FROM orders", "with decimal values"),
-    ("SELECT :x + 1 FROM orders", "with parameter values"),
+    ("SELECT :n + 1 FROM orders", "with decimal values"),
     ("SELECT day + 7 FROM orders", "with date values"),
     ("SELECT sum(note) FROM orders", "over text values"),
     # division by zero: an error live, NULL on SQLite
     ("SELECT id / rate FROM orders", 'it divides by "orders"."rate"'),
     ("SELECT id % 0 FROM orders", "it divides by 0"),
-    ("SELECT rate / :n FROM orders", "with float, parameter values"),
+    ("SELECT rate / :n FROM orders", "with decimal, float values"),
     ("SELECT rate / (id - id) FROM orders", 'it divides by ("orders"."id" - "orders"."id")'),
     # text
     ("SELECT id FROM orders WHERE note LIKE :pattern", 'it matches text with "orders"."note" LIKE :pattern'),
@@ -90,7 +107,7 @@ _REFUSED = [
     ("SELECT my_function(id) FROM orders", "it calls my_function()"),
     # dates and times
     ("SELECT id FROM orders WHERE day >= '2024-1-1'", "write the text as 'YYYY-MM-DD'"),
-    ("SELECT id FROM orders WHERE at > '2024-01-01T09:00'", "write the text as 'YYYY-MM-DD HH:MM:SS'"),
+    ("SELECT id FROM orders WHERE at > '2024-01-01T09:00'", "write the text as 'YYYY-MM-DD HH:MM:SS"),
     ("SELECT id FROM orders WHERE at_tz > '2024-01-01 09:00:00'", "timestamp with time zone with text"),
     ("SELECT id FROM orders WHERE day = at", "compares a date with a time"),
     ("SELECT id FROM orders WHERE day IN (at, :d)", "compares a date with a time"),
@@ -191,3 +208,33 @@ def test_a_text_parameter_is_ordered_only_on_a_code_point_collation() -> None:
 def test_arithmetic_on_whole_numbers_is_a_whole_number_that_may_be_compared() -> None:
     sql = "SELECT id FROM orders WHERE id + :i > 3 AND id * 2 BETWEEN :i AND 10 ORDER BY id % 7 NULLS LAST"
     assert snapshot_difference(sql, "postgresql", [_ORDERS], "C", _FIELDS) is None
+
+
+def test_sql_the_parser_fails_on_is_refused_in_words_never_raised() -> None:
+    # sqlglot's qualify raises an AssertionError here (GROUP BY a scalar subquery by position): once a 500
+    table = KeptTable(name="t6", rows=2, columns=[KeptColumn(name="id", declared="INTEGER", nulls=0)])
+    sql = "SELECT id, (SELECT max(id) FROM t6) FROM t6 GROUP BY 1, 2 ORDER BY 1"
+    difference = snapshot_difference(sql, "postgresql", [table], "C")
+    assert difference is not None and difference.startswith("its SQL cannot be checked against the snapshot")
+
+
+@pytest.mark.parametrize(
+    ("native", "declared", "sql"),
+    [
+        ("mood", "TEXT", "SELECT id FROM t WHERE v > 'ok'"),
+        ("uuid", "TEXT", "SELECT id FROM t WHERE v = 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'"),
+        ("character", "TEXT", "SELECT id FROM t WHERE v = 'abc'"),
+        ("real", "REAL", "SELECT id FROM t WHERE v = 0.1"),
+        ("time without time zone", "TEXT", "SELECT id FROM t ORDER BY v NULLS LAST"),
+    ],
+)
+def test_a_column_kept_in_another_form_than_its_live_type_is_not_compared(native: str, declared: str, sql: str) -> None:
+    columns = [KeptColumn(name="id", declared="INTEGER", nulls=0)]
+    columns.append(KeptColumn(name="v", declared=declared, native=native))
+    difference = snapshot_difference(sql, "postgresql", [KeptTable(name="t", rows=1, columns=columns)], "C")
+    assert difference is not None and "another form" in difference
+    # The same declared type from its own live type is compared as itself
+    own = {"TEXT": "text", "REAL": "double precision"}[declared]
+    columns[1] = KeptColumn(name="v", declared=declared, native=own)
+    kept = snapshot_difference(sql, "postgresql", [KeptTable(name="t", rows=1, columns=columns)], "C")
+    assert kept is None or "another form" not in kept

@@ -4,59 +4,94 @@ A snapshot is SQLite; a report's statement was written for its model's database 
 The same text can prepare on both, return the same columns and still answer otherwise: SQLite adds
 decimals in floating point (`1e15 + 0.01 + 0.01` loses its cents), its LIKE ignores case, it orders
 text by bytes and NULLs first, it divides by zero into NULL, `CAST(day AS date)` makes a number of a
-date. So a statement reads a snapshot only when it keeps to the part of SQL both engines compute alike,
-as a parser (sqlglot) reads it with the snapshot's column types:
+date, `active = 'yes'` is false for every row, an enum orders by its label. So a statement reads a
+snapshot only when every part of it is one both engines compute alike, for the kinds of values it
+works on. The statement is parsed (sqlglot), and each value's kind is followed from the kept
+columns' types on the live database (an enum, a uuid, a `char(n)` or a `real` kept as text or as a
+double is of no kind that may be compared), through subqueries, `WITH` queries and set operations:
 
-- columns, literals, parameters, `AND`/`OR`/`NOT`, `=`/`<>`/`IN`/`IS NULL`, `CASE`, `COALESCE`, `NULLIF`,
-  `count`, joins, subqueries, `WITH`, `UNION`, `GROUP BY`, `HAVING`, `LIMIT`;
-- arithmetic on whole numbers, or on floats (which are floats on both); a division or remainder only by
-  a non-zero number written in the statement; `sum` of whole numbers or floats, `avg` of floats;
-- ordering (`ORDER BY`, `<`, `BETWEEN`, `min`, `max`) of numbers and of dates and times of one kind, and
-  of text where the live database orders text by its characters' code points (collation C, POSIX,
-  C.UTF-8); an ordering with the NULLs where both engines put them (`NULLS FIRST` / `NULLS LAST`
-  written, or a kept column without NULLs);
-- a date or time compared with text written in the statement only when that text is in the ISO form
-  the snapshot keeps.
+- allowed at all (anything else is refused by name): columns, literals, parameters, `AND`/`OR`/`NOT`,
+  comparisons, `IN`, `BETWEEN`, `IS NULL`, `EXISTS`, `CASE`, `COALESCE`, `NULLIF`, `abs`, `count`,
+  `sum`, `avg`, `min`, `max`, windows, joins, subqueries, `WITH`, set operations, `DISTINCT`,
+  `GROUP BY`, `HAVING`, `ORDER BY`, `LIMIT`/`OFFSET`, `+ - * / %`, `||`;
+- values compared, or combined by `CASE`/`COALESCE`/`NULLIF`/`IN`/a set operation, are of one kind:
+  numbers with numbers (a float with a whole number only when it is a literal a double holds), text
+  with text, a date with a date, a time with a time (a datetime parameter with a timestamptz: both
+  UTC), a boolean with a boolean; text written in the statement with a date or time only in the form
+  the snapshot keeps; a text parameter or a plain-number literal with a whole or decimal column
+  (SQLite reads the text as the column's number, as PostgreSQL does);
+- arithmetic on whole numbers (not on a bigint column, which may pass 64 bits), or on floats; a division
+  or remainder only by a non-zero number written in the statement; `sum` of whole numbers (its result a
+  decimal, as PostgreSQL's `sum(bigint)`); no decimal arithmetic, no `sum` or `avg` of decimals or
+  floats (SQLite compensates float sums);
+- numbers written in the statement that a double holds exactly; a subquery giving one value is an
+  aggregate (PostgreSQL fails on a second row where SQLite takes the first);
+- ordering (`ORDER BY`, `<`, `BETWEEN`, `min`, `max`) of numbers, dates and times, booleans, and of
+  text where the live database orders text by code point (collation C, POSIX, C.UTF-8); an ordering
+  with the NULLs where both engines put them (`NULLS FIRST` / `NULLS LAST` written, or a kept column
+  without NULLs and no outer join).
 
-Anything else (decimal arithmetic and sums, LIKE, casts, other functions) is computed where it is
-exact: in a kept custom query, which the live database runs at each refresh.
+Anything else is computed where it is exact: in a kept custom query, which the live database runs at
+each refresh.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from reportserver.domain.errors import shown
-from reportserver.domain.snapshots import KeptTable, column_difference
+from reportserver.domain.snapshots import KeptColumn, KeptTable, column_difference
 from reportserver.domain.values import Column
 
 # Text orderings that are the characters' code points (UTF-8's byte order, which SQLite's BINARY uses).
 CODE_POINT_ORDERS = frozenset({"c", "posix", "c.utf-8", "c.utf8", "ucs_basic", "binary"})
 
-_SQLITE_TYPES = {
-    "INTEGER": "BIGINT",
-    "REAL": "DOUBLE",
-    "BOOLEAN": "BOOLEAN",
-    "DATE": "DATE",
-    "TIMESTAMP": "TIMESTAMP",
-    "TIMESTAMPTZ": "TIMESTAMPTZ",
-    "BLOB": "VARBINARY",
-    "TEXT": "TEXT",
-}
-_DECIMAL = re.compile(r"DECIMAL REAL(?:\(38,(\d+)\))?$")
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}$")
-_ISO_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?$")
-
-# What an expression is, for these rules.
+# What a value is, for these rules.
 INTEGER, FLOAT, DECIMAL, TEXT = "integer", "float", "decimal", "text"
 DATE, TIMESTAMP, TIMESTAMPTZ = "date", "timestamp", "timestamptz"
-BOOLEAN, BINARY, NULL, PARAMETER, UNKNOWN = "boolean", "binary", "null", "parameter", "unknown"
+BOOLEAN, BINARY, NULL, UNKNOWN = "boolean", "binary", "null", "unknown"
+_NUMBERS = {INTEGER, FLOAT, DECIMAL}
 _TEMPORAL = {DATE, TIMESTAMP, TIMESTAMPTZ}
+_ORDERED = {INTEGER, FLOAT, DECIMAL, DATE, TIMESTAMP, TIMESTAMPTZ, BOOLEAN}
+
+# A kept column's declared type in the snapshot (`reportserver.sources.snapshot.declared`) as a kind.
+_DECLARED = {
+    "INTEGER": INTEGER,
+    "REAL": FLOAT,
+    "BOOLEAN": BOOLEAN,
+    "DATE": DATE,
+    "TIMESTAMP": TIMESTAMP,
+    "TIMESTAMPTZ": TIMESTAMPTZ,
+    "BLOB": BINARY,
+    "TEXT": TEXT,
+}
+# The live types a kind is kept exactly as (a column of any other live type is of no comparable kind:
+# an enum, a uuid, an interval or jsonb kept as text; a `char(n)` kept padded; a `real` kept as a double).
+_LIVE_TYPES = {
+    TEXT: {"text", "character varying", "name", '"char"'},
+    FLOAT: {"double precision"},
+    INTEGER: {"smallint", "integer", "bigint"},
+}
+# A report field's type (`reportserver.domain.reports.FieldType`) as the kind of value it is bound as.
+_FIELD_KINDS = {
+    "string": TEXT,
+    "choice": TEXT,
+    "integer": INTEGER,
+    "number": DECIMAL,
+    "date": DATE,
+    "datetime": TIMESTAMP,
+    "boolean": BOOLEAN,
+}
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}$")
+# As the snapshot keeps a time (and binds a parameter): no fraction, or six digits that are not all 0
+_ISO_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.(?!000000)\d{6})?$")
+_PLAIN_NUMBER = re.compile(r"-?\d+(\.\d+)?$")
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")  # how the parser writes a parameter back (PostgreSQL's driver form)
 _MAX_DEPTH = 20  # WITH queries and subqueries a column is followed through
-_ORDERED = {INTEGER, FLOAT, DECIMAL, DATE, TIMESTAMP, TIMESTAMPTZ, BOOLEAN}
+_EXACT_FLOAT_INTEGER = 2**53
 
 
 def orders_by_code_point(collation: str | None) -> bool:
@@ -89,11 +124,9 @@ def snapshot_difference(
     `dialect`, ordering text by `text_order`, its `:name` parameters bound as the report's fields of
     those types: `date`, `datetime`, `string`...); else, in words, the first thing that differs and where
     to compute it instead."""
-    from sqlglot.errors import SqlglotError  # noqa: PLC0415 - only saves and refreshes check statements
-
     try:
         return _Checker(sql, dialect, tables, text_order, parameters or {}).difference()
-    except (SqlglotError, RecursionError, ValueError) as error:
+    except Exception as error:
         text = str(error).splitlines()[0] if str(error) else type(error).__name__
         return f"its SQL cannot be checked against the snapshot ({shown(text, 200)})"
 
@@ -102,61 +135,41 @@ class _Checker:
     def __init__(
         self, sql: str, dialect: str, tables: list[KeptTable], text_order: str | None, parameters: Mapping[str, str]
     ) -> None:
-        import sqlglot  # noqa: PLC0415
-        from sqlglot.optimizer.annotate_types import annotate_types  # noqa: PLC0415
+        import sqlglot  # noqa: PLC0415 - only saves and refreshes check statements
+        from sqlglot import exp  # noqa: PLC0415
         from sqlglot.optimizer.qualify import qualify  # noqa: PLC0415
 
+        self.exp = exp
         self.live = "postgres" if dialect == "postgresql" else dialect
         self.postgres = self.live == "postgres"
         self.text_ordered = orders_by_code_point(text_order) or not self.postgres
         self.text_order = text_order
-        self.parameters = {name: _FIELD_KINDS.get(kind, PARAMETER) for name, kind in parameters.items()}
-        self.schema: dict[str, object] = {
-            t.name: {c.name: _sqlglot_type(c.declared) for c in t.columns} for t in tables
-        }
-        self.without_nulls = {(t.name.casefold(), c.name.casefold()) for t in tables for c in t.columns if c.nulls == 0}
+        self.parameters = {name: _FIELD_KINDS.get(kind, UNKNOWN) for name, kind in parameters.items()}
+        self.columns = {(t.name.casefold(), c.name.casefold()): c for t in tables for c in t.columns}
+        schema: dict[str, object] = {t.name: {c.name: "UNKNOWN" for c in t.columns} for t in tables}
         parsed = sqlglot.parse_one(sql, dialect=self.live)
-        qualified = qualify(parsed, schema=self.schema, dialect=self.live, validate_qualify_columns=False)
-        self.tree = annotate_types(qualified, schema=self.schema, dialect=self.live)
+        self.tree = qualify(parsed, schema=schema, dialect=self.live, validate_qualify_columns=False)
         self.sqlite_nulls = sqlglot.parse_one(sql, dialect=_nulls_small_dialect()) if self.postgres else None
+        self.ctes = {c.alias for c in self.tree.find_all(exp.CTE)}
+        self.outer_join = any(j.side for j in self.tree.find_all(exp.Join))  # LEFT, RIGHT, FULL: NULLs made
 
     def difference(self) -> str | None:
-        from sqlglot import exp  # noqa: PLC0415
-
-        # Innermost first: the message names the smallest part that differs (`amount * 2`, not `... > 3`).
-        for node in reversed(list(self.tree.walk(bfs=False))):
-            found = self._node(node, exp)
+        nodes = list(self.tree.walk(bfs=False))
+        for node in nodes:  # outermost first: a cast is named, not the type inside it
+            found = self._allowed(node)
             if found:
                 return found
-        return self._nulls(exp)
+        # Innermost first: the message names the smallest part that differs (`amount * 2`, not `... > 3`).
+        for node in reversed(nodes):
+            found = self._node(node)
+            if found:
+                return found
+        return self._nulls()
 
-    def _node(self, node: Any, exp: Any) -> str | None:
-        """What about this node computes otherwise on the snapshot, or None."""
-        return self._numbers(node, exp) or self._order(node, exp) or self._text_and_calls(node, exp)
+    # What may appear at all
 
-    def _numbers(self, node: Any, exp: Any) -> str | None:
-        if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Div | exp.Mod | exp.IntDiv):
-            return self._arithmetic(node, exp)
-        if isinstance(node, exp.Sum | exp.Avg):
-            return self._aggregate(node, exp)
-        return None
-
-    def _order(self, node: Any, exp: Any) -> str | None:  # noqa: PLR0911 - one rule per kind of node
-        if isinstance(node, exp.Min | exp.Max):
-            return self._ordering(node.this, f"{self._text(node)}", exp)
-        if isinstance(node, exp.GT | exp.GTE | exp.LT | exp.LTE):
-            return self._comparison(node, [node.left, node.right], exp)
-        if isinstance(node, exp.Between):
-            return self._comparison(node, [node.this, node.args["low"], node.args["high"]], exp)
-        if isinstance(node, exp.EQ | exp.NEQ | exp.NullSafeEQ | exp.NullSafeNEQ):
-            return self._times(node, [node.left, node.right], exp)
-        if isinstance(node, exp.In):
-            return self._times(node, [node.this, *node.expressions], exp)
-        if isinstance(node, exp.Ordered):
-            return self._ordering(self._ordered_value(node, exp), f"ORDER BY {self._text(node.this)}", exp)
-        return None
-
-    def _text_and_calls(self, node: Any, exp: Any) -> str | None:
+    def _allowed(self, node: Any) -> str | None:
+        exp = self.exp
         if isinstance(node, exp.Cast | exp.TryCast):
             return (
                 f"it converts {self._text(node)} (a cast), which SQLite converts otherwise (a date to a number, a "
@@ -168,70 +181,238 @@ class _Checker:
                 f"it matches text with {self._text(node)}: SQLite's LIKE ignores case and has no escape character, "
                 "PostgreSQL's does not; compare with = or IN, or match in a kept custom query"
             )
-        if isinstance(node, exp.DPipe):
-            if {self.kind(side, exp) for side in (node.left, node.right)} <= {TEXT, INTEGER, NULL}:
-                return None
-            return f"it joins {self._text(node)} as text: SQLite writes a number or a date otherwise than PostgreSQL"
-        if isinstance(node, exp.Func) and not isinstance(node, (*_allowed_functions(exp), exp.Connector, exp.Not)):
+        if isinstance(node, _allowed_nodes(exp)):
+            return None
+        if isinstance(node, exp.DataType | exp.Var) and isinstance(node.parent, exp.Cast | exp.TryCast):
+            return None  # the cast itself is refused
+        if isinstance(node, exp.Func):
             name = node.name if isinstance(node, exp.Anonymous) else node.sql_name()
             return (
                 f"it calls {shown(name.lower())}(), which SQLite does not compute as PostgreSQL does (or has not): "
                 "compute it in a kept custom query"
             )
+        return (
+            f"it uses {self._text(node)} ({type(node).__name__}), which the snapshot cannot show to compute as the "
+            "live database does: compute it in a kept custom query"
+        )
+
+    # The rules, node by node
+
+    def _node(self, node: Any) -> str | None:
+        return self._numbers(node) or self._order(node) or self._combined(node)
+
+    def _numbers(self, node: Any) -> str | None:
+        exp = self.exp
+        if isinstance(node, exp.Literal) and not node.is_string and not _exact_number(str(node.this)):
+            return (
+                f"it writes the number {shown(str(node.this), 40)}, which SQLite's REAL (about 15 significant digits) "
+                "or INTEGER (64 bits) does not hold exactly"
+            )
+        if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Div | exp.Mod):
+            return self._arithmetic(node)
+        if isinstance(node, exp.Sum | exp.Avg):
+            kind = self.kind(node.this)
+            if isinstance(node, exp.Sum) and kind == INTEGER:
+                return None
+            how = (
+                "adds with compensation where PostgreSQL adds plainly"
+                if kind == FLOAT
+                else "computes in floating point"
+            )
+            return (
+                f"it computes {self._text(node)} over {kind} values, which SQLite {how}: compute it in a kept custom "
+                "query (the live database computes it exactly at each refresh)"
+            )
+        if isinstance(node, exp.Subquery) and self._scalar(node):
+            select = node.this
+            aggregated = isinstance(select, exp.Select) and not select.args.get("group")
+            if not (aggregated and all(_aggregate(p, exp) for p in select.expressions)):
+                return (
+                    f"it uses the subquery {self._text(node)} as one value: PostgreSQL fails when it gives a second "
+                    "row, SQLite takes the first; make it an aggregate (max, count...) or a join"
+                )
         return None
 
-    # Rules
+    def _order(self, node: Any) -> str | None:
+        exp = self.exp
+        if isinstance(node, exp.Min | exp.Max):
+            return self._ordering(node.this, self._text(node))
+        if isinstance(node, exp.GT | exp.GTE | exp.LT | exp.LTE):
+            return self._compared(node, [node.left, node.right], ordered=True)
+        if isinstance(node, exp.Between):
+            return self._compared(node, [node.this, node.args["low"], node.args["high"]], ordered=True)
+        if isinstance(node, exp.Ordered):
+            return self._ordering(self._ordered_value(node), f"ORDER BY {self._text(node.this)}")
+        return None
 
-    def _arithmetic(self, node: Any, exp: Any) -> str | None:
-        kinds = {self.kind(side, exp) for side in (node.left, node.right)}
-        whole = kinds <= {INTEGER, NULL}
-        written = {DECIMAL} if self._literal_decimals(node, exp) else set()  # a float times 1.5 is a float
-        floating = FLOAT in kinds and kinds <= {INTEGER, FLOAT, NULL, *written}
-        if not (whole or floating):
-            described = ", ".join(sorted(k for k in kinds if k not in (INTEGER, NULL))) or "a parameter"
+    def _combined(self, node: Any) -> str | None:  # noqa: PLR0911 - one rule per kind of node
+        """Values compared for equality, or brought together into one: of one kind."""
+        exp = self.exp
+        if isinstance(node, exp.EQ | exp.NEQ | exp.NullSafeEQ | exp.NullSafeNEQ):
+            return self._compared(node, [node.left, node.right])
+        if isinstance(node, exp.In):
+            query = node.args.get("query")
+            sides = [node.this, *node.expressions]
+            if query is not None:
+                sides += [_one_projection(branch) for branch in _branches(query.this, exp)]
+            return self._compared(node, sides)
+        if isinstance(node, exp.Nullif | exp.Coalesce | exp.Case | exp.If):
+            return self._compared(node, self._values_of(node))
+        if isinstance(node, exp.DPipe):
+            if {self.kind(side) for side in (node.left, node.right)} <= {TEXT, INTEGER, NULL}:
+                return None
+            return f"it joins {self._text(node)} as text: SQLite writes a number or a date otherwise than PostgreSQL"
+        if isinstance(node, exp.SetOperation):
+            return self._set_operation(node)
+        return None
+
+    def _arithmetic(self, node: Any) -> str | None:
+        exp = self.exp
+        kinds = {self.kind(side) for side in (node.left, node.right)}
+        if _arithmetic_kind(kinds) not in (INTEGER, FLOAT) or (FLOAT in kinds and not self._literal_decimals(node)):
+            described = ", ".join(sorted(k for k in kinds if k not in (INTEGER, NULL))) or "whole-number"
             return (
                 f"it computes {self._text(node)} with {described} values, which SQLite computes in floating point "
                 "or as text: compute it in a kept custom query (the live database computes it exactly at each refresh)"
             )
-        if isinstance(node, exp.Div | exp.Mod | exp.IntDiv):
+        wide = next((side for side in (node.left, node.right) if self._bigint(side)), None)
+        if wide is not None:
+            return (
+                f"it computes with the bigint {self._text(wide)} ({self._text(node)}): past 64 bits PostgreSQL fails "
+                "where SQLite goes on in floating point; compute it in a kept custom query"
+            )
+        if isinstance(node, exp.Div | exp.Mod):
             divisor = node.right
-            if not (isinstance(divisor, exp.Literal) and not divisor.is_string and float(divisor.this) != 0):
+            while isinstance(divisor, exp.Paren):
+                divisor = divisor.this
+            if not (isinstance(divisor, exp.Literal) and not divisor.is_string and Decimal(str(divisor.this)) != 0):
                 return (
-                    f"it divides by {self._text(divisor)}: a division by zero is an error on the live database but "
-                    "NULL on the snapshot; divide by a number written in the statement, or in a kept custom query"
+                    f"it divides by {self._text(node.right)}: a division by zero is an error on the live database "
+                    "but NULL on the snapshot; divide by a number written in the statement, or in a kept custom query"
                 )
         return None
 
-    def _literal_decimals(self, node: Any, exp: Any) -> bool:
+    def _literal_decimals(self, node: Any) -> bool:
         """Whether every decimal operand is a number written in the statement (a float times 1.5 is a float)."""
-        return all(isinstance(side, exp.Literal) for side in (node.left, node.right) if self.kind(side, exp) == DECIMAL)
+        return all(isinstance(side, self.exp.Literal) for side in (node.left, node.right) if self.kind(side) == DECIMAL)
 
-    def _aggregate(self, node: Any, exp: Any) -> str | None:
-        kind = self.kind(node.this, exp)
-        allowed = {FLOAT} if isinstance(node, exp.Avg) else {INTEGER, FLOAT}
-        if kind in allowed:
-            return None
-        return (
-            f"it computes {self._text(node)} over {kind} values, which SQLite computes in floating point: compute it "
-            "in a kept custom query (the live database computes it exactly at each refresh)"
-        )
-
-    def _comparison(self, node: Any, sides: list[Any], exp: Any) -> str | None:
-        found = self._times(node, sides, exp)
-        if found:
+    def _compared(self, node: Any, sides: list[Any], ordered: bool = False) -> str | None:
+        """Values of one kind (see the module's rules), and, when `ordered`, of a kind ordered alike."""
+        found = self._of_one_kind(node, sides)
+        if found or not ordered:
             return found
-        timed = any(self.kind(side, exp) in _TEMPORAL for side in sides)
-        for side in sides:
-            if timed and isinstance(side, exp.Literal):  # text in the snapshot's form of that time (`_times`)
+        kinds = [self.kind(side) for side in sides]
+        timed = any(kind in _TEMPORAL for kind in kinds)
+        numbered = any(kind in _NUMBERS for kind in kinds)
+        for side, kind in zip(sides, kinds, strict=True):
+            if kind == NULL or (kind == TEXT and (timed or numbered)):  # text read as the other side's kind
                 continue
-            found = self._ordering(side, self._text(node), exp, compared=True)
+            found = self._ordering(side, self._text(node))
             if found:
                 return found
         return None
 
-    def _ordering(self, value: Any, where: str, exp: Any, compared: bool = False) -> str | None:
-        kind = self.kind(value, exp)
-        if kind in _ORDERED or (compared and kind in (PARAMETER, NULL)):
+    def _of_one_kind(self, node: Any, sides: list[Any]) -> str | None:  # noqa: PLR0911 - one answer per mix
+        kinds = [self.kind(side) for side in sides]
+        present = {kind for kind in kinds if kind != NULL}
+        where = self._text(node)
+        if UNKNOWN in present:
+            return (
+                f"it compares or combines values the snapshot keeps in another form ({where}): an enum, a uuid, a "
+                "char(n), a real, or values of mixed kinds; compare them in a kept custom query"
+            )
+        if BOOLEAN in present and present != {BOOLEAN}:
+            return f"it compares a boolean with another kind of value ({where}): SQLite keeps a boolean as 1 or 0"
+        times = present & _TEMPORAL
+        if times:
+            return self._times(node, sides, kinds)
+        if present <= _NUMBERS:
+            return self._numbers_compared(where, sides, kinds)
+        if TEXT in present and present & _NUMBERS:
+            return self._text_as_number(where, sides, kinds)
+        if BINARY in present and present != {BINARY}:
+            return f"it compares bytes with another kind of value ({where})"
+        return None
+
+    def _numbers_compared(self, where: str, sides: list[Any], kinds: list[str]) -> str | None:
+        """A float with a whole number: PostgreSQL makes the whole number a double, SQLite compares exactly."""
+        if FLOAT not in kinds or INTEGER not in kinds:
+            return None
+        for side, kind in zip(sides, kinds, strict=True):
+            if kind == INTEGER and not (
+                isinstance(side, self.exp.Literal) and abs(int(str(side.this))) <= _EXACT_FLOAT_INTEGER
+            ):
+                return (
+                    f"it compares a float with a whole number ({where}): PostgreSQL compares them as doubles, SQLite "
+                    "exactly; compare the float with a number written in the statement"
+                )
+        return None
+
+    def _text_as_number(self, where: str, sides: list[Any], kinds: list[str]) -> str | None:
+        """Text against numbers: SQLite reads it as a number only for a column of a number type."""
+        exp = self.exp
+        for side, kind in zip(sides, kinds, strict=True):
+            if kind in (INTEGER, DECIMAL) and self._kept_column(side) is not None:
+                continue
+            if kind == TEXT and (
+                isinstance(side, exp.Placeholder)
+                or (isinstance(side, exp.Literal) and _PLAIN_NUMBER.match(str(side.this)))
+            ):
+                continue
+            if kind == NULL:
+                continue
+            return (
+                f"it compares text with a number ({where}): SQLite reads text as a number only against a whole or "
+                "decimal column; make the parameter a number field, or compare a column"
+            )
+        return None
+
+    def _times(self, node: Any, sides: list[Any], kinds: list[str]) -> str | None:
+        """A date or time compared with another kind of time, or with text not in the snapshot's form."""
+        exp = self.exp
+        times = {k for k in kinds if k in _TEMPORAL}
+        # A datetime field's value is bound as UTC text without an offset, as a timestamptz is kept.
+        pairs = zip(sides, kinds, strict=True)
+        bound_utc = all(isinstance(side, exp.Placeholder) for side, k in pairs if k == TIMESTAMP)
+        if times == {TIMESTAMP, TIMESTAMPTZ} and bound_utc:
+            times = {TIMESTAMPTZ}
+        if len(times) > 1:
+            return f"it compares a date with a time ({self._text(node)}): SQLite compares them as text"
+        (time_kind,) = times
+        for side, kind in zip(sides, kinds, strict=True):
+            if kind in _TEMPORAL or kind == NULL:  # of the one kind of time (a mix is refused above)
+                continue
+            if kind == TEXT and isinstance(side, exp.Placeholder):
+                field = "date" if time_kind == DATE else "datetime"
+                return (
+                    f"it compares a {_TIME_WORDS[time_kind]} with text parameter :{side.name} ({self._text(node)}): "
+                    f"make :{side.name} a {field} field, whose values are bound as the snapshot keeps times"
+                )
+            if kind == TEXT and isinstance(side, exp.Literal) and _iso(side.this, time_kind):
+                continue
+            if kind == TEXT:
+                return (
+                    f"it compares a {_TIME_WORDS[time_kind]} with text ({self._text(node)}): write the text as "
+                    f"{_TIME_FORMS[time_kind]}, or pass it as a parameter"
+                )
+            return f"it compares a {_TIME_WORDS[time_kind]} with {kind} values ({self._text(node)})"
+        return None
+
+    def _set_operation(self, node: Any) -> str | None:
+        """Each column of a UNION, INTERSECT or EXCEPT of one kind in every branch."""
+        branches = _branches(node, self.exp)
+        widths = {len(b.expressions) if isinstance(b, self.exp.Select) else -1 for b in branches}
+        if len(widths) != 1 or -1 in widths:
+            return None  # the engines refuse it themselves (or a VALUES branch: its kinds are its literals)
+        for position in range(next(iter(widths))):
+            found = self._of_one_kind(node, [b.expressions[position] for b in branches])
+            if found:
+                return found
+        return None
+
+    def _ordering(self, value: Any, where: str) -> str | None:
+        kind = self.kind(value)
+        if kind in _ORDERED or kind == NULL:
             return None
         if kind == TEXT and self.text_ordered:
             return None
@@ -241,50 +422,22 @@ class _Checker:
                 f"({shown(self.text_order or 'not known', 40)}), a snapshot by code point: compare text only with = "
                 "or IN, or keep the model's data in a database whose collation is C"
             )
-        return f"it orders {kind} values ({where}), which the snapshot cannot show to order as the live database does"
-
-    def _times(self, node: Any, sides: list[Any], exp: Any) -> str | None:
-        """A date or time compared with another kind of time, or with text not in the snapshot's form."""
-        kinds = [self.kind(side, exp) for side in sides]
-        times = {k for k in kinds if k in _TEMPORAL}
-        # A datetime field's value is bound as UTC text without an offset, as a timestamptz is kept.
-        bound_utc = all(
-            isinstance(side, exp.Placeholder) for side, kind in zip(sides, kinds, strict=True) if kind == TIMESTAMP
+        return (
+            f"it orders {kind} values ({where}), which the snapshot keeps in another form (an enum, a uuid, a "
+            "char(n), a real, or values of mixed kinds) and cannot order as the live database does"
         )
-        if times == {TIMESTAMP, TIMESTAMPTZ} and bound_utc:
-            times = {TIMESTAMPTZ}
-        if len(times) > 1:
-            return f"it compares a date with a time ({self._text(node)}): SQLite compares them as text"
-        if not times:
-            return None
-        (time_kind,) = times
-        for side, kind in zip(sides, kinds, strict=True):
-            if kind != TEXT:
-                continue
-            if isinstance(side, exp.Placeholder):
-                field = "date" if time_kind == DATE else "datetime"
-                return (
-                    f"it compares a {_TIME_WORDS[time_kind]} with text parameter :{side.name} ({self._text(node)}): "
-                    f"make :{side.name} a {field} field, whose values are bound as the snapshot keeps times"
-                )
-            if not (isinstance(side, exp.Literal) and _iso(side.this, time_kind)):
-                return (
-                    f"it compares a {_TIME_WORDS[time_kind]} with text ({self._text(node)}): write the text as "
-                    f"{_TIME_FORMS[time_kind]}, or pass it as a parameter"
-                )
-        return None
 
-    def _nulls(self, exp: Any) -> str | None:
+    def _nulls(self) -> str | None:
         """An ORDER BY whose NULLs go first on one engine and last on the other."""
+        exp = self.exp
         if self.sqlite_nulls is None:
             return None
         live = list(self.tree.find_all(exp.Ordered))
         there = list(self.sqlite_nulls.find_all(exp.Ordered))
-        outer = any(j.side for j in self.tree.find_all(exp.Join))
         for mine, theirs in zip(live, there, strict=False):
             if bool(mine.args.get("nulls_first")) == bool(theirs.args.get("nulls_first")):
                 continue
-            if not outer and self._never_null(self._ordered_value(mine, exp), exp):
+            if not self.outer_join and self._never_null(self._ordered_value(mine)):
                 continue
             return (
                 f"it orders by {self._text(mine.this)} without NULLS FIRST or NULLS LAST: the live database puts "
@@ -292,54 +445,115 @@ class _Checker:
             )
         return None
 
-    def _never_null(self, value: Any, exp: Any, depth: int = 0) -> bool:
-        """Whether a value is a kept column without NULLs: directly, or through a `WITH` query's or a
-        subquery's projection (which a plain column passes on as it is)."""
-        if not isinstance(value, exp.Column) or depth > _MAX_DEPTH:
-            return False
-        alias = value.table
-        derived = [
-            q.this
-            for q in [*self.tree.find_all(exp.CTE), *self.tree.find_all(exp.Subquery)]
-            if q.alias == alias and isinstance(q.this, exp.Select)
-        ]
-        named = {t.name for t in self.tree.find_all(exp.Table) if t.alias_or_name == alias} - {
-            c.alias for c in self.tree.find_all(exp.CTE)
-        }
-        if len(derived) + len(named) != 1:  # an alias used twice, or for nothing known: not shown
-            return False
-        if named:
-            (table,) = named
-            return (table.casefold(), value.name.casefold()) in self.without_nulls
-        (select,) = derived
-        passed = [p for p in select.expressions if p.alias_or_name == value.name]
-        if len(passed) != 1:
-            return False
-        (projection,) = passed
-        return self._never_null(projection.this if isinstance(projection, exp.Alias) else projection, exp, depth + 1)
+    def _never_null(self, value: Any) -> bool:
+        column = self._lineage(value)
+        return isinstance(column, KeptColumn) and column.nulls == 0
 
-    # What an expression is
+    # What a value is
 
-    def kind(self, node: Any, exp: Any) -> str:  # noqa: PLR0911 - one answer per kind of node
-        while isinstance(node, exp.Paren | exp.Neg):
-            node = node.this
+    def kind(self, node: Any, depth: int = 0) -> str:  # noqa: PLR0911 - one answer per kind of node
+        exp = self.exp
+        while isinstance(node, exp.Paren | exp.Neg | exp.Alias | exp.Window | exp.Distinct):
+            node = node.this if not isinstance(node, exp.Distinct) else (node.expressions or [None])[0]
+        if node is None or depth > _MAX_DEPTH:
+            return UNKNOWN
         if isinstance(node, exp.Placeholder | exp.Parameter):
-            return self.parameters.get(node.name, PARAMETER)
+            return self.parameters.get(node.name, UNKNOWN)
         if isinstance(node, exp.Null):
             return NULL
+        if isinstance(node, exp.Boolean):
+            return BOOLEAN
         if isinstance(node, exp.Literal):
-            if node.is_string:
-                return TEXT
-            return INTEGER if re.fullmatch(r"\d+", str(node.this)) else DECIMAL
-        if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Div | exp.Mod | exp.IntDiv):
-            return _arithmetic_kind({self.kind(side, exp) for side in (node.left, node.right)})
-        kind = node.type
-        if kind is None:
-            return UNKNOWN
-        return next((name for name, types in _kinds(exp) if kind.is_type(*types)), UNKNOWN)
+            return TEXT if node.is_string else _number_kind(str(node.this))
+        if isinstance(node, exp.Column):
+            found = self._lineage(node, depth)
+            if isinstance(found, KeptColumn):
+                return _column_kind(found)
+            if isinstance(found, _Mixed):
+                return _one_kind({self.kind(value, depth + 1) for value in found.values})
+            return UNKNOWN if found is node else self.kind(found, depth + 1)
+        return self._computed_kind(node, depth)
 
-    def _ordered_value(self, ordered: Any, exp: Any) -> Any:
+    def _computed_kind(self, node: Any, depth: int) -> str:  # noqa: PLR0911 - one answer per kind of node
+        exp = self.exp
+        if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Div | exp.Mod):
+            return _arithmetic_kind({self.kind(side, depth + 1) for side in (node.left, node.right)})
+        if isinstance(node, exp.DPipe):
+            return TEXT
+        if isinstance(node, exp.Count):
+            return INTEGER
+        if isinstance(node, exp.Sum):
+            return DECIMAL  # PostgreSQL's sum of a bigint is a numeric (divided as one)
+        if isinstance(node, exp.Min | exp.Max | exp.Abs):
+            return self.kind(node.this, depth + 1)
+        if isinstance(node, exp.Nullif | exp.Coalesce | exp.Case | exp.If):
+            return _one_kind({self.kind(value, depth + 1) for value in self._values_of(node)})
+        if isinstance(node, exp.Subquery):
+            return _one_kind({self.kind(_one_projection(b), depth + 1) for b in _branches(node.this, exp)})
+        if isinstance(node, exp.Predicate | exp.Connector | exp.Not | exp.Exists | exp.Is):
+            return BOOLEAN
+        return UNKNOWN
+
+    def _values_of(self, node: Any) -> list[Any]:
+        """The values a CASE, COALESCE, NULLIF or IF brings into one (NULLIF: compared as well)."""
+        exp = self.exp
+        if isinstance(node, exp.Case):
+            values = [branch.args.get("true") for branch in node.args.get("ifs", [])] + [node.args.get("default")]
+        elif isinstance(node, exp.If):
+            values = [node.args.get("true"), node.args.get("false")]
+        elif isinstance(node, exp.Nullif):
+            values = [node.this, node.expression]
+        else:
+            values = [node.this, *node.expressions]
+        return [value for value in values if value is not None]  # a CASE without ELSE: NULL
+
+    def _lineage(self, value: Any, depth: int = 0) -> Any:  # noqa: PLR0911 - one answer per source
+        """What a column reads: the kept column (of a kept table), or the expression a WITH query's, a
+        subquery's or a set operation's projection gives it (a set operation: its first branch's); the
+        value itself if it is neither."""
+        exp = self.exp
+        if not isinstance(value, exp.Column) or depth > _MAX_DEPTH:
+            return value
+        alias = value.table
+        if not alias:  # an ORDER BY or GROUP BY naming a projection
+            select = value.find_ancestor(exp.Select)
+            projection = _projection(select, value.name, exp) if select is not None else None
+            return value if projection is None else self._lineage(_unaliased(projection, exp), depth + 1)
+        derived = [
+            q.this for q in [*self.tree.find_all(exp.CTE), *self.tree.find_all(exp.Subquery)] if q.alias == alias
+        ]
+        named = {t.name for t in self.tree.find_all(exp.Table) if t.alias_or_name == alias} - self.ctes
+        if len(derived) + len(named) != 1:  # an alias used twice, or for nothing known: not followed
+            return value
+        if named:
+            return self.columns.get((next(iter(named)).casefold(), value.name.casefold()), value)
+        branches = _branches(derived[0], exp)
+        position = _position(branches[0], value.name, exp)
+        if position is None:
+            return value
+        values = [_unaliased(b.expressions[position], exp) for b in branches if isinstance(b, exp.Select)]
+        if len(values) != 1:
+            return _Mixed(values)
+        return self._lineage(values[0], depth + 1)
+
+    def _bigint(self, side: Any) -> bool:
+        column = self._kept_column(side)
+        return column is not None and column.native == "bigint"
+
+    def _kept_column(self, side: Any) -> KeptColumn | None:
+        """The kept column a value is, directly (SQLite applies a column's affinity to text it is compared with)."""
+        found = self._lineage(side)
+        return found if isinstance(found, KeptColumn) else None
+
+    def _scalar(self, node: Any) -> bool:
+        """Whether a subquery stands for one value (not a table, an IN list or an EXISTS)."""
+        exp = self.exp
+        parent = node.parent
+        return not isinstance(parent, exp.From | exp.Join | exp.In | exp.Exists | exp.CTE | exp.SetOperation)
+
+    def _ordered_value(self, ordered: Any) -> Any:
         """What an ORDER BY item orders by: a projection when it names one (by alias or position)."""
+        exp = self.exp
         value = ordered.this
         select = ordered.find_ancestor(exp.Select)
         if select is None:
@@ -347,12 +561,10 @@ class _Checker:
         projections = select.expressions
         if isinstance(value, exp.Literal) and not value.is_string and str(value.this).isdigit():
             index = int(value.this) - 1
-            chosen = projections[index] if 0 <= index < len(projections) else value
-            return chosen.this if isinstance(chosen, exp.Alias) else chosen
+            return _unaliased(projections[index], exp) if 0 <= index < len(projections) else value
         if isinstance(value, exp.Column) and not value.table:
-            for projection in projections:
-                if isinstance(projection, exp.Alias) and projection.alias == value.name:
-                    return projection.this
+            projection = _projection(select, value.name, exp)
+            return value if projection is None else _unaliased(projection, exp)
         return value
 
     def _text(self, node: Any) -> str:
@@ -360,18 +572,15 @@ class _Checker:
         return shown(_PLACEHOLDER.sub(r":\1", node.sql(dialect=self.live)), 80)
 
 
-# A report field's type (`reportserver.domain.reports.FieldType`) as the kind of value it is bound as.
-_FIELD_KINDS = {
-    "string": TEXT,
-    "choice": TEXT,
-    "integer": INTEGER,
-    "number": DECIMAL,
-    "date": DATE,
-    "datetime": TIMESTAMP,
-    "boolean": BOOLEAN,
-}
+class _Mixed:
+    """A set operation's column: the values of each branch."""
+
+    def __init__(self, values: list[Any]) -> None:
+        self.values = values
+
+
 _TIME_WORDS = {DATE: "date", TIMESTAMP: "timestamp", TIMESTAMPTZ: "timestamp with time zone"}
-_TIME_FORMS = {DATE: "'YYYY-MM-DD'", TIMESTAMP: "'YYYY-MM-DD HH:MM:SS'", TIMESTAMPTZ: "a parameter"}
+_TIME_FORMS = {DATE: "'YYYY-MM-DD'", TIMESTAMP: "'YYYY-MM-DD HH:MM:SS[.ffffff]'", TIMESTAMPTZ: "a parameter"}
 
 
 def _iso(text: str, kind: str) -> bool:
@@ -383,6 +592,35 @@ def _iso(text: str, kind: str) -> bool:
     return False  # a timestamptz written as text depends on the live session's time zone
 
 
+def _exact_number(text: str) -> bool:
+    """A number written in a statement that SQLite holds as it is written (an INTEGER or a REAL)."""
+    return _number_kind(text) != UNKNOWN
+
+
+def _number_kind(text: str) -> str:
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return UNKNOWN
+    if re.fullmatch(r"\d+", text):
+        return INTEGER if number < 2**63 else UNKNOWN
+    as_float = float(number)
+    exact = number.is_finite() and as_float not in (float("inf"), float("-inf")) and Decimal(repr(as_float)) == number
+    return DECIMAL if exact else UNKNOWN
+
+
+def _column_kind(column: KeptColumn) -> str:
+    """A kept column's kind: its declared type, when it was kept exactly as its live type compares."""
+    declared = column.declared
+    if declared.startswith("DECIMAL"):
+        return DECIMAL
+    kind = _DECLARED.get(declared, UNKNOWN)
+    live = column.native
+    if not live or kind not in _LIVE_TYPES:  # a SQLite model's, a snapshot made before, or kept as itself
+        return kind
+    return kind if live in _LIVE_TYPES[kind] else UNKNOWN
+
+
 def _arithmetic_kind(kinds: set[str]) -> str:
     """What arithmetic on values of these kinds gives (a parameter's kind being its field's)."""
     if kinds <= {INTEGER, NULL}:
@@ -392,33 +630,63 @@ def _arithmetic_kind(kinds: set[str]) -> str:
     return UNKNOWN
 
 
-def _kinds(exp: Any) -> list[tuple[str, Any]]:
-    """The parser's types of each kind, in the order they are told apart (a DATE is also TEMPORAL)."""
-    types = exp.DataType.Type
-    return [
-        (INTEGER, exp.DataType.INTEGER_TYPES),
-        (FLOAT, exp.DataType.FLOAT_TYPES),
-        (DECIMAL, exp.DataType.REAL_TYPES),
-        (TEXT, exp.DataType.TEXT_TYPES),
-        (DATE, {types.DATE}),
-        (TIMESTAMPTZ, {types.TIMESTAMPTZ}),
-        (TIMESTAMP, exp.DataType.TEMPORAL_TYPES),
-        (BOOLEAN, {types.BOOLEAN}),
-        (BINARY, {types.VARBINARY}),
-    ]
+def _one_kind(kinds: set[str]) -> str:
+    """The kind of values brought into one (CASE, COALESCE, a set operation): theirs if they share one."""
+    present = kinds - {NULL}
+    if not present:
+        return NULL
+    if present == {INTEGER, DECIMAL}:  # compared and ordered as numbers on both (no arithmetic on decimals)
+        return DECIMAL
+    return next(iter(present)) if len(present) == 1 else UNKNOWN
 
 
-def _allowed_functions(exp: Any) -> tuple[type, ...]:
-    """Functions both engines compute alike (with the rules above on their arguments)."""
-    return (exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max, exp.Coalesce, exp.Nullif, exp.Case, exp.If, exp.Abs)
+def _branches(node: Any, exp: Any) -> list[Any]:
+    """A set operation's selects, left to right (a select alone: itself)."""
+    while isinstance(node, exp.Subquery | exp.Paren):
+        node = node.this
+    if isinstance(node, exp.SetOperation):
+        return _branches(node.left, exp) + _branches(node.right, exp)
+    return [node]
 
 
-def _sqlglot_type(declared: str) -> str:
-    """A kept column's declared type as the parser's type (an untyped column: unknown)."""
-    decimal = _DECIMAL.match(declared)
-    if decimal:
-        return f"DECIMAL(38, {decimal.group(1)})" if decimal.group(1) else "DECIMAL"
-    return _SQLITE_TYPES.get(declared, "UNKNOWN")
+def _one_projection(select: Any) -> Any:
+    expressions = getattr(select, "expressions", None) or [None]
+    return expressions[0]
+
+
+def _projection(select: Any, name: str, exp: Any) -> Any:
+    found = [p for p in select.expressions if isinstance(p, exp.Alias) and p.alias == name]
+    return found[0] if len(found) == 1 else None
+
+
+def _position(select: Any, name: str, exp: Any) -> int | None:
+    if not isinstance(select, exp.Select):
+        return None
+    found = [i for i, p in enumerate(select.expressions) if p.alias_or_name == name]
+    return found[0] if len(found) == 1 else None
+
+
+def _unaliased(node: Any, exp: Any) -> Any:
+    return node.this if isinstance(node, exp.Alias) else node
+
+
+def _aggregate(projection: Any, exp: Any) -> bool:
+    value = _unaliased(projection, exp)
+    return isinstance(value, exp.Count | exp.Sum | exp.Avg | exp.Min | exp.Max)
+
+
+def _allowed_nodes(exp: Any) -> tuple[type, ...]:
+    """Every node a statement read alike on both engines is made of (the rules above check their values)."""
+    return (
+        *(exp.Select, exp.From, exp.Join, exp.Where, exp.Group, exp.Having, exp.Order, exp.Ordered),
+        *(exp.Limit, exp.Offset, exp.Table, exp.TableAlias, exp.Alias, exp.Column, exp.Identifier, exp.Star),
+        *(exp.Literal, exp.Null, exp.Boolean, exp.Placeholder, exp.Paren, exp.Neg, exp.And, exp.Or, exp.Not),
+        *(exp.EQ, exp.NEQ, exp.NullSafeEQ, exp.NullSafeNEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Between),
+        *(exp.In, exp.Is, exp.Exists, exp.Subquery, exp.CTE, exp.With, exp.Union, exp.Intersect, exp.Except),
+        *(exp.Distinct, exp.Case, exp.If, exp.Coalesce, exp.Nullif, exp.Count, exp.Sum, exp.Avg, exp.Min),
+        *(exp.Max, exp.Abs, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod, exp.DPipe, exp.Window, exp.WindowSpec),
+        exp.Tuple,
+    )
 
 
 def _nulls_small_dialect() -> Any:

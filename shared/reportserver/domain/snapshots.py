@@ -31,6 +31,7 @@ class KeptColumn(msgspec.Struct, kw_only=True):
     name: str
     declared: str  # the column's declared type in the snapshot's SQLite table: how it reads back
     nulls: int | None = None  # how many of its values are NULL (None: not counted, a snapshot made before)
+    native: str = ""  # its type on the live database ("integer", "character", "mood"...; "": not known)
 
 
 class KeptTable(msgspec.Struct, kw_only=True):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Context, Decimal, InvalidOperation
 from enum import StrEnum
@@ -51,6 +51,9 @@ class Column:
     # The source itself guarantees a decimal's places: it prints every value with exactly `scale` places
     # and at most 38 digits (PostgreSQL's numeric(p, s) with p <= 38), or as NaN or an infinity.
     fixed_places: bool = False
+    # The engine's own name of its type ("real", "character", "uuid"), where the source says: not part of
+    # what the column is to a report (not compared), but what a snapshot keeps it as (`snapshot_sql`).
+    native: str = field(default="", compare=False)
 
 
 _TAG = re.compile(r"^(?P<name>.*?)\s*\[(?P<tag>[A-Za-z]+)(?:\((?P<scale>\d{1,2})\))?\]$")

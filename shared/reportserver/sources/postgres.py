@@ -80,6 +80,25 @@ _CONTRACT_OIDS: dict[int, ColumnType] = {
     1184: ColumnType.TIMESTAMPTZ,
     1700: ColumnType.DECIMAL,
 }
+# The contract types' own names (a column of any other type is named by its OID: an enum, a uuid...).
+_CONTRACT_TYPE_NAMES = {
+    16: "boolean",
+    17: "bytea",
+    18: '"char"',
+    19: "name",
+    20: "bigint",
+    21: "smallint",
+    23: "integer",
+    25: "text",
+    700: "real",
+    701: "double precision",
+    1042: "character",
+    1043: "character varying",
+    1082: "date",
+    1114: "timestamp without time zone",
+    1184: "timestamp with time zone",
+    1700: "numeric",
+}
 _NUMERIC_OID = 1700
 _TEXT_OID = 25
 
@@ -702,13 +721,17 @@ def _resolved_columns(fields: tuple[Field, ...]) -> tuple[Column, ...]:
     resolved = []
     for name, oid, places, digits in fields:
         plain, kind, tag_scale = tagged(name)
+        native = _CONTRACT_TYPE_NAMES.get(oid, f"oid {oid}")
         if kind is None:
             fixed = digits is not None and digits <= MAX_DECIMAL_DIGITS
-            resolved.append(Column(plain, _CONTRACT_OIDS.get(oid, ColumnType.TEXT), places, fixed_places=fixed))
+            contract = _CONTRACT_OIDS.get(oid, ColumnType.TEXT)
+            resolved.append(Column(plain, contract, places, fixed_places=fixed, native=native))
         else:
-            resolved.append(Column(plain, kind, tag_scale))
+            resolved.append(Column(plain, kind, tag_scale, native=native))
     names = unique_names([c.name for c in resolved])
-    return tuple(Column(unique, c.type, c.scale, c.fixed_places) for unique, c in zip(names, resolved, strict=True))
+    return tuple(
+        Column(unique, c.type, c.scale, c.fixed_places, c.native) for unique, c in zip(names, resolved, strict=True)
+    )
 
 
 # Contract types whose value psycopg loads is already the contract's value (nothing to check).

@@ -125,7 +125,8 @@ class SqliteSnapshot:
         else:
             self._connection.execute(f"ALTER TABLE {staging} RENAME TO {final}")
         kept = [
-            KeptColumn(name=c.name, declared=declared(c, scales.get(i)), nulls=nulls[i]) for i, c in enumerate(columns)
+            KeptColumn(name=c.name, declared=declared(c, scales.get(i)), nulls=nulls[i], native=c.native)
+            for i, c in enumerate(columns)
         ]
         return KeptTable(name=name, rows=rows, columns=kept)
 
