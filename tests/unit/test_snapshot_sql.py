@@ -238,3 +238,20 @@ def test_a_column_kept_in_another_form_than_its_live_type_is_not_compared(native
     columns[1] = KeptColumn(name="v", declared=declared, native=own)
     kept = snapshot_difference(sql, "postgresql", [KeptTable(name="t", rows=1, columns=columns)], "C")
     assert kept is None or "another form" not in kept
+
+
+@pytest.mark.parametrize(
+    ("sql", "refused"),
+    [
+        ("SELECT id FROM orders WHERE id = :r", False),  # SQLite reads '3' as the column's 3, as PostgreSQL does
+        ("SELECT id FROM orders WHERE id = '3'", False),
+        ("SELECT id FROM orders WHERE amount = '0.10'", False),
+        ("SELECT id FROM orders WHERE amount = :r", True),  # '0.1000000000000000001' would be a REAL's 0.1
+        ("SELECT id FROM orders WHERE amount = '0.1000000000000000001'", True),
+        ("SELECT id FROM orders WHERE id + 0 = :r", True),  # no column: no affinity, text never equals 3
+        ("SELECT id FROM orders WHERE rate = :r", True),  # 'Infinity' stays text in SQLite
+    ],
+)
+def test_text_is_compared_with_a_number_only_where_sqlite_reads_it_as_postgresql_does(sql: str, refused: bool) -> None:
+    difference = _difference(sql)
+    assert (difference is not None and "compares text with a number" in difference) if refused else difference is None

@@ -351,13 +351,15 @@ class _Checker:
     def _text_as_number(self, where: str, sides: list[Any], kinds: list[str]) -> str | None:
         """Text against numbers: SQLite reads it as a number only for a column of a number type."""
         exp = self.exp
+        # Against a decimal column SQLite reads the text as a REAL: '0.1000000000000000001' would equal 0.1.
+        decimal = DECIMAL in kinds
         for side, kind in zip(sides, kinds, strict=True):
             if kind in (INTEGER, DECIMAL) and self._kept_column(side) is not None:
                 continue
-            if kind == TEXT and (
-                isinstance(side, exp.Placeholder)
-                or (isinstance(side, exp.Literal) and _PLAIN_NUMBER.match(str(side.this)))
-            ):
+            if kind == TEXT and isinstance(side, exp.Placeholder) and not decimal:
+                continue
+            written = str(side.this) if isinstance(side, exp.Literal) else ""
+            if kind == TEXT and _PLAIN_NUMBER.match(written) and _exact_number(written.lstrip("-")):
                 continue
             if kind == NULL:
                 continue
