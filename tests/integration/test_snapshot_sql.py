@@ -345,10 +345,10 @@ def odd(postgres: Connection, tmp_path: Path) -> Iterator[Kept]:
         ("SELECT id FROM {t} WHERE coalesce(qty, rate) / 2 = 1.5 ORDER BY id", {}, "a float with a whole number"),
         ("SELECT id FROM {t} WHERE ts = '2024-01-01 09:00:00.5' ORDER BY id", {}, "write the text as"),
         ("SELECT id FROM {t} WHERE qty > 2.99999999999999999999 ORDER BY id", {}, "does not hold exactly"),
-        ("SELECT id FROM {t} GROUP BY id HAVING sum(big) / 2 = 4503599627370496 ORDER BY id", {}, "decimal values"),
+        ("SELECT id FROM {t} GROUP BY id HAVING sum(big) / 2 = 4503599627370496 ORDER BY id", {}, "64 bits"),
         ("SELECT id, qty << 31 AS s FROM {t} ORDER BY id", {}, "BitwiseLeftShift"),
         ("SELECT id FROM {t} WHERE rate = big ORDER BY id", {}, "compares a float with a whole number"),
-        ("SELECT id FROM {t} WHERE big * 4 > 0 ORDER BY id", {}, "computes with the bigint"),
+        ("SELECT id FROM {t} WHERE big * 4 > 0 ORDER BY id", {}, "may pass 64 bits"),
         ("SELECT id FROM {t} WHERE qty = (SELECT qty FROM {t} ORDER BY id) ORDER BY id", {}, "as one value"),
     ],
 )
@@ -367,7 +367,7 @@ def test_what_reads_alike_on_those_types_is_accepted_and_a_statement_the_parser_
     for statement in (
         "SELECT id, m, u, code, r4 FROM {t} ORDER BY id",  # kept and read back as they were
         "SELECT id FROM {t} WHERE EXISTS (SELECT 1 FROM {t} AS i WHERE i.qty = {t}.id) ORDER BY id",
-        "SELECT id FROM {t} WHERE active = :b AND qty = :s ORDER BY id",
+        "SELECT id FROM {t} WHERE active = :b AND qty = '3' ORDER BY id",
         "SELECT count(DISTINCT m) AS n, max(qty) AS q FROM {t}",
     ):
         assert odd.difference(statement) is None, statement
@@ -380,3 +380,68 @@ def test_what_reads_alike_on_those_types_is_accepted_and_a_statement_the_parser_
     if difference is None:
         live, there = odd.answers(statement)
         assert live == there
+
+
+# The third review's findings: each answered otherwise on the snapshot, each now refused
+_EDGE_COLUMNS = (
+    "id integer PRIMARY KEY, qty integer, nq integer, amount numeric(12,2), active boolean, day date, big bigint"
+)
+_EDGE_ROWS = [
+    (1, 3, 1, Decimal("0.10"), True, date(2024, 1, 1), 2**62),
+    (2, 16, None, Decimal("2.00"), False, date(2024, 1, 2), 2**62),
+    (3, 1000, 2, Decimal("20.00"), True, date(2024, 1, 3), 3),
+]
+
+
+@pytest.fixture
+def edge(postgres: Connection, tmp_path: Path) -> Iterator[Kept]:
+    made = Kept(postgres, tmp_path, _EDGE_COLUMNS)
+    made.load(_EDGE_ROWS)
+    yield made
+    made.drop()
+
+
+@pytest.mark.parametrize(
+    ("statement", "params", "refusal"),
+    [
+        ("SELECT id, CASE active WHEN 'yes' THEN 1 ELSE 0 END AS x FROM {t} ORDER BY id", {}, "compares a boolean"),
+        ("SELECT id, CASE day WHEN '2024-1-2' THEN 1 ELSE 0 END AS x FROM {t} ORDER BY id", {}, "write the text"),
+        ("SELECT id FROM {t} WHERE nullif(qty, :s) IS NULL ORDER BY id", {"s": "3"}, "compares text with a number"),
+        ("SELECT id FROM {t} WHERE :s IN (qty) ORDER BY id", {"s": "3"}, "compares text with a number"),
+        ("SELECT id FROM {t} WHERE qty = :s ORDER BY id", {"s": "0x10"}, "make :s an integer or number field"),
+        ("SELECT id FROM {t} WHERE amount = '0.1000000000000000000001' ORDER BY id", {}, "compares text"),
+        ("SELECT count(*) AS c FROM {t} HAVING sum(big) > 0", {}, "may pass 64 bits"),
+        ("SELECT id FROM {t} WHERE id + 9223372036854775807 > 0 ORDER BY id", {}, "may pass 64 bits"),
+        ("SELECT id FROM {t} ORDER BY id LIMIT :i", {"i": -1}, "LIMIT and OFFSET"),
+        ("SELECT id FROM {t} WHERE day = '2024-01-02\n' ORDER BY id", {}, "write the text"),
+    ],
+)
+def test_each_way_the_third_review_found_to_answer_otherwise_is_refused(
+    edge: Kept, statement: str, params: dict[str, Any], refusal: str
+) -> None:
+    difference = edge.difference(statement)
+    assert difference is not None and refusal in difference, difference
+    live, there = edge.answers(statement, params)
+    assert live != there, f"{statement} answers alike: the rule refuses for nothing"
+
+
+def test_a_column_with_a_collation_of_its_own_stops_text_being_ordered_on_the_snapshot(
+    postgres: Connection, tmp_path: Path
+) -> None:
+    with psycopg.connect(postgres.conninfo(), autocommit=True) as connection:
+        collations = {row[0] for row in connection.execute("SELECT collname FROM pg_collation")}
+    collation = next((c for c in ("C.utf8", "C.UTF-8", "en_US.utf8", "en_US") if c in collations), None)
+    if collation is None:
+        pytest.skip("this PostgreSQL server has no collation besides default, C and POSIX")
+    made = Kept(postgres, tmp_path, f'id integer PRIMARY KEY, note text COLLATE "{collation}"')
+    try:
+        made.load([(1, "a"), (2, "B")])
+        assert made.text_order is not None and made.text_order.endswith("columns with a collation of their own")
+        difference = made.difference("SELECT id FROM {t} ORDER BY note NULLS LAST")
+        assert difference is not None and "it orders text" in difference
+    finally:
+        made.drop()
+    made = Kept(postgres, tmp_path)
+    made.load([])
+    assert made.text_order == "C"  # once the column is gone, the database orders text by code point again
+    made.drop()

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -73,7 +74,6 @@ _DECLARED = {
 _LIVE_TYPES = {
     TEXT: {"text", "character varying", "name", '"char"'},
     FLOAT: {"double precision"},
-    INTEGER: {"smallint", "integer", "bigint"},
 }
 # A report field's type (`reportserver.domain.reports.FieldType`) as the kind of value it is bound as.
 _FIELD_KINDS = {
@@ -85,13 +85,18 @@ _FIELD_KINDS = {
     "datetime": TIMESTAMP,
     "boolean": BOOLEAN,
 }
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}$")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # As the snapshot keeps a time (and binds a parameter): no fraction, or six digits that are not all 0
-_ISO_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.(?!000000)\d{6})?$")
-_PLAIN_NUMBER = re.compile(r"-?\d+(\.\d+)?$")
+_ISO_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(\.(?!000000)[0-9]{6})?")
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")  # how the parser writes a parameter back (PostgreSQL's driver form)
 _MAX_DEPTH = 20  # WITH queries and subqueries a column is followed through
 _EXACT_FLOAT_INTEGER = 2**53
+_INTEGER_BITS = 62  # |x| <= 2**62 is held by SQLite's INTEGER (and so is its negation): more is refused
+_SUMMED_BITS = 31  # a sum of int4 values (|x| <= 2**31) fails loudly on SQLite past 2**32 rows, never rounds
+_COUNT_BITS = 40  # a count of a snapshot's rows (bounded by its size)
+_NATIVE_BITS = {"smallint": 15, "integer": 31, "bigint": 63}
+_SMALLEST_DOUBLE = 2.2250738585072014e-308  # below it, PostgreSQL fails on underflow where SQLite rounds
 
 
 def orders_by_code_point(collation: str | None) -> bool:
@@ -143,6 +148,7 @@ class _Checker:
         self.live = "postgres" if dialect == "postgresql" else dialect
         self.postgres = self.live == "postgres"
         self.text_ordered = orders_by_code_point(text_order) or not self.postgres
+        self.text_varies = "non-deterministic" in (text_order or "")
         self.text_order = text_order
         self.parameters = {name: _FIELD_KINDS.get(kind, UNKNOWN) for name, kind in parameters.items()}
         self.columns = {(t.name.casefold(), c.name.casefold()): c for t in tables for c in t.columns}
@@ -201,7 +207,7 @@ class _Checker:
     def _node(self, node: Any) -> str | None:
         return self._numbers(node) or self._order(node) or self._combined(node)
 
-    def _numbers(self, node: Any) -> str | None:
+    def _numbers(self, node: Any) -> str | None:  # noqa: PLR0911 - one rule per kind of node
         exp = self.exp
         if isinstance(node, exp.Literal) and not node.is_string and not _exact_number(str(node.this)):
             return (
@@ -210,10 +216,24 @@ class _Checker:
             )
         if isinstance(node, exp.Add | exp.Sub | exp.Mul | exp.Div | exp.Mod):
             return self._arithmetic(node)
+        if isinstance(node, exp.Neg | exp.Abs) and self.kind(node.this) == INTEGER and self._bits(node) > _INTEGER_BITS:
+            return self._overflows(node)
+        if isinstance(node, exp.Limit | exp.Offset):
+            amount = node.expression
+            if not (isinstance(amount, exp.Literal) and _number_kind(str(amount.this)) == INTEGER):
+                return (
+                    f"it limits by {self._text(amount)}: give LIMIT and OFFSET as whole numbers written in the "
+                    "statement (SQLite takes a negative or fractional one otherwise than PostgreSQL)"
+                )
         if isinstance(node, exp.Sum | exp.Avg):
             kind = self.kind(node.this)
-            if isinstance(node, exp.Sum) and kind == INTEGER:
+            if isinstance(node, exp.Sum) and kind == INTEGER and self._bits(node.this) <= _SUMMED_BITS:
                 return None
+            if isinstance(node, exp.Sum) and kind == INTEGER:
+                return (
+                    f"it computes {self._text(node)} over whole numbers that may pass 64 bits together (a bigint): "
+                    "SQLite fails where PostgreSQL sums them as a numeric; compute it in a kept custom query"
+                )
             how = (
                 "adds with compensation where PostgreSQL adds plainly"
                 if kind == FLOAT
@@ -238,9 +258,10 @@ class _Checker:
         if isinstance(node, exp.Min | exp.Max):
             return self._ordering(node.this, self._text(node))
         if isinstance(node, exp.GT | exp.GTE | exp.LT | exp.LTE):
-            return self._compared(node, [node.left, node.right], ordered=True)
+            return self._compared(node, [node.left, node.right], ordered=True, affinity=True)
         if isinstance(node, exp.Between):
-            return self._compared(node, [node.this, node.args["low"], node.args["high"]], ordered=True)
+            sides = [node.this, node.args["low"], node.args["high"]]
+            return self._compared(node, sides, ordered=True, affinity=True)
         if isinstance(node, exp.Ordered):
             return self._ordering(self._ordered_value(node), f"ORDER BY {self._text(node.this)}")
         return None
@@ -249,13 +270,18 @@ class _Checker:
         """Values compared for equality, or brought together into one: of one kind."""
         exp = self.exp
         if isinstance(node, exp.EQ | exp.NEQ | exp.NullSafeEQ | exp.NullSafeNEQ):
-            return self._compared(node, [node.left, node.right])
+            return self._compared(node, [node.left, node.right], affinity=True)
         if isinstance(node, exp.In):
             query = node.args.get("query")
             sides = [node.this, *node.expressions]
             if query is not None:
                 sides += [_one_projection(branch) for branch in _branches(query.this, exp)]
-            return self._compared(node, sides)
+            # SQLite reads text in an IN list as the number of the column on its left, never the other way
+            return self._compared(node, sides, affinity=self._kept_column(node.this) is not None)
+        if isinstance(node, exp.Case) and node.this is not None:  # CASE x WHEN v: x = v for each v
+            found = self._compared(node, [node.this, *(branch.this for branch in node.args.get("ifs", []))])
+            if found:
+                return found
         if isinstance(node, exp.Nullif | exp.Coalesce | exp.Case | exp.If):
             return self._compared(node, self._values_of(node))
         if isinstance(node, exp.DPipe):
@@ -264,6 +290,11 @@ class _Checker:
             return f"it joins {self._text(node)} as text: SQLite writes a number or a date otherwise than PostgreSQL"
         if isinstance(node, exp.SetOperation):
             return self._set_operation(node)
+        if isinstance(node, exp.Group | exp.Distinct) and self.text_varies:
+            return (
+                f"it groups or removes duplicates ({self._text(node)}) on a database with a non-deterministic "
+                "collation, by which text the snapshot keeps apart may be one; do it in a kept custom query"
+            )
         return None
 
     def _arithmetic(self, node: Any) -> str | None:
@@ -275,15 +306,11 @@ class _Checker:
                 f"it computes {self._text(node)} with {described} values, which SQLite computes in floating point "
                 "or as text: compute it in a kept custom query (the live database computes it exactly at each refresh)"
             )
-        wide = next((side for side in (node.left, node.right) if self._bigint(side)), None)
-        if wide is not None:
-            return (
-                f"it computes with the bigint {self._text(wide)} ({self._text(node)}): past 64 bits PostgreSQL fails "
-                "where SQLite goes on in floating point; compute it in a kept custom query"
-            )
+        if _arithmetic_kind(kinds) == INTEGER and self._bits(node) > _INTEGER_BITS:
+            return self._overflows(node)
         if isinstance(node, exp.Div | exp.Mod):
             divisor = node.right
-            while isinstance(divisor, exp.Paren):
+            while isinstance(divisor, exp.Paren | exp.Neg):
                 divisor = divisor.this
             if not (isinstance(divisor, exp.Literal) and not divisor.is_string and Decimal(str(divisor.this)) != 0):
                 return (
@@ -296,9 +323,10 @@ class _Checker:
         """Whether every decimal operand is a number written in the statement (a float times 1.5 is a float)."""
         return all(isinstance(side, self.exp.Literal) for side in (node.left, node.right) if self.kind(side) == DECIMAL)
 
-    def _compared(self, node: Any, sides: list[Any], ordered: bool = False) -> str | None:
-        """Values of one kind (see the module's rules), and, when `ordered`, of a kind ordered alike."""
-        found = self._of_one_kind(node, sides)
+    def _compared(self, node: Any, sides: list[Any], ordered: bool = False, affinity: bool = False) -> str | None:
+        """Values of one kind (see the module's rules), and, when `ordered`, of a kind ordered alike.
+        `affinity`: a comparison in which SQLite reads text as the number of a column compared with it."""
+        found = self._of_one_kind(node, sides, affinity)
         if found or not ordered:
             return found
         kinds = [self.kind(side) for side in sides]
@@ -312,7 +340,7 @@ class _Checker:
                 return found
         return None
 
-    def _of_one_kind(self, node: Any, sides: list[Any]) -> str | None:  # noqa: PLR0911 - one answer per mix
+    def _of_one_kind(self, node: Any, sides: list[Any], affinity: bool = False) -> str | None:  # noqa: PLR0911
         kinds = [self.kind(side) for side in sides]
         present = {kind for kind in kinds if kind != NULL}
         where = self._text(node)
@@ -329,7 +357,12 @@ class _Checker:
         if present <= _NUMBERS:
             return self._numbers_compared(where, sides, kinds)
         if TEXT in present and present & _NUMBERS:
-            return self._text_as_number(where, sides, kinds)
+            return self._text_as_number(where, sides, kinds, affinity)
+        if TEXT in present and self.text_varies:
+            return (
+                f"it compares text ({where}) on a database with a non-deterministic collation, by which text the "
+                "snapshot keeps apart may be equal; compare it in a kept custom query"
+            )
         if BINARY in present and present != {BINARY}:
             return f"it compares bytes with another kind of value ({where})"
         return None
@@ -348,24 +381,23 @@ class _Checker:
                 )
         return None
 
-    def _text_as_number(self, where: str, sides: list[Any], kinds: list[str]) -> str | None:
-        """Text against numbers: SQLite reads it as a number only for a column of a number type."""
+    def _text_as_number(self, where: str, sides: list[Any], kinds: list[str], affinity: bool) -> str | None:
+        """Text written in the statement against a number column: SQLite reads it as the column's number
+        in a comparison, as PostgreSQL does, when it is a plain number a double holds. Never a parameter's
+        text (PostgreSQL reads '0x10' and '1_000' as numbers, SQLite not), nor text against a computed number."""
         exp = self.exp
-        # Against a decimal column SQLite reads the text as a REAL: '0.1000000000000000001' would equal 0.1.
-        decimal = DECIMAL in kinds
         for side, kind in zip(sides, kinds, strict=True):
-            if kind in (INTEGER, DECIMAL) and self._kept_column(side) is not None:
+            if kind in (INTEGER, DECIMAL) and affinity and self._kept_column(side) is not None:
                 continue
-            if kind == TEXT and isinstance(side, exp.Placeholder) and not decimal:
-                continue
-            written = str(side.this) if isinstance(side, exp.Literal) else ""
-            if kind == TEXT and _PLAIN_NUMBER.match(written) and _exact_number(written.lstrip("-")):
+            written = str(side.this) if isinstance(side, exp.Literal) and kind == TEXT else ""
+            if affinity and _PLAIN_NUMBER.fullmatch(written) and _exact_number(written.lstrip("-")):
                 continue
             if kind == NULL:
                 continue
+            name = f":{side.name}" if isinstance(side, exp.Placeholder) else "the text"
             return (
-                f"it compares text with a number ({where}): SQLite reads text as a number only against a whole or "
-                "decimal column; make the parameter a number field, or compare a column"
+                f"it compares text with a number ({where}): SQLite reads text as a number otherwise than PostgreSQL; "
+                f"make {name} an integer or number field, or compare a number column with a plain number"
             )
         return None
 
@@ -470,7 +502,7 @@ class _Checker:
         if isinstance(node, exp.Column):
             found = self._lineage(node, depth)
             if isinstance(found, KeptColumn):
-                return _column_kind(found)
+                return _column_kind(found, self.postgres)
             if isinstance(found, _Mixed):
                 return _one_kind({self.kind(value, depth + 1) for value in found.values})
             return UNKNOWN if found is node else self.kind(found, depth + 1)
@@ -538,9 +570,42 @@ class _Checker:
             return _Mixed(values)
         return self._lineage(values[0], depth + 1)
 
-    def _bigint(self, side: Any) -> bool:
-        column = self._kept_column(side)
-        return column is not None and column.native == "bigint"
+    def _overflows(self, node: Any) -> str:
+        return (
+            f"it computes {self._text(node)} with whole numbers that may pass 64 bits (a bigint, a parameter, a "
+            "product of several), where SQLite goes on in floating point and PostgreSQL fails; compute it in a kept "
+            "custom query"
+        )
+
+    def _bits(self, node: Any, depth: int = 0) -> int:  # noqa: PLR0911 - one bound per kind of node
+        """A bound b on a whole-number value, |value| <= 2**b, from its columns' live types: SQLite holds
+        it exactly while b <= 62; a value that may need more is refused."""
+        exp = self.exp
+        if depth > _MAX_DEPTH:
+            return _INTEGER_BITS + 1
+        while isinstance(node, exp.Paren | exp.Alias | exp.Window | exp.Neg | exp.Abs):  # |-x| is |x|
+            node = node.this
+        if isinstance(node, exp.Literal):
+            return int(str(node.this)).bit_length() if _number_kind(str(node.this)) == INTEGER else 64
+        if isinstance(node, exp.Add | exp.Sub):
+            return max(self._bits(node.left, depth + 1), self._bits(node.right, depth + 1)) + 1
+        if isinstance(node, exp.Mul):
+            return self._bits(node.left, depth + 1) + self._bits(node.right, depth + 1)
+        if isinstance(node, exp.Div | exp.Mod):  # by a non-zero whole number: no larger
+            return self._bits(node.left, depth + 1)
+        if isinstance(node, exp.Count):
+            return _COUNT_BITS
+        if isinstance(node, exp.Min | exp.Max):
+            return self._bits(node.this, depth + 1)
+        if isinstance(node, exp.Nullif | exp.Coalesce | exp.Case | exp.If):
+            return max((self._bits(v, depth + 1) for v in self._values_of(node)), default=1)
+        if isinstance(node, exp.Column):
+            found = self._lineage(node)
+            if isinstance(found, KeptColumn):
+                return _NATIVE_BITS.get(found.native, 63)
+            values = found.values if isinstance(found, _Mixed) else [] if found is node else [found]
+            return max((self._bits(v, depth + 1) for v in values), default=63)
+        return 63  # a parameter, a bigint, anything else: the whole of SQLite's INTEGER
 
     def _kept_column(self, side: Any) -> KeptColumn | None:
         """The kept column a value is, directly (SQLite applies a column's affinity to text it is compared with)."""
@@ -587,10 +652,13 @@ _TIME_FORMS = {DATE: "'YYYY-MM-DD'", TIMESTAMP: "'YYYY-MM-DD HH:MM:SS[.ffffff]'"
 
 def _iso(text: str, kind: str) -> bool:
     """Text the snapshot compares as the live database compares it with a date or time."""
-    if kind == DATE:
-        return bool(_ISO_DATE.match(text))
-    if kind == TIMESTAMP:
-        return bool(_ISO_TIMESTAMP.match(text))
+    try:  # the form, and a real day and time in it (no '24:00:00', no '2024-02-30')
+        if kind == DATE:
+            return bool(_ISO_DATE.fullmatch(text)) and date.fromisoformat(text).isoformat() == text
+        if kind == TIMESTAMP:
+            return bool(_ISO_TIMESTAMP.fullmatch(text)) and datetime.fromisoformat(text).isoformat(sep=" ") == text
+    except ValueError:
+        return False
     return False  # a timestamptz written as text depends on the live session's time zone
 
 
@@ -607,20 +675,22 @@ def _number_kind(text: str) -> str:
     if re.fullmatch(r"\d+", text):
         return INTEGER if number < 2**63 else UNKNOWN
     as_float = float(number)
+    if as_float != 0 and abs(as_float) < _SMALLEST_DOUBLE:
+        return UNKNOWN
     exact = number.is_finite() and as_float not in (float("inf"), float("-inf")) and Decimal(repr(as_float)) == number
     return DECIMAL if exact else UNKNOWN
 
 
-def _column_kind(column: KeptColumn) -> str:
-    """A kept column's kind: its declared type, when it was kept exactly as its live type compares."""
+def _column_kind(column: KeptColumn, postgres: bool) -> str:
+    """A kept column's kind: its declared type, when it was kept exactly as its live type compares (a
+    PostgreSQL model's text or float column of a snapshot made before the live type was kept: unknown)."""
     declared = column.declared
     if declared.startswith("DECIMAL"):
         return DECIMAL
     kind = _DECLARED.get(declared, UNKNOWN)
-    live = column.native
-    if not live or kind not in _LIVE_TYPES:  # a SQLite model's, a snapshot made before, or kept as itself
+    if kind not in _LIVE_TYPES or not (postgres or column.native):  # kept as itself, or a SQLite model's
         return kind
-    return kind if live in _LIVE_TYPES[kind] else UNKNOWN
+    return kind if column.native in _LIVE_TYPES[kind] else UNKNOWN
 
 
 def _arithmetic_kind(kinds: set[str]) -> str:

@@ -294,10 +294,31 @@ class PostgresSource:
             return None
         collation, provider, locale = rows[0]
         if provider == "i":
-            return f"icu:{locale}"
-        if provider == "b":  # PostgreSQL 17's builtin provider: C and C.UTF-8 order by code point
-            return str(locale)
-        return None if collation is None else str(collation)
+            default = f"icu:{locale}"
+        elif provider == "b":  # PostgreSQL 17's builtin provider: C and C.UTF-8 order by code point
+            default = str(locale)
+        elif collation is None:
+            return None
+        else:
+            default = str(collation)
+        # A table's or view's column may have a collation of its own; a non-deterministic one makes
+        # different texts equal. Either is said after the default (which then no longer names an order).
+        columns = (
+            "SELECT coalesce(bool_or(a.attcollation NOT IN (100, 950, 951)), false) AS other,"  # default, C, POSIX
+            " coalesce(bool_or(NOT (to_jsonb(co) ->> 'collisdeterministic')::boolean), false) AS varies"
+            " FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid"
+            " JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+            " LEFT JOIN pg_collation AS co ON co.oid = a.attcollation"
+            " WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attcollation <> 0"
+            " AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'"
+        )
+        with self.run(columns, {}) as result:
+            other, varies = next(row for batch in result.batches for row in batch)
+        if varies:
+            return f"{default}; columns with a non-deterministic collation"
+        if other:
+            return f"{default}; columns with a collation of their own"
+        return default
 
     # -- what the database holds (seed 001's data model schema) --
 
