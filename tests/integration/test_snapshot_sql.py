@@ -116,6 +116,7 @@ _ROWS: list[Row] = [
     (4, None, None, 2.5, "a\\_b", date(2023, 12, 31), datetime(2023, 12, 31, 23, 59, 59, 999999)),
     (5, Decimal("2.00"), 2, None, "Avocado", date(2024, 1, 2), datetime(2024, 1, 2)),
     (6, Decimal("5.00"), 1, 0.1, "cherry", date(2024, 1, 3), datetime(2024, 1, 3, 12)),
+    (7, None, None, 1e200, None, None, None),
 ]
 
 # Each refused kind of statement, and that SQLite does answer it otherwise on these rows.
@@ -134,6 +135,7 @@ _REFUSED = [
     ("SELECT id, round(rate) AS r FROM {t} WHERE id = 4", "calls round()"),
     ("SELECT id, amount || '' AS a FROM {t} WHERE id = 1", "as text"),
     ("SELECT avg(qty) AS mean FROM {t}", "computes AVG"),
+    ("SELECT id FROM {t} WHERE rate * rate > 1 ORDER BY id", "with floats"),  # PostgreSQL fails, SQLite has inf
 ]
 
 

@@ -20,7 +20,7 @@ double is of no kind that may be compared), through subqueries, `WITH` queries a
   UTC), a boolean with a boolean; text written in the statement with a date or time only in the form
   the snapshot keeps; a text parameter or a plain-number literal with a whole or decimal column
   (SQLite reads the text as the column's number, as PostgreSQL does);
-- arithmetic on whole numbers (not on a bigint column, which may pass 64 bits), or on floats; a division
+- arithmetic on whole numbers that cannot pass 64 bits (judged from the columns' live types); a division
   or remainder only by a non-zero number written in the statement; `sum` of whole numbers (its result a
   decimal, as PostgreSQL's `sum(bigint)`); no decimal arithmetic, no `sum` or `avg` of decimals or
   floats (SQLite compensates float sums);
@@ -300,7 +300,12 @@ class _Checker:
     def _arithmetic(self, node: Any) -> str | None:
         exp = self.exp
         kinds = {self.kind(side) for side in (node.left, node.right)}
-        if _arithmetic_kind(kinds) not in (INTEGER, FLOAT) or (FLOAT in kinds and not self._literal_decimals(node)):
+        if FLOAT in kinds and _arithmetic_kind(kinds) == FLOAT:
+            return (
+                f"it computes {self._text(node)} with floats, which may pass a double's range: PostgreSQL fails there "
+                "where SQLite goes on with infinity; compute it in a kept custom query"
+            )
+        if _arithmetic_kind(kinds) != INTEGER:
             described = ", ".join(sorted(k for k in kinds if k not in (INTEGER, NULL))) or "whole-number"
             return (
                 f"it computes {self._text(node)} with {described} values, which SQLite computes in floating point "
@@ -318,10 +323,6 @@ class _Checker:
                     "but NULL on the snapshot; divide by a number written in the statement, or in a kept custom query"
                 )
         return None
-
-    def _literal_decimals(self, node: Any) -> bool:
-        """Whether every decimal operand is a number written in the statement (a float times 1.5 is a float)."""
-        return all(isinstance(side, self.exp.Literal) for side in (node.left, node.right) if self.kind(side) == DECIMAL)
 
     def _compared(self, node: Any, sides: list[Any], ordered: bool = False, affinity: bool = False) -> str | None:
         """Values of one kind (see the module's rules), and, when `ordered`, of a kind ordered alike.
