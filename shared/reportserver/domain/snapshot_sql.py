@@ -300,7 +300,7 @@ class _Checker:
     def _arithmetic(self, node: Any) -> str | None:
         exp = self.exp
         kinds = {self.kind(side) for side in (node.left, node.right)}
-        if FLOAT in kinds and _arithmetic_kind(kinds) == FLOAT:
+        if _arithmetic_kind(kinds) == FLOAT:
             return (
                 f"it computes {self._text(node)} with floats, which may pass a double's range: PostgreSQL fails there "
                 "where SQLite goes on with infinity; compute it in a kept custom query"
