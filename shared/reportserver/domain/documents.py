@@ -517,7 +517,7 @@ class CatalogAdmin:
         snapshot = self.models.snapshot_of(model)
         if snapshot is not None:
             for sql, where in statements:
-                self.models.check_on_snapshot(model, snapshot, sql, where, {f.name: str(f.type) for f in report.fields})
+                self.models.check_on_snapshot(model, snapshot, sql, where, report.field_types())
         return snapshot
 
     def _groups_exist(self, groups: list[str]) -> None:

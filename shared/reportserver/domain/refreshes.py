@@ -417,6 +417,7 @@ class RefreshWorker:
                 continue
             statements = [(q.sql, f"sheet '{q.sheet_name}'") for q in report.queries]
             statements += [(f.choices_sql, f"the choices of field '{f.name}'") for f in report.fields if f.choices_sql]
+            fields = report.field_types()
             for sql, where in statements:
                 try:
                     kept = snapshot_file.describe(sql)
@@ -425,7 +426,6 @@ class RefreshWorker:
                         f"Report '{report.slug}' ({where}) does not run on the snapshot: {shown(refused.detail, 300)}. "
                         "A snapshot holds the model's kept custom queries, each as a table of its name"
                     ) from None
-                fields = {f.name: str(f.type) for f in report.fields}
                 difference = reads_alike(sql, model.kind, live.describe(sql), kept, tables, text_order, fields)
                 if difference is not None:
                     statement = f"Report '{report.slug}' ({where})"

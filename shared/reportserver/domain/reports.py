@@ -149,6 +149,10 @@ class Report(msgspec.Struct, kw_only=True):
     def field(self, name: str) -> ReportField | None:
         return next((f for f in self.fields if f.name == name), None)
 
+    def field_types(self) -> dict[str, str]:
+        """Each `:name` parameter's field type (`date`, `string`...): what its value is bound as."""
+        return {f.name: str(f.type) for f in self.fields}
+
     def time_range_field(self, bound: str) -> str | None:
         """The field that `start_time` or `end_time` fills, if the report declares a time range."""
         if self.time_range is None:
