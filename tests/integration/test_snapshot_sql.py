@@ -85,6 +85,14 @@ class Kept:
             return "does not prepare on one of them"
         return reads_alike(text, "postgresql", live, kept, self.tables, self.text_order, _FIELDS)
 
+    def refuses_what_differs(self, statement: str, refusal: str, params: dict[str, Any] | None = None) -> None:
+        """The check refuses the statement, saying `refusal`, and it does answer otherwise on the snapshot
+        (or on one side only): the rule refuses for something."""
+        difference = self.difference(statement)
+        assert difference is not None and refusal in difference, difference
+        live, there = self.answers(statement, params)
+        assert live != there, f"{statement} answers alike: the rule refuses for nothing"
+
     def answers(self, statement: str, params: dict[str, Any] | None = None) -> tuple[Any, Any]:
         """The rows on the live database and on the snapshot (or the error's kind on either)."""
         text = statement.format(t=self.table)
@@ -153,22 +161,17 @@ def test_each_refused_use_of_a_parameter_answers_otherwise_on_the_snapshot(
     kept: Kept, statement: str, params: dict[str, Any], refusal: str
 ) -> None:
     kept.load(_ROWS)
-    difference = kept.difference(statement)
-    assert difference is not None and refusal in difference
-    live, there = kept.answers(statement, params)
-    assert live != there, f"{statement} answers alike: the rule refuses for nothing"
+    kept.refuses_what_differs(statement, refusal, params)
 
 
 @pytest.mark.parametrize(("statement", "refusal"), _REFUSED)
 def test_each_refused_statement_answers_otherwise_on_the_snapshot(kept: Kept, statement: str, refusal: str) -> None:
     kept.load(_ROWS)
-    difference = kept.difference(statement)
-    live, there = kept.answers(statement)
     if refusal is None:  # the one accepted here: the same rows
-        assert difference is None and live == there
+        live, there = kept.answers(statement)
+        assert kept.difference(statement) is None and live == there
         return
-    assert difference is not None and refusal in difference
-    assert live != there, f"{statement} answers alike: the rule refuses for nothing"
+    kept.refuses_what_differs(statement, refusal)
 
 
 def test_text_is_ordered_by_its_code_points_on_a_database_of_collation_c(kept: Kept) -> None:
@@ -357,10 +360,7 @@ def odd(postgres: Connection, tmp_path: Path) -> Iterator[Kept]:
 def test_each_way_the_review_found_to_answer_otherwise_is_refused(
     odd: Kept, statement: str, params: dict[str, Any], refusal: str
 ) -> None:
-    difference = odd.difference(statement)
-    assert difference is not None and refusal in difference, difference
-    live, there = odd.answers(statement, params)
-    assert live != there, f"{statement} answers alike: the rule refuses for nothing"
+    odd.refuses_what_differs(statement, refusal, params)
 
 
 def test_what_reads_alike_on_those_types_is_accepted_and_a_statement_the_parser_cannot_follow_is_refused(
@@ -421,10 +421,7 @@ def edge(postgres: Connection, tmp_path: Path) -> Iterator[Kept]:
 def test_each_way_the_third_review_found_to_answer_otherwise_is_refused(
     edge: Kept, statement: str, params: dict[str, Any], refusal: str
 ) -> None:
-    difference = edge.difference(statement)
-    assert difference is not None and refusal in difference, difference
-    live, there = edge.answers(statement, params)
-    assert live != there, f"{statement} answers alike: the rule refuses for nothing"
+    edge.refuses_what_differs(statement, refusal, params)
 
 
 def test_a_column_with_a_collation_of_its_own_stops_text_being_ordered_on_the_snapshot(
